@@ -1,0 +1,168 @@
+//! # benches — measurement, not tests
+//!
+//! Shared setup for the criterion benches in `benches/`: a router in memory with a config
+//! sized for a million sessions, and packet generators. Benchmarks report figures; nothing
+//! here asserts a timing.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use balancer::LinkState;
+use engine::config::Config;
+use engine::device::{Batch, FRAME_CAPACITY};
+use engine::neighbors::StaticNeighbors;
+use engine::packet::Medium;
+use engine::pipeline::counters::MAX_WANS;
+use engine::pipeline::{Context, Counters, Output, Pipeline};
+use engine::plan::Plan;
+use engine::tables::Tables;
+use etherparse::PacketBuilder;
+
+/// Two WANs owning ports 1024-65535 each, one LAN 10.0.0.0/8, a table for 2M sessions.
+pub const BENCH_CONFIG: &str = r#"
+[[lan]]
+name = "lan"
+interface = "lan0"
+address = "10.0.0.1/8"
+
+[[wan]]
+name = "isp1"
+interface = "wan1"
+address = "198.51.100.2/30"
+gateway = "198.51.100.1"
+nat_ports = "1024-65535"
+
+[[wan]]
+name = "isp2"
+interface = "wan2"
+address = "203.0.113.2/30"
+gateway = "203.0.113.1"
+nat_ports = "1024-65535"
+
+[[group]]
+name = "balanced"
+members = [{ wan = "isp1" }, { wan = "isp2" }]
+
+[[rule]]
+name = "default"
+group = "balanced"
+
+[conntrack]
+max_sessions = 2097152
+shards = 256
+"#;
+
+pub const LAN: u8 = 0;
+pub const BATCH: usize = 64;
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(8, 8, 4, 4);
+
+/// A router in memory.
+#[derive(Debug)]
+pub struct BenchRouter {
+    pub plan: Plan,
+    pub tables: Tables,
+    pub health: [LinkState; MAX_WANS],
+    pub neighbors: StaticNeighbors,
+    pub pipeline: Pipeline,
+    pub now: Duration,
+}
+
+impl BenchRouter {
+    pub fn new(config: &str) -> BenchRouter {
+        let config = Config::from_toml_str(config).expect("bench config is valid");
+        let plan = Plan::from_config(&config).expect("policy compiles");
+        let tables = Tables::new(&config, 7).expect("tables");
+        let pipeline = Pipeline::new(Medium::Ip, &plan, Arc::new(Counters::default()));
+        let mut health = [LinkState::Down; MAX_WANS];
+        health[..plan.wans.len()].fill(LinkState::Up);
+        BenchRouter {
+            plan,
+            tables,
+            health,
+            neighbors: StaticNeighbors::new(),
+            pipeline,
+            now: Duration::from_secs(1),
+        }
+    }
+
+    /// Runs a batch through the pipeline.
+    pub fn process(&mut self, batch: &mut Batch, out: &mut Output) {
+        let ctx = Context {
+            plan: &self.plan,
+            tables: &self.tables,
+            health: &self.health,
+            neighbors: &self.neighbors,
+            now: self.now,
+        };
+        self.pipeline.process(&ctx, batch, out);
+    }
+}
+
+/// The LAN endpoint of flow number `n`: 4096 hosts × 16 ports... spread so that a million
+/// flows need at most 65,536 internal endpoints (one external port each, shared by the
+/// endpoint's flows to 16 destinations: endpoint-independent mapping).
+pub fn flow_endpoints(n: u32) -> ((Ipv4Addr, u16), (Ipv4Addr, u16)) {
+    let endpoint = n % 65_536;
+    let host = endpoint / 16;
+    let port = 10_000 + (endpoint % 16) as u16;
+    let dst = n / 65_536;
+    let src_ip = Ipv4Addr::new(10, 1 + (host >> 8) as u8, (host & 0xff) as u8, 10);
+    let dst_ip = Ipv4Addr::new(100, 64, (dst >> 8) as u8, (dst & 0xff) as u8);
+    ((src_ip, port), (dst_ip, 443))
+}
+
+/// A TCP segment (flags given) of flow `n` from the LAN, as bytes.
+pub fn tcp_packet(n: u32, flags_syn: bool) -> Vec<u8> {
+    let (src, dst) = flow_endpoints(n);
+    let b = PacketBuilder::ipv4(src.0.octets(), dst.0.octets(), 64).tcp(src.1, dst.1, 1, 64240);
+    let b = if flags_syn { b.syn() } else { b.ack(1) };
+    let mut out = Vec::new();
+    b.write_to_vec(&mut out, &[0u8; 0]).expect("builds");
+    out
+}
+
+/// A batch preallocated at the bench batch size.
+pub fn batch() -> Batch {
+    Batch::new(BATCH, FRAME_CAPACITY)
+}
+
+/// Fills `batch` with `packets` arriving on the LAN.
+pub fn fill(batch: &mut Batch, packets: &[Vec<u8>]) {
+    for (frame, bytes) in batch.all_frames_mut().iter_mut().zip(packets) {
+        frame.fill(bytes, LAN);
+    }
+    batch.set_len(packets.len().min(BATCH));
+}
+
+/// Opens `flows` sessions (SYN through the pipeline) and returns the router.
+pub fn router_with_sessions(flows: u32) -> BenchRouter {
+    let mut router = BenchRouter::new(BENCH_CONFIG);
+    let mut b = batch();
+    let mut out = Output::new(BATCH, router.plan.interfaces.len());
+    let mut n = 0;
+    while n < flows {
+        let chunk: Vec<Vec<u8>> = (n..(n + BATCH as u32).min(flows))
+            .map(|i| tcp_packet(i, true))
+            .collect();
+        fill(&mut b, &chunk);
+        router.process(&mut b, &mut out);
+        n += chunk.len() as u32;
+    }
+    assert_eq!(
+        router.tables.conntrack.len(),
+        flows as usize,
+        "every flow has its session"
+    );
+    router
+}
+
+/// Resident set size of this process in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,213 @@
+//! Intrusive doubly linked lists over slab indices.
+//!
+//! A node's links live inside the slab element (`prev`, `next` as `u32` slot numbers, [`NIL`]
+//! for none), so a list is just a head, a tail and a length, and moving an element costs a few
+//! stores and never allocates. The head is the most recently used element, the tail the least.
+//! A node is in at most one list; callers unlink before re-linking.
+
+/// "No node".
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// An element of a slab that can be linked into a [`List`].
+pub(crate) trait Node {
+    fn prev(&self) -> u32;
+    fn next(&self) -> u32;
+    fn set_prev(&mut self, i: u32);
+    fn set_next(&mut self, i: u32);
+}
+
+/// A list of slab slots, most recent first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct List {
+    head: u32,
+    tail: u32,
+    len: u32,
+}
+
+impl Default for List {
+    fn default() -> List {
+        List::new()
+    }
+}
+
+impl List {
+    pub(crate) const fn new() -> List {
+        List {
+            head: NIL,
+            tail: NIL,
+            len: 0,
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u32 {
+        self.len
+    }
+
+    pub(crate) fn head(&self) -> Option<u32> {
+        (self.head != NIL).then_some(self.head)
+    }
+
+    /// The least recently used element.
+    pub(crate) fn tail(&self) -> Option<u32> {
+        (self.tail != NIL).then_some(self.tail)
+    }
+
+    /// Links slot `i` (currently in no list) at the head.
+    pub(crate) fn push_front<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        let old = self.head;
+        if let Some(n) = nodes.get_mut(i as usize) {
+            n.set_prev(NIL);
+            n.set_next(old);
+        } else {
+            return;
+        }
+        match nodes.get_mut(old as usize) {
+            Some(h) => h.set_prev(i),
+            None => self.tail = i,
+        }
+        self.head = i;
+        self.len += 1;
+    }
+
+    /// Unlinks slot `i`, which must be in this list.
+    pub(crate) fn unlink<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        let (prev, next) = match nodes.get(i as usize) {
+            Some(n) => (n.prev(), n.next()),
+            None => return,
+        };
+        match nodes.get_mut(prev as usize) {
+            Some(p) => p.set_next(next),
+            None => self.head = next,
+        }
+        match nodes.get_mut(next as usize) {
+            Some(n) => n.set_prev(prev),
+            None => self.tail = prev,
+        }
+        if let Some(n) = nodes.get_mut(i as usize) {
+            n.set_prev(NIL);
+            n.set_next(NIL);
+        }
+        self.len = self.len.saturating_sub(1);
+    }
+
+    /// Iterates from head (most recent) to tail.
+    pub(crate) fn iter<'a, N: Node>(&self, nodes: &'a [N]) -> Iter<'a, N> {
+        Iter {
+            nodes,
+            cur: self.head,
+            left: self.len,
+        }
+    }
+}
+
+/// Iterator over a list's slots, head first.
+#[derive(Debug)]
+pub(crate) struct Iter<'a, N> {
+    nodes: &'a [N],
+    cur: u32,
+    left: u32,
+}
+
+impl<N: Node> Iterator for Iter<'_, N> {
+    type Item = u32;
+
+    fn next(&mut self) -> Option<u32> {
+        // `left` bounds the walk even if links were ever corrupted.
+        if self.left == 0 {
+            return None;
+        }
+        let i = self.cur;
+        let n = self.nodes.get(i as usize)?;
+        self.cur = n.next();
+        self.left -= 1;
+        Some(i)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Clone, Copy, Debug)]
+    struct N {
+        p: u32,
+        n: u32,
+    }
+
+    impl Node for N {
+        fn prev(&self) -> u32 {
+            self.p
+        }
+        fn next(&self) -> u32 {
+            self.n
+        }
+        fn set_prev(&mut self, i: u32) {
+            self.p = i;
+        }
+        fn set_next(&mut self, i: u32) {
+            self.n = i;
+        }
+    }
+
+    fn nodes(k: usize) -> Vec<N> {
+        vec![N { p: NIL, n: NIL }; k]
+    }
+
+    fn items(l: &List, ns: &[N]) -> Vec<u32> {
+        l.iter(ns).collect()
+    }
+
+    #[test]
+    fn push_front_orders_most_recent_first() {
+        let mut ns = nodes(4);
+        let mut l = List::new();
+        assert_eq!(l.tail(), None);
+        for i in 0..4 {
+            l.push_front(&mut ns, i);
+        }
+        assert_eq!(items(&l, &ns), [3, 2, 1, 0]);
+        assert_eq!(l.tail(), Some(0));
+        assert_eq!(l.head(), Some(3));
+        assert_eq!(l.len(), 4);
+    }
+
+    #[test]
+    fn unlink_head_middle_tail_and_move_to_front() {
+        let mut ns = nodes(5);
+        let mut l = List::new();
+        for i in 0..5 {
+            l.push_front(&mut ns, i);
+        }
+        l.unlink(&mut ns, 2); // middle
+        assert_eq!(items(&l, &ns), [4, 3, 1, 0]);
+        l.unlink(&mut ns, 4); // head
+        assert_eq!(items(&l, &ns), [3, 1, 0]);
+        l.unlink(&mut ns, 0); // tail
+        assert_eq!(items(&l, &ns), [3, 1]);
+        assert_eq!(l.tail(), Some(1));
+        l.unlink(&mut ns, 1); // move tail to front
+        l.push_front(&mut ns, 1);
+        assert_eq!(items(&l, &ns), [1, 3]);
+        assert_eq!(l.tail(), Some(3));
+        l.unlink(&mut ns, 1);
+        l.unlink(&mut ns, 3);
+        assert_eq!(l, List::new());
+        assert!(items(&l, &ns).is_empty());
+    }
+
+    #[test]
+    fn two_lists_share_one_slab() {
+        let mut ns = nodes(4);
+        let mut a = List::new();
+        let mut b = List::new();
+        a.push_front(&mut ns, 0);
+        b.push_front(&mut ns, 1);
+        a.push_front(&mut ns, 2);
+        b.push_front(&mut ns, 3);
+        a.unlink(&mut ns, 0);
+        b.push_front(&mut ns, 0);
+        assert_eq!(items(&a, &ns), [2]);
+        assert_eq!(items(&b, &ns), [0, 3, 1]);
+    }
+}

@@ -1,0 +1,410 @@
+//! One tracked flow: its canonical key, translation, TCP state, counters and LRU links, packed
+//! into 80 bytes; plus the public types that describe sessions to callers.
+//!
+//! The canonical key is the flow as it arrives from the LAN: source = internal endpoint,
+//! destination = remote endpoint. The external address is not stored (it is the WAN's
+//! address); the external port is.
+
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, Proto};
+use crate::lru::{Node, NIL};
+use crate::tcp::{TcpState, TcpTrack};
+use crate::timeouts::{duration, Class};
+
+/// What a packet of this flow becomes: its new source and destination and the interface it
+/// leaves by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rewrite {
+    /// New source endpoint.
+    pub src: Endpoint,
+    /// New destination endpoint.
+    pub dst: Endpoint,
+    /// Interface id the packet leaves by.
+    pub egress: u8,
+}
+
+/// What the table needs to know about a packet besides its key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PacketInfo {
+    /// Raw TCP flags byte (FIN=0x01, SYN=0x02, RST=0x04, PSH=0x08, ACK=0x10); 0 for non-TCP.
+    pub tcp_flags: u8,
+    /// IP total length, for byte counters.
+    pub len: u32,
+    /// This is an ICMP error about the flow: no TCP state change, no counters, no refresh.
+    pub icmp_error: bool,
+}
+
+/// A session to create (see [`ConnTable::create`](crate::ConnTable::create)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewSession {
+    /// Canonical key: as seen arriving from the LAN (src = internal endpoint).
+    pub key: FlowKey,
+    /// WAN whose address and port range the source is translated to.
+    pub wan: u8,
+    /// Interface id original-direction packets leave by (the WAN's interface, or a LAN for
+    /// hairpin).
+    pub egress: u8,
+    /// Interface id reply-direction packets leave by (the LAN the flow came from).
+    pub lan_iface: u8,
+    /// Hairpin: the destination is replaced by this internal endpoint.
+    pub dst_rewrite: Option<Endpoint>,
+    /// Rule index that created it (for display).
+    pub rule: u16,
+}
+
+/// A snapshot of one session, for display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// Canonical key (src = internal endpoint, dst = remote).
+    pub key: FlowKey,
+    /// External (translated) source endpoint: WAN address and port.
+    pub external: Endpoint,
+    /// WAN index.
+    pub wan: u8,
+    /// Interface original-direction packets leave by.
+    pub egress: u8,
+    /// Interface reply-direction packets leave by.
+    pub lan_iface: u8,
+    /// Hairpin destination, if any.
+    pub dst_rewrite: Option<Endpoint>,
+    /// TCP state; `None` for UDP and ICMP.
+    pub tcp_state: Option<TcpState>,
+    /// Rule that created the session.
+    pub rule: u16,
+    /// Time since creation (whole-second resolution).
+    pub age: Duration,
+    /// Time since the last packet.
+    pub idle: Duration,
+    /// When the session was created (since the caller's origin; whole seconds).
+    pub created: Duration,
+    /// When the last packet was seen (since the caller's origin).
+    pub last_seen: Duration,
+    /// Packets from the LAN side.
+    pub packets_out: u64,
+    /// Packets to the LAN side.
+    pub packets_in: u64,
+    /// Bytes from the LAN side.
+    pub bytes_out: u64,
+    /// Bytes to the LAN side.
+    pub bytes_in: u64,
+}
+
+/// Session flag: `rw_ip`/`rw_port` hold a hairpin destination.
+const HAS_RW: u8 = 0x01;
+
+/// One tracked flow in a shard's slab. Free slots chain through `next`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Session {
+    /// Last packet, table time units.
+    pub(crate) last_seen: u64,
+    pub(crate) packets_out: u64,
+    pub(crate) packets_in: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) bytes_in: u64,
+    src_ip: u32,
+    dst_ip: u32,
+    rw_ip: u32,
+    prev: u32,
+    pub(crate) next: u32,
+    /// Creation time, whole seconds (saturating).
+    created_s: u32,
+    src_port: u16,
+    dst_port: u16,
+    rw_port: u16,
+    pub(crate) ext_port: u16,
+    rule: u16,
+    pub(crate) proto: Proto,
+    pub(crate) wan: u8,
+    egress: u8,
+    lan_iface: u8,
+    pub(crate) tcp: TcpTrack,
+    flags: u8,
+}
+
+impl Node for Session {
+    #[inline]
+    fn prev(&self) -> u32 {
+        self.prev
+    }
+    #[inline]
+    fn next(&self) -> u32 {
+        self.next
+    }
+    #[inline]
+    fn set_prev(&mut self, i: u32) {
+        self.prev = i;
+    }
+    #[inline]
+    fn set_next(&mut self, i: u32) {
+        self.next = i;
+    }
+}
+
+impl Session {
+    /// A free slot whose free-list successor is `next`.
+    pub(crate) fn vacant(next: u32) -> Session {
+        Session {
+            last_seen: 0,
+            packets_out: 0,
+            packets_in: 0,
+            bytes_out: 0,
+            bytes_in: 0,
+            src_ip: 0,
+            dst_ip: 0,
+            rw_ip: 0,
+            prev: NIL,
+            next,
+            created_s: 0,
+            src_port: 0,
+            dst_port: 0,
+            rw_port: 0,
+            ext_port: 0,
+            rule: 0,
+            proto: Proto::Udp,
+            wan: 0,
+            egress: 0,
+            lan_iface: 0,
+            tcp: TcpTrack::default(),
+            flags: 0,
+        }
+    }
+
+    /// A live session for `new`, translated to `ext_port`, created at `now` by a packet with
+    /// TCP flags `tcp_flags`. Links and counters are left for the caller.
+    pub(crate) fn create(new: &NewSession, ext_port: u16, tcp_flags: u8, now: u64) -> Session {
+        let (rw_ip, rw_port, flags) = match new.dst_rewrite {
+            Some(rw) => (u32::from(rw.ip), rw.port, HAS_RW),
+            None => (0, 0, 0),
+        };
+        Session {
+            last_seen: now,
+            created_s: u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX),
+            src_ip: new.key.src.ip.into(),
+            src_port: new.key.src.port,
+            dst_ip: new.key.dst.ip.into(),
+            dst_port: new.key.dst.port,
+            rw_ip,
+            rw_port,
+            ext_port,
+            rule: new.rule,
+            proto: new.key.proto,
+            wan: new.wan,
+            egress: new.egress,
+            lan_iface: new.lan_iface,
+            tcp: TcpTrack::initial(tcp_flags),
+            flags,
+            ..Session::vacant(NIL)
+        }
+    }
+
+    /// Whether this is the session of canonical key (proto, src = internal, dst = remote).
+    #[inline]
+    pub(crate) fn is(&self, proto: Proto, internal: Endpoint, remote: Endpoint) -> bool {
+        self.src_ip == u32::from(internal.ip)
+            && self.dst_ip == u32::from(remote.ip)
+            && self.src_port == internal.port
+            && self.dst_port == remote.port
+            && self.proto == proto
+    }
+
+    #[inline]
+    pub(crate) fn internal(&self) -> Endpoint {
+        Endpoint::new(Ipv4Addr::from(self.src_ip), self.src_port)
+    }
+
+    #[inline]
+    pub(crate) fn remote(&self) -> Endpoint {
+        Endpoint::new(Ipv4Addr::from(self.dst_ip), self.dst_port)
+    }
+
+    /// Endpoint word of the internal endpoint.
+    #[inline]
+    pub(crate) fn endpoint_word(&self) -> u64 {
+        endpoint_word(self.proto, self.internal())
+    }
+
+    /// Remote word.
+    #[inline]
+    pub(crate) fn remote_word(&self) -> u64 {
+        remote_word(self.remote())
+    }
+
+    pub(crate) fn key(&self) -> FlowKey {
+        FlowKey::new(self.proto, self.internal(), self.remote())
+    }
+
+    #[inline]
+    pub(crate) fn dst_rewrite(&self) -> Option<Endpoint> {
+        (self.flags & HAS_RW != 0).then(|| Endpoint::new(Ipv4Addr::from(self.rw_ip), self.rw_port))
+    }
+
+    #[inline]
+    pub(crate) fn is_hairpin(&self) -> bool {
+        self.flags & HAS_RW != 0
+    }
+
+    pub(crate) fn tcp_state(&self) -> Option<TcpState> {
+        (self.proto == Proto::Tcp).then(|| self.tcp.state())
+    }
+
+    /// The timeout class this session is filed under.
+    #[inline]
+    pub(crate) fn class(&self) -> Class {
+        match self.proto {
+            Proto::Udp => Class::Udp,
+            Proto::Icmp => Class::Icmp,
+            Proto::Tcp => self.tcp.state().class(),
+        }
+    }
+
+    /// Original-direction rewrite; `wan_ip` is the address of the session's WAN.
+    #[inline]
+    pub(crate) fn rewrite_out(&self, wan_ip: Ipv4Addr) -> Rewrite {
+        Rewrite {
+            src: Endpoint::new(wan_ip, self.ext_port),
+            dst: self.dst_rewrite().unwrap_or_else(|| self.remote()),
+            egress: self.egress,
+        }
+    }
+
+    /// Reply-direction rewrite.
+    #[inline]
+    pub(crate) fn rewrite_in(&self) -> Rewrite {
+        Rewrite {
+            src: self.remote(),
+            dst: self.internal(),
+            egress: self.lan_iface,
+        }
+    }
+
+    /// Counts one packet of `len` bytes in the original (`out`) or reply direction.
+    #[inline]
+    pub(crate) fn count(&mut self, out: bool, len: u32) {
+        if out {
+            self.packets_out = self.packets_out.wrapping_add(1);
+            self.bytes_out = self.bytes_out.wrapping_add(u64::from(len));
+        } else {
+            self.packets_in = self.packets_in.wrapping_add(1);
+            self.bytes_in = self.bytes_in.wrapping_add(u64::from(len));
+        }
+    }
+
+    pub(crate) fn info(&self, wan_ip: Ipv4Addr, now: u64) -> SessionInfo {
+        let created = Duration::from_secs(u64::from(self.created_s));
+        let now_d = duration(now);
+        SessionInfo {
+            key: self.key(),
+            external: Endpoint::new(wan_ip, self.ext_port),
+            wan: self.wan,
+            egress: self.egress,
+            lan_iface: self.lan_iface,
+            dst_rewrite: self.dst_rewrite(),
+            tcp_state: self.tcp_state(),
+            rule: self.rule,
+            age: now_d.saturating_sub(created),
+            idle: duration(now.saturating_sub(self.last_seen)),
+            created,
+            last_seen: duration(self.last_seen),
+            packets_out: self.packets_out,
+            packets_in: self.packets_in,
+            bytes_out: self.bytes_out,
+            bytes_in: self.bytes_in,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tcp::TCP_SYN;
+
+    fn ep(a: u8, b: u8, port: u16) -> Endpoint {
+        Endpoint::new(Ipv4Addr::new(10, 0, a, b), port)
+    }
+
+    fn new(rw: Option<Endpoint>) -> NewSession {
+        NewSession {
+            key: FlowKey::new(Proto::Tcp, ep(0, 1, 1234), ep(9, 9, 443)),
+            wan: 2,
+            egress: 5,
+            lan_iface: 1,
+            dst_rewrite: rw,
+            rule: 17,
+        }
+    }
+
+    #[test]
+    fn session_size() {
+        let size = std::mem::size_of::<Session>();
+        println!("size_of::<Session>() = {size}");
+        assert!(size <= 96, "Session is {size} bytes");
+        assert_eq!(size, 80);
+        assert_eq!(crate::SESSION_SIZE, size);
+    }
+
+    #[test]
+    fn rewrites_in_both_directions() {
+        let s = Session::create(&new(None), 40000, TCP_SYN, 5_000_000_000);
+        let wan_ip = Ipv4Addr::new(203, 0, 113, 1);
+        assert_eq!(
+            s.rewrite_out(wan_ip),
+            Rewrite {
+                src: Endpoint::new(wan_ip, 40000),
+                dst: ep(9, 9, 443),
+                egress: 5
+            }
+        );
+        assert_eq!(
+            s.rewrite_in(),
+            Rewrite {
+                src: ep(9, 9, 443),
+                dst: ep(0, 1, 1234),
+                egress: 1
+            }
+        );
+        assert!(!s.is_hairpin());
+        assert_eq!(s.tcp_state(), Some(TcpState::SynSent));
+        assert_eq!(s.class(), Class::TcpTransitory);
+    }
+
+    #[test]
+    fn hairpin_rewrites_the_destination() {
+        let b = ep(0, 2, 80);
+        let s = Session::create(&new(Some(b)), 40000, 0, 0);
+        assert!(s.is_hairpin());
+        assert_eq!(s.dst_rewrite(), Some(b));
+        assert_eq!(s.rewrite_out(Ipv4Addr::LOCALHOST).dst, b);
+        assert_eq!(s.class(), Class::TcpEstablished);
+    }
+
+    #[test]
+    fn matches_only_its_key() {
+        let n = new(None);
+        let s = Session::create(&n, 1, 0, 0);
+        assert!(s.is(Proto::Tcp, n.key.src, n.key.dst));
+        assert!(!s.is(Proto::Udp, n.key.src, n.key.dst));
+        assert!(!s.is(Proto::Tcp, n.key.dst, n.key.src));
+        assert!(!s.is(Proto::Tcp, n.key.src, ep(9, 9, 444)));
+        assert_eq!(s.key(), n.key);
+    }
+
+    #[test]
+    fn info_reports_counters_and_times() {
+        let mut s = Session::create(&new(None), 7, 0, 2_500_000_000);
+        s.count(true, 100);
+        s.count(false, 60);
+        s.count(false, 40);
+        let i = s.info(Ipv4Addr::new(1, 2, 3, 4), 4_500_000_000);
+        assert_eq!(
+            (i.packets_out, i.bytes_out, i.packets_in, i.bytes_in),
+            (1, 100, 2, 100)
+        );
+        assert_eq!(i.idle, Duration::from_secs(2));
+        assert_eq!(i.created, Duration::from_secs(2));
+        assert_eq!(i.age, Duration::from_millis(2500));
+        assert_eq!(i.external, Endpoint::new(Ipv4Addr::new(1, 2, 3, 4), 7));
+        assert_eq!(i.rule, 17);
+    }
+}

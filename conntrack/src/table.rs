@@ -1,0 +1,567 @@
+//! The connection table: shards of sessions keyed by internal endpoint, plus the per-WAN port
+//! tables that resolve reply packets (see `docs/ARCHITECTURE.md`, "The connection table").
+//!
+//! Every packet takes exactly one shard mutex: outbound packets hash their source (the internal
+//! endpoint); inbound packets first read the port table of their WAN (one atomic load) to learn
+//! the internal endpoint. No global lock exists; table-wide numbers (`len`, per-WAN session
+//! counts, statistics) are relaxed atomics updated on the slow path.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, KeyHasher, Proto};
+use crate::ports::PortTable;
+use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
+use crate::shard::Shard;
+use crate::stats::{bump, Counters, TableStats};
+use crate::tcp::Dir;
+use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
+
+/// Most WANs a table supports (`mapped_wans` returns a 64-bit mask).
+pub const MAX_WANS: usize = 64;
+
+/// Expired sessions a full shard reaps before applying [`OnFull`].
+const REAP_ON_FULL: usize = 16;
+
+/// What `create` does when the session's shard is full (after reaping expired sessions).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OnFull {
+    /// Fail with [`CreateError::TableFull`].
+    Refuse,
+    /// Evict the longest-idle session of the shard (the oldest of its class LRU tails).
+    #[default]
+    EvictOldest,
+}
+
+/// Sizing and behaviour of a [`ConnTable`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableConfig {
+    /// Sessions the table holds (rounded up to a multiple of `shards`). At least 1.
+    pub max_sessions: u32,
+    /// Number of shards: a power of two, at least 1.
+    pub shards: u16,
+    /// Idle timeouts (all non-zero).
+    pub timeouts: Timeouts,
+    /// Behaviour of a full shard.
+    pub on_full: OnFull,
+    /// Seed for the hashes that place sessions.
+    pub hash_seed: u64,
+}
+
+/// NAT parameters of one WAN. Its index in the slice given to [`ConnTable::new`] is its WAN
+/// index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WanNat {
+    /// The WAN's address: sources are translated to it.
+    pub address: Ipv4Addr,
+    /// External ports (and ICMP identifiers) the table may use on it. Must not contain 0.
+    pub ports: RangeInclusive<u16>,
+}
+
+/// Result of a fast-path lookup.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// A live session: apply this rewrite.
+    Hit(Rewrite),
+    /// No live session (take the slow path, or drop).
+    Miss,
+}
+
+/// Why `create` failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CreateError {
+    /// The shard is full and `on_full` is `Refuse`.
+    TableFull,
+    /// The WAN has no free external port for this protocol.
+    PortsExhausted,
+    /// `wan` is not a configured WAN index.
+    UnknownWan,
+}
+
+impl fmt::Display for CreateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CreateError::TableFull => "connection table full",
+            CreateError::PortsExhausted => "no free NAT port on the WAN",
+            CreateError::UnknownWan => "unknown WAN index",
+        })
+    }
+}
+
+impl std::error::Error for CreateError {}
+
+/// Why a [`TableConfig`] was refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableConfigError {
+    /// `max_sessions` is 0.
+    NoSessions,
+    /// `shards` is not a power of two ≥ 1.
+    BadShardCount(u16),
+    /// More than [`MAX_WANS`] WANs.
+    TooManyWans(usize),
+    /// A WAN's port range is empty.
+    EmptyPortRange {
+        /// WAN index.
+        wan: u8,
+    },
+    /// A WAN's port range contains port 0.
+    PortZero {
+        /// WAN index.
+        wan: u8,
+    },
+    /// A timeout is zero.
+    ZeroTimeout,
+    /// The preallocation failed.
+    OutOfMemory,
+}
+
+impl fmt::Display for TableConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TableConfigError::NoSessions => f.write_str("max_sessions must be at least 1"),
+            TableConfigError::BadShardCount(n) => {
+                write!(f, "shards must be a power of two >= 1, got {n}")
+            }
+            TableConfigError::TooManyWans(n) => {
+                write!(f, "at most {MAX_WANS} WANs are supported, got {n}")
+            }
+            TableConfigError::EmptyPortRange { wan } => {
+                write!(f, "WAN {wan}: the NAT port range is empty")
+            }
+            TableConfigError::PortZero { wan } => {
+                write!(f, "WAN {wan}: the NAT port range must not contain port 0")
+            }
+            TableConfigError::ZeroTimeout => f.write_str("timeouts must be non-zero"),
+            TableConfigError::OutOfMemory => {
+                f.write_str("not enough memory to preallocate the connection table")
+            }
+        }
+    }
+}
+
+impl std::error::Error for TableConfigError {}
+
+/// One WAN: its address and port table.
+#[derive(Debug)]
+pub(crate) struct Wan {
+    pub(crate) address: Ipv4Addr,
+    pub(crate) ports: PortTable,
+}
+
+/// The parts of the table every shard operation needs (immutable or atomic).
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) hasher: KeyHasher,
+    pub(crate) timeouts: TimeoutsNs,
+    pub(crate) wans: Box<[Wan]>,
+    pub(crate) stats: Counters,
+    /// Live sessions, table-wide.
+    pub(crate) live: AtomicUsize,
+    /// Live sessions per WAN.
+    pub(crate) wan_sessions: Box<[AtomicU64]>,
+}
+
+impl Shared {
+    fn wan_ip(&self, wan: u8) -> Ipv4Addr {
+        self.wans
+            .get(usize::from(wan))
+            .map_or(Ipv4Addr::UNSPECIFIED, |w| w.address)
+    }
+}
+
+/// A shard's mutex on its own cache lines.
+#[derive(Debug)]
+#[repr(align(64))]
+struct ShardCell(Mutex<Shard>);
+
+/// The connection table. `Send + Sync`; share it between workers with an `Arc`.
+pub struct ConnTable {
+    shared: Shared,
+    shards: Box<[ShardCell]>,
+    mask: usize,
+    shard_cap: u32,
+    on_full: OnFull,
+    /// Shard where the next `expire` starts.
+    cursor: AtomicUsize,
+    /// Latest `now` given to `expire` (the clock of `for_each_session`).
+    clock: AtomicU64,
+}
+
+impl fmt::Debug for ConnTable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("shards", &self.shards.len())
+            .field("capacity", &self.capacity())
+            .field("len", &self.len())
+            .field("wans", &self.shared.wans.len())
+            .field("on_full", &self.on_full)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ConnTable {
+    /// Builds a table with every session, mapping, index and port table preallocated.
+    pub fn new(config: &TableConfig, wans: &[WanNat]) -> Result<ConnTable, TableConfigError> {
+        if config.max_sessions == 0 {
+            return Err(TableConfigError::NoSessions);
+        }
+        if !config.shards.is_power_of_two() {
+            return Err(TableConfigError::BadShardCount(config.shards));
+        }
+        if wans.len() > MAX_WANS {
+            return Err(TableConfigError::TooManyWans(wans.len()));
+        }
+        let t = &config.timeouts;
+        if [
+            t.udp,
+            t.icmp,
+            t.tcp_established,
+            t.tcp_transitory,
+            t.tcp_closed,
+        ]
+        .iter()
+        .any(Duration::is_zero)
+        {
+            return Err(TableConfigError::ZeroTimeout);
+        }
+        let mut ws = Vec::with_capacity(wans.len());
+        for (i, w) in wans.iter().enumerate() {
+            // i < MAX_WANS
+            let wan = i as u8;
+            if w.ports.is_empty() {
+                return Err(TableConfigError::EmptyPortRange { wan });
+            }
+            if *w.ports.start() == 0 {
+                return Err(TableConfigError::PortZero { wan });
+            }
+            let ports = PortTable::new(*w.ports.start(), *w.ports.end())
+                .ok_or(TableConfigError::OutOfMemory)?;
+            ws.push(Wan {
+                address: w.address,
+                ports,
+            });
+        }
+        let nshards = usize::from(config.shards);
+        let shard_cap = config.max_sessions.div_ceil(u32::from(config.shards));
+        let hasher = KeyHasher::new(config.hash_seed);
+        let mut shards = Vec::with_capacity(nshards);
+        for _ in 0..nshards {
+            let shard = Shard::new(shard_cap, &hasher).ok_or(TableConfigError::OutOfMemory)?;
+            shards.push(ShardCell(Mutex::new(shard)));
+        }
+        Ok(ConnTable {
+            shared: Shared {
+                hasher,
+                timeouts: TimeoutsNs::new(&config.timeouts),
+                wan_sessions: ws.iter().map(|_| AtomicU64::new(0)).collect(),
+                wans: ws.into_boxed_slice(),
+                stats: Counters::default(),
+                live: AtomicUsize::new(0),
+            },
+            shards: shards.into_boxed_slice(),
+            mask: nshards - 1,
+            shard_cap,
+            on_full: config.on_full,
+            cursor: AtomicUsize::new(0),
+            clock: AtomicU64::new(0),
+        })
+    }
+
+    #[inline]
+    fn shard_of(&self, ep_word: u64) -> usize {
+        (self.shared.hasher.endpoint(ep_word) >> 32) as usize & self.mask
+    }
+
+    #[inline]
+    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
+        // A panic while holding a shard lock cannot leave it half-updated in a way later
+        // operations would trip over (every operation checks its slots), so poison is ignored.
+        self.shards[i & self.mask]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Packet that arrived from a LAN. Hit: refresh, TCP state update, counters, LRU move;
+    /// returns the original-direction rewrite (src → external endpoint; dst unchanged, or the
+    /// hairpin target).
+    #[inline]
+    pub fn lookup_outbound(&self, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
+        let now = nanos(now);
+        let ep = endpoint_word(key.proto, key.src);
+        let h = self.shared.hasher.flow(ep, remote_word(key.dst));
+        let mut shard = self.lock(self.shard_of(ep));
+        let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
+            return Lookup::Miss;
+        };
+        if !shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
+            return Lookup::Miss;
+        }
+        match shard.session(slot) {
+            Some(s) => Lookup::Hit(s.rewrite_out(self.shared.wan_ip(s.wan))),
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Packet that arrived on WAN `wan` (dst = that WAN's address : external port). Resolves
+    /// the internal endpoint through the port table (one atomic load), then the canonical key
+    /// (proto, internal, remote = key.src) in the internal endpoint's shard. Hit returns the
+    /// reply-direction rewrite (dst → internal endpoint, src unchanged, egress = lan_iface).
+    ///
+    /// Filtering is address-and-port dependent: only the remote endpoint of a session may
+    /// reach its internal endpoint, and only on the session's WAN and external port. Hairpin
+    /// sessions never match inbound.
+    #[inline]
+    pub fn lookup_inbound(&self, wan: u8, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
+        let Some(w) = self.shared.wans.get(usize::from(wan)) else {
+            return Lookup::Miss;
+        };
+        if key.dst.ip != w.address {
+            return Lookup::Miss;
+        }
+        let Some(internal) = w.ports.owner(key.proto, key.dst.port) else {
+            return Lookup::Miss;
+        };
+        let now = nanos(now);
+        let ep = endpoint_word(key.proto, internal);
+        let h = self.shared.hasher.flow(ep, remote_word(key.src));
+        let mut shard = self.lock(self.shard_of(ep));
+        let Some(slot) = shard.find(h, key.proto, internal, key.src) else {
+            return Lookup::Miss;
+        };
+        match shard.session(slot) {
+            Some(s) if s.wan == wan && s.ext_port == key.dst.port && !s.is_hairpin() => {}
+            _ => return Lookup::Miss,
+        }
+        if !shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
+            return Lookup::Miss;
+        }
+        match shard.session(slot) {
+            Some(s) => Lookup::Hit(s.rewrite_in()),
+            None => Lookup::Miss,
+        }
+    }
+
+    /// Bitmask of WANs on which `internal` already has an endpoint-independent mapping for
+    /// `proto` (bit w = WAN w). A mapping lives while at least one of its sessions is in the
+    /// table (sessions past their timeout but not yet removed still count).
+    pub fn mapped_wans(&self, proto: Proto, internal: Endpoint) -> u64 {
+        let ep = endpoint_word(proto, internal);
+        let shard = self.lock(self.shard_of(ep));
+        let mut mask = 0u64;
+        for w in 0..self.shared.wans.len() {
+            // w < MAX_WANS
+            if shard.has_mapping(&self.shared, proto, internal, w as u8) {
+                mask |= 1 << w;
+            }
+        }
+        mask
+    }
+
+    /// Lock-free read of the port table: which internal endpoint owns `wan`'s external port
+    /// (for hairpin detection).
+    #[inline]
+    pub fn binding(&self, wan: u8, proto: Proto, ext_port: u16) -> Option<Endpoint> {
+        self.shared
+            .wans
+            .get(usize::from(wan))?
+            .ports
+            .owner(proto, ext_port)
+    }
+
+    /// The address of WAN `wan`.
+    pub fn wan_address(&self, wan: u8) -> Option<Ipv4Addr> {
+        self.shared.wans.get(usize::from(wan)).map(|w| w.address)
+    }
+
+    /// Slow path. Under the shard lock: if a live session for `new.key` exists (another worker
+    /// raced us), the packet is applied to it as a hit and its rewrite returned. Otherwise the
+    /// internal endpoint's mapping on `new.wan` is reused if there is one (endpoint-independent
+    /// mapping, RFC 4787 REQ-1 / RFC 5382), else an external port is allocated on `new.wan`:
+    /// the internal port if it lies in the WAN's range and is free (port preservation), else
+    /// the next free port from a rotating per-WAN cursor. Then the session is inserted and its
+    /// original-direction rewrite returned.
+    ///
+    /// A full shard first reaps expired sessions, then applies [`OnFull`]. A TCP session
+    /// created by a SYN without ACK starts in SynSent; by any other packet, in Established.
+    pub fn create(
+        &self,
+        new: NewSession,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Result<Rewrite, CreateError> {
+        if usize::from(new.wan) >= self.shared.wans.len() {
+            return Err(CreateError::UnknownWan);
+        }
+        let now = nanos(now);
+        let key = new.key;
+        let ep = endpoint_word(key.proto, key.src);
+        let h = self.shared.hasher.flow(ep, remote_word(key.dst));
+        let mut shard = self.lock(self.shard_of(ep));
+        if let Some(slot) = shard.find(h, key.proto, key.src, key.dst) {
+            if shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
+                if let Some(s) = shard.session(slot) {
+                    return Ok(s.rewrite_out(self.shared.wan_ip(s.wan)));
+                }
+            }
+        }
+        if shard.is_full() {
+            shard.expire(&self.shared, now, REAP_ON_FULL);
+        }
+        if shard.is_full() {
+            match self.on_full {
+                OnFull::Refuse => {
+                    bump(&self.shared.stats.refused_full);
+                    return Err(CreateError::TableFull);
+                }
+                OnFull::EvictOldest => {
+                    shard.evict_oldest(&self.shared);
+                }
+            }
+        }
+        match shard.insert(&self.shared, &new, h, pkt, now) {
+            Ok(slot) => match shard.session(slot) {
+                Some(s) => Ok(s.rewrite_out(self.shared.wan_ip(s.wan))),
+                None => Err(CreateError::TableFull),
+            },
+            Err(e) => {
+                match e {
+                    CreateError::PortsExhausted => bump(&self.shared.stats.ports_exhausted),
+                    CreateError::TableFull => bump(&self.shared.stats.refused_full),
+                    CreateError::UnknownWan => {}
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Removes expired sessions, at most `budget` of them; returns how many. Pops the LRU tails
+    /// of each class while they are expired (never scans), shard by shard round-robin from
+    /// where the previous call stopped. Also advances the clock of
+    /// [`for_each_session`](Self::for_each_session).
+    pub fn expire(&self, now: Duration, budget: usize) -> usize {
+        let now = nanos(now);
+        self.clock.fetch_max(now, Ordering::Relaxed);
+        if budget == 0 {
+            return 0;
+        }
+        let start = self.cursor.load(Ordering::Relaxed) & self.mask;
+        let mut done = 0;
+        for i in 0..self.shards.len() {
+            let idx = (start + i) & self.mask;
+            done += self.lock(idx).expire(&self.shared, now, budget - done);
+            if done >= budget {
+                self.cursor.store(idx, Ordering::Relaxed);
+                return done;
+            }
+        }
+        self.cursor
+            .store((start + 1) & self.mask, Ordering::Relaxed);
+        done
+    }
+
+    /// Live sessions.
+    pub fn len(&self) -> usize {
+        self.shared.live.load(Ordering::Relaxed)
+    }
+
+    /// Whether no session is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Sessions the table can hold: `ceil(max_sessions / shards) * shards`.
+    pub fn capacity(&self) -> usize {
+        self.shard_cap as usize * self.shards.len()
+    }
+
+    /// Number of shards.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Live sessions on WAN `wan`.
+    pub fn wan_sessions(&self, wan: u8) -> u64 {
+        self.shared
+            .wan_sessions
+            .get(usize::from(wan))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+
+    /// Calls `f` with a snapshot of every session, locking one shard at a time; `age` and
+    /// `idle` are measured at the latest `now` given to [`expire`](Self::expire) (use
+    /// [`for_each_session_at`](Self::for_each_session_at) to give the time). `f` runs under the
+    /// shard lock and must not call back into the table.
+    pub fn for_each_session(&self, f: impl FnMut(&SessionInfo)) {
+        let now = self.clock.load(Ordering::Relaxed);
+        self.visit(now, f);
+    }
+
+    /// [`for_each_session`](Self::for_each_session) with `age` and `idle` measured at `now`.
+    pub fn for_each_session_at(&self, now: Duration, f: impl FnMut(&SessionInfo)) {
+        self.visit(nanos(now), f);
+    }
+
+    fn visit(&self, now: u64, mut f: impl FnMut(&SessionInfo)) {
+        for i in 0..self.shards.len() {
+            let shard = self.lock(i);
+            shard.for_each(|s| f(&s.info(self.shared.wan_ip(s.wan), now)));
+        }
+    }
+
+    /// A snapshot of the event counters.
+    pub fn stats(&self) -> TableStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// Live endpoint-independent mappings (locks every shard; diagnostics).
+    pub fn mapping_count(&self) -> usize {
+        (0..self.shards.len())
+            .map(|i| self.lock(i).mapping_count() as usize)
+            .sum()
+    }
+
+    /// Bound entries over all port tables (scans them; diagnostics).
+    pub fn bound_ports(&self) -> usize {
+        self.shared.wans.iter().map(|w| w.ports.bound()).sum()
+    }
+
+    /// Heap bytes preallocated by the table: `(sessions, port tables)`. The first part is
+    /// proportional to the capacity (sessions, their index, mappings and their index); the
+    /// second is fixed per WAN (8 bytes per port and protocol).
+    pub fn memory_bytes(&self) -> (usize, usize) {
+        let sessions = (0..self.shards.len()).map(|i| self.lock(i).memory()).sum();
+        let ports = self.shared.wans.iter().map(|w| w.ports.memory()).sum();
+        (sessions, ports)
+    }
+
+    /// Checks every shard's invariants (tests).
+    #[cfg(test)]
+    pub(crate) fn check(&self) -> Result<(), String> {
+        let mut n = 0;
+        for i in 0..self.shards.len() {
+            let s = self.lock(i);
+            s.check(&self.shared)?;
+            n += s.len() as usize;
+        }
+        if n != self.len() {
+            return Err(format!("shards hold {n}, len() says {}", self.len()));
+        }
+        Ok(())
+    }
+
+    /// Index bucket counts of every shard (tests: they must never grow).
+    #[cfg(test)]
+    pub(crate) fn index_buckets(&self) -> Vec<(usize, usize)> {
+        (0..self.shards.len())
+            .map(|i| self.lock(i).index_buckets())
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

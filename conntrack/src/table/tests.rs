@@ -1,0 +1,974 @@
+//! Behaviour of the whole table through its public operations.
+
+use super::*;
+use crate::tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
+
+const WAN0: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+const WAN1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
+
+fn lan(host: u8, port: u16) -> Endpoint {
+    Endpoint::new(Ipv4Addr::new(192, 168, 1, host), port)
+}
+
+fn remote(host: u8, port: u16) -> Endpoint {
+    Endpoint::new(Ipv4Addr::new(93, 184, 216, host), port)
+}
+
+fn s(secs: u64) -> Duration {
+    Duration::from_secs(secs)
+}
+
+fn config(max_sessions: u32, shards: u16, on_full: OnFull) -> TableConfig {
+    TableConfig {
+        max_sessions,
+        shards,
+        timeouts: Timeouts::default(),
+        on_full,
+        hash_seed: 0x5eed,
+    }
+}
+
+fn two_wans() -> Vec<WanNat> {
+    vec![
+        WanNat {
+            address: WAN0,
+            ports: 1024..=65535,
+        },
+        WanNat {
+            address: WAN1,
+            ports: 1024..=65535,
+        },
+    ]
+}
+
+fn table(max_sessions: u32, shards: u16, on_full: OnFull) -> ConnTable {
+    ConnTable::new(&config(max_sessions, shards, on_full), &two_wans()).expect("valid config")
+}
+
+fn key(proto: Proto, src: Endpoint, dst: Endpoint) -> FlowKey {
+    FlowKey::new(proto, src, dst)
+}
+
+fn udp(src: Endpoint, dst: Endpoint) -> FlowKey {
+    key(Proto::Udp, src, dst)
+}
+
+fn new(k: FlowKey, wan: u8) -> NewSession {
+    NewSession {
+        key: k,
+        wan,
+        egress: 10 + wan,
+        lan_iface: 1,
+        dst_rewrite: None,
+        rule: 3,
+    }
+}
+
+fn pkt(len: u32) -> PacketInfo {
+    PacketInfo {
+        tcp_flags: 0,
+        len,
+        icmp_error: false,
+    }
+}
+
+fn tcp(flags: u8) -> PacketInfo {
+    PacketInfo {
+        tcp_flags: flags,
+        len: 60,
+        icmp_error: false,
+    }
+}
+
+/// The key of a reply to `k` translated by `rw`, as it arrives on the WAN.
+fn reply(k: &FlowKey, rw: &Rewrite) -> FlowKey {
+    FlowKey::new(k.proto, k.dst, rw.src)
+}
+
+fn sessions(t: &ConnTable, now: Duration) -> Vec<SessionInfo> {
+    let mut v = Vec::new();
+    t.for_each_session_at(now, |i| v.push(*i));
+    v
+}
+
+fn info(t: &ConnTable, k: &FlowKey, now: Duration) -> Option<SessionInfo> {
+    sessions(t, now).into_iter().find(|i| i.key == *k)
+}
+
+fn hit(l: Lookup) -> Rewrite {
+    match l {
+        Lookup::Hit(rw) => rw,
+        Lookup::Miss => panic!("expected a hit"),
+    }
+}
+
+#[test]
+fn create_then_hit_in_both_directions() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 40000), remote(1, 53));
+    let rw = t.create(new(k, 0), pkt(70), s(1)).unwrap();
+    assert_eq!(
+        rw,
+        Rewrite {
+            src: Endpoint::new(WAN0, 40000),
+            dst: remote(1, 53),
+            egress: 10
+        }
+    );
+    assert_eq!(hit(t.lookup_outbound(&k, pkt(80), s(2))), rw);
+    let back = hit(t.lookup_inbound(0, &reply(&k, &rw), pkt(200), s(3)));
+    assert_eq!(
+        back,
+        Rewrite {
+            src: remote(1, 53),
+            dst: lan(10, 40000),
+            egress: 1
+        }
+    );
+    assert_eq!(t.len(), 1);
+    assert!(!t.is_empty());
+    assert_eq!(t.wan_sessions(0), 1);
+    assert_eq!(t.wan_sessions(1), 0);
+    let i = info(&t, &k, s(4)).unwrap();
+    assert_eq!((i.packets_out, i.bytes_out), (2, 150));
+    assert_eq!((i.packets_in, i.bytes_in), (1, 200));
+    assert_eq!(i.external, Endpoint::new(WAN0, 40000));
+    assert_eq!((i.wan, i.egress, i.lan_iface, i.rule), (0, 10, 1, 3));
+    assert_eq!(i.tcp_state, None);
+    assert_eq!(i.idle, s(1));
+    assert_eq!(i.age, s(3));
+    assert_eq!(t.stats().created, 1);
+    t.check().unwrap();
+}
+
+#[test]
+fn lookups_miss_without_a_session() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 40000), remote(1, 53));
+    assert_eq!(t.lookup_outbound(&k, pkt(1), s(0)), Lookup::Miss);
+    let inbound = udp(remote(1, 53), Endpoint::new(WAN0, 40000));
+    assert_eq!(t.lookup_inbound(0, &inbound, pkt(1), s(0)), Lookup::Miss);
+    assert!(t.is_empty());
+}
+
+#[test]
+fn port_preservation() {
+    let t = table(64, 4, OnFull::Refuse);
+    let rw = t
+        .create(new(udp(lan(10, 5353), remote(1, 53)), 1), pkt(1), s(0))
+        .unwrap();
+    assert_eq!(rw.src, Endpoint::new(WAN1, 5353));
+    assert_eq!(t.binding(1, Proto::Udp, 5353), Some(lan(10, 5353)));
+}
+
+#[test]
+fn preferred_port_taken_allocates_another() {
+    let t = table(64, 4, OnFull::Refuse);
+    let a = t
+        .create(new(udp(lan(10, 40000), remote(1, 53)), 0), pkt(1), s(0))
+        .unwrap();
+    let b = t
+        .create(new(udp(lan(11, 40000), remote(1, 53)), 0), pkt(1), s(0))
+        .unwrap();
+    assert_eq!(a.src.port, 40000);
+    assert_ne!(b.src.port, 40000);
+    assert!(b.src.port >= 1024);
+    assert_eq!(t.binding(0, Proto::Udp, a.src.port), Some(lan(10, 40000)));
+    assert_eq!(t.binding(0, Proto::Udp, b.src.port), Some(lan(11, 40000)));
+    // the other protocol's port space is separate: preserved again
+    let c = t
+        .create(
+            new(key(Proto::Tcp, lan(11, 40000), remote(1, 80)), 0),
+            tcp(TCP_SYN),
+            s(0),
+        )
+        .unwrap();
+    assert_eq!(c.src.port, 40000);
+    t.check().unwrap();
+}
+
+#[test]
+fn internal_port_outside_the_range_is_translated_into_it() {
+    let t = table(64, 4, OnFull::Refuse);
+    let rw = t
+        .create(new(udp(lan(10, 123), remote(1, 123)), 0), pkt(1), s(0))
+        .unwrap();
+    assert!(rw.src.port >= 1024);
+    assert_eq!(t.binding(0, Proto::Udp, 123), None);
+}
+
+#[test]
+fn endpoint_independent_mapping() {
+    let t = table(64, 4, OnFull::Refuse);
+    let src = lan(10, 123); // outside the range: the port is allocated, not preserved
+    let a = t
+        .create(new(udp(src, remote(1, 3478)), 0), pkt(1), s(0))
+        .unwrap();
+    let b = t
+        .create(new(udp(src, remote(2, 3479)), 0), pkt(1), s(100))
+        .unwrap();
+    assert_eq!(a.src, b.src);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.mapping_count(), 1);
+    assert_eq!(t.bound_ports(), 1);
+    // the first session expires; the mapping stays for the second
+    assert_eq!(t.expire(s(300), 10), 1);
+    assert_eq!(t.binding(0, Proto::Udp, a.src.port), Some(src));
+    let c = t
+        .create(new(udp(src, remote(3, 1)), 0), pkt(1), s(301))
+        .unwrap();
+    assert_eq!(c.src, a.src);
+    assert_eq!(t.expire(s(1000), 10), 2);
+    assert_eq!(t.mapping_count(), 0);
+    assert_eq!(t.bound_ports(), 0);
+    t.check().unwrap();
+}
+
+#[test]
+fn mappings_on_two_wans() {
+    let t = table(64, 4, OnFull::Refuse);
+    let src = lan(10, 40000);
+    assert_eq!(t.mapped_wans(Proto::Udp, src), 0);
+    let a = t
+        .create(new(udp(src, remote(1, 1)), 0), pkt(1), s(0))
+        .unwrap();
+    assert_eq!(t.mapped_wans(Proto::Udp, src), 0b01);
+    let b = t
+        .create(new(udp(src, remote(2, 1)), 1), pkt(1), s(0))
+        .unwrap();
+    assert_eq!(t.mapped_wans(Proto::Udp, src), 0b11);
+    assert_eq!(t.mapped_wans(Proto::Tcp, src), 0);
+    assert_eq!(t.mapped_wans(Proto::Udp, lan(11, 40000)), 0);
+    assert_eq!(a.src, Endpoint::new(WAN0, 40000));
+    assert_eq!(b.src, Endpoint::new(WAN1, 40000));
+    assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (1, 1));
+    // a reply to the WAN 0 session arriving on WAN 1 (where the endpoint is also mapped) misses
+    let k = udp(src, remote(1, 1));
+    let wrong_wan = FlowKey::new(Proto::Udp, remote(1, 1), Endpoint::new(WAN1, 40000));
+    assert_eq!(t.lookup_inbound(1, &wrong_wan, pkt(1), s(1)), Lookup::Miss);
+    assert!(matches!(
+        t.lookup_inbound(0, &reply(&k, &a), pkt(1), s(1)),
+        Lookup::Hit(_)
+    ));
+    t.expire(s(10_000), 100);
+    assert_eq!(t.mapped_wans(Proto::Udp, src), 0);
+    assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (0, 0));
+}
+
+#[test]
+fn inbound_filtering_is_address_and_port_dependent() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 40000), remote(1, 53));
+    let rw = t.create(new(k, 0), pkt(1), s(0)).unwrap();
+    let ok = reply(&k, &rw);
+    let variants = [
+        FlowKey {
+            src: remote(2, 53),
+            ..ok
+        }, // unknown remote host
+        FlowKey {
+            src: remote(1, 54),
+            ..ok
+        }, // right host, other port
+        FlowKey {
+            dst: Endpoint::new(WAN0, 40001),
+            ..ok
+        }, // unbound external port
+        FlowKey {
+            dst: Endpoint::new(WAN1, 40000),
+            ..ok
+        }, // other WAN's address
+        FlowKey {
+            proto: Proto::Tcp,
+            ..ok
+        }, // other protocol
+    ];
+    for v in variants {
+        assert_eq!(t.lookup_inbound(0, &v, pkt(1), s(1)), Lookup::Miss, "{v:?}");
+    }
+    assert_eq!(t.lookup_inbound(1, &ok, pkt(1), s(1)), Lookup::Miss);
+    assert_eq!(t.lookup_inbound(9, &ok, pkt(1), s(1)), Lookup::Miss);
+    assert!(matches!(
+        t.lookup_inbound(0, &ok, pkt(1), s(1)),
+        Lookup::Hit(_)
+    ));
+    // misses changed nothing
+    let i = info(&t, &k, s(1)).unwrap();
+    assert_eq!(i.packets_in, 1);
+}
+
+#[test]
+fn binding_reads_the_port_table() {
+    let t = table(64, 4, OnFull::Refuse);
+    t.create(new(udp(lan(10, 40000), remote(1, 53)), 0), pkt(1), s(0))
+        .unwrap();
+    assert_eq!(t.binding(0, Proto::Udp, 40000), Some(lan(10, 40000)));
+    assert_eq!(t.binding(0, Proto::Tcp, 40000), None);
+    assert_eq!(t.binding(1, Proto::Udp, 40000), None);
+    assert_eq!(t.binding(0, Proto::Udp, 40001), None);
+    assert_eq!(t.binding(0, Proto::Udp, 80), None); // outside the range
+    assert_eq!(t.binding(7, Proto::Udp, 40000), None); // no such WAN
+    assert_eq!(t.wan_address(1), Some(WAN1));
+    assert_eq!(t.wan_address(2), None);
+}
+
+#[test]
+fn hairpin_rewrites_destination_and_establishes_from_one_side() {
+    let t = table(64, 4, OnFull::Refuse);
+    // B serves on 192.168.1.20:8080, published as WAN0:8080 by its own session
+    let b = lan(20, 8080);
+    let kb = key(Proto::Tcp, b, remote(9, 443));
+    t.create(new(kb, 0), tcp(TCP_SYN), s(0)).unwrap();
+    assert_eq!(t.binding(0, Proto::Tcp, 8080), Some(b));
+    // A reaches WAN0:8080; the engine sees the binding and creates a hairpin session
+    let ka = key(Proto::Tcp, lan(10, 50000), Endpoint::new(WAN0, 8080));
+    let hp = NewSession {
+        egress: 1,
+        dst_rewrite: Some(b),
+        ..new(ka, 0)
+    };
+    let rw = t.create(hp, tcp(TCP_SYN), s(1)).unwrap();
+    assert_eq!(
+        rw,
+        Rewrite {
+            src: Endpoint::new(WAN0, 50000),
+            dst: b,
+            egress: 1
+        }
+    );
+    assert_eq!(hit(t.lookup_outbound(&ka, tcp(TCP_ACK), s(2))), rw);
+    assert_eq!(
+        hit(t.lookup_outbound(&ka, tcp(TCP_ACK | TCP_PSH), s(3))),
+        rw
+    );
+    let i = info(&t, &ka, s(3)).unwrap();
+    assert_eq!(i.dst_rewrite, Some(b));
+    assert_eq!(i.tcp_state, Some(TcpState::Established));
+    // a hairpin session never matches inbound, even from its own "remote"
+    let spoof = key(
+        Proto::Tcp,
+        Endpoint::new(WAN0, 8080),
+        Endpoint::new(WAN0, 50000),
+    );
+    assert_eq!(
+        t.lookup_inbound(0, &spoof, tcp(TCP_ACK), s(4)),
+        Lookup::Miss
+    );
+    // B's replies make B's own hairpin session toward A's external endpoint
+    let kb2 = key(Proto::Tcp, b, Endpoint::new(WAN0, 50000));
+    let a = t.binding(0, Proto::Tcp, 50000).unwrap();
+    let rb = t
+        .create(
+            NewSession {
+                dst_rewrite: Some(a),
+                ..new(kb2, 0)
+            },
+            tcp(TCP_SYN | TCP_ACK),
+            s(4),
+        )
+        .unwrap();
+    assert_eq!(rb.src, Endpoint::new(WAN0, 8080));
+    assert_eq!(rb.dst, lan(10, 50000));
+    t.check().unwrap();
+}
+
+#[test]
+fn icmp_echo_uses_the_identifier_as_port() {
+    let t = table(64, 4, OnFull::Refuse);
+    let req = key(Proto::Icmp, lan(10, 4242), remote(1, 0));
+    let rw = t.create(new(req, 0), pkt(84), s(0)).unwrap();
+    assert_eq!(rw.src, Endpoint::new(WAN0, 4242));
+    assert_eq!(rw.dst, remote(1, 0));
+    let rep = key(Proto::Icmp, remote(1, 0), Endpoint::new(WAN0, 4242));
+    assert_eq!(
+        hit(t.lookup_inbound(0, &rep, pkt(84), s(1))).dst,
+        lan(10, 4242)
+    );
+    assert_eq!(t.expire(s(61) - Duration::from_nanos(1), 10), 0);
+    assert_eq!(t.expire(s(61), 10), 1);
+}
+
+/// A session of each class, created at 1000 s: (key, timeout, flags of a packet that keeps
+/// the session in its class).
+fn one_of_each_class(t: &ConnTable) -> Vec<(FlowKey, Duration, u8)> {
+    let d = Timeouts::default();
+    let now = s(1000);
+    let mut v = Vec::new();
+    let mut add = |k: FlowKey, first: u8, timeout: Duration, keep: u8| {
+        t.create(new(k, 0), tcp(first), now).unwrap();
+        v.push((k, timeout, keep));
+    };
+    add(udp(lan(1, 1111), remote(1, 1)), 0, d.udp, 0);
+    add(key(Proto::Icmp, lan(2, 2222), remote(1, 0)), 0, d.icmp, 0);
+    add(
+        key(Proto::Tcp, lan(3, 3333), remote(1, 80)),
+        TCP_ACK,
+        d.tcp_established,
+        TCP_ACK,
+    );
+    add(
+        key(Proto::Tcp, lan(4, 4444), remote(1, 80)),
+        TCP_SYN,
+        d.tcp_transitory,
+        TCP_SYN,
+    );
+    let closed = key(Proto::Tcp, lan(5, 5555), remote(1, 80));
+    add(closed, TCP_SYN, d.tcp_closed, TCP_ACK);
+    hit(t.lookup_outbound(&closed, tcp(TCP_RST), now));
+    v
+}
+
+#[test]
+fn each_class_expires_exactly_at_its_timeout_through_expire() {
+    let t = table(64, 4, OnFull::Refuse);
+    let mut classes = one_of_each_class(&t);
+    classes.sort_by_key(|&(_, d, _)| d);
+    let mut left = classes.len();
+    for (k, d, _) in &classes {
+        let at = s(1000) + *d;
+        assert_eq!(
+            t.expire(at - Duration::from_nanos(1), 100),
+            0,
+            "{k:?} early"
+        );
+        assert!(info(&t, k, at).is_some());
+        assert_eq!(t.expire(at, 100), 1, "{k:?} not expired at its timeout");
+        assert!(info(&t, k, at).is_none());
+        left -= 1;
+        assert_eq!(t.len(), left);
+    }
+    assert_eq!(t.stats().expired, classes.len() as u64);
+    assert_eq!(t.bound_ports(), 0);
+}
+
+#[test]
+fn each_class_expires_exactly_at_its_timeout_through_lookup() {
+    let t = table(64, 4, OnFull::Refuse);
+    let classes = one_of_each_class(&t);
+    for (k, d, keep) in classes {
+        let ns = Duration::from_nanos(1);
+        // a hit just before the timeout refreshes the session ...
+        let t1 = s(1000) + d - ns;
+        assert!(
+            matches!(t.lookup_outbound(&k, tcp(keep), t1), Lookup::Hit(_)),
+            "{k:?}"
+        );
+        // ... so it lives a full timeout from there, and not a nanosecond more
+        assert!(matches!(
+            t.lookup_outbound(&k, tcp(keep), t1 + d - ns),
+            Lookup::Hit(_)
+        ));
+        let t2 = t1 + d - ns;
+        assert_eq!(
+            t.lookup_outbound(&k, tcp(keep), t2 + d),
+            Lookup::Miss,
+            "{k:?}"
+        );
+        assert!(info(&t, &k, t2 + d).is_none());
+    }
+    assert!(t.is_empty());
+    assert_eq!(t.bound_ports(), 0);
+}
+
+#[test]
+fn lookup_on_an_expired_session_removes_it_and_misses() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 40000), remote(1, 53));
+    let rw = t.create(new(k, 0), pkt(1), s(0)).unwrap();
+    assert!(matches!(
+        t.lookup_outbound(&k, pkt(1), s(299)),
+        Lookup::Hit(_)
+    ));
+    assert_eq!(
+        t.lookup_inbound(0, &reply(&k, &rw), pkt(1), s(599)),
+        Lookup::Miss
+    );
+    assert!(t.is_empty());
+    assert_eq!(t.stats().expired, 1);
+    assert_eq!(t.bound_ports(), 0);
+    assert_eq!(t.binding(0, Proto::Udp, 40000), None);
+    // created again: the preserved port comes back
+    assert_eq!(t.create(new(k, 0), pkt(1), s(600)).unwrap(), rw);
+}
+
+#[test]
+fn expire_respects_the_budget_and_resumes() {
+    let t = table(64, 4, OnFull::Refuse);
+    for i in 0..10 {
+        t.create(
+            new(udp(lan(i, 40000), remote(1, 53)), 0),
+            pkt(1),
+            s(u64::from(i)),
+        )
+        .unwrap();
+    }
+    let late = s(10_000);
+    assert_eq!(t.expire(late, 0), 0);
+    assert_eq!(t.expire(late, 3), 3);
+    assert_eq!(t.len(), 7);
+    assert_eq!(t.expire(late, 3), 3);
+    assert_eq!(t.expire(late, 3), 3);
+    assert_eq!(t.expire(late, 3), 1);
+    assert_eq!(t.expire(late, 3), 0);
+    assert!(t.is_empty());
+    assert_eq!(t.stats().expired, 10);
+    t.check().unwrap();
+}
+
+#[test]
+fn expire_takes_only_what_is_expired() {
+    let t = table(64, 4, OnFull::Refuse);
+    for i in 0..10u8 {
+        t.create(
+            new(udp(lan(i, 40000), remote(1, 53)), 0),
+            pkt(1),
+            s(u64::from(i) * 10),
+        )
+        .unwrap();
+    }
+    assert_eq!(t.expire(s(299), 100), 0);
+    // sessions created at 0, 10, 20 have expired at 320
+    assert_eq!(t.expire(s(320), 100), 3);
+    assert_eq!(t.len(), 7);
+    assert_eq!(t.expire(s(320), 100), 0);
+}
+
+#[test]
+fn eviction_picks_the_longest_idle_session_across_classes() {
+    let t = table(3, 1, OnFull::EvictOldest);
+    let a = udp(lan(1, 1001), remote(1, 1));
+    let b = key(Proto::Tcp, lan(2, 1002), remote(1, 2));
+    let c = key(Proto::Icmp, lan(3, 1003), remote(1, 0));
+    t.create(new(a, 0), pkt(1), s(1)).unwrap();
+    t.create(new(b, 0), tcp(TCP_ACK), s(2)).unwrap();
+    t.create(new(c, 0), pkt(1), s(3)).unwrap();
+    assert!(matches!(
+        t.lookup_outbound(&a, pkt(1), s(4)),
+        Lookup::Hit(_)
+    ));
+    let d = udp(lan(4, 1004), remote(1, 4));
+    t.create(new(d, 0), pkt(1), s(5)).unwrap();
+    let live: Vec<FlowKey> = sessions(&t, s(5)).iter().map(|i| i.key).collect();
+    assert!(!live.contains(&b), "b was idle longest");
+    assert!(live.contains(&a) && live.contains(&c) && live.contains(&d));
+    assert_eq!(t.stats().evicted, 1);
+    let e = udp(lan(5, 1005), remote(1, 5));
+    t.create(new(e, 0), pkt(1), s(6)).unwrap();
+    let live: Vec<FlowKey> = sessions(&t, s(6)).iter().map(|i| i.key).collect();
+    assert!(!live.contains(&c), "then c");
+    assert_eq!(t.len(), 3);
+    assert_eq!(t.stats().evicted, 2);
+    assert_eq!(t.binding(0, Proto::Tcp, 1002), None);
+    t.check().unwrap();
+}
+
+#[test]
+fn refuse_on_full_then_room_after_expiry() {
+    let t = table(2, 1, OnFull::Refuse);
+    assert_eq!(t.capacity(), 2);
+    t.create(new(udp(lan(1, 1001), remote(1, 1)), 0), pkt(1), s(0))
+        .unwrap();
+    t.create(new(udp(lan(2, 1002), remote(1, 1)), 0), pkt(1), s(10))
+        .unwrap();
+    let k3 = udp(lan(3, 1003), remote(1, 1));
+    assert_eq!(
+        t.create(new(k3, 0), pkt(1), s(20)),
+        Err(CreateError::TableFull)
+    );
+    assert_eq!(t.stats().refused_full, 1);
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.binding(0, Proto::Udp, 1003), None, "no port leaked");
+    // the first session's timeout passed: a full shard reaps it by itself
+    assert!(t.create(new(k3, 0), pkt(1), s(300)).is_ok());
+    assert_eq!(t.len(), 2);
+    assert_eq!(t.stats().expired, 1);
+    assert_eq!(t.stats().evicted, 0);
+}
+
+#[test]
+fn capacity_rounds_up_per_shard() {
+    let t = table(10, 4, OnFull::Refuse);
+    assert_eq!(t.capacity(), 12);
+    assert_eq!(t.shard_count(), 4);
+}
+
+fn tiny_range_table() -> ConnTable {
+    ConnTable::new(
+        &config(64, 4, OnFull::Refuse),
+        &[WanNat {
+            address: WAN0,
+            ports: 50000..=50002,
+        }],
+    )
+    .unwrap()
+}
+
+#[test]
+fn ports_exhausted_on_a_tiny_range_then_reusable_after_expiry() {
+    let t = tiny_range_table();
+    let mut ports = Vec::new();
+    for i in 0..3 {
+        let rw = t
+            .create(new(udp(lan(i, 40000), remote(1, 53)), 0), pkt(1), s(0))
+            .unwrap();
+        ports.push(rw.src.port);
+    }
+    ports.sort_unstable();
+    assert_eq!(ports, [50000, 50001, 50002]);
+    let k4 = udp(lan(3, 40000), remote(1, 53));
+    assert_eq!(
+        t.create(new(k4, 0), pkt(1), s(1)),
+        Err(CreateError::PortsExhausted)
+    );
+    assert_eq!(t.stats().ports_exhausted, 1);
+    assert_eq!(t.len(), 3);
+    // an endpoint that already has a mapping still gets new sessions
+    assert!(t
+        .create(new(udp(lan(0, 40000), remote(2, 53)), 0), pkt(1), s(1))
+        .is_ok());
+    // other protocols have their own ports
+    assert!(t
+        .create(
+            new(key(Proto::Tcp, lan(3, 40000), remote(1, 80)), 0),
+            tcp(TCP_SYN),
+            s(1)
+        )
+        .is_ok());
+    assert_eq!(t.expire(s(100_000), 100), 5);
+    assert_eq!(t.bound_ports(), 0);
+    assert_eq!(t.mapping_count(), 0);
+    for i in 10..13 {
+        assert!(t
+            .create(
+                new(udp(lan(i, 40000), remote(1, 53)), 0),
+                pkt(1),
+                s(100_001)
+            )
+            .is_ok());
+    }
+    t.check().unwrap();
+}
+
+#[test]
+fn create_of_an_existing_key_returns_its_rewrite() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 123), remote(1, 53));
+    let a = t.create(new(k, 0), pkt(10), s(0)).unwrap();
+    // a racing worker asks for WAN 1: the existing session wins
+    let b = t.create(new(k, 1), pkt(10), s(1)).unwrap();
+    assert_eq!(a, b);
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.stats().created, 1);
+    assert_eq!(info(&t, &k, s(1)).unwrap().packets_out, 2);
+}
+
+#[test]
+fn unknown_wan_is_refused() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 40000), remote(1, 53));
+    assert_eq!(
+        t.create(new(k, 2), pkt(1), s(0)),
+        Err(CreateError::UnknownWan)
+    );
+    assert!(t.is_empty());
+    assert_eq!(t.wan_sessions(2), 0);
+    assert_eq!(t.wan_sessions(200), 0);
+    assert!(!CreateError::UnknownWan.to_string().is_empty());
+}
+
+#[test]
+fn tcp_lifecycle_through_the_table() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = key(Proto::Tcp, lan(10, 40000), remote(1, 443));
+    let state = |now| info(&t, &k, now).and_then(|i| i.tcp_state);
+    let rw = t.create(new(k, 0), tcp(TCP_SYN), s(0)).unwrap();
+    let r = reply(&k, &rw);
+    assert_eq!(state(s(0)), Some(TcpState::SynSent));
+    hit(t.lookup_inbound(0, &r, tcp(TCP_SYN | TCP_ACK), s(1)));
+    assert_eq!(state(s(1)), Some(TcpState::SynReceived));
+    hit(t.lookup_outbound(&k, tcp(TCP_ACK), s(1)));
+    assert_eq!(state(s(1)), Some(TcpState::Established));
+    // established: still there after the transitory timeout
+    assert_eq!(t.expire(s(1000), 10), 0);
+    hit(t.lookup_outbound(&k, tcp(TCP_FIN | TCP_ACK), s(1000)));
+    assert_eq!(state(s(1000)), Some(TcpState::FinWait));
+    hit(t.lookup_inbound(0, &r, tcp(TCP_FIN | TCP_ACK), s(1000)));
+    assert_eq!(state(s(1000)), Some(TcpState::LastAck));
+    hit(t.lookup_outbound(&k, tcp(TCP_ACK), s(1000)));
+    assert_eq!(state(s(1000)), Some(TcpState::TimeWait));
+    // a new SYN on TimeWait recycles: miss, old session gone, fresh one from the slow path
+    assert_eq!(t.lookup_outbound(&k, tcp(TCP_SYN), s(1001)), Lookup::Miss);
+    assert!(t.is_empty());
+    assert_eq!(t.stats().recycled, 1);
+    assert_eq!(t.create(new(k, 0), tcp(TCP_SYN), s(1001)).unwrap(), rw);
+    assert_eq!(state(s(1001)), Some(TcpState::SynSent));
+    // RST from the reply side closes; closed sessions live tcp_closed
+    hit(t.lookup_inbound(0, &r, tcp(TCP_RST | TCP_ACK), s(1002)));
+    assert_eq!(state(s(1002)), Some(TcpState::Closed));
+    assert_eq!(t.stats().closed_by_rst, 1);
+    assert_eq!(t.expire(s(1011) + Duration::from_millis(999), 10), 0);
+    assert_eq!(t.expire(s(1012), 10), 1);
+    t.check().unwrap();
+}
+
+#[test]
+fn syn_recycles_a_closed_session_inside_create_too() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = key(Proto::Tcp, lan(10, 40000), remote(1, 443));
+    t.create(new(k, 0), tcp(TCP_SYN), s(0)).unwrap();
+    hit(t.lookup_outbound(&k, tcp(TCP_RST), s(1)));
+    // a worker that missed earlier creates with a SYN: the closed session is replaced
+    t.create(new(k, 0), tcp(TCP_SYN), s(2)).unwrap();
+    assert_eq!(t.len(), 1);
+    assert_eq!(t.stats().created, 2);
+    assert_eq!(
+        info(&t, &k, s(2)).and_then(|i| i.tcp_state),
+        Some(TcpState::SynSent)
+    );
+}
+
+#[test]
+fn icmp_errors_change_nothing() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = key(Proto::Tcp, lan(10, 40000), remote(1, 443));
+    let rw = t.create(new(k, 0), tcp(TCP_ACK), s(0)).unwrap();
+    let err = PacketInfo {
+        tcp_flags: TCP_RST,
+        len: 576,
+        icmp_error: true,
+    };
+    assert_eq!(
+        hit(t.lookup_inbound(0, &reply(&k, &rw), err, s(100))).dst,
+        k.src
+    );
+    assert_eq!(hit(t.lookup_outbound(&k, err, s(100))), rw);
+    let i = info(&t, &k, s(100)).unwrap();
+    assert_eq!(i.tcp_state, Some(TcpState::Established));
+    assert_eq!((i.packets_out, i.packets_in, i.bytes_in), (1, 0, 0));
+    assert_eq!(i.idle, s(100), "not refreshed");
+    assert_eq!(t.stats().closed_by_rst, 0);
+    // and the session still expires from its last real packet
+    assert_eq!(t.expire(s(7440), 10), 1);
+}
+
+#[test]
+fn for_each_session_measures_against_the_expire_clock() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = udp(lan(10, 40000), remote(1, 53));
+    t.create(new(k, 0), pkt(1), s(5)).unwrap();
+    t.expire(s(12), 10);
+    let mut all = Vec::new();
+    t.for_each_session(|i| all.push(*i));
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].idle, s(7));
+    assert_eq!(all[0].age, s(7));
+    assert_eq!(all[0].last_seen, s(5));
+}
+
+#[test]
+fn config_errors() {
+    let wans = two_wans();
+    let bad = |c: TableConfig, w: &[WanNat]| ConnTable::new(&c, w).err();
+    assert_eq!(
+        bad(config(0, 1, OnFull::Refuse), &wans),
+        Some(TableConfigError::NoSessions)
+    );
+    assert_eq!(
+        bad(config(8, 3, OnFull::Refuse), &wans),
+        Some(TableConfigError::BadShardCount(3))
+    );
+    assert_eq!(
+        bad(config(8, 0, OnFull::Refuse), &wans),
+        Some(TableConfigError::BadShardCount(0))
+    );
+    let many: Vec<WanNat> = (0..65).map(|_| wans[0].clone()).collect();
+    assert_eq!(
+        bad(config(8, 1, OnFull::Refuse), &many),
+        Some(TableConfigError::TooManyWans(65))
+    );
+    #[allow(clippy::reversed_empty_ranges)]
+    let empty = [WanNat {
+        address: WAN0,
+        ports: 2000..=1999,
+    }];
+    assert_eq!(
+        bad(config(8, 1, OnFull::Refuse), &empty),
+        Some(TableConfigError::EmptyPortRange { wan: 0 })
+    );
+    let zero = [
+        wans[0].clone(),
+        WanNat {
+            address: WAN1,
+            ports: 0..=100,
+        },
+    ];
+    assert_eq!(
+        bad(config(8, 1, OnFull::Refuse), &zero),
+        Some(TableConfigError::PortZero { wan: 1 })
+    );
+    let mut c = config(8, 1, OnFull::Refuse);
+    c.timeouts.icmp = Duration::ZERO;
+    assert_eq!(bad(c, &wans), Some(TableConfigError::ZeroTimeout));
+    // 64 WANs and no WAN at all are fine
+    let sixty_four: Vec<WanNat> = (0..64).map(|_| wans[0].clone()).collect();
+    let t = ConnTable::new(&config(8, 1, OnFull::Refuse), &sixty_four).unwrap();
+    let src = lan(1, 40000);
+    t.create(new(udp(src, remote(1, 1)), 63), pkt(1), s(0))
+        .unwrap();
+    assert_eq!(t.mapped_wans(Proto::Udp, src), 1 << 63);
+    let none = ConnTable::new(&config(8, 1, OnFull::Refuse), &[]).unwrap();
+    assert_eq!(
+        none.create(new(udp(src, remote(1, 1)), 0), pkt(1), s(0)),
+        Err(CreateError::UnknownWan)
+    );
+    for e in [
+        TableConfigError::NoSessions,
+        TableConfigError::OutOfMemory,
+        TableConfigError::BadShardCount(3),
+    ] {
+        assert!(!e.to_string().is_empty());
+    }
+}
+
+#[test]
+fn churn_never_grows_the_indexes() {
+    // 2 x 179 slots: each shard's indexes have the least slack the sizing allows, so
+    // tombstones run them out of room and they get rebuilt in place
+    let t = table(358, 2, OnFull::EvictOldest);
+    let buckets = t.index_buckets();
+    let mut now = 0;
+    for round in 0..200u32 {
+        for i in 0..200u32 {
+            // the internal endpoint changes every time: one new mapping per session
+            let host = Ipv4Addr::from(0x0a00_0000 + round * 1000 + i);
+            let k = udp(Endpoint::new(host, 40000), remote(1, 53));
+            t.create(new(k, (i % 2) as u8), pkt(1), s(now)).unwrap();
+            now += 1;
+        }
+        if round % 4 == 0 {
+            t.expire(s(now + 300), 50);
+        }
+    }
+    assert_eq!(t.index_buckets(), buckets, "an index grew");
+    assert!(t.stats().index_rebuilds > 0, "never rebuilt: vacuous");
+    assert!(t.stats().evicted > 0);
+    assert!(t.len() > 300);
+    t.check().unwrap();
+    // every unexpired session still resolves in both directions after the rebuilds
+    let mut resolved = 0;
+    for i in sessions(&t, s(now)) {
+        if i.idle >= s(300) {
+            continue;
+        }
+        resolved += 1;
+        let rw = hit(t.lookup_outbound(&i.key, pkt(1), s(now)));
+        assert_eq!(rw.src, i.external);
+        let back = FlowKey::new(i.key.proto, i.key.dst, i.external);
+        assert_eq!(
+            hit(t.lookup_inbound(i.wan, &back, pkt(1), s(now))).dst,
+            i.key.src
+        );
+    }
+    assert!(resolved >= 299, "{resolved}");
+}
+
+#[test]
+fn memory_per_session() {
+    for (max, shards) in [
+        (65_536u32, 16u16),
+        (100_000, 16),
+        (1 << 18, 16),
+        (57_000, 8),
+    ] {
+        let t = ConnTable::new(&config(max, shards, OnFull::EvictOldest), &two_wans()).unwrap();
+        let (sessions, ports) = t.memory_bytes();
+        let per = sessions as f64 / t.capacity() as f64;
+        println!(
+            "max_sessions {max} shards {shards}: {per:.1} bytes per session (session, index, \
+             mapping, mapping index); port tables {ports} bytes"
+        );
+        // slabs (80 + 16) plus two indexes of at most 2.86 buckets of 5 bytes per slot
+        assert!(per <= 96.0 + 2.0 * 14.3 + 0.5, "{per}");
+        assert!(per <= 128.0, "{per}");
+    }
+}
+
+#[test]
+fn concurrent_create_and_lookup_stay_consistent() {
+    let t = ConnTable::new(
+        &config(4096, 8, OnFull::Refuse),
+        &[
+            WanNat {
+                address: WAN0,
+                ports: 40000..=40999,
+            },
+            WanNat {
+                address: WAN1,
+                ports: 1024..=65535,
+            },
+        ],
+    )
+    .unwrap();
+    // 32 internal endpoints x 16 remotes; many endpoints share an internal port
+    let keys: Vec<FlowKey> = (0..512u32)
+        .map(|i| {
+            let proto = if i % 3 == 0 { Proto::Tcp } else { Proto::Udp };
+            let src = lan((i % 32) as u8, 40000 + (i % 4) as u16);
+            key(proto, src, remote((i / 32) as u8, 443))
+        })
+        .collect();
+    std::thread::scope(|sc| {
+        for th in 0..2u64 {
+            let t = &t;
+            let keys = &keys;
+            sc.spawn(move || {
+                for round in 0..20u64 {
+                    let now = s(round);
+                    for i in 0..keys.len() {
+                        let j = if th == 0 { i } else { keys.len() - 1 - i };
+                        let k = &keys[j];
+                        let flags = TCP_SYN;
+                        let p = tcp(flags);
+                        let rw = match t.lookup_outbound(k, p, now) {
+                            Lookup::Hit(rw) => rw,
+                            Lookup::Miss => {
+                                let wan = ((j as u64 + th) % 2) as u8;
+                                t.create(new(*k, wan), p, now).expect("room and ports")
+                            }
+                        };
+                        let wan = if rw.src.ip == WAN0 { 0 } else { 1 };
+                        let back = t.lookup_inbound(wan, &reply(k, &rw), tcp(TCP_ACK), now);
+                        assert_eq!(hit(back).dst, k.src);
+                        assert_eq!(t.binding(wan, k.proto, rw.src.port), Some(k.src));
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(t.len(), keys.len());
+    assert_eq!(t.stats().created, keys.len() as u64);
+    assert_eq!(t.wan_sessions(0) + t.wan_sessions(1), keys.len() as u64);
+    let mut n = 0;
+    t.for_each_session_at(s(20), |_| n += 1);
+    assert_eq!(n, keys.len());
+    t.check().unwrap();
+    // endpoint independence held under the race: one external port per (proto, endpoint, wan)
+    let mut seen = std::collections::HashMap::new();
+    for i in sessions(&t, s(20)) {
+        let prev = seen.insert((i.key.proto, i.key.src, i.wan), i.external);
+        assert!(prev.is_none_or(|p| p == i.external), "{i:?}");
+    }
+    assert_eq!(t.mapping_count(), seen.len());
+    assert_eq!(t.expire(s(1_000_000), usize::MAX), keys.len());
+    assert!(t.is_empty());
+    assert_eq!(t.bound_ports(), 0);
+    assert_eq!(t.mapping_count(), 0);
+    assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (0, 0));
+}
+
+#[test]
+fn table_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<ConnTable>();
+    assert_send_sync::<crate::FragmentTable>();
+}

@@ -1,0 +1,308 @@
+//! Property test: arbitrary sequences of create / lookup / expire operations, over few enough
+//! keys, ports and slots that collisions, races for ports, full shards and expiry all happen,
+//! keep the table's invariants.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use conntrack::{
+    ConnTable, CreateError, Endpoint, FlowKey, Lookup, NewSession, OnFull, PacketInfo, Proto,
+    SessionInfo, TableConfig, Timeouts, WanNat, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN,
+};
+use proptest::prelude::*;
+
+const WANS: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(203, 0, 113, 1),
+    Ipv4Addr::new(198, 51, 100, 1),
+];
+const LAN_IFACE: u8 = 1;
+const FLAGS: [u8; 7] = [
+    TCP_SYN,
+    TCP_SYN | TCP_ACK,
+    TCP_ACK,
+    TCP_FIN | TCP_ACK,
+    TCP_RST,
+    TCP_PSH | TCP_ACK,
+    0,
+];
+
+#[derive(Clone, Debug)]
+enum Op {
+    Create {
+        host: u8,
+        port: u8,
+        remote: u8,
+        proto: u8,
+        wan: u8,
+        flags: u8,
+        hairpin: bool,
+    },
+    Out {
+        host: u8,
+        port: u8,
+        remote: u8,
+        proto: u8,
+        flags: u8,
+        icmp_error: bool,
+    },
+    In {
+        wan: u8,
+        remote: u8,
+        proto: u8,
+        ext: u8,
+        flags: u8,
+    },
+    Expire {
+        budget: u8,
+    },
+    Advance {
+        ms: u32,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        4 => (0..4u8, 0..5u8, 0..3u8, 0..3u8, 0..3u8, 0..7u8, prop::bool::weighted(0.1)).prop_map(
+            |(host, port, remote, proto, wan, flags, hairpin)| Op::Create {
+                host, port, remote, proto, wan, flags, hairpin
+            }
+        ),
+        3 => (0..4u8, 0..5u8, 0..3u8, 0..3u8, 0..7u8, prop::bool::weighted(0.1)).prop_map(
+            |(host, port, remote, proto, flags, icmp_error)| Op::Out {
+                host, port, remote, proto, flags, icmp_error
+            }
+        ),
+        3 => (0..3u8, 0..3u8, 0..3u8, 0..7u8, 0..7u8).prop_map(
+            |(wan, remote, proto, ext, flags)| Op::In { wan, remote, proto, ext, flags }
+        ),
+        1 => (0..6u8).prop_map(|budget| Op::Expire { budget }),
+        2 => (0..40_000u32).prop_map(|ms| Op::Advance { ms }),
+    ]
+}
+
+fn proto(p: u8) -> Proto {
+    [Proto::Udp, Proto::Tcp, Proto::Icmp][usize::from(p % 3)]
+}
+
+fn internal(host: u8, port: u8) -> Endpoint {
+    // ports 50000..=50003 are inside both WAN ranges (preserved when free); 123 is outside
+    let port = if port < 4 {
+        50000 + u16::from(port)
+    } else {
+        123
+    };
+    Endpoint::new(Ipv4Addr::new(192, 168, 1, host), port)
+}
+
+fn remote(p: Proto, host: u8) -> Endpoint {
+    let port = if p == Proto::Icmp { 0 } else { 443 };
+    Endpoint::new(Ipv4Addr::new(93, 184, 216, host), port)
+}
+
+fn table(max_sessions: u32, shards: u16, refuse: bool) -> ConnTable {
+    let config = TableConfig {
+        max_sessions,
+        shards,
+        timeouts: Timeouts {
+            udp: Duration::from_secs(30),
+            icmp: Duration::from_secs(10),
+            tcp_established: Duration::from_secs(100),
+            tcp_transitory: Duration::from_secs(20),
+            tcp_closed: Duration::from_secs(5),
+        },
+        on_full: if refuse {
+            OnFull::Refuse
+        } else {
+            OnFull::EvictOldest
+        },
+        hash_seed: u64::from(max_sessions) * 31 + u64::from(shards),
+    };
+    let wans = [
+        // five ports: exhaustion is common
+        WanNat {
+            address: WANS[0],
+            ports: 50000..=50004,
+        },
+        WanNat {
+            address: WANS[1],
+            ports: 50000..=50099,
+        },
+    ];
+    ConnTable::new(&config, &wans).unwrap()
+}
+
+fn sessions(t: &ConnTable, now: Duration) -> Vec<SessionInfo> {
+    let mut v = Vec::new();
+    t.for_each_session_at(now, |i| v.push(*i));
+    v
+}
+
+fn present(t: &ConnTable, key: &FlowKey, now: Duration) -> bool {
+    sessions(t, now).iter().any(|i| i.key == *key)
+}
+
+/// The invariants that must hold between any two operations.
+fn check(t: &ConnTable, now: Duration) -> Result<(), TestCaseError> {
+    let all = sessions(t, now);
+    prop_assert_eq!(all.len(), t.len());
+    prop_assert!(t.len() <= t.capacity());
+    prop_assert_eq!(t.wan_sessions(0) + t.wan_sessions(1), t.len() as u64);
+    let mut keys = HashSet::new();
+    let mut mappings = HashSet::new();
+    for i in &all {
+        prop_assert!(keys.insert(i.key), "duplicate session {:?}", i.key);
+        let w = i.wan;
+        prop_assert_eq!(i.external.ip, WANS[usize::from(w)]);
+        prop_assert_eq!(
+            t.binding(w, i.key.proto, i.external.port),
+            Some(i.key.src),
+            "port of {:?} not bound to it",
+            i
+        );
+        prop_assert!(t.mapped_wans(i.key.proto, i.key.src) & (1 << w) != 0);
+        prop_assert_eq!(i.lan_iface, LAN_IFACE);
+        // endpoint independence: one external endpoint per (proto, internal, wan)
+        mappings.insert((i.key.proto, i.key.src, w, i.external));
+    }
+    let distinct: HashSet<_> = mappings.iter().map(|&(p, s, w, _)| (p, s, w)).collect();
+    prop_assert_eq!(
+        distinct.len(),
+        mappings.len(),
+        "an endpoint has two ports on a WAN"
+    );
+    prop_assert_eq!(t.mapping_count(), mappings.len());
+    prop_assert_eq!(t.bound_ports(), mappings.len());
+    Ok(())
+}
+
+fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), TestCaseError> {
+    let t = table(max_sessions, shards, refuse);
+    let mut now = Duration::from_secs(1);
+    for op in ops {
+        match *op {
+            Op::Create {
+                host,
+                port,
+                remote: r,
+                proto: p,
+                wan,
+                flags,
+                hairpin,
+            } => {
+                let p = proto(p);
+                let key = FlowKey::new(p, internal(host, port), remote(p, r));
+                let new = NewSession {
+                    key,
+                    wan,
+                    egress: 10 + wan,
+                    lan_iface: LAN_IFACE,
+                    dst_rewrite: hairpin.then(|| internal(3 - host % 4, 0)),
+                    rule: 0,
+                };
+                let pkt = PacketInfo {
+                    tcp_flags: FLAGS[usize::from(flags)],
+                    len: 100,
+                    icmp_error: false,
+                };
+                match t.create(new, pkt, now) {
+                    Ok(rw) => {
+                        prop_assert!(wan < 2);
+                        let w = WANS.iter().position(|&a| a == rw.src.ip).unwrap() as u8;
+                        prop_assert_eq!(t.binding(w, p, rw.src.port), Some(key.src));
+                        prop_assert!(present(&t, &key, now));
+                    }
+                    Err(CreateError::UnknownWan) => prop_assert_eq!(wan, 2),
+                    Err(CreateError::TableFull) => prop_assert!(refuse),
+                    Err(CreateError::PortsExhausted) => prop_assert!(!present(&t, &key, now)),
+                }
+            }
+            Op::Out {
+                host,
+                port,
+                remote: r,
+                proto: p,
+                flags,
+                icmp_error,
+            } => {
+                let p = proto(p);
+                let key = FlowKey::new(p, internal(host, port), remote(p, r));
+                let pkt = PacketInfo {
+                    tcp_flags: FLAGS[usize::from(flags)],
+                    len: 100,
+                    icmp_error,
+                };
+                match t.lookup_outbound(&key, pkt, now) {
+                    Lookup::Hit(rw) => {
+                        prop_assert!(present(&t, &key, now));
+                        prop_assert!(WANS.contains(&rw.src.ip));
+                    }
+                    Lookup::Miss => prop_assert!(!present(&t, &key, now)),
+                }
+            }
+            Op::In {
+                wan,
+                remote: r,
+                proto: p,
+                ext,
+                flags,
+            } => {
+                let p = proto(p);
+                let w = usize::from(wan).min(1);
+                let dst = Endpoint::new(WANS[w], 50000 + u16::from(ext));
+                let key = FlowKey::new(p, remote(p, r), dst);
+                let pkt = PacketInfo {
+                    tcp_flags: FLAGS[usize::from(flags)],
+                    len: 100,
+                    icmp_error: false,
+                };
+                let owner = t.binding(wan, p, dst.port);
+                match t.lookup_inbound(wan, &key, pkt, now) {
+                    Lookup::Hit(rw) => {
+                        prop_assert_eq!(Some(rw.dst), owner);
+                        prop_assert_eq!(rw.src, key.src);
+                        prop_assert_eq!(rw.egress, LAN_IFACE);
+                        let canonical = FlowKey::new(p, rw.dst, key.src);
+                        prop_assert!(present(&t, &canonical, now));
+                    }
+                    Lookup::Miss => {}
+                }
+            }
+            Op::Expire { budget } => {
+                let before = t.len();
+                let n = t.expire(now, usize::from(budget));
+                prop_assert!(n <= usize::from(budget));
+                prop_assert_eq!(t.len(), before - n);
+            }
+            Op::Advance { ms } => now += Duration::from_millis(u64::from(ms)),
+        }
+        check(&t, now)?;
+    }
+    // far in the future everything expires and every port is released
+    let end = now + Duration::from_secs(86_400);
+    let n = t.len();
+    prop_assert_eq!(t.expire(end, usize::MAX), n);
+    prop_assert_eq!(t.len(), 0);
+    prop_assert!(t.is_empty());
+    prop_assert_eq!(t.bound_ports(), 0);
+    prop_assert_eq!(t.mapping_count(), 0);
+    prop_assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (0, 0));
+    check(&t, end)?;
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn invariants_hold_under_arbitrary_operations(
+        ops in prop::collection::vec(op(), 1..80),
+        max_sessions in prop::sample::select(vec![1u32, 4, 7, 16, 64]),
+        shards in prop::sample::select(vec![1u16, 2, 4]),
+        refuse in any::<bool>(),
+    ) {
+        run(&ops, max_sessions, shards, refuse)?;
+    }
+}

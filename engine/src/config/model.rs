@@ -1,0 +1,216 @@
+//! The typed, validated configuration. Values of these types are produced by validation
+//! (see the module doc for the invariants they satisfy); nothing here checks them again.
+
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
+use ipnet::Ipv4Net;
+
+/// A whole, validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// LANs in file order (`[[lan]]`).
+    pub lans: Vec<Lan>,
+    /// WANs in file order (`[[wan]]`); at most 64.
+    pub wans: Vec<Wan>,
+    /// WAN groups in file order (`[[group]]`).
+    pub groups: Vec<Group>,
+    /// Policy rules, evaluated in this order; the first match wins, no match → main table.
+    pub rules: Vec<Rule>,
+    /// Connection tracking limits and timeouts (`[conntrack]`).
+    pub conntrack: ConntrackConfig,
+}
+
+/// A LAN-side interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lan {
+    /// Unique among LANs and WANs.
+    pub name: String,
+    /// OS interface name; unique.
+    pub interface: String,
+    /// The router's own address on this LAN.
+    pub address: Ipv4Addr,
+    /// The LAN's subnet (network address, host bits cleared); contains `address`.
+    pub subnet: Ipv4Net,
+    /// More subnets reached through this LAN (host bits cleared).
+    pub extra_subnets: Vec<Ipv4Net>,
+}
+
+/// A WAN uplink.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wan {
+    /// Unique among LANs and WANs.
+    pub name: String,
+    /// OS interface name; unique.
+    pub interface: String,
+    /// This WAN's address; source NAT rewrites to it.
+    pub address: Ipv4Addr,
+    /// The WAN's subnet (host bits cleared); contains `address` and `gateway`.
+    pub subnet: Ipv4Net,
+    /// Next hop for everything sent out of this WAN.
+    pub gateway: Ipv4Addr,
+    /// Default weight of this WAN in groups (≥ 1).
+    pub weight: u32,
+    /// Default tier of this WAN in groups (1 = most preferred).
+    pub tier: u8,
+    /// Ports (and ICMP ids) fwd owns on `address` for source NAT; first ≥ 1024.
+    pub nat_ports: RangeInclusive<u16>,
+}
+
+/// A set of WANs that rules can send traffic to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    /// Unique among groups.
+    pub name: String,
+    /// At least one member, each WAN at most once.
+    pub members: Vec<GroupMember>,
+    /// What to do when no member is usable.
+    pub last_resort: LastResort,
+}
+
+/// One WAN in a group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupMember {
+    /// Index into [`Config::wans`].
+    pub wan: usize,
+    /// Weight within its tier (≥ 1); the WAN's weight when the group does not give one.
+    pub weight: u32,
+    /// Tier (1 = most preferred); the WAN's tier when the group does not give one.
+    pub tier: u8,
+}
+
+/// What a group does with a new flow when none of its members is usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LastResort {
+    /// Drop and answer ICMP destination unreachable (the default).
+    Unreachable,
+    /// Drop silently.
+    Blackhole,
+    /// Route by the main table, as if no rule had matched.
+    MainTable,
+}
+
+/// A policy rule: match conditions and an action. An empty match list matches anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Unique among rules.
+    pub name: String,
+    /// IP protocol number; `None` matches any protocol.
+    pub proto: Option<u8>,
+    /// Source subnets (any matches); empty = any source.
+    pub src: Vec<Ipv4Net>,
+    /// Destination subnets (any matches); empty = any destination.
+    pub dst: Vec<Ipv4Net>,
+    /// Source port ranges; non-empty only when `proto` is TCP (6) or UDP (17).
+    pub src_ports: Vec<RangeInclusive<u16>>,
+    /// Destination port ranges; non-empty only when `proto` is TCP (6) or UDP (17).
+    pub dst_ports: Vec<RangeInclusive<u16>>,
+    /// Indices into [`Config::lans`] the packet must arrive on; empty = any LAN.
+    pub ingress: Vec<usize>,
+    /// What to do with a matching flow.
+    pub action: RuleAction,
+    /// Keep a source address on one WAN for this idle time; only with `Group` / `Wan`.
+    pub sticky: Option<Duration>,
+}
+
+/// The action of a rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleAction {
+    /// Balance over a group: index into [`Config::groups`].
+    Group(usize),
+    /// Always use one WAN: index into [`Config::wans`].
+    Wan(usize),
+    /// Route by the main table (no policy, no NAT choice by fwd).
+    MainTable,
+    /// Drop silently.
+    Blackhole,
+    /// Drop and answer ICMP destination unreachable.
+    Unreachable,
+}
+
+/// Connection tracking limits (`[conntrack]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConntrackConfig {
+    /// Most sessions tracked at once (≥ 1, ≥ `shards`). Default 262144.
+    pub max_sessions: u32,
+    /// Number of table shards: a power of two in 1..=4096. Default 64.
+    pub shards: u16,
+    /// What to do when the table is full. Default evict.
+    pub on_full: OnFull,
+    /// Most fragmented datagrams tracked at once (≥ 1). Default 4096.
+    pub max_fragments: u32,
+    /// How long to wait for the rest of a fragmented datagram. Default 30 s.
+    pub fragment_timeout: Duration,
+    /// Most sticky source → WAN entries (≥ 1). Default 65536.
+    pub sticky_max: u32,
+    /// Idle timeouts per protocol and state.
+    pub timeouts: Timeouts,
+}
+
+impl Default for ConntrackConfig {
+    fn default() -> Self {
+        ConntrackConfig {
+            max_sessions: 262_144,
+            shards: 64,
+            on_full: OnFull::Evict,
+            max_fragments: 4096,
+            fragment_timeout: Duration::from_secs(30),
+            sticky_max: 65_536,
+            timeouts: Timeouts::default(),
+        }
+    }
+}
+
+/// What to do with a new flow when the session table is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFull {
+    /// Evict the longest-idle session.
+    Evict,
+    /// Refuse the new flow.
+    Refuse,
+}
+
+/// Idle timeouts (`[conntrack.timeouts]`); all non-zero. Defaults follow RFC 4787, 5382
+/// and 5508.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timeouts {
+    /// UDP sessions. Default 300 s.
+    pub udp: Duration,
+    /// ICMP query sessions. Default 60 s.
+    pub icmp: Duration,
+    /// Established TCP sessions. Default 7440 s.
+    pub tcp_established: Duration,
+    /// TCP sessions being opened or closed. Default 240 s.
+    pub tcp_transitory: Duration,
+    /// Closed TCP sessions (after RST or both FINs acknowledged). Default 10 s.
+    pub tcp_closed: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            udp: Duration::from_secs(300),
+            icmp: Duration::from_secs(60),
+            tcp_established: Duration::from_secs(7440),
+            tcp_transitory: Duration::from_secs(240),
+            tcp_closed: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Config {
+    /// The LAN whose subnet or extra subnets contain `ip` (at most one, as LAN subnets do
+    /// not overlap).
+    pub fn lan_for(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.lans.iter().position(|lan| {
+            lan.subnet.contains(&ip) || lan.extra_subnets.iter().any(|n| n.contains(&ip))
+        })
+    }
+
+    /// The first WAN whose address is `ip`. Several WANs may share an address (with
+    /// disjoint `nat_ports`); then this is the first of them in file order.
+    pub fn wan_by_address(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.wans.iter().position(|wan| wan.address == ip)
+    }
+}

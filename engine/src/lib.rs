@@ -1,0 +1,25 @@
+//! # engine — packets, the pipeline and I/O
+//!
+//! The top layer of fwd. It owns:
+//! - [`config`]: the TOML configuration, parsed and validated whole;
+//! - [`plan`]: the config compiled for the data plane (numbered interfaces, balancer policy);
+//! - [`tables`]: the long-lived shared state (connection, fragment and sticky tables);
+//! - [`packet`]: parsing, validation, in-place NAT rewriting, router-generated ICMP errors;
+//! - [`pipeline`]: a worker's batch processing (fast path, slow path, named drop counters);
+//! - [`device`]: the batched I/O boundary and its backends; [`forwarder`]: a worker's step.
+//!
+//! Invariants: the per-packet path allocates nothing, logs nothing and takes no global lock
+//! (one connection-table shard lock per packet); every frame not forwarded is counted under a
+//! [`pipeline::DropReason`]; time is an argument everywhere below the worker loop. Only the
+//! I/O backends may use `unsafe`.
+
+pub mod config;
+pub mod demo;
+pub mod device;
+pub mod forwarder;
+pub mod health;
+pub mod neighbors;
+pub mod packet;
+pub mod pipeline;
+pub mod plan;
+pub mod tables;

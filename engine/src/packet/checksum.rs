@@ -1,0 +1,144 @@
+//! Internet checksum arithmetic: incremental updates (RFC 1624, eqn. 3) for the rewrite path,
+//! and full computation (through etherparse) for building packets and for tests.
+//!
+//! Every changed field is 16-bit aligned relative to the start of the area its checksum
+//! covers (addresses, ports, the TTL/protocol word, embedded headers at even offsets), so an
+//! update is expressed as "these old 16-bit words became these new ones".
+
+use etherparse::checksum::Sum16BitWords;
+
+/// A pending checksum adjustment: the one's complement sum of (new - old) over changed words.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Delta(u32);
+
+impl Delta {
+    pub const ZERO: Delta = Delta(0);
+
+    /// Records that the 16-bit word `old` became `new`.
+    #[inline]
+    pub fn word(self, old: u16, new: u16) -> Delta {
+        Delta(self.0 + u32::from(!old) + u32::from(new))
+    }
+
+    /// Records that a 32-bit value (an IPv4 address) changed.
+    #[inline]
+    pub fn addr(self, old: [u8; 4], new: [u8; 4]) -> Delta {
+        self.word(
+            u16::from_be_bytes([old[0], old[1]]),
+            u16::from_be_bytes([new[0], new[1]]),
+        )
+        .word(
+            u16::from_be_bytes([old[2], old[3]]),
+            u16::from_be_bytes([new[2], new[3]]),
+        )
+    }
+
+    /// The adjustment that a checksum-covered field moving from `old` to `new` causes in a
+    /// checksum that covers that field (e.g. an embedded header's checksum inside ICMP).
+    #[inline]
+    pub fn of_checksum_change(old: u16, new: u16) -> Delta {
+        Delta::ZERO.word(old, new)
+    }
+
+    /// Applies the adjustment to a checksum as stored in the packet: HC' = ~(~HC + ~m + m').
+    #[inline]
+    pub fn apply(self, checksum: u16) -> u16 {
+        let sum = u32::from(!checksum) + fold32(self.0);
+        !(fold32(sum) as u16)
+    }
+
+    /// As [`Delta::apply`] for UDP: 0 means "no checksum" and stays 0; a computed 0 is sent as
+    /// 0xffff (RFC 768).
+    #[inline]
+    pub fn apply_udp(self, checksum: u16) -> u16 {
+        if checksum == 0 {
+            return 0;
+        }
+        match self.apply(checksum) {
+            0 => 0xffff,
+            c => c,
+        }
+    }
+}
+
+impl std::ops::Add for Delta {
+    type Output = Delta;
+
+    /// Combines two adjustments.
+    #[inline]
+    fn add(self, other: Delta) -> Delta {
+        Delta(fold32(self.0) + fold32(other.0))
+    }
+}
+
+#[inline]
+fn fold32(mut sum: u32) -> u32 {
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum
+}
+
+/// Full Internet checksum of `data` (as stored in a header: one's complement of the sum).
+pub fn full(data: &[u8]) -> u16 {
+    wire_order(Sum16BitWords::new().add_slice(data).ones_complement())
+}
+
+/// etherparse sums 16-bit words in native byte order (RFC 1071 2(B)); the result is the
+/// checksum's bytes in native order. Reads them back as the big-endian value on the wire.
+#[inline]
+fn wire_order(native: u16) -> u16 {
+    u16::from_be_bytes(native.to_ne_bytes())
+}
+
+/// Full TCP/UDP checksum over the IPv4 pseudo-header and the whole L4 segment (with its
+/// checksum field included as stored). A correct packet sums to 0.
+pub fn l4_verify_sum(src: [u8; 4], dst: [u8; 4], proto: u8, segment: &[u8]) -> u16 {
+    let len = u16::try_from(segment.len()).unwrap_or(u16::MAX);
+    let sum = Sum16BitWords::new()
+        .add_4bytes(src)
+        .add_4bytes(dst)
+        .add_2bytes([0, proto])
+        .add_2bytes(len.to_be_bytes())
+        .add_slice(segment)
+        .ones_complement();
+    wire_order(sum)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// RFC 1624 section 4 example: HC = 0xDD2F, m = 0x5555 -> m' = 0x3285 gives 0x0000.
+    #[test]
+    fn rfc1624_example() {
+        assert_eq!(Delta::ZERO.word(0x5555, 0x3285).apply(0xDD2F), 0x0000);
+    }
+
+    #[test]
+    fn udp_zero_stays_zero_and_computed_zero_becomes_ffff() {
+        assert_eq!(Delta::ZERO.word(1, 2).apply_udp(0), 0);
+        let d = Delta::ZERO.word(0x5555, 0x3285);
+        assert_eq!(d.apply_udp(0xDD2F), 0xffff);
+    }
+
+    proptest! {
+        /// Updating words incrementally gives the same checksum as recomputing it.
+        #[test]
+        fn incremental_matches_full(mut data in proptest::collection::vec(any::<u8>(), 2..64usize),
+                                    changes in proptest::collection::vec((any::<usize>(), any::<u16>()), 1..6)) {
+            if data.len() % 2 == 1 { data.pop(); }
+            let mut check = full(&data);
+            for (at, new) in changes {
+                let i = (at % (data.len() / 2)) * 2;
+                let old = u16::from_be_bytes([data[i], data[i + 1]]);
+                data[i..i + 2].copy_from_slice(&new.to_be_bytes());
+                check = Delta::ZERO.word(old, new).apply(check);
+            }
+            // Checksums are equal modulo the two representations of zero.
+            let expect = full(&data);
+            prop_assert!(check == expect || (check == 0xffff && expect == 0) || (check == 0 && expect == 0xffff));
+        }
+    }
+}

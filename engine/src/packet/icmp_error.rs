@@ -1,0 +1,93 @@
+//! ICMP errors the router itself sends (time exceeded when a TTL runs out, so traceroute works
+//! through fwd; host unreachable for the `unreachable` action), built in place in the frame of
+//! the packet they are about: no allocation, no copy beyond moving the quote.
+//!
+//! RFC 1812 4.3.2: quote as much of the original as fits in 576 bytes; never answer an ICMP
+//! error, a later fragment, or a packet from/to a broadcast, multicast or unspecified address.
+
+use std::net::Ipv4Addr;
+
+use etherparse::{
+    icmpv4::{DestUnreachableHeader, TimeExceededCode},
+    Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header,
+};
+
+use super::parse::{Fragment, Ipv4Packet, Medium, Transport, ETHERNET_HEADER_LEN};
+
+/// Which error to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IcmpErrorKind {
+    /// Type 11 code 0: TTL exceeded in transit.
+    TimeExceeded,
+    /// Type 3 code 1: host unreachable (what Linux sends for an `unreachable` route).
+    HostUnreachable,
+}
+
+/// Largest ICMP error datagram (RFC 1812 4.3.2.3).
+const MAX_ERROR_DATAGRAM: usize = 576;
+const IP_AND_ICMP_HEADERS: usize = 20 + 8;
+const ERROR_TTL: u8 = 64;
+
+/// Whether RFC 1812 allows an ICMP error about this packet.
+pub fn may_answer(pkt: &Ipv4Packet) -> bool {
+    let special = |a: Ipv4Addr| a.is_broadcast() || a.is_multicast() || a.is_unspecified();
+    !matches!(pkt.transport, Transport::IcmpError(_))
+        && pkt.fragment != Fragment::Later
+        && !special(pkt.src)
+        && !special(pkt.dst)
+}
+
+/// Replaces the packet in `buf` with an ICMP error about it, from `from` to the packet's
+/// source. Ethernet frames get their MAC addresses swapped so the error goes back to the
+/// neighbour that sent the packet. Returns the new frame length, or `None` when RFC 1812
+/// forbids an answer or `buf` is too small.
+pub fn build_icmp_error(
+    buf: &mut [u8],
+    medium: Medium,
+    pkt: &Ipv4Packet,
+    kind: IcmpErrorKind,
+    from: Ipv4Addr,
+) -> Option<usize> {
+    if !may_answer(pkt) {
+        return None;
+    }
+    let quote_len = pkt.total_len.min(MAX_ERROR_DATAGRAM - IP_AND_ICMP_HEADERS);
+    let l3 = pkt.l3;
+    let icmp_at = l3 + 20;
+    let quote_at = icmp_at + 8;
+    let end = quote_at + quote_len;
+    if end > buf.len() {
+        return None;
+    }
+    buf.copy_within(l3..l3 + quote_len, quote_at);
+
+    let icmp_type = match kind {
+        IcmpErrorKind::TimeExceeded => {
+            Icmpv4Type::TimeExceeded(TimeExceededCode::TtlExceededInTransit)
+        }
+        IcmpErrorKind::HostUnreachable => {
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Host)
+        }
+    };
+    let icmp = Icmpv4Header::with_checksum(icmp_type, &buf[quote_at..end]);
+    let payload_len = u16::try_from(8 + quote_len).ok()?;
+    let mut ip = Ipv4Header::new(
+        payload_len,
+        ERROR_TTL,
+        IpNumber::ICMP,
+        from.octets(),
+        pkt.src.octets(),
+    )
+    .ok()?;
+    ip.header_checksum = ip.calc_header_checksum();
+    buf[l3..icmp_at].copy_from_slice(&ip.to_bytes());
+    buf[icmp_at..quote_at].copy_from_slice(&icmp.to_bytes());
+
+    if medium == Medium::Ethernet && l3 >= ETHERNET_HEADER_LEN {
+        let mut dst = [0u8; 6];
+        dst.copy_from_slice(&buf[0..6]);
+        buf.copy_within(6..12, 0);
+        buf[6..12].copy_from_slice(&dst);
+    }
+    Some(end)
+}

@@ -1,0 +1,292 @@
+//! Parsing and validation of received frames into [`Ipv4Packet`]: where each header starts,
+//! the addresses, ports and flags the pipeline needs, and for ICMP errors the same facts about
+//! the embedded packet. Built on etherparse's checked header slices; nothing is copied.
+//!
+//! Validation is what a router must do before touching a packet (RFC 1812 5.2.2): version,
+//! header length, total length against the frame, the header checksum; for the transport the
+//! header must be present in full. Payload checksums are not verified (the incremental rewrite
+//! keeps a bad checksum bad, so the end host still rejects it).
+
+use std::net::Ipv4Addr;
+
+use etherparse::{
+    EtherType, Ethernet2HeaderSlice, Icmpv4Slice, Icmpv4Type, Ipv4HeaderSlice, TcpHeaderSlice,
+    UdpHeaderSlice,
+};
+
+use super::checksum;
+
+/// What kind of link-layer framing a device delivers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Medium {
+    /// Ethernet II frames (AF_XDP, in-memory Ethernet tests).
+    Ethernet,
+    /// Bare IP packets (TUN).
+    Ip,
+}
+
+pub const ETHERNET_HEADER_LEN: usize = 14;
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// Why a frame is not an IPv4 packet the pipeline can handle.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParseError {
+    /// Shorter than an Ethernet header.
+    TruncatedL2,
+    /// Ethernet frame carrying IPv6 (counted as unsupported until IPv6 support lands).
+    Ipv6,
+    /// ARP: the kernel's business, never the data plane's.
+    Arp,
+    /// Another EtherType (VLAN tags, MPLS, ...).
+    OtherEtherType,
+    /// IP header invalid: version, header length, total length.
+    BadIpv4Header,
+    /// IPv4 header checksum wrong.
+    BadIpv4Checksum,
+    /// TCP/UDP/ICMP header missing or inconsistent.
+    BadTransport,
+    /// ICMP error whose embedded packet cannot be read.
+    BadIcmpError,
+}
+
+/// Where the IPv4 packet of a frame starts, per medium. Ethernet: after the 14-byte header
+/// (EtherType IPv4); IP medium: at 0, version 4 (version 6 is reported as [`ParseError::Ipv6`]).
+pub fn l3_offset(medium: Medium, frame: &[u8]) -> Result<usize, ParseError> {
+    match medium {
+        Medium::Ethernet => {
+            let eth =
+                Ethernet2HeaderSlice::from_slice(frame).map_err(|_| ParseError::TruncatedL2)?;
+            match eth.ether_type() {
+                EtherType::IPV4 => Ok(ETHERNET_HEADER_LEN),
+                EtherType::IPV6 => Err(ParseError::Ipv6),
+                EtherType::ARP => Err(ParseError::Arp),
+                _ => Err(ParseError::OtherEtherType),
+            }
+        }
+        Medium::Ip => match frame.first().map(|b| b >> 4) {
+            Some(4) => Ok(0),
+            Some(6) => Err(ParseError::Ipv6),
+            _ => Err(ParseError::BadIpv4Header),
+        },
+    }
+}
+
+/// Fragment position of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fragment {
+    /// A whole datagram.
+    Whole,
+    /// Offset 0 with more-fragments set: carries the transport header.
+    First,
+    /// Offset > 0: no transport header; follows the first fragment's translation.
+    Later,
+}
+
+/// The transport-level facts of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    Tcp {
+        src_port: u16,
+        dst_port: u16,
+        flags: u8,
+    },
+    Udp {
+        src_port: u16,
+        dst_port: u16,
+    },
+    /// ICMP echo request (`request`) or reply; the identifier plays the port's part.
+    IcmpEcho {
+        id: u16,
+        request: bool,
+    },
+    /// ICMP destination unreachable, time exceeded or parameter problem, about `embedded`.
+    IcmpError(Embedded),
+    /// Any other ICMP message (redirect, timestamp, ...): not forwarded.
+    IcmpOther,
+    /// Another IP protocol (GRE, ESP, SCTP...): not handled yet.
+    OtherProtocol,
+    /// A later fragment: no transport header in this packet.
+    None,
+}
+
+/// The packet quoted inside an ICMP error: the head of a packet that went the other way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Embedded {
+    /// Offset of the embedded IPv4 header in the frame.
+    pub l3: usize,
+    pub header_len: usize,
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    /// TCP/UDP ports, or for ICMP echo the identifier in the port of the side that sent it.
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Bytes of the embedded transport header present in the frame (at least 8).
+    pub l4_len: usize,
+}
+
+impl Embedded {
+    /// Offset of the embedded transport header in the frame.
+    pub fn l4(&self) -> usize {
+        self.l3 + self.header_len
+    }
+}
+
+/// A validated IPv4 packet inside a frame, by offsets into that frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ipv4Packet {
+    /// Offset of the IPv4 header in the frame.
+    pub l3: usize,
+    pub header_len: usize,
+    /// IP total length (the frame may carry padding after it).
+    pub total_len: usize,
+    pub proto: u8,
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub ttl: u8,
+    pub id: u16,
+    pub fragment: Fragment,
+    pub transport: Transport,
+}
+
+impl Ipv4Packet {
+    /// Offset of the transport header in the frame.
+    pub fn l4(&self) -> usize {
+        self.l3 + self.header_len
+    }
+
+    /// End of the IP packet in the frame.
+    pub fn end(&self) -> usize {
+        self.l3 + self.total_len
+    }
+}
+
+/// Parses the IPv4 packet starting at `l3` in `frame`.
+pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
+    let bytes = frame.get(l3..).ok_or(ParseError::BadIpv4Header)?;
+    let ip = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| ParseError::BadIpv4Header)?;
+    let header_len = usize::from(ip.ihl()) * 4;
+    let total_len = usize::from(ip.total_len());
+    if total_len < header_len || total_len > bytes.len() {
+        return Err(ParseError::BadIpv4Header);
+    }
+    if checksum::full(ip.slice()) != 0 {
+        return Err(ParseError::BadIpv4Checksum);
+    }
+    let offset = ip.fragments_offset().value();
+    let fragment = match (offset, ip.more_fragments()) {
+        (0, false) => Fragment::Whole,
+        (0, true) => Fragment::First,
+        _ => Fragment::Later,
+    };
+    let proto = ip.protocol().0;
+    let payload = &bytes[header_len..total_len];
+    let transport = if fragment == Fragment::Later {
+        Transport::None
+    } else {
+        parse_transport(proto, payload, l3 + header_len, fragment)?
+    };
+    Ok(Ipv4Packet {
+        l3,
+        header_len,
+        total_len,
+        proto,
+        src: ip.source_addr(),
+        dst: ip.destination_addr(),
+        ttl: ip.ttl(),
+        id: ip.identification(),
+        fragment,
+        transport,
+    })
+}
+
+fn parse_transport(
+    proto: u8,
+    payload: &[u8],
+    l4: usize,
+    fragment: Fragment,
+) -> Result<Transport, ParseError> {
+    match proto {
+        IPPROTO_TCP => {
+            let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| ParseError::BadTransport)?;
+            Ok(Transport::Tcp {
+                src_port: tcp.source_port(),
+                dst_port: tcp.destination_port(),
+                flags: tcp.slice()[13],
+            })
+        }
+        IPPROTO_UDP => {
+            let udp = UdpHeaderSlice::from_slice(payload).map_err(|_| ParseError::BadTransport)?;
+            let len = usize::from(udp.length());
+            // A whole datagram's UDP length must fit the IP payload; a first fragment's
+            // covers fragments still to come.
+            if len < 8 || (fragment == Fragment::Whole && len > payload.len()) {
+                return Err(ParseError::BadTransport);
+            }
+            Ok(Transport::Udp {
+                src_port: udp.source_port(),
+                dst_port: udp.destination_port(),
+            })
+        }
+        IPPROTO_ICMP => parse_icmp(payload, l4, fragment),
+        _ => Ok(Transport::OtherProtocol),
+    }
+}
+
+fn parse_icmp(payload: &[u8], l4: usize, fragment: Fragment) -> Result<Transport, ParseError> {
+    let icmp = Icmpv4Slice::from_slice(payload).map_err(|_| ParseError::BadTransport)?;
+    match icmp.icmp_type() {
+        Icmpv4Type::EchoRequest(echo) => Ok(Transport::IcmpEcho {
+            id: echo.id,
+            request: true,
+        }),
+        Icmpv4Type::EchoReply(echo) => Ok(Transport::IcmpEcho {
+            id: echo.id,
+            request: false,
+        }),
+        Icmpv4Type::DestinationUnreachable(_)
+        | Icmpv4Type::TimeExceeded(_)
+        | Icmpv4Type::ParameterProblem(_) => {
+            // An error about a fragment of an error makes no sense to translate.
+            if fragment != Fragment::Whole {
+                return Err(ParseError::BadIcmpError);
+            }
+            parse_embedded(&payload[8..], l4 + 8).map(Transport::IcmpError)
+        }
+        _ => Ok(Transport::IcmpOther),
+    }
+}
+
+fn parse_embedded(quoted: &[u8], l3: usize) -> Result<Embedded, ParseError> {
+    let ip = Ipv4HeaderSlice::from_slice(quoted).map_err(|_| ParseError::BadIcmpError)?;
+    let header_len = usize::from(ip.ihl()) * 4;
+    let l4 = &quoted[header_len..];
+    // RFC 792: the error quotes the IP header and at least 8 bytes of what followed it.
+    // Only a first (or whole) fragment carries the ports we need.
+    if l4.len() < 8 || ip.fragments_offset().value() != 0 {
+        return Err(ParseError::BadIcmpError);
+    }
+    let word = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
+    let (src_port, dst_port) = match ip.protocol().0 {
+        IPPROTO_TCP | IPPROTO_UDP => (word(0), word(2)),
+        // Embedded echo: the identifier belongs to the host that sent the echo.
+        IPPROTO_ICMP => match l4[0] {
+            8 => (word(4), 0),
+            0 => (0, word(4)),
+            _ => return Err(ParseError::BadIcmpError),
+        },
+        _ => return Err(ParseError::BadIcmpError),
+    };
+    Ok(Embedded {
+        l3,
+        header_len,
+        proto: ip.protocol().0,
+        src: ip.source_addr(),
+        dst: ip.destination_addr(),
+        src_port,
+        dst_port,
+        l4_len: l4.len(),
+    })
+}

@@ -1,0 +1,156 @@
+//! In-place rewriting of forwarded packets: addresses, ports (or the ICMP echo identifier),
+//! TTL, and every checksum that covers them, updated incrementally (RFC 1624). ICMP errors
+//! also get their embedded header translated (RFC 5508 REQ-3) and the ICMP checksum adjusted
+//! for every quoted byte that changed.
+//!
+//! All functions take a packet already validated by [`super::parse`], so every offset they
+//! touch lies inside the frame; they never allocate.
+
+use std::net::Ipv4Addr;
+
+use super::checksum::Delta;
+use super::parse::{Embedded, Ipv4Packet, Transport, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+
+/// An address and port (or ICMP identifier) a packet is given.
+pub use conntrack::Endpoint;
+
+const IP_TTL: usize = 8;
+const IP_CHECKSUM: usize = 10;
+const IP_SRC: usize = 12;
+const IP_DST: usize = 16;
+const TCP_CHECKSUM: usize = 16;
+const UDP_CHECKSUM: usize = 6;
+const ICMP_CHECKSUM: usize = 2;
+const ICMP_ECHO_ID: usize = 4;
+
+#[inline]
+fn read16(frame: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([frame[at], frame[at + 1]])
+}
+
+#[inline]
+fn write16(frame: &mut [u8], at: usize, value: u16) {
+    frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
+}
+
+/// Writes a 16-bit field and returns the checksum delta of that change.
+#[inline]
+fn set16(frame: &mut [u8], at: usize, value: u16) -> Delta {
+    let old = read16(frame, at);
+    write16(frame, at, value);
+    Delta::ZERO.word(old, value)
+}
+
+/// Writes a 32-bit address and returns the checksum delta of that change.
+#[inline]
+fn set_addr(frame: &mut [u8], at: usize, value: Ipv4Addr) -> Delta {
+    let mut old = [0u8; 4];
+    old.copy_from_slice(&frame[at..at + 4]);
+    let new = value.octets();
+    frame[at..at + 4].copy_from_slice(&new);
+    Delta::ZERO.addr(old, new)
+}
+
+/// Applies `delta` to the 16-bit checksum at `at`; returns the delta the checksum field's own
+/// change causes in any checksum that covers it.
+#[inline]
+fn adjust_checksum(frame: &mut [u8], at: usize, delta: Delta, udp: bool) -> Delta {
+    let old = read16(frame, at);
+    let new = if udp {
+        delta.apply_udp(old)
+    } else {
+        delta.apply(old)
+    };
+    write16(frame, at, new);
+    Delta::of_checksum_change(old, new)
+}
+
+/// Rewrites the IPv4 addresses, decrements the TTL and fixes the header checksum. Returns the
+/// pseudo-header delta (address changes only) for the transport checksum.
+fn rewrite_ip_header(frame: &mut [u8], l3: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Delta {
+    let addrs = set_addr(frame, l3 + IP_SRC, src) + set_addr(frame, l3 + IP_DST, dst);
+    let ttl_word = read16(frame, l3 + IP_TTL);
+    let new_ttl_word = ttl_word.wrapping_sub(0x0100);
+    write16(frame, l3 + IP_TTL, new_ttl_word);
+    let header = addrs.word(ttl_word, new_ttl_word);
+    adjust_checksum(frame, l3 + IP_CHECKSUM, header, false);
+    addrs
+}
+
+/// Forwards a whole datagram or first fragment as `src` → `dst`: addresses, TCP/UDP ports or
+/// the ICMP echo identifier (the requester's side carries it), TTL - 1, all checksums.
+pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endpoint) {
+    let l4 = pkt.l4();
+    let pseudo = rewrite_ip_header(frame, pkt.l3, src.ip, dst.ip);
+    match pkt.transport {
+        Transport::Tcp { .. } | Transport::Udp { .. } => {
+            let ports = set16(frame, l4, src.port) + set16(frame, l4 + 2, dst.port);
+            if pkt.proto == IPPROTO_TCP {
+                adjust_checksum(frame, l4 + TCP_CHECKSUM, pseudo + ports, false);
+            } else {
+                adjust_checksum(frame, l4 + UDP_CHECKSUM, pseudo + ports, true);
+            }
+        }
+        Transport::IcmpEcho { request, .. } => {
+            let id = if request { src.port } else { dst.port };
+            let delta = set16(frame, l4 + ICMP_ECHO_ID, id);
+            adjust_checksum(frame, l4 + ICMP_CHECKSUM, delta, false);
+        }
+        _ => {}
+    }
+}
+
+/// Forwards a later fragment: addresses and TTL only (its datagram's transport checksum was
+/// fixed in the first fragment, which carries it).
+pub fn rewrite_fragment(frame: &mut [u8], pkt: &Ipv4Packet, src: Ipv4Addr, dst: Ipv4Addr) {
+    rewrite_ip_header(frame, pkt.l3, src, dst);
+}
+
+/// Forwards an ICMP error: the outer header becomes `outer_src` → `outer_dst` (TTL - 1), and
+/// the embedded packet becomes `inner_src` → `inner_dst` with its own checksums fixed as far as
+/// they are quoted; the ICMP checksum absorbs every change inside it.
+pub fn rewrite_icmp_error(
+    frame: &mut [u8],
+    pkt: &Ipv4Packet,
+    emb: &Embedded,
+    outer: (Ipv4Addr, Ipv4Addr),
+    inner_src: Endpoint,
+    inner_dst: Endpoint,
+) {
+    let icmp_delta = rewrite_embedded(frame, emb, inner_src, inner_dst);
+    rewrite_ip_header(frame, pkt.l3, outer.0, outer.1);
+    adjust_checksum(frame, pkt.l4() + ICMP_CHECKSUM, icmp_delta, false);
+}
+
+/// Rewrites a quoted packet (no TTL change: it is a copy, not a forwarded packet). Returns the
+/// delta of all quoted bytes that changed, for the enclosing ICMP checksum.
+fn rewrite_embedded(frame: &mut [u8], emb: &Embedded, src: Endpoint, dst: Endpoint) -> Delta {
+    let (l3, l4) = (emb.l3, emb.l4());
+    let addrs = set_addr(frame, l3 + IP_SRC, src.ip) + set_addr(frame, l3 + IP_DST, dst.ip);
+    let header_sum = adjust_checksum(frame, l3 + IP_CHECKSUM, addrs, false);
+    let mut quoted = addrs + header_sum;
+    match emb.proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            let ports = set16(frame, l4, src.port) + set16(frame, l4 + 2, dst.port);
+            quoted = quoted + ports;
+            let (at, udp) = if emb.proto == IPPROTO_UDP {
+                (UDP_CHECKSUM, true)
+            } else {
+                (TCP_CHECKSUM, false)
+            };
+            // The quoted transport checksum is fixed when it was quoted at all.
+            if emb.l4_len >= at + 2 {
+                quoted = quoted + adjust_checksum(frame, l4 + at, addrs + ports, udp);
+            }
+        }
+        IPPROTO_ICMP => {
+            // The quoted echo's identifier sits with the side that sent the echo.
+            let id = if src.port != 0 { src.port } else { dst.port };
+            let id_delta = set16(frame, l4 + ICMP_ECHO_ID, id);
+            let echo_sum = adjust_checksum(frame, l4 + ICMP_CHECKSUM, id_delta, false);
+            quoted = quoted + id_delta + echo_sum;
+        }
+        _ => {}
+    }
+    quoted
+}

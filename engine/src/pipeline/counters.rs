@@ -1,0 +1,233 @@
+//! Named counters of one worker: every drop has a reason, every reason a counter. Written by
+//! the owning worker only (a relaxed load and store, no read-modify-write), read by anyone.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a frame was not forwarded. Names are stable: they are what `fwdctl counters` shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum DropReason {
+    /// Frame shorter than its link header.
+    MalformedL2,
+    /// IPv4 header invalid (version, header length, total length).
+    MalformedIpv4,
+    /// IPv4 header checksum wrong.
+    BadIpChecksum,
+    /// TCP, UDP or ICMP header missing or inconsistent.
+    MalformedTransport,
+    /// ICMP error whose quoted packet cannot be read.
+    MalformedIcmpError,
+    /// IPv6 (not handled yet).
+    UnsupportedIpv6,
+    /// Link-layer protocol other than IPv4, IPv6 or ARP.
+    UnsupportedEtherType,
+    /// IP protocol other than TCP, UDP, ICMP.
+    UnsupportedProtocol,
+    /// ICMP message other than echo and errors (redirects, timestamps...).
+    UnsupportedIcmp,
+    /// Frame from an interface the plan does not know.
+    UnknownInterface,
+    /// TTL ran out here (an ICMP time exceeded is sent back when allowed).
+    TtlExpired,
+    /// A later fragment whose first fragment was not seen (or expired).
+    FragmentWithoutFirst,
+    /// The fragment table had no room to remember a first fragment.
+    FragmentTableFull,
+    /// TCP packet from the LAN that matches no session and is not a SYN.
+    TcpNotSyn,
+    /// Packet from the LAN that matches no session and cannot start one (e.g. an echo reply).
+    NoSessionOutbound,
+    /// Packet to a NAT port with no session for its sender.
+    NoSessionInbound,
+    /// ICMP error from the LAN about a flow fwd does not know.
+    IcmpErrorNoSession,
+    /// A rule or last resort said blackhole.
+    Blackhole,
+    /// A rule or last resort said unreachable (an ICMP host unreachable is sent back).
+    Unreachable,
+    /// The connection table was full and the config says refuse.
+    TableFull,
+    /// No free NAT port on the chosen WAN.
+    PortsExhausted,
+    /// Ethernet egress with no known next-hop MAC address.
+    NoNeighbor,
+    /// The egress queue was full.
+    TxQueueFull,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 23] = [
+        DropReason::MalformedL2,
+        DropReason::MalformedIpv4,
+        DropReason::BadIpChecksum,
+        DropReason::MalformedTransport,
+        DropReason::MalformedIcmpError,
+        DropReason::UnsupportedIpv6,
+        DropReason::UnsupportedEtherType,
+        DropReason::UnsupportedProtocol,
+        DropReason::UnsupportedIcmp,
+        DropReason::UnknownInterface,
+        DropReason::TtlExpired,
+        DropReason::FragmentWithoutFirst,
+        DropReason::FragmentTableFull,
+        DropReason::TcpNotSyn,
+        DropReason::NoSessionOutbound,
+        DropReason::NoSessionInbound,
+        DropReason::IcmpErrorNoSession,
+        DropReason::Blackhole,
+        DropReason::Unreachable,
+        DropReason::TableFull,
+        DropReason::PortsExhausted,
+        DropReason::NoNeighbor,
+        DropReason::TxQueueFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::MalformedL2 => "malformed_l2",
+            DropReason::MalformedIpv4 => "malformed_ipv4",
+            DropReason::BadIpChecksum => "bad_ip_checksum",
+            DropReason::MalformedTransport => "malformed_transport",
+            DropReason::MalformedIcmpError => "malformed_icmp_error",
+            DropReason::UnsupportedIpv6 => "unsupported_ipv6",
+            DropReason::UnsupportedEtherType => "unsupported_ethertype",
+            DropReason::UnsupportedProtocol => "unsupported_protocol",
+            DropReason::UnsupportedIcmp => "unsupported_icmp",
+            DropReason::UnknownInterface => "unknown_interface",
+            DropReason::TtlExpired => "ttl_expired",
+            DropReason::FragmentWithoutFirst => "fragment_without_first",
+            DropReason::FragmentTableFull => "fragment_table_full",
+            DropReason::TcpNotSyn => "tcp_not_syn",
+            DropReason::NoSessionOutbound => "no_session_outbound",
+            DropReason::NoSessionInbound => "no_session_inbound",
+            DropReason::IcmpErrorNoSession => "icmp_error_no_session",
+            DropReason::Blackhole => "blackhole",
+            DropReason::Unreachable => "unreachable",
+            DropReason::TableFull => "table_full",
+            DropReason::PortsExhausted => "ports_exhausted",
+            DropReason::NoNeighbor => "no_neighbor",
+            DropReason::TxQueueFull => "tx_queue_full",
+        }
+    }
+}
+
+/// Things that happened, other than drops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Event {
+    /// Frames forwarded (fast or slow path).
+    Forwarded,
+    /// Frames handed to the kernel (traffic for the box itself, main-table routing, ARP).
+    ToKernel,
+    /// Sessions this worker created.
+    SessionsCreated,
+    /// ICMP errors fwd generated.
+    IcmpErrorsSent,
+    /// ICMP errors not sent because of the rate limit or RFC 1812's rules.
+    IcmpErrorsSuppressed,
+}
+
+impl Event {
+    pub const ALL: [Event; 5] = [
+        Event::Forwarded,
+        Event::ToKernel,
+        Event::SessionsCreated,
+        Event::IcmpErrorsSent,
+        Event::IcmpErrorsSuppressed,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Event::Forwarded => "forwarded",
+            Event::ToKernel => "to_kernel",
+            Event::SessionsCreated => "sessions_created",
+            Event::IcmpErrorsSent => "icmp_errors_sent",
+            Event::IcmpErrorsSuppressed => "icmp_errors_suppressed",
+        }
+    }
+}
+
+/// Most WANs a plan may have (the WAN sets of the balancer are 64-bit masks).
+pub const MAX_WANS: usize = 64;
+
+/// Traffic through one WAN, as seen by one worker.
+#[derive(Debug, Default)]
+pub struct WanTraffic {
+    pub tx_packets: AtomicU64,
+    pub tx_bytes: AtomicU64,
+    pub rx_packets: AtomicU64,
+    pub rx_bytes: AtomicU64,
+}
+
+/// One worker's counters. Aligned so two workers' counters never share a cache line.
+#[derive(Debug)]
+#[repr(align(128))]
+pub struct Counters {
+    drops: [AtomicU64; DropReason::ALL.len()],
+    events: [AtomicU64; Event::ALL.len()],
+    wans: [WanTraffic; MAX_WANS],
+}
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            drops: std::array::from_fn(|_| AtomicU64::new(0)),
+            events: std::array::from_fn(|_| AtomicU64::new(0)),
+            wans: std::array::from_fn(|_| WanTraffic::default()),
+        }
+    }
+}
+
+/// Adds to a counter that only this thread writes: no atomic read-modify-write needed.
+#[inline]
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.store(
+        counter.load(Ordering::Relaxed).wrapping_add(by),
+        Ordering::Relaxed,
+    );
+}
+
+impl Counters {
+    #[inline]
+    pub fn count_drop(&self, reason: DropReason) {
+        bump(&self.drops[reason as usize], 1);
+    }
+
+    #[inline]
+    pub fn event(&self, event: Event) {
+        bump(&self.events[event as usize], 1);
+    }
+
+    #[inline]
+    pub fn wan_tx(&self, wan: usize, bytes: usize) {
+        if let Some(w) = self.wans.get(wan) {
+            bump(&w.tx_packets, 1);
+            bump(&w.tx_bytes, bytes as u64);
+        }
+    }
+
+    #[inline]
+    pub fn wan_rx(&self, wan: usize, bytes: usize) {
+        if let Some(w) = self.wans.get(wan) {
+            bump(&w.rx_packets, 1);
+            bump(&w.rx_bytes, bytes as u64);
+        }
+    }
+
+    pub fn drops(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn events(&self, event: Event) -> u64 {
+        self.events[event as usize].load(Ordering::Relaxed)
+    }
+
+    pub fn wan(&self, wan: usize) -> Option<&WanTraffic> {
+        self.wans.get(wan)
+    }
+
+    /// Sum of all drops.
+    pub fn total_drops(&self) -> u64 {
+        DropReason::ALL.iter().map(|&r| self.drops(r)).sum()
+    }
+}

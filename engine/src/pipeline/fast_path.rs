@@ -1,0 +1,163 @@
+//! The fast path: packets of flows the connection table knows. One lookup (which refreshes
+//! the session and advances its TCP state), then the session's rewrite applied in place.
+
+use conntrack::{Lookup, PacketInfo, Rewrite};
+
+use super::flow::{error_flow_key, flow_key, fragment_key, packet_info};
+use super::{Context, Counters, DropReason, Outcome};
+use crate::device::Frame;
+use crate::packet::rewrite::{rewrite_flow, rewrite_fragment, rewrite_icmp_error};
+use crate::packet::{Fragment, Ipv4Packet, Transport};
+use crate::plan::Role;
+
+const ERROR_INFO: PacketInfo = PacketInfo {
+    tcp_flags: 0,
+    len: 0,
+    icmp_error: true,
+};
+
+/// A packet from a LAN. `None`: no session, the slow path decides.
+#[inline]
+pub(super) fn outbound(
+    ctx: &Context<'_>,
+    counters: &Counters,
+    frame: &mut Frame,
+    pkt: &Ipv4Packet,
+) -> Option<Outcome> {
+    let table = &ctx.tables.conntrack;
+    match pkt.transport {
+        Transport::None => Some(
+            match ctx.tables.fragments.lookup(&fragment_key(pkt), ctx.now) {
+                Some(rw) => {
+                    rewrite_fragment(frame.data_mut(), pkt, rw.src.ip, rw.dst.ip);
+                    account_tx(ctx, counters, rw.egress, pkt.total_len);
+                    Outcome::Forward { egress: rw.egress }
+                }
+                None => Outcome::Drop(DropReason::FragmentWithoutFirst),
+            },
+        ),
+        Transport::IcmpError(emb) => Some(
+            match error_flow_key(&emb).map(|k| table.lookup_outbound(&k, ERROR_INFO, ctx.now)) {
+                Some(Lookup::Hit(rw)) => {
+                    rewrite_icmp_error(
+                        frame.data_mut(),
+                        pkt,
+                        &emb,
+                        (rw.src.ip, pkt.dst),
+                        rw.dst,
+                        rw.src,
+                    );
+                    account_tx(ctx, counters, rw.egress, pkt.total_len);
+                    Outcome::Forward { egress: rw.egress }
+                }
+                Some(Lookup::Miss) => Outcome::Drop(DropReason::IcmpErrorNoSession),
+                None => Outcome::Drop(DropReason::MalformedIcmpError),
+            },
+        ),
+        Transport::IcmpOther => Some(Outcome::Drop(DropReason::UnsupportedIcmp)),
+        Transport::OtherProtocol => Some(Outcome::Drop(DropReason::UnsupportedProtocol)),
+        Transport::Tcp { .. } | Transport::Udp { .. } | Transport::IcmpEcho { .. } => {
+            let key = flow_key(pkt)?;
+            match table.lookup_outbound(&key, packet_info(pkt), ctx.now) {
+                Lookup::Hit(rw) => Some(apply(ctx, counters, frame, pkt, rw)),
+                Lookup::Miss => None,
+            }
+        }
+    }
+}
+
+/// What the fast path made of a packet from a WAN.
+pub(super) enum Inbound {
+    Forward(Outcome),
+    /// It belongs to a session but its TTL ran out here.
+    TtlExpired,
+    /// No session: the box's own traffic, or unsolicited.
+    NoSession,
+}
+
+/// A packet from WAN `wan` addressed to that WAN's address.
+#[inline]
+pub(super) fn inbound(
+    ctx: &Context<'_>,
+    counters: &Counters,
+    frame: &mut Frame,
+    pkt: &Ipv4Packet,
+    wan: usize,
+) -> Inbound {
+    let table = &ctx.tables.conntrack;
+    let wan_u8 = u8::try_from(wan).unwrap_or(u8::MAX);
+    let expired = pkt.ttl <= 1;
+    match pkt.transport {
+        Transport::None => match ctx.tables.fragments.lookup(&fragment_key(pkt), ctx.now) {
+            Some(_) if expired => Inbound::TtlExpired,
+            Some(rw) => {
+                rewrite_fragment(frame.data_mut(), pkt, rw.src.ip, rw.dst.ip);
+                counters.wan_rx(wan, pkt.total_len);
+                Inbound::Forward(Outcome::Forward { egress: rw.egress })
+            }
+            None => Inbound::NoSession,
+        },
+        Transport::IcmpError(emb) => {
+            match error_flow_key(&emb)
+                .map(|k| table.lookup_inbound(wan_u8, &k, ERROR_INFO, ctx.now))
+            {
+                Some(Lookup::Hit(_)) if expired => Inbound::TtlExpired,
+                Some(Lookup::Hit(rw)) => {
+                    rewrite_icmp_error(
+                        frame.data_mut(),
+                        pkt,
+                        &emb,
+                        (pkt.src, rw.dst.ip),
+                        rw.dst,
+                        rw.src,
+                    );
+                    counters.wan_rx(wan, pkt.total_len);
+                    Inbound::Forward(Outcome::Forward { egress: rw.egress })
+                }
+                _ => Inbound::NoSession,
+            }
+        }
+        Transport::Tcp { .. } | Transport::Udp { .. } | Transport::IcmpEcho { .. } => {
+            let Some(key) = flow_key(pkt) else {
+                return Inbound::NoSession;
+            };
+            match table.lookup_inbound(wan_u8, &key, packet_info(pkt), ctx.now) {
+                Lookup::Hit(_) if expired => Inbound::TtlExpired,
+                Lookup::Hit(rw) => {
+                    counters.wan_rx(wan, pkt.total_len);
+                    Inbound::Forward(apply(ctx, counters, frame, pkt, rw))
+                }
+                Lookup::Miss => Inbound::NoSession,
+            }
+        }
+        Transport::IcmpOther | Transport::OtherProtocol => Inbound::NoSession,
+    }
+}
+
+/// Applies a session's rewrite to a whole packet or first fragment (remembering the
+/// translation for the fragments that follow).
+#[inline]
+pub(super) fn apply(
+    ctx: &Context<'_>,
+    counters: &Counters,
+    frame: &mut Frame,
+    pkt: &Ipv4Packet,
+    rw: Rewrite,
+) -> Outcome {
+    rewrite_flow(frame.data_mut(), pkt, rw.src, rw.dst);
+    if pkt.fragment == Fragment::First
+        && !ctx.tables.fragments.insert(fragment_key(pkt), rw, ctx.now)
+    {
+        return Outcome::Drop(DropReason::FragmentTableFull);
+    }
+    account_tx(ctx, counters, rw.egress, pkt.total_len);
+    Outcome::Forward { egress: rw.egress }
+}
+
+/// Counts traffic leaving by a WAN.
+#[inline]
+fn account_tx(ctx: &Context<'_>, counters: &Counters, egress: u8, len: usize) {
+    if let Some(Role::Wan(w)) = ctx.plan.interface(egress).map(|i| i.role) {
+        counters.wan_tx(w, len);
+    }
+}

@@ -1,0 +1,309 @@
+//! The packet pipeline of one worker: a batch of frames in, verdicts and per-egress lists out.
+//!
+//! ```text
+//! frame → parse → from a LAN: local? kernel : fast path (session hit) | slow path (new flow)
+//!               → from a WAN: fast path (reply of a session) | kernel (the box's own traffic)
+//!       → rewrite in place (NAT, TTL, checksums) → Ethernet header → verdict
+//! ```
+//! The fast path ([`fast_path`]) is a table lookup and a rewrite; only the slow path
+//! ([`slow_path`]) consults the policy and creates sessions. Neither allocates, logs or takes a
+//! global lock; every frame that is not forwarded gets a named [`DropReason`].
+
+pub mod counters;
+mod fast_path;
+pub mod flow;
+pub mod rate_limit;
+mod slow_path;
+pub mod verdict;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use balancer::{LinkState, Selector};
+
+use crate::device::{Batch, Frame};
+use crate::neighbors::Neighbors;
+use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind};
+use crate::packet::parse::{self, ParseError};
+use crate::packet::{Ipv4Packet, Medium};
+use crate::plan::{Plan, Role};
+use crate::tables::Tables;
+
+pub use counters::{Counters, DropReason, Event};
+pub use verdict::{Output, Verdict};
+
+/// Everything a batch is processed against. Built once per batch by the worker.
+#[derive(Clone, Copy)]
+pub struct Context<'a> {
+    pub plan: &'a Plan,
+    pub tables: &'a Tables,
+    /// Link state per WAN index.
+    pub health: &'a [LinkState],
+    pub neighbors: &'a dyn Neighbors,
+    pub now: Duration,
+}
+
+impl std::fmt::Debug for Context<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("now", &self.now)
+            .finish_non_exhaustive()
+    }
+}
+
+/// ICMP errors per second a worker may generate, and its burst.
+const ICMP_ERRORS_PER_SECOND: u64 = 1000;
+const ICMP_ERRORS_BURST: u64 = 50;
+
+/// How a frame leaves the pipeline, before the link layer is filled in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    /// Forwarded: the Ethernet header still needs the egress and next-hop MACs.
+    Forward {
+        egress: u8,
+    },
+    /// The frame now holds an ICMP error for the sender (link header already swapped); the
+    /// original packet counts as dropped for `dropped`.
+    Reply {
+        egress: u8,
+        dropped: DropReason,
+    },
+    Kernel,
+    Drop(DropReason),
+}
+
+/// One worker's pipeline state: the medium, its balancer selector, its counters.
+#[derive(Debug)]
+pub struct Pipeline {
+    medium: Medium,
+    selector: Selector,
+    counters: Arc<Counters>,
+    icmp_errors: rate_limit::TokenBucket,
+}
+
+impl Pipeline {
+    pub fn new(medium: Medium, plan: &Plan, counters: Arc<Counters>) -> Pipeline {
+        Pipeline {
+            medium,
+            selector: Selector::new(&plan.policy),
+            counters,
+            icmp_errors: rate_limit::TokenBucket::new(ICMP_ERRORS_PER_SECOND, ICMP_ERRORS_BURST),
+        }
+    }
+
+    /// Rebuilds the per-plan state after a reload.
+    pub fn set_plan(&mut self, plan: &Plan) {
+        self.selector = Selector::new(&plan.policy);
+    }
+
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// Processes every frame of `batch` in place and records its verdict in `out` (cleared
+    /// first). A forwarded frame's `iface` is set to its egress interface.
+    pub fn process(&mut self, ctx: &Context<'_>, batch: &mut Batch, out: &mut Output) {
+        out.clear();
+        for frame in batch.frames_mut() {
+            let verdict = self.process_frame(ctx, frame);
+            if let Verdict::Drop(DropReason::UnknownInterface) = out.push(verdict) {
+                if verdict != Verdict::Drop(DropReason::UnknownInterface) {
+                    self.counters.count_drop(DropReason::UnknownInterface);
+                }
+            }
+        }
+    }
+
+    /// Processes one frame in place.
+    pub fn process_frame(&mut self, ctx: &Context<'_>, frame: &mut Frame) -> Verdict {
+        let verdict = match self.handle(ctx, frame) {
+            Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
+            Outcome::Reply { egress, dropped } => {
+                self.counters.count_drop(dropped);
+                self.counters.event(Event::IcmpErrorsSent);
+                Verdict::Forward(egress)
+            }
+            Outcome::Kernel => Verdict::Kernel,
+            Outcome::Drop(reason) => Verdict::Drop(reason),
+        };
+        match verdict {
+            Verdict::Forward(egress) => {
+                frame.iface = egress;
+                self.counters.event(Event::Forwarded);
+            }
+            Verdict::Kernel => self.counters.event(Event::ToKernel),
+            Verdict::Drop(reason) => self.counters.count_drop(reason),
+        }
+        verdict
+    }
+
+    fn handle(&mut self, ctx: &Context<'_>, frame: &mut Frame) -> Outcome {
+        let ingress = frame.iface;
+        let Some(role) = ctx.plan.interface(ingress).map(|i| i.role) else {
+            return Outcome::Drop(DropReason::UnknownInterface);
+        };
+        let pkt = match parse::l3_offset(self.medium, frame.data())
+            .and_then(|l3| parse::parse_ipv4(frame.data(), l3))
+        {
+            Ok(pkt) => pkt,
+            Err(e) => return parse_outcome(e),
+        };
+        match role {
+            Role::Lan(_) => self.lan_packet(ctx, frame, &pkt, ingress),
+            Role::Wan(wan) => self.wan_packet(ctx, frame, &pkt, wan, ingress),
+        }
+    }
+
+    /// A packet from a LAN: the box's own and LAN-to-LAN traffic goes to the kernel; the rest
+    /// is a flow out through a WAN (or hairpinned back to the LAN).
+    fn lan_packet(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        ingress: u8,
+    ) -> Outcome {
+        let to_wan_address = ctx.plan.wan_by_address(pkt.dst).is_some();
+        if (ctx.plan.is_local(pkt.dst) && !to_wan_address)
+            || pkt.dst.is_broadcast()
+            || pkt.dst.is_multicast()
+            || ctx.plan.lan_for(pkt.dst).is_some()
+        {
+            return Outcome::Kernel;
+        }
+        if pkt.ttl <= 1 {
+            // A packet for the box's WAN address is delivered locally, whatever its TTL.
+            if to_wan_address {
+                return Outcome::Kernel;
+            }
+            return self.icmp_error(
+                ctx,
+                frame,
+                pkt,
+                IcmpErrorKind::TimeExceeded,
+                ingress,
+                DropReason::TtlExpired,
+            );
+        }
+        match fast_path::outbound(ctx, &self.counters, frame, pkt) {
+            Some(outcome) => outcome,
+            None => self.new_flow(ctx, frame, pkt, ingress),
+        }
+    }
+
+    /// A packet from WAN `wan`: replies of sessions go to the LAN; everything else is the box's
+    /// own traffic (the kernel decides) or, on a NAT port, an unsolicited packet (dropped).
+    fn wan_packet(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        wan: usize,
+        ingress: u8,
+    ) -> Outcome {
+        match ctx.plan.wans.get(wan) {
+            Some(w) if w.address == pkt.dst => {}
+            _ => return Outcome::Kernel,
+        }
+        match fast_path::inbound(ctx, &self.counters, frame, pkt, wan) {
+            fast_path::Inbound::Forward(outcome) => outcome,
+            fast_path::Inbound::TtlExpired => self.icmp_error(
+                ctx,
+                frame,
+                pkt,
+                IcmpErrorKind::TimeExceeded,
+                ingress,
+                DropReason::TtlExpired,
+            ),
+            fast_path::Inbound::NoSession => {
+                let nat_port = flow::flow_key(pkt)
+                    .filter(|k| k.proto != conntrack::Proto::Icmp)
+                    .map(|k| k.dst.port);
+                match (nat_port, ctx.plan.wans.get(wan)) {
+                    (Some(port), Some(w)) if w.nat_ports.contains(&port) => {
+                        Outcome::Drop(DropReason::NoSessionInbound)
+                    }
+                    _ => Outcome::Kernel,
+                }
+            }
+        }
+    }
+
+    /// Turns the frame into an ICMP error back to the sender, from the router's address on
+    /// the interface the packet came in on, if RFC 1812 and the rate limit allow.
+    fn icmp_error(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        kind: IcmpErrorKind,
+        ingress: u8,
+        dropped: DropReason,
+    ) -> Outcome {
+        let Some(from) = ctx.plan.interface(ingress).map(|i| i.address) else {
+            return Outcome::Drop(dropped);
+        };
+        if !crate::packet::icmp_error::may_answer(pkt) || !self.icmp_errors.take(ctx.now) {
+            self.counters.event(Event::IcmpErrorsSuppressed);
+            return Outcome::Drop(dropped);
+        }
+        let (buf, _) = frame.buffer_mut();
+        match build_icmp_error(buf, self.medium, pkt, kind, from) {
+            Some(len) => {
+                frame.set_len(len);
+                Outcome::Reply {
+                    egress: ingress,
+                    dropped,
+                }
+            }
+            None => {
+                self.counters.event(Event::IcmpErrorsSuppressed);
+                Outcome::Drop(dropped)
+            }
+        }
+    }
+
+    /// Fills in the Ethernet header of a forwarded frame: our MAC on the egress interface and
+    /// the next hop's (the WAN gateway, or the LAN destination).
+    fn finish_forward(&self, ctx: &Context<'_>, frame: &mut Frame, egress: u8) -> Verdict {
+        if self.medium != Medium::Ethernet {
+            return Verdict::Forward(egress);
+        }
+        let data = frame.data_mut();
+        let Some(dst) = data.get(parse::ETHERNET_HEADER_LEN + 16..parse::ETHERNET_HEADER_LEN + 20)
+        else {
+            return Verdict::Drop(DropReason::MalformedL2);
+        };
+        let dst = std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
+        let macs = ctx.plan.next_hop(egress, dst).and_then(|hop| {
+            Some((
+                ctx.neighbors.resolve(egress, hop)?,
+                ctx.neighbors.interface_mac(egress)?,
+            ))
+        });
+        match macs {
+            Some((next_hop, own)) => {
+                data[0..6].copy_from_slice(&next_hop);
+                data[6..12].copy_from_slice(&own);
+                Verdict::Forward(egress)
+            }
+            None => Verdict::Drop(DropReason::NoNeighbor),
+        }
+    }
+}
+
+fn parse_outcome(error: ParseError) -> Outcome {
+    Outcome::Drop(match error {
+        ParseError::Arp => return Outcome::Kernel,
+        ParseError::TruncatedL2 => DropReason::MalformedL2,
+        ParseError::Ipv6 => DropReason::UnsupportedIpv6,
+        ParseError::OtherEtherType => DropReason::UnsupportedEtherType,
+        ParseError::BadIpv4Header => DropReason::MalformedIpv4,
+        ParseError::BadIpv4Checksum => DropReason::BadIpChecksum,
+        ParseError::BadTransport => DropReason::MalformedTransport,
+        ParseError::BadIcmpError => DropReason::MalformedIcmpError,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,156 @@
+//! The slow path: the first packet of a flow. Hairpin check, policy rules, WAN choice
+//! (reusing an endpoint-independent mapping on an eligible WAN), session creation, then the
+//! fast path's rewrite. Allocates nothing: the connection table is preallocated.
+
+use balancer::{Decision, FlowInfo};
+use conntrack::{CreateError, NewSession};
+
+use super::fast_path::apply;
+use super::flow::{flow_key, may_open_session, packet_info};
+use super::{Context, DropReason, Event, Outcome, Pipeline};
+use crate::device::Frame;
+use crate::packet::icmp_error::IcmpErrorKind;
+use crate::packet::{Ipv4Packet, Transport};
+use crate::plan::HAIRPIN_RULE;
+
+impl Pipeline {
+    /// A LAN packet that matched no session.
+    pub(super) fn new_flow(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        ingress: u8,
+    ) -> Outcome {
+        let Some(key) = flow_key(pkt) else {
+            return Outcome::Drop(DropReason::NoSessionOutbound);
+        };
+        // Hairpin first: the answering host's packets (a SYN-ACK, say) start its own hairpin
+        // session, so any packet to a LAN endpoint's external port may open one.
+        if let Some(wan) = ctx.plan.wan_by_address(pkt.dst) {
+            return self.hairpin(ctx, frame, pkt, key, wan, ingress);
+        }
+        if !may_open_session(pkt) {
+            return Outcome::Drop(match pkt.transport {
+                Transport::Tcp { .. } => DropReason::TcpNotSyn,
+                _ => DropReason::NoSessionOutbound,
+            });
+        }
+        let flow = FlowInfo {
+            src: pkt.src,
+            dst: pkt.dst,
+            proto: pkt.proto,
+            src_port: key.src.port,
+            dst_port: key.dst.port,
+            ingress,
+        };
+        match self.selector.decide(
+            &ctx.plan.policy,
+            ctx.health,
+            &ctx.tables.sticky,
+            &flow,
+            ctx.now,
+        ) {
+            Decision::Wan {
+                wan,
+                eligible,
+                rule,
+            } => {
+                ctx.plan.count_rule_hit(rule.0);
+                // Endpoint-independent mapping across WANs: an internal endpoint that already
+                // has a mapping on an eligible WAN keeps using it, so peers see one address.
+                let mapped = ctx.tables.conntrack.mapped_wans(key.proto, key.src) & eligible.0;
+                let wan = if mapped == 0 || mapped & (1u64 << wan.0) != 0 {
+                    usize::from(wan.0)
+                } else {
+                    mapped.trailing_zeros() as usize
+                };
+                let Some(egress) = ctx.plan.wans.get(wan).map(|w| w.iface) else {
+                    return Outcome::Drop(DropReason::UnknownInterface);
+                };
+                let new = NewSession {
+                    key,
+                    wan: u8::try_from(wan).unwrap_or(u8::MAX),
+                    egress,
+                    lan_iface: ingress,
+                    dst_rewrite: None,
+                    rule: rule.0,
+                };
+                self.create(ctx, frame, pkt, new)
+            }
+            Decision::MainTable { rule } => {
+                if let Some(rule) = rule {
+                    ctx.plan.count_rule_hit(rule.0);
+                }
+                Outcome::Kernel
+            }
+            Decision::Blackhole { rule, .. } => {
+                ctx.plan.count_rule_hit(rule.0);
+                Outcome::Drop(DropReason::Blackhole)
+            }
+            Decision::Unreachable { rule, .. } => {
+                ctx.plan.count_rule_hit(rule.0);
+                self.icmp_error(
+                    ctx,
+                    frame,
+                    pkt,
+                    IcmpErrorKind::HostUnreachable,
+                    ingress,
+                    DropReason::Unreachable,
+                )
+            }
+        }
+    }
+
+    /// A LAN host addressing a WAN address: if a LAN endpoint owns that external port, the
+    /// packet is turned around to it (with the sender translated to its own mapping on that
+    /// WAN, so the receiver answers through fwd); otherwise it is for the box itself.
+    fn hairpin(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        key: conntrack::FlowKey,
+        wan: usize,
+        ingress: u8,
+    ) -> Outcome {
+        let wan_u8 = u8::try_from(wan).unwrap_or(u8::MAX);
+        let Some(target) = ctx
+            .tables
+            .conntrack
+            .binding(wan_u8, key.proto, key.dst.port)
+        else {
+            return Outcome::Kernel;
+        };
+        let Some(lan) = ctx.plan.lan_for(target.ip) else {
+            return Outcome::Kernel;
+        };
+        let new = NewSession {
+            key,
+            wan: wan_u8,
+            egress: lan.iface,
+            lan_iface: ingress,
+            dst_rewrite: Some(target),
+            rule: HAIRPIN_RULE,
+        };
+        self.create(ctx, frame, pkt, new)
+    }
+
+    fn create(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        new: NewSession,
+    ) -> Outcome {
+        match ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now) {
+            Ok(rw) => {
+                self.counters.event(Event::SessionsCreated);
+                apply(ctx, &self.counters, frame, pkt, rw)
+            }
+            Err(CreateError::TableFull) => Outcome::Drop(DropReason::TableFull),
+            Err(CreateError::PortsExhausted) => Outcome::Drop(DropReason::PortsExhausted),
+            Err(CreateError::UnknownWan) => Outcome::Drop(DropReason::UnknownInterface),
+        }
+    }
+}

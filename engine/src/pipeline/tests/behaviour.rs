@@ -1,0 +1,338 @@
+//! Pipeline behaviour over many flows: weights, tiers, last resort, sticky, endpoint-
+//! independent mapping, port exhaustion, table full, Ethernet egress.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use balancer::LinkState;
+
+use super::harness::*;
+use super::packets::*;
+use crate::packet::Medium;
+use crate::pipeline::{DropReason, Verdict};
+
+fn big_router() -> Router {
+    Router::with_config(
+        Medium::Ip,
+        &TOPOLOGY.replace("max_sessions = 4096", "max_sessions = 65536"),
+    )
+}
+
+/// Sends `n` new TCP flows from distinct source ports and counts them per egress.
+fn spread(router: &mut Router, n: u16, dst: std::net::Ipv4Addr) -> HashMap<u8, u32> {
+    let mut per_egress = HashMap::new();
+    for i in 0..n {
+        let (egress, _) = router.forward(LAN, &tcp((HOST_A, 1024 + i), (dst, 443), SYN).bytes());
+        *per_egress.entry(egress).or_insert(0) += 1;
+    }
+    per_egress
+}
+
+#[test]
+fn weights_3_to_1_over_10000_flows() {
+    let mut router = big_router();
+    let per_egress = spread(&mut router, 10_000, SERVER);
+    assert_eq!(per_egress.get(&ISP1), Some(&7_500));
+    assert_eq!(per_egress.get(&ISP2), Some(&2_500));
+    assert_eq!(
+        per_egress.get(&LTE),
+        None,
+        "tier 2 unused while tier 1 is up"
+    );
+    assert_eq!(router.tables.conntrack.len(), 10_000);
+    assert_eq!(
+        router.plan.rule_hits(5),
+        10_000,
+        "the default rule counted every flow"
+    );
+}
+
+#[test]
+fn tier_failover_and_last_resort() {
+    let mut router = big_router();
+    router.health[0] = LinkState::Down;
+    let per_egress = spread(&mut router, 100, SERVER);
+    assert_eq!(
+        per_egress.get(&ISP2),
+        Some(&100),
+        "the surviving tier-1 member takes all"
+    );
+
+    router.health[1] = LinkState::Down;
+    let (egress, out) = router.forward(LAN, &tcp((HOST_A, 5000), (SERVER, 443), SYN).bytes());
+    assert_eq!(egress, LTE, "tier 2 takes over when tier 1 is empty");
+    assert_eq!(&out[12..16], &LTE_ADDR.octets());
+
+    router.health[2] = LinkState::Down;
+    let input = tcp((HOST_A, 5001), (SERVER, 443), SYN).bytes();
+    let (verdict, out) = router.send(LAN, &input);
+    assert_eq!(
+        verdict,
+        Verdict::Forward(LAN),
+        "an ICMP host unreachable goes back"
+    );
+    assert_eq!(router.counters.drops(DropReason::Unreachable), 1);
+    assert_eq!(&out[12..16], &LAN_ADDR.octets());
+    assert_eq!(&out[16..20], &HOST_A.octets());
+    assert_eq!((out[20], out[21]), (3, 1), "type 3 code 1");
+    assert_eq!(
+        &out[28..28 + input.len()],
+        &input[..],
+        "the whole original is quoted"
+    );
+    assert_checksums_valid(&out);
+
+    // Recovery: new flows go back to tier 1 at once.
+    router.health[0] = LinkState::Up;
+    let (egress, _) = router.forward(LAN, &tcp((HOST_A, 5002), (SERVER, 443), SYN).bytes());
+    assert_eq!(egress, ISP1);
+}
+
+#[test]
+fn rule_actions() {
+    let mut router = Router::new(Medium::Ip);
+    let dns = udp((HOST_A, 3333), (SERVER, 53)).bytes();
+    for _ in 0..3 {
+        let (egress, _) = router.forward(LAN, &dns);
+        assert_eq!(egress, ISP2, "the dns rule pins isp2");
+    }
+    let to = |ip: [u8; 4]| udp((HOST_A, 3334), (std::net::Ipv4Addr::from(ip), 9)).bytes();
+    router.expect_drop(LAN, &to([10, 99, 1, 1]), DropReason::Blackhole);
+    assert_eq!(
+        router.send(LAN, &to([10, 97, 1, 1])).0,
+        Verdict::Kernel,
+        "main table"
+    );
+    let (verdict, _) = router.send(LAN, &to([10, 98, 1, 1]));
+    assert_eq!(verdict, Verdict::Forward(LAN));
+    assert_eq!(router.counters.drops(DropReason::Unreachable), 1);
+
+    // A pinned WAN that is down: unreachable, never another WAN.
+    router.health[1] = LinkState::Down;
+    let (verdict, out) = router.send(LAN, &udp((HOST_A, 3335), (SERVER, 53)).bytes());
+    assert_eq!(verdict, Verdict::Forward(LAN));
+    assert_eq!(out[20], 3);
+}
+
+#[test]
+fn sticky_keeps_a_source_on_one_wan() {
+    let mut router = big_router();
+    let bank = std::net::Ipv4Addr::new(100, 64, 1, 1);
+    for host in 10..30u8 {
+        let src = std::net::Ipv4Addr::new(192, 168, 1, host);
+        let mut seen = Vec::new();
+        for port in 0..10u16 {
+            let (egress, _) =
+                router.forward(LAN, &tcp((src, 30000 + port), (bank, 443), SYN).bytes());
+            seen.push(egress);
+        }
+        assert!(
+            seen.iter().all(|&e| e == seen[0]),
+            "host .{host} moved: {seen:?}"
+        );
+    }
+    // Different sources still spread over both WANs.
+    let mut wans = std::collections::HashSet::new();
+    for host in 10..30u8 {
+        let src = std::net::Ipv4Addr::new(192, 168, 1, host);
+        wans.insert(
+            router
+                .forward(LAN, &tcp((src, 31000), (bank, 443), SYN).bytes())
+                .0,
+        );
+    }
+    assert_eq!(wans.len(), 2);
+}
+
+#[test]
+fn endpoint_independent_mapping_on_one_wan() {
+    let mut router = big_router();
+    // The same internal endpoint to many destinations: one external address and port, even
+    // though the weighted round robin alone would have spread these flows.
+    let mut externals = Vec::new();
+    for i in 0..8u8 {
+        let dst = std::net::Ipv4Addr::new(8, 8, 8, i + 1);
+        let (egress, out) = router.forward(LAN, &udp((HOST_A, 4500), (dst, 3478)).bytes());
+        externals.push((egress, out[12..16].to_vec(), out[20..22].to_vec()));
+    }
+    assert!(
+        externals.iter().all(|e| *e == externals[0]),
+        "{externals:?}"
+    );
+    // Replies from every one of those destinations reach the host.
+    let (wan_iface, ext_ip, ext_port) = externals[0].clone();
+    let ext = (
+        std::net::Ipv4Addr::new(ext_ip[0], ext_ip[1], ext_ip[2], ext_ip[3]),
+        u16::from_be_bytes([ext_port[0], ext_port[1]]),
+    );
+    for i in 0..8u8 {
+        let dst = std::net::Ipv4Addr::new(8, 8, 8, i + 1);
+        let (egress, out) = router.forward(wan_iface, &udp((dst, 3478), ext).bytes());
+        assert_eq!(egress, LAN);
+        assert_eq!(out, udp((dst, 3478), (HOST_A, 4500)).ttl(63).bytes());
+    }
+}
+
+#[test]
+fn endpoint_independent_mapping_follows_health() {
+    let mut router = big_router();
+    let (first, _) = router.forward(LAN, &udp((HOST_A, 4600), (SERVER, 3478)).bytes());
+    // The mapped WAN goes down: a new flow of the same endpoint takes the other WAN.
+    router.health[usize::from(first - 1)] = LinkState::Down;
+    let (second, _) = router.forward(LAN, &udp((HOST_A, 4600), (SERVER2, 3478)).bytes());
+    assert_ne!(first, second);
+    assert_ne!(second, LTE);
+}
+
+#[test]
+fn two_hosts_same_port_get_distinct_external_ports() {
+    let mut router = big_router();
+    router.health[1] = LinkState::Down; // everything out isp1
+    let (_, a) = router.forward(LAN, &udp((HOST_A, 25050), (SERVER, 9)).bytes());
+    let (_, b) = router.forward(LAN, &udp((HOST_B, 25050), (SERVER, 9)).bytes());
+    assert_eq!(&a[20..22], &25050u16.to_be_bytes(), "first keeps its port");
+    assert_ne!(&b[20..22], &a[20..22], "second gets another");
+    let port = u16::from_be_bytes([b[20], b[21]]);
+    assert!((20000..=29999).contains(&port));
+}
+
+#[test]
+fn port_exhaustion_is_counted() {
+    let mut router = big_router();
+    router.health[0] = LinkState::Down;
+    router.health[1] = LinkState::Down;
+    // lte owns three ports.
+    for i in 0..3u16 {
+        let (egress, _) = router.forward(LAN, &udp((HOST_A, 7000 + i), (SERVER, 9)).bytes());
+        assert_eq!(egress, LTE);
+    }
+    router.expect_drop(
+        LAN,
+        &udp((HOST_A, 7003), (SERVER, 9)).bytes(),
+        DropReason::PortsExhausted,
+    );
+    // After the UDP timeout the ports come back.
+    router.advance(Duration::from_secs(301));
+    router.tables.conntrack.expire(router.now, usize::MAX);
+    let (egress, _) = router.forward(LAN, &udp((HOST_A, 7003), (SERVER, 9)).bytes());
+    assert_eq!(egress, LTE);
+}
+
+#[test]
+fn table_full_refuses_and_keeps_existing_flows() {
+    let toml = TOPOLOGY.replace(
+        "max_sessions = 4096\nshards = 4",
+        "max_sessions = 4\nshards = 1\non_full = \"refuse\"",
+    );
+    let mut router = Router::with_config(Medium::Ip, &toml);
+    for i in 0..4u16 {
+        router.forward(LAN, &udp((HOST_A, 8000 + i), (SERVER, 9)).bytes());
+    }
+    router.expect_drop(
+        LAN,
+        &udp((HOST_A, 8004), (SERVER, 9)).bytes(),
+        DropReason::TableFull,
+    );
+    // Existing flows still pass.
+    router.forward(LAN, &udp((HOST_A, 8000), (SERVER, 9)).bytes());
+    assert_eq!(router.tables.conntrack.len(), 4);
+}
+
+#[test]
+fn table_full_evicts_the_longest_idle() {
+    let toml = TOPOLOGY.replace(
+        "max_sessions = 4096\nshards = 4",
+        "max_sessions = 4\nshards = 1\non_full = \"evict\"",
+    );
+    let mut router = Router::with_config(Medium::Ip, &toml);
+    for i in 0..4u16 {
+        router.forward(LAN, &udp((HOST_A, 8000 + i), (SERVER, 9)).bytes());
+        router.advance(Duration::from_secs(1));
+    }
+    // Refresh the oldest; 8001 is now the longest idle.
+    router.forward(LAN, &udp((HOST_A, 8000), (SERVER, 9)).bytes());
+    router.forward(LAN, &udp((HOST_A, 8004), (SERVER, 9)).bytes());
+    assert_eq!(router.tables.conntrack.len(), 4);
+    let mut ports = Vec::new();
+    router
+        .tables
+        .conntrack
+        .for_each_session(|s| ports.push(s.key.src.port));
+    ports.sort_unstable();
+    assert_eq!(ports, vec![8000, 8002, 8003, 8004]);
+}
+
+#[test]
+fn ethernet_egress_gets_next_hop_macs() {
+    let mut router = Router::new(Medium::Ethernet);
+    let host_mac = [2, 0, 0, 0, 0, 0x10];
+    let lan_mac = [2, 0, 0, 0, 1, 0];
+    let isp1_mac = [2, 0, 0, 0, 1, 1];
+    let gw1_mac = [2, 0, 0, 0, 2, 1];
+    let input = tcp((HOST_A, 25000), (SERVER, 443), SYN).frame(host_mac, lan_mac);
+    router.expect_drop(LAN, &input, DropReason::NoNeighbor);
+
+    router.neighbors.set_interface(LAN, lan_mac);
+    router.neighbors.set_interface(ISP1, isp1_mac);
+    router
+        .neighbors
+        .set_host(ISP1, std::net::Ipv4Addr::new(198, 51, 100, 1), gw1_mac);
+    router.neighbors.set_host(LAN, HOST_A, host_mac);
+    let (egress, out) = router.forward(LAN, &input);
+    assert_eq!(egress, ISP1);
+    assert_eq!(
+        out,
+        tcp((ISP1_ADDR, 25000), (SERVER, 443), SYN)
+            .ttl(63)
+            .frame(isp1_mac, gw1_mac)
+    );
+    let reply = tcp((SERVER, 443), (ISP1_ADDR, 25000), SYN_ACK).frame(gw1_mac, isp1_mac);
+    let (egress, out) = router.forward(ISP1, &reply);
+    assert_eq!(egress, LAN);
+    assert_eq!(
+        out,
+        tcp((SERVER, 443), (HOST_A, 25000), SYN_ACK)
+            .ttl(63)
+            .frame(lan_mac, host_mac)
+    );
+
+    // ARP goes to the kernel; a runt frame is malformed.
+    let mut arp = vec![0xff; 6];
+    arp.extend_from_slice(&host_mac);
+    arp.extend_from_slice(&[0x08, 0x06]);
+    arp.extend_from_slice(&[0; 28]);
+    assert_eq!(router.send(LAN, &arp).0, Verdict::Kernel);
+    router.expect_drop(LAN, &[0u8; 10], DropReason::MalformedL2);
+}
+
+#[test]
+fn ttl_expiry_on_ethernet_swaps_macs() {
+    let mut router = Router::new(Medium::Ethernet);
+    let host_mac = [2, 0, 0, 0, 0, 0x10];
+    let lan_mac = [2, 0, 0, 0, 1, 0];
+    let input = udp((HOST_A, 33434), (SERVER, 33434))
+        .ttl(1)
+        .frame(host_mac, lan_mac);
+    let (egress, out) = router.forward(LAN, &input);
+    assert_eq!(egress, LAN);
+    assert_eq!(&out[0..6], &host_mac);
+    assert_eq!(&out[6..12], &lan_mac);
+    assert_eq!(out[14 + 20], 11, "time exceeded");
+    assert_checksums_valid(&out[14..]);
+}
+
+#[test]
+fn icmp_errors_are_rate_limited() {
+    let mut router = Router::new(Medium::Ip);
+    let expired = udp((HOST_A, 33434), (SERVER, 33434)).ttl(1).bytes();
+    let sent = (0..200)
+        .filter(|_| matches!(router.send(LAN, &expired).0, Verdict::Forward(_)))
+        .count();
+    assert_eq!(sent, 50, "the burst, then nothing until time passes");
+    assert_eq!(router.counters.drops(DropReason::TtlExpired), 200);
+    router.advance(Duration::from_millis(10));
+    let sent = (0..200)
+        .filter(|_| matches!(router.send(LAN, &expired).0, Verdict::Forward(_)))
+        .count();
+    assert_eq!(sent, 10);
+}

@@ -1,0 +1,180 @@
+//! A router in memory for pipeline tests: the test topology's config, its plan and tables,
+//! a pipeline, and helpers to push one frame through and read what came out.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use balancer::LinkState;
+
+use crate::config::Config;
+use crate::device::{Frame, FRAME_CAPACITY};
+use crate::neighbors::StaticNeighbors;
+use crate::packet::Medium;
+use crate::pipeline::counters::MAX_WANS;
+use crate::pipeline::{Context, Counters, DropReason, Pipeline, Verdict};
+use crate::plan::Plan;
+use crate::tables::Tables;
+
+/// LAN 192.168.1.0/24 (iface 0); isp1 198.51.100.2 weight 3 (iface 1); isp2 203.0.113.2
+/// weight 1 (iface 2); lte 192.0.2.2 tier 2 (iface 3). DNS goes out isp2; 10.99.0.0/16 is
+/// blackholed, 10.98.0.0/16 unreachable, 10.97.0.0/16 main table; the rest is balanced.
+pub const TOPOLOGY: &str = r#"
+[[lan]]
+name = "lan"
+interface = "lan0"
+address = "192.168.1.1/24"
+
+[[wan]]
+name = "isp1"
+interface = "wan1"
+address = "198.51.100.2/30"
+gateway = "198.51.100.1"
+weight = 3
+nat_ports = "20000-29999"
+
+[[wan]]
+name = "isp2"
+interface = "wan2"
+address = "203.0.113.2/30"
+gateway = "203.0.113.1"
+nat_ports = "20000-29999"
+
+[[wan]]
+name = "lte"
+interface = "wan3"
+address = "192.0.2.2/30"
+gateway = "192.0.2.1"
+tier = 2
+nat_ports = "40000-40002"
+
+[[group]]
+name = "balanced"
+members = [{ wan = "isp1" }, { wan = "isp2" }, { wan = "lte" }]
+
+[[group]]
+name = "sticky"
+members = [{ wan = "isp1" }, { wan = "isp2" }]
+
+[[rule]]
+name = "dns"
+proto = "udp"
+dst_ports = [53]
+wan = "isp2"
+
+[[rule]]
+name = "drop"
+dst = ["10.99.0.0/16"]
+action = "blackhole"
+
+[[rule]]
+name = "nope"
+dst = ["10.98.0.0/16"]
+action = "unreachable"
+
+[[rule]]
+name = "main"
+dst = ["10.97.0.0/16"]
+action = "main"
+
+[[rule]]
+name = "banking"
+dst = ["100.64.0.0/16"]
+group = "sticky"
+sticky = "10m"
+
+[[rule]]
+name = "default"
+group = "balanced"
+
+[conntrack]
+max_sessions = 4096
+shards = 4
+"#;
+
+pub const LAN: u8 = 0;
+pub const ISP1: u8 = 1;
+pub const ISP2: u8 = 2;
+pub const LTE: u8 = 3;
+pub const LAN_ADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 1);
+pub const ISP1_ADDR: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 2);
+pub const ISP2_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
+pub const LTE_ADDR: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 2);
+pub const HOST_A: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
+pub const HOST_B: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);
+pub const SERVER: Ipv4Addr = Ipv4Addr::new(8, 8, 4, 4);
+pub const SERVER2: Ipv4Addr = Ipv4Addr::new(9, 9, 9, 9);
+
+pub struct Router {
+    pub plan: Plan,
+    pub tables: Tables,
+    pub health: [LinkState; MAX_WANS],
+    pub neighbors: StaticNeighbors,
+    pub pipeline: Pipeline,
+    pub counters: Arc<Counters>,
+    pub now: Duration,
+    frame: Frame,
+}
+
+impl Router {
+    pub fn new(medium: Medium) -> Router {
+        Router::with_config(medium, TOPOLOGY)
+    }
+
+    pub fn with_config(medium: Medium, toml: &str) -> Router {
+        let config = Config::from_toml_str(toml).expect("test topology is valid");
+        let plan = Plan::from_config(&config).expect("policy compiles");
+        let tables = Tables::new(&config, 42).expect("tables");
+        let counters = Arc::new(Counters::default());
+        let pipeline = Pipeline::new(medium, &plan, counters.clone());
+        let mut health = [LinkState::Down; MAX_WANS];
+        health[..plan.wans.len()].fill(LinkState::Up);
+        Router {
+            plan,
+            tables,
+            health,
+            neighbors: StaticNeighbors::new(),
+            pipeline,
+            counters,
+            now: Duration::from_secs(1),
+            frame: Frame::new(FRAME_CAPACITY),
+        }
+    }
+
+    /// Pushes one frame in on `iface`; returns the verdict and the frame's bytes afterwards.
+    pub fn send(&mut self, iface: u8, bytes: &[u8]) -> (Verdict, Vec<u8>) {
+        assert!(self.frame.fill(bytes, iface));
+        let ctx = Context {
+            plan: &self.plan,
+            tables: &self.tables,
+            health: &self.health,
+            neighbors: &self.neighbors,
+            now: self.now,
+        };
+        let verdict = self.pipeline.process_frame(&ctx, &mut self.frame);
+        (verdict, self.frame.data().to_vec())
+    }
+
+    /// Sends and expects a forward: returns (egress, bytes).
+    pub fn forward(&mut self, iface: u8, bytes: &[u8]) -> (u8, Vec<u8>) {
+        match self.send(iface, bytes) {
+            (Verdict::Forward(egress), out) => (egress, out),
+            (other, _) => panic!("expected a forward, got {other:?}"),
+        }
+    }
+
+    pub fn expect_drop(&mut self, iface: u8, bytes: &[u8], reason: DropReason) {
+        let before = self.counters.drops(reason);
+        assert_eq!(self.send(iface, bytes).0, Verdict::Drop(reason));
+        assert_eq!(
+            self.counters.drops(reason),
+            before + 1,
+            "counter {}",
+            reason.name()
+        );
+    }
+
+    pub fn advance(&mut self, by: Duration) {
+        self.now += by;
+    }
+}

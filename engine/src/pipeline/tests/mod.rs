@@ -1,0 +1,9 @@
+//! Pipeline tests against an in-memory router (see [`harness`]).
+
+#![allow(clippy::unwrap_used)]
+
+mod behaviour;
+mod golden;
+mod harness;
+mod packets;
+mod props;

@@ -1,0 +1,88 @@
+//! What became of each frame of a batch, and the frames grouped by where they go next.
+
+use super::counters::DropReason;
+
+/// The fate of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Send it out of this interface (the frame was rewritten in place).
+    Forward(u8),
+    /// Hand it to the kernel unchanged: traffic for the box itself, main-table routing, ARP.
+    Kernel,
+    /// Dropped, and counted under this reason.
+    Drop(DropReason),
+}
+
+/// Verdicts of a batch and frame indices grouped by egress. Preallocated for a batch size and
+/// an interface count; filling it never allocates.
+#[derive(Debug)]
+pub struct Output {
+    verdicts: Vec<Verdict>,
+    egress: Vec<Vec<u16>>,
+    kernel: Vec<u16>,
+}
+
+impl Output {
+    pub fn new(batch_size: usize, interfaces: usize) -> Output {
+        Output {
+            verdicts: Vec::with_capacity(batch_size),
+            egress: (0..interfaces)
+                .map(|_| Vec::with_capacity(batch_size))
+                .collect(),
+            kernel: Vec::with_capacity(batch_size),
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.verdicts.clear();
+        self.egress.iter_mut().for_each(Vec::clear);
+        self.kernel.clear();
+    }
+
+    /// Records the verdict of the next frame. A forward to an interface this output was not
+    /// sized for becomes a drop (it cannot happen with a plan-sized output).
+    pub fn push(&mut self, verdict: Verdict) -> Verdict {
+        let index = u16::try_from(self.verdicts.len()).unwrap_or(u16::MAX);
+        let verdict = match verdict {
+            Verdict::Forward(iface) => match self.egress.get_mut(usize::from(iface)) {
+                Some(list) => {
+                    list.push(index);
+                    verdict
+                }
+                None => Verdict::Drop(DropReason::UnknownInterface),
+            },
+            Verdict::Kernel => {
+                self.kernel.push(index);
+                verdict
+            }
+            Verdict::Drop(_) => verdict,
+        };
+        self.verdicts.push(verdict);
+        verdict
+    }
+
+    pub fn verdicts(&self) -> &[Verdict] {
+        &self.verdicts
+    }
+
+    /// Indices of frames to send out of `iface`.
+    pub fn egress(&self, iface: u8) -> &[u16] {
+        self.egress
+            .get(usize::from(iface))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// Interfaces with frames to send, and those frames.
+    pub fn egress_lists(&self) -> impl Iterator<Item = (u8, &[u16])> {
+        self.egress
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(i, l)| (u8::try_from(i).unwrap_or(u8::MAX), l.as_slice()))
+    }
+
+    /// Indices of frames for the kernel.
+    pub fn kernel(&self) -> &[u16] {
+        &self.kernel
+    }
+}

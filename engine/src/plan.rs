@@ -1,0 +1,232 @@
+//! The runtime form of a validated [`Config`]: interfaces numbered for the data plane, the
+//! compiled balancer [`Policy`], and per-rule hit counters. Immutable once built; a reload
+//! builds a new plan and swaps it in whole. Long-lived state (sessions, mappings, sticky
+//! entries) lives in [`crate::tables::Tables`] and survives reloads.
+
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use balancer::{
+    Action, GroupId, LastResort, Match, Member, Policy, PolicyError, PortRange, Rule, WanId,
+};
+use ipnet::Ipv4Net;
+
+use crate::config::{self, Config};
+
+/// What an interface is to the router.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The n-th LAN of the plan.
+    Lan(usize),
+    /// The n-th WAN of the plan (its index in the balancer and the connection table).
+    Wan(usize),
+}
+
+/// An interface the data plane sends and receives on. Its index in [`Plan::interfaces`] is
+/// the interface id frames carry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    /// The name in the config (`lan`, `isp1`).
+    pub name: String,
+    /// The operating system's interface name.
+    pub os_name: String,
+    pub role: Role,
+    /// The router's own address on it.
+    pub address: Ipv4Addr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LanPlan {
+    pub iface: u8,
+    pub address: Ipv4Addr,
+    /// The LAN's subnet first, then extra subnets reached through it.
+    pub subnets: Vec<Ipv4Net>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WanPlan {
+    pub iface: u8,
+    pub address: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    pub nat_ports: RangeInclusive<u16>,
+}
+
+/// Everything the pipeline reads that comes from the config.
+#[derive(Debug)]
+pub struct Plan {
+    pub interfaces: Vec<Interface>,
+    pub lans: Vec<LanPlan>,
+    pub wans: Vec<WanPlan>,
+    pub policy: Policy,
+    rule_hits: Box<[AtomicU64]>,
+}
+
+/// Rule number shown for hairpin sessions (they are created by no rule).
+pub const HAIRPIN_RULE: u16 = u16::MAX;
+
+impl Plan {
+    /// Numbers the interfaces (LANs first, then WANs) and compiles the policy.
+    pub fn from_config(cfg: &Config) -> Result<Plan, PolicyError> {
+        let mut interfaces = Vec::with_capacity(cfg.lans.len() + cfg.wans.len());
+        let mut lans = Vec::with_capacity(cfg.lans.len());
+        let mut wans = Vec::with_capacity(cfg.wans.len());
+        for (i, lan) in cfg.lans.iter().enumerate() {
+            let iface = interface_id(interfaces.len());
+            interfaces.push(Interface {
+                name: lan.name.clone(),
+                os_name: lan.interface.clone(),
+                role: Role::Lan(i),
+                address: lan.address,
+            });
+            let mut subnets = vec![lan.subnet];
+            subnets.extend(lan.extra_subnets.iter().copied());
+            lans.push(LanPlan {
+                iface,
+                address: lan.address,
+                subnets,
+            });
+        }
+        for (i, wan) in cfg.wans.iter().enumerate() {
+            let iface = interface_id(interfaces.len());
+            interfaces.push(Interface {
+                name: wan.name.clone(),
+                os_name: wan.interface.clone(),
+                role: Role::Wan(i),
+                address: wan.address,
+            });
+            wans.push(WanPlan {
+                iface,
+                address: wan.address,
+                gateway: wan.gateway,
+                nat_ports: wan.nat_ports.clone(),
+            });
+        }
+        let policy = compile_policy(cfg)?;
+        let rule_hits = (0..policy.rules().len())
+            .map(|_| AtomicU64::new(0))
+            .collect();
+        Ok(Plan {
+            interfaces,
+            lans,
+            wans,
+            policy,
+            rule_hits,
+        })
+    }
+
+    pub fn interface(&self, id: u8) -> Option<&Interface> {
+        self.interfaces.get(usize::from(id))
+    }
+
+    /// Whether `ip` is one of the router's own addresses.
+    #[inline]
+    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
+        self.interfaces.iter().any(|i| i.address == ip)
+    }
+
+    /// The WAN whose address is `ip`.
+    #[inline]
+    pub fn wan_by_address(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.wans.iter().position(|w| w.address == ip)
+    }
+
+    /// The LAN that reaches `ip`.
+    #[inline]
+    pub fn lan_for(&self, ip: Ipv4Addr) -> Option<&LanPlan> {
+        self.lans
+            .iter()
+            .find(|l| l.subnets.iter().any(|n| n.contains(&ip)))
+    }
+
+    /// The next hop for a packet to `dst` leaving by interface `egress`: a WAN's gateway, or
+    /// the destination itself on a LAN.
+    pub fn next_hop(&self, egress: u8, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        match self.interface(egress)?.role {
+            Role::Wan(w) => Some(self.wans.get(w)?.gateway),
+            Role::Lan(_) => Some(dst),
+        }
+    }
+
+    /// Counts a new flow for a rule (slow path only).
+    pub fn count_rule_hit(&self, rule: u16) {
+        if let Some(c) = self.rule_hits.get(usize::from(rule)) {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn rule_hits(&self, rule: usize) -> u64 {
+        self.rule_hits
+            .get(rule)
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
+fn interface_id(index: usize) -> u8 {
+    // The config allows at most 250 interfaces; saturate rather than wrap.
+    u8::try_from(index).unwrap_or(u8::MAX)
+}
+
+fn wan_id(index: usize) -> WanId {
+    WanId(u8::try_from(index).unwrap_or(u8::MAX))
+}
+
+fn compile_policy(cfg: &Config) -> Result<Policy, PolicyError> {
+    let wan_names = cfg.wans.iter().map(|w| w.name.clone()).collect();
+    let groups = cfg
+        .groups
+        .iter()
+        .map(|g| balancer::Group {
+            name: g.name.clone(),
+            members: g
+                .members
+                .iter()
+                .map(|m| Member {
+                    wan: wan_id(m.wan),
+                    tier: m.tier,
+                    weight: m.weight,
+                })
+                .collect(),
+            last_resort: match g.last_resort {
+                config::LastResort::Unreachable => LastResort::Unreachable,
+                config::LastResort::Blackhole => LastResort::Blackhole,
+                config::LastResort::MainTable => LastResort::MainTable,
+            },
+        })
+        .collect();
+    let ports = |ranges: &[RangeInclusive<u16>]| {
+        ranges
+            .iter()
+            .map(|r| PortRange {
+                first: *r.start(),
+                last: *r.end(),
+            })
+            .collect()
+    };
+    let rules = cfg
+        .rules
+        .iter()
+        .map(|r| Rule {
+            name: r.name.clone(),
+            matches: Match {
+                src: r.src.clone(),
+                dst: r.dst.clone(),
+                proto: r.proto,
+                src_ports: ports(&r.src_ports),
+                dst_ports: ports(&r.dst_ports),
+                ingress: r.ingress.iter().map(|&l| interface_id(l)).collect(),
+            },
+            action: match r.action {
+                config::RuleAction::Group(g) => {
+                    Action::Group(GroupId(u16::try_from(g).unwrap_or(u16::MAX)))
+                }
+                config::RuleAction::Wan(w) => Action::Wan(wan_id(w)),
+                config::RuleAction::MainTable => Action::MainTable,
+                config::RuleAction::Blackhole => Action::Blackhole,
+                config::RuleAction::Unreachable => Action::Unreachable,
+            },
+            sticky: r.sticky,
+        })
+        .collect();
+    Policy::new(wan_names, groups, rules)
+}

@@ -1,0 +1,60 @@
+//! The long-lived shared state of the data plane: connection table (sessions, NAT mappings,
+//! port tables), fragment table and sticky table. Shared by all workers through an `Arc`;
+//! survives config reloads (a reload that changes WAN addresses or port ranges rebuilds it).
+
+use conntrack::{
+    ConnTable, FragmentTable, OnFull, TableConfig, TableConfigError, Timeouts, WanNat,
+};
+
+use balancer::StickyTable;
+
+use crate::config::{self, Config};
+
+#[derive(Debug)]
+pub struct Tables {
+    pub conntrack: ConnTable,
+    pub fragments: FragmentTable,
+    pub sticky: StickyTable,
+}
+
+impl Tables {
+    /// Preallocates every table from the config's limits. `hash_seed` keys the table hashes
+    /// (random in the daemon, so remote hosts cannot aim for one bucket; fixed in tests).
+    pub fn new(cfg: &Config, hash_seed: u64) -> Result<Tables, TableConfigError> {
+        let ct = &cfg.conntrack;
+        let table_config = TableConfig {
+            max_sessions: ct.max_sessions,
+            shards: ct.shards,
+            timeouts: Timeouts {
+                udp: ct.timeouts.udp,
+                icmp: ct.timeouts.icmp,
+                tcp_established: ct.timeouts.tcp_established,
+                tcp_transitory: ct.timeouts.tcp_transitory,
+                tcp_closed: ct.timeouts.tcp_closed,
+            },
+            on_full: match ct.on_full {
+                config::OnFull::Evict => OnFull::EvictOldest,
+                config::OnFull::Refuse => OnFull::Refuse,
+            },
+            hash_seed,
+        };
+        let wans: Vec<WanNat> = cfg
+            .wans
+            .iter()
+            .map(|w| WanNat {
+                address: w.address,
+                ports: w.nat_ports.clone(),
+            })
+            .collect();
+        Ok(Tables {
+            conntrack: ConnTable::new(&table_config, &wans)?,
+            fragments: FragmentTable::new(
+                ct.max_fragments,
+                ct.shards.min(64),
+                ct.fragment_timeout,
+                hash_seed ^ 0x5bd1_e995,
+            ),
+            sticky: StickyTable::new(ct.sticky_max, ct.shards.min(64), hash_seed ^ 0x9e37_79b9),
+        })
+    }
+}
