@@ -19,7 +19,10 @@ fn main() {
     let full = router_with_sessions(FLOWS);
     let with_sessions = rss_bytes();
     let per_session = (with_sessions.saturating_sub(before)) as f64 / f64::from(FLOWS);
-    println!("sessions:                 {}", full.tables.conntrack.len());
+    println!(
+        "sessions:                 {}",
+        full.dp.tables.conntrack.len()
+    );
     println!(
         "size_of::<Session>:       {} bytes",
         conntrack::SESSION_SIZE

@@ -24,7 +24,7 @@ fn fast_path(c: &mut Criterion) {
             })
             .collect();
         let mut frames = batch();
-        let mut out = Output::new(BATCH, router.plan.interfaces.len());
+        let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
         let mut next = 0;
         group.bench_function(format!("{sessions}_sessions"), |bench| {
             bench.iter(|| {
@@ -47,13 +47,13 @@ fn slow_path(c: &mut Criterion) {
         // internal endpoint's mapping once past 65,536: endpoint-independent mapping). The
         // router is rebuilt, untimed, before its table passes 1.9M sessions.
         let mut router: BenchRouter = router_with_sessions(sessions);
-        let mut out = Output::new(BATCH, router.plan.interfaces.len());
+        let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
         let mut n = sessions;
         group.bench_function(format!("{sessions}_sessions"), |bench| {
             bench.iter_custom(|iterations| {
                 let mut timed = Duration::ZERO;
                 for _ in 0..iterations {
-                    if router.tables.conntrack.len() > 1_900_000 {
+                    if router.dp.tables.conntrack.len() > 1_900_000 {
                         router = router_with_sessions(sessions);
                         n = sessions;
                     }

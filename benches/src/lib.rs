@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use balancer::LinkState;
 use engine::config::Config;
+use engine::dataplane::DataPlane;
 use engine::device::{Batch, FRAME_CAPACITY};
 use engine::neighbors::StaticNeighbors;
 use engine::packet::Medium;
 use engine::pipeline::counters::MAX_WANS;
 use engine::pipeline::{Context, Counters, Output, Pipeline};
-use engine::plan::Plan;
-use engine::tables::Tables;
 use etherparse::PacketBuilder;
 
 /// Two WANs owning ports 1024-65535 each, one LAN 10.0.0.0/8, a table for 2M sessions.
@@ -60,8 +59,7 @@ pub const SERVER: Ipv4Addr = Ipv4Addr::new(8, 8, 4, 4);
 /// A router in memory.
 #[derive(Debug)]
 pub struct BenchRouter {
-    pub plan: Plan,
-    pub tables: Tables,
+    pub dp: DataPlane,
     pub health: [LinkState; MAX_WANS],
     pub neighbors: StaticNeighbors,
     pub pipeline: Pipeline,
@@ -71,14 +69,12 @@ pub struct BenchRouter {
 impl BenchRouter {
     pub fn new(config: &str) -> BenchRouter {
         let config = Config::from_toml_str(config).expect("bench config is valid");
-        let plan = Plan::from_config(&config).expect("policy compiles");
-        let tables = Tables::new(&config, 7).expect("tables");
-        let pipeline = Pipeline::new(Medium::Ip, &plan, Arc::new(Counters::default()));
+        let dp = DataPlane::new(&config, 7, LinkState::Up).expect("data plane");
+        let pipeline = Pipeline::new(Medium::Ip, &dp.plan, Arc::new(Counters::default()));
         let mut health = [LinkState::Down; MAX_WANS];
-        health[..plan.wans.len()].fill(LinkState::Up);
+        dp.health.snapshot(&mut health);
         BenchRouter {
-            plan,
-            tables,
+            dp,
             health,
             neighbors: StaticNeighbors::new(),
             pipeline,
@@ -89,8 +85,8 @@ impl BenchRouter {
     /// Runs a batch through the pipeline.
     pub fn process(&mut self, batch: &mut Batch, out: &mut Output) {
         let ctx = Context {
-            plan: &self.plan,
-            tables: &self.tables,
+            plan: &self.dp.plan,
+            tables: &self.dp.tables,
             health: &self.health,
             neighbors: &self.neighbors,
             now: self.now,
@@ -139,7 +135,7 @@ pub fn fill(batch: &mut Batch, packets: &[Vec<u8>]) {
 pub fn router_with_sessions(flows: u32) -> BenchRouter {
     let mut router = BenchRouter::new(BENCH_CONFIG);
     let mut b = batch();
-    let mut out = Output::new(BATCH, router.plan.interfaces.len());
+    let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
     let mut n = 0;
     while n < flows {
         let chunk: Vec<Vec<u8>> = (n..(n + BATCH as u32).min(flows))
@@ -150,7 +146,7 @@ pub fn router_with_sessions(flows: u32) -> BenchRouter {
         n += chunk.len() as u32;
     }
     assert_eq!(
-        router.tables.conntrack.len(),
+        router.dp.tables.conntrack.len(),
         flows as usize,
         "every flow has its session"
     );

@@ -14,15 +14,13 @@ use balancer::LinkState;
 use etherparse::PacketBuilder;
 
 use crate::config::Config;
+use crate::dataplane::DataPlane;
 use crate::device::memory::MemoryDevice;
 use crate::device::Device;
 use crate::forwarder::Forwarder;
-use crate::health::HealthBoard;
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
 use crate::pipeline::{Counters, Event};
-use crate::plan::Plan;
-use crate::tables::Tables;
 
 /// The embedded default: one LAN, two WANs weighted 2:1, everything balanced.
 pub const DEMO_CONFIG: &str = r#"
@@ -84,13 +82,12 @@ const NEW_FLOWS_PER_HOST_PER_TICK: u16 = 1;
 
 pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> {
     let config = Config::from_toml_str(DEMO_CONFIG).map_err(|e| io::Error::other(e.to_string()))?;
-    let plan = Plan::from_config(&config).map_err(|e| io::Error::other(e.to_string()))?;
-    let tables = Tables::new(&config, 1).map_err(|e| io::Error::other(e.to_string()))?;
-    let health = HealthBoard::new(plan.wans.len(), LinkState::Up);
+    let dataplane =
+        DataPlane::new(&config, 1, LinkState::Up).map_err(|e| io::Error::other(e.to_string()))?;
     let neighbors = StaticNeighbors::new();
     let counters = Arc::new(Counters::default());
     let mut device = MemoryDevice::new(Medium::Ip);
-    let mut forwarder = Forwarder::new(device.medium(), &plan, counters.clone(), 64);
+    let mut forwarder = Forwarder::new(device.medium(), &dataplane.plan, counters.clone(), 64);
 
     let cut_at = options.seconds / 3;
     let restored_at = 2 * options.seconds / 3;
@@ -112,7 +109,7 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
         let now = Duration::from_millis(u64::from(tick) * 100) + Duration::from_secs(1);
         let second = tick / TICKS_PER_SECOND;
         let isp1_up = second < cut_at || second >= restored_at;
-        health.set(
+        dataplane.health.set(
             0,
             if isp1_up {
                 LinkState::Up
@@ -136,15 +133,7 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
                 );
             }
         }
-        drain(
-            &mut forwarder,
-            &mut device,
-            &plan,
-            &tables,
-            &health,
-            &neighbors,
-            now,
-        )?;
+        drain(&mut forwarder, &mut device, &dataplane, &neighbors, now)?;
         // The Internet answers what reached it, on the WAN it came by; a cut WAN delivers nothing.
         for frame in device.take_sent() {
             let wan = usize::from(frame.iface).wrapping_sub(1);
@@ -155,15 +144,7 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
                 device.inject(frame.iface, &reply);
             }
         }
-        drain(
-            &mut forwarder,
-            &mut device,
-            &plan,
-            &tables,
-            &health,
-            &neighbors,
-            now,
-        )?;
+        drain(&mut forwarder, &mut device, &dataplane, &neighbors, now)?;
         device.take_sent();
 
         if (tick + 1) % TICKS_PER_SECOND == 0 {
@@ -178,7 +159,7 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
                 *slot = WanSecond {
                     packets_out: traffic.0 - last[w].0,
                     packets_in: traffic.1 - last[w].1,
-                    sessions: tables.conntrack.wan_sessions(w as u8),
+                    sessions: dataplane.tables.conntrack.wan_sessions(w as u8),
                 };
                 last[w] = traffic;
             }
@@ -219,14 +200,12 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
 fn drain(
     forwarder: &mut Forwarder,
     device: &mut MemoryDevice,
-    plan: &Plan,
-    tables: &Tables,
-    health: &HealthBoard,
+    dataplane: &DataPlane,
     neighbors: &StaticNeighbors,
     now: Duration,
 ) -> io::Result<()> {
     while device.pending() > 0 {
-        forwarder.poll(device, plan, tables, health, neighbors, now)?;
+        forwarder.poll(device, dataplane, neighbors, now)?;
     }
     Ok(())
 }

@@ -8,13 +8,12 @@ use std::time::Duration;
 
 use balancer::LinkState;
 
+use crate::dataplane::DataPlane;
 use crate::device::{Batch, Device, FRAME_CAPACITY};
-use crate::health::HealthBoard;
 use crate::neighbors::Neighbors;
 use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{Context, Counters, DropReason, Output, Pipeline};
 use crate::plan::Plan;
-use crate::tables::Tables;
 
 /// Expired sessions removed per poll at most: bounds the housekeeping work per batch.
 const EXPIRE_BUDGET: usize = 256;
@@ -46,12 +45,15 @@ impl Forwarder {
     pub fn poll<D: Device>(
         &mut self,
         device: &mut D,
-        plan: &Plan,
-        tables: &Tables,
-        health: &HealthBoard,
+        dataplane: &DataPlane,
         neighbors: &dyn Neighbors,
         now: Duration,
     ) -> io::Result<usize> {
+        let DataPlane {
+            plan,
+            tables,
+            health,
+        } = dataplane;
         tables.conntrack.expire(now, EXPIRE_BUDGET);
         tables.sticky.expire(now, EXPIRE_BUDGET);
         let received = device.recv(&mut self.batch)?;

@@ -4,6 +4,7 @@
 //! - [`config`]: the TOML configuration, parsed and validated whole;
 //! - [`plan`]: the config compiled for the data plane (numbered interfaces, balancer policy);
 //! - [`tables`]: the long-lived shared state (connection, fragment and sticky tables);
+//! - [`dataplane`]: plan, tables and link-state board together, as workers share them;
 //! - [`packet`]: parsing, validation, in-place NAT rewriting, router-generated ICMP errors;
 //! - [`pipeline`]: a worker's batch processing (fast path, slow path, named drop counters);
 //! - [`device`]: the batched I/O boundary and its backends; [`forwarder`]: a worker's step.
@@ -14,6 +15,7 @@
 //! I/O backends may use `unsafe`.
 
 pub mod config;
+pub mod dataplane;
 pub mod demo;
 pub mod device;
 pub mod forwarder;

@@ -2,9 +2,7 @@
 //! port tables), fragment table and sticky table. Shared by all workers through an `Arc`;
 //! survives config reloads (a reload that changes WAN addresses or port ranges rebuilds it).
 
-use conntrack::{
-    ConnTable, FragmentTable, OnFull, TableConfig, TableConfigError, Timeouts, WanNat,
-};
+use conntrack::{ConnTable, FragmentTable, OnFull, TableConfig, TableConfigError, WanNat};
 
 use balancer::StickyTable;
 
@@ -25,13 +23,7 @@ impl Tables {
         let table_config = TableConfig {
             max_sessions: ct.max_sessions,
             shards: ct.shards,
-            timeouts: Timeouts {
-                udp: ct.timeouts.udp,
-                icmp: ct.timeouts.icmp,
-                tcp_established: ct.timeouts.tcp_established,
-                tcp_transitory: ct.timeouts.tcp_transitory,
-                tcp_closed: ct.timeouts.tcp_closed,
-            },
+            timeouts: ct.timeouts,
             on_full: match ct.on_full {
                 config::OnFull::Evict => OnFull::EvictOldest,
                 config::OnFull::Refuse => OnFull::Refuse,

@@ -2,8 +2,9 @@
 //!
 //! This module owns the configuration file format (see `examples/fwd.toml`, which documents
 //! every key) and its validation. It does no I/O apart from reading the file in
-//! [`Config::load`], and it knows nothing about the conntrack or balancer crates: the engine
-//! maps a [`Config`] onto their types.
+//! [`Config::load`], and apart from taking [`Timeouts`] from the conntrack crate it knows
+//! nothing about the conntrack or balancer crates: the engine maps a [`Config`] onto their
+//! types.
 //!
 //! Pipeline: text → `raw` (serde structs mirroring the TOML, every value with its byte span)
 //! → `validate` (raw → model, collecting *all* errors) → `model` ([`Config`]).

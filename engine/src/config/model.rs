@@ -171,33 +171,10 @@ pub enum OnFull {
     Refuse,
 }
 
-/// Idle timeouts (`[conntrack.timeouts]`); all non-zero. Defaults follow RFC 4787, 5382
-/// and 5508.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Timeouts {
-    /// UDP sessions. Default 300 s.
-    pub udp: Duration,
-    /// ICMP query sessions. Default 60 s.
-    pub icmp: Duration,
-    /// Established TCP sessions. Default 7440 s.
-    pub tcp_established: Duration,
-    /// TCP sessions being opened or closed. Default 240 s.
-    pub tcp_transitory: Duration,
-    /// Closed TCP sessions (after RST or both FINs acknowledged). Default 10 s.
-    pub tcp_closed: Duration,
-}
-
-impl Default for Timeouts {
-    fn default() -> Self {
-        Timeouts {
-            udp: Duration::from_secs(300),
-            icmp: Duration::from_secs(60),
-            tcp_established: Duration::from_secs(7440),
-            tcp_transitory: Duration::from_secs(240),
-            tcp_closed: Duration::from_secs(10),
-        }
-    }
-}
+/// Idle timeouts (`[conntrack.timeouts]`); all non-zero in a valid config. This is the
+/// conntrack crate's own type, so its `Default` (RFC 4787, 5382 and 5508: UDP 300 s, ICMP
+/// 60 s, TCP established 7440 s, TCP transitory 240 s, TCP closed 10 s) is the config's.
+pub use conntrack::Timeouts;
 
 impl Config {
     /// The LAN whose subnet or extra subnets contain `ip` (at most one, as LAN subnets do

@@ -176,14 +176,7 @@ impl Pipeline {
             if to_wan_address {
                 return Outcome::Kernel;
             }
-            return self.icmp_error(
-                ctx,
-                frame,
-                pkt,
-                IcmpErrorKind::TimeExceeded,
-                ingress,
-                DropReason::TtlExpired,
-            );
+            return self.time_exceeded(ctx, frame, pkt, ingress);
         }
         match fast_path::outbound(ctx, &self.counters, frame, pkt) {
             Some(outcome) => outcome,
@@ -207,14 +200,7 @@ impl Pipeline {
         }
         match fast_path::inbound(ctx, &self.counters, frame, pkt, wan) {
             fast_path::Inbound::Forward(outcome) => outcome,
-            fast_path::Inbound::TtlExpired => self.icmp_error(
-                ctx,
-                frame,
-                pkt,
-                IcmpErrorKind::TimeExceeded,
-                ingress,
-                DropReason::TtlExpired,
-            ),
+            fast_path::Inbound::TtlExpired => self.time_exceeded(ctx, frame, pkt, ingress),
             fast_path::Inbound::NoSession => {
                 let nat_port = flow::flow_key(pkt)
                     .filter(|k| k.proto != conntrack::Proto::Icmp)
@@ -227,6 +213,24 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// The TTL ran out here: the packet is dropped and a time exceeded goes back.
+    fn time_exceeded(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        ingress: u8,
+    ) -> Outcome {
+        self.icmp_error(
+            ctx,
+            frame,
+            pkt,
+            IcmpErrorKind::TimeExceeded,
+            ingress,
+            DropReason::TtlExpired,
+        )
     }
 
     /// Turns the frame into an ICMP error back to the sender, from the router's address on

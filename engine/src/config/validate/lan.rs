@@ -6,7 +6,8 @@ use std::ops::Range;
 use ipnet::Ipv4Net;
 use toml::Spanned;
 
-use super::{check, name, required};
+use super::check;
+use super::interface::{self, InterfaceDraft};
 use crate::config::model::Lan;
 use crate::config::raw::RawLan;
 use crate::config::source::Report;
@@ -33,28 +34,23 @@ pub(super) fn draft<'r>(
     raw: &'r Spanned<RawLan>,
     report: &mut Report<'_>,
 ) -> LanDraft<'r> {
-    let path = format!("lan[{index}]");
-    let header = raw.span();
     let lan = raw.get_ref();
-    let name = name(lan.name.as_ref(), &header, &path, report);
-    let interface = required(lan.interface.as_ref(), &header, &path, "interface", report);
-    if let Some(i) = interface {
-        check(
-            values::check_interface(i.get_ref()),
-            &i.span(),
-            format_args!("{path}.interface"),
-            report,
-        );
-    }
-    let address_raw = required(lan.address.as_ref(), &header, &path, "address", report);
-    let address = address_raw.and_then(|a| {
-        check(
-            values::parse_interface_address(a.get_ref()),
-            &a.span(),
-            format_args!("{path}.address"),
-            report,
-        )
-    });
+    let InterfaceDraft {
+        path,
+        header,
+        name,
+        interface,
+        address,
+        address_span,
+    } = interface::draft(
+        "lan",
+        index,
+        raw.span(),
+        lan.name.as_ref(),
+        lan.interface.as_ref(),
+        lan.address.as_ref(),
+        report,
+    );
     let mut extra = Vec::new();
     let mut extra_ok = true;
     for (j, s) in lan
@@ -74,12 +70,12 @@ pub(super) fn draft<'r>(
         }
     }
     LanDraft {
-        address_span: address_raw.map_or_else(|| header.clone(), |a| a.span()),
         path,
         header,
         name,
         interface,
         address,
+        address_span,
         extra,
         extra_ok,
     }

@@ -7,6 +7,7 @@
 
 mod conntrack;
 mod group;
+mod interface;
 mod lan;
 mod rule;
 mod topology;

@@ -6,7 +6,8 @@ use std::ops::{Range, RangeInclusive};
 use ipnet::Ipv4Net;
 use toml::Spanned;
 
-use super::{check, name, required};
+use super::interface::{self, InterfaceDraft};
+use super::{check, required};
 use crate::config::model::Wan;
 use crate::config::raw::{IntOrStr, RawWan};
 use crate::config::source::Report;
@@ -38,28 +39,23 @@ pub(super) fn draft<'r>(
     raw: &'r Spanned<RawWan>,
     report: &mut Report<'_>,
 ) -> WanDraft<'r> {
-    let path = format!("wan[{index}]");
-    let header = raw.span();
     let wan = raw.get_ref();
-    let name = name(wan.name.as_ref(), &header, &path, report);
-    let interface = required(wan.interface.as_ref(), &header, &path, "interface", report);
-    if let Some(i) = interface {
-        check(
-            values::check_interface(i.get_ref()),
-            &i.span(),
-            format_args!("{path}.interface"),
-            report,
-        );
-    }
-    let address_raw = required(wan.address.as_ref(), &header, &path, "address", report);
-    let address = address_raw.and_then(|a| {
-        check(
-            values::parse_interface_address(a.get_ref()),
-            &a.span(),
-            format_args!("{path}.address"),
-            report,
-        )
-    });
+    let InterfaceDraft {
+        path,
+        header,
+        name,
+        interface,
+        address,
+        address_span,
+    } = interface::draft(
+        "wan",
+        index,
+        raw.span(),
+        wan.name.as_ref(),
+        wan.interface.as_ref(),
+        wan.address.as_ref(),
+        report,
+    );
     let gateway = required(wan.gateway.as_ref(), &header, &path, "gateway", report)
         .and_then(|g| gateway(g, address, &path, report));
     let weight = match &wan.weight {
@@ -79,7 +75,6 @@ pub(super) fn draft<'r>(
             report,
         ),
     };
-    let address_span = address_raw.map_or_else(|| header.clone(), |a| a.span());
     WanDraft {
         nat_ports_span: wan
             .nat_ports

@@ -39,9 +39,9 @@ fn weights_3_to_1_over_10000_flows() {
         None,
         "tier 2 unused while tier 1 is up"
     );
-    assert_eq!(router.tables.conntrack.len(), 10_000);
+    assert_eq!(router.dp.tables.conntrack.len(), 10_000);
     assert_eq!(
-        router.plan.rule_hits(5),
+        router.dp.plan.rule_hits(5),
         10_000,
         "the default rule counted every flow"
     );
@@ -50,7 +50,7 @@ fn weights_3_to_1_over_10000_flows() {
 #[test]
 fn tier_failover_and_last_resort() {
     let mut router = big_router();
-    router.health[0] = LinkState::Down;
+    router.set_link(0, LinkState::Down);
     let per_egress = spread(&mut router, 100, SERVER);
     assert_eq!(
         per_egress.get(&ISP2),
@@ -58,12 +58,12 @@ fn tier_failover_and_last_resort() {
         "the surviving tier-1 member takes all"
     );
 
-    router.health[1] = LinkState::Down;
+    router.set_link(1, LinkState::Down);
     let (egress, out) = router.forward(LAN, &tcp((HOST_A, 5000), (SERVER, 443), SYN).bytes());
     assert_eq!(egress, LTE, "tier 2 takes over when tier 1 is empty");
     assert_eq!(&out[12..16], &LTE_ADDR.octets());
 
-    router.health[2] = LinkState::Down;
+    router.set_link(2, LinkState::Down);
     let input = tcp((HOST_A, 5001), (SERVER, 443), SYN).bytes();
     let (verdict, out) = router.send(LAN, &input);
     assert_eq!(
@@ -83,7 +83,7 @@ fn tier_failover_and_last_resort() {
     assert_checksums_valid(&out);
 
     // Recovery: new flows go back to tier 1 at once.
-    router.health[0] = LinkState::Up;
+    router.set_link(0, LinkState::Up);
     let (egress, _) = router.forward(LAN, &tcp((HOST_A, 5002), (SERVER, 443), SYN).bytes());
     assert_eq!(egress, ISP1);
 }
@@ -108,7 +108,7 @@ fn rule_actions() {
     assert_eq!(router.counters.drops(DropReason::Unreachable), 1);
 
     // A pinned WAN that is down: unreachable, never another WAN.
-    router.health[1] = LinkState::Down;
+    router.set_link(1, LinkState::Down);
     let (verdict, out) = router.send(LAN, &udp((HOST_A, 3335), (SERVER, 53)).bytes());
     assert_eq!(verdict, Verdict::Forward(LAN));
     assert_eq!(out[20], 3);
@@ -178,7 +178,7 @@ fn endpoint_independent_mapping_follows_health() {
     let mut router = big_router();
     let (first, _) = router.forward(LAN, &udp((HOST_A, 4600), (SERVER, 3478)).bytes());
     // The mapped WAN goes down: a new flow of the same endpoint takes the other WAN.
-    router.health[usize::from(first - 1)] = LinkState::Down;
+    router.set_link(usize::from(first - 1), LinkState::Down);
     let (second, _) = router.forward(LAN, &udp((HOST_A, 4600), (SERVER2, 3478)).bytes());
     assert_ne!(first, second);
     assert_ne!(second, LTE);
@@ -187,7 +187,7 @@ fn endpoint_independent_mapping_follows_health() {
 #[test]
 fn two_hosts_same_port_get_distinct_external_ports() {
     let mut router = big_router();
-    router.health[1] = LinkState::Down; // everything out isp1
+    router.set_link(1, LinkState::Down); // everything out isp1
     let (_, a) = router.forward(LAN, &udp((HOST_A, 25050), (SERVER, 9)).bytes());
     let (_, b) = router.forward(LAN, &udp((HOST_B, 25050), (SERVER, 9)).bytes());
     assert_eq!(&a[20..22], &25050u16.to_be_bytes(), "first keeps its port");
@@ -199,8 +199,8 @@ fn two_hosts_same_port_get_distinct_external_ports() {
 #[test]
 fn port_exhaustion_is_counted() {
     let mut router = big_router();
-    router.health[0] = LinkState::Down;
-    router.health[1] = LinkState::Down;
+    router.set_link(0, LinkState::Down);
+    router.set_link(1, LinkState::Down);
     // lte owns three ports.
     for i in 0..3u16 {
         let (egress, _) = router.forward(LAN, &udp((HOST_A, 7000 + i), (SERVER, 9)).bytes());
@@ -213,7 +213,7 @@ fn port_exhaustion_is_counted() {
     );
     // After the UDP timeout the ports come back.
     router.advance(Duration::from_secs(301));
-    router.tables.conntrack.expire(router.now, usize::MAX);
+    router.dp.tables.conntrack.expire(router.now, usize::MAX);
     let (egress, _) = router.forward(LAN, &udp((HOST_A, 7003), (SERVER, 9)).bytes());
     assert_eq!(egress, LTE);
 }
@@ -235,7 +235,7 @@ fn table_full_refuses_and_keeps_existing_flows() {
     );
     // Existing flows still pass.
     router.forward(LAN, &udp((HOST_A, 8000), (SERVER, 9)).bytes());
-    assert_eq!(router.tables.conntrack.len(), 4);
+    assert_eq!(router.dp.tables.conntrack.len(), 4);
 }
 
 #[test]
@@ -252,9 +252,10 @@ fn table_full_evicts_the_longest_idle() {
     // Refresh the oldest; 8001 is now the longest idle.
     router.forward(LAN, &udp((HOST_A, 8000), (SERVER, 9)).bytes());
     router.forward(LAN, &udp((HOST_A, 8004), (SERVER, 9)).bytes());
-    assert_eq!(router.tables.conntrack.len(), 4);
+    assert_eq!(router.dp.tables.conntrack.len(), 4);
     let mut ports = Vec::new();
     router
+        .dp
         .tables
         .conntrack
         .for_each_session(|s| ports.push(s.key.src.port));

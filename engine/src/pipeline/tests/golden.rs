@@ -431,7 +431,7 @@ fn malformed_inputs() {
         DropReason::UnknownInterface,
     );
     assert_eq!(
-        router.tables.conntrack.len(),
+        router.dp.tables.conntrack.len(),
         0,
         "no malformed packet created a session"
     );

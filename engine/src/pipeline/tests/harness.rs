@@ -8,13 +8,12 @@ use std::time::Duration;
 use balancer::LinkState;
 
 use crate::config::Config;
+use crate::dataplane::DataPlane;
 use crate::device::{Frame, FRAME_CAPACITY};
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
 use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{Context, Counters, DropReason, Pipeline, Verdict};
-use crate::plan::Plan;
-use crate::tables::Tables;
 
 /// LAN 192.168.1.0/24 (iface 0); isp1 198.51.100.2 weight 3 (iface 1); isp2 203.0.113.2
 /// weight 1 (iface 2); lte 192.0.2.2 tier 2 (iface 3). DNS goes out isp2; 10.99.0.0/16 is
@@ -106,9 +105,7 @@ pub const SERVER: Ipv4Addr = Ipv4Addr::new(8, 8, 4, 4);
 pub const SERVER2: Ipv4Addr = Ipv4Addr::new(9, 9, 9, 9);
 
 pub struct Router {
-    pub plan: Plan,
-    pub tables: Tables,
-    pub health: [LinkState; MAX_WANS],
+    pub dp: DataPlane,
     pub neighbors: StaticNeighbors,
     pub pipeline: Pipeline,
     pub counters: Arc<Counters>,
@@ -123,16 +120,11 @@ impl Router {
 
     pub fn with_config(medium: Medium, toml: &str) -> Router {
         let config = Config::from_toml_str(toml).expect("test topology is valid");
-        let plan = Plan::from_config(&config).expect("policy compiles");
-        let tables = Tables::new(&config, 42).expect("tables");
+        let dp = DataPlane::new(&config, 42, LinkState::Up).expect("data plane");
         let counters = Arc::new(Counters::default());
-        let pipeline = Pipeline::new(medium, &plan, counters.clone());
-        let mut health = [LinkState::Down; MAX_WANS];
-        health[..plan.wans.len()].fill(LinkState::Up);
+        let pipeline = Pipeline::new(medium, &dp.plan, counters.clone());
         Router {
-            plan,
-            tables,
-            health,
+            dp,
             neighbors: StaticNeighbors::new(),
             pipeline,
             counters,
@@ -144,10 +136,12 @@ impl Router {
     /// Pushes one frame in on `iface`; returns the verdict and the frame's bytes afterwards.
     pub fn send(&mut self, iface: u8, bytes: &[u8]) -> (Verdict, Vec<u8>) {
         assert!(self.frame.fill(bytes, iface));
+        let mut health = [LinkState::Down; MAX_WANS];
+        self.dp.health.snapshot(&mut health);
         let ctx = Context {
-            plan: &self.plan,
-            tables: &self.tables,
-            health: &self.health,
+            plan: &self.dp.plan,
+            tables: &self.dp.tables,
+            health: &health,
             neighbors: &self.neighbors,
             now: self.now,
         };
@@ -172,6 +166,10 @@ impl Router {
             "counter {}",
             reason.name()
         );
+    }
+
+    pub fn set_link(&self, wan: usize, state: LinkState) {
+        self.dp.health.set(wan, state);
     }
 
     pub fn advance(&mut self, by: Duration) {
