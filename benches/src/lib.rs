@@ -131,9 +131,15 @@ pub fn fill(batch: &mut Batch, packets: &[Vec<u8>]) {
     batch.set_len(packets.len().min(BATCH));
 }
 
-/// Opens `flows` sessions (SYN through the pipeline) and returns the router.
+/// Opens `flows` sessions (SYN through the pipeline) on a router with [`BENCH_CONFIG`].
 pub fn router_with_sessions(flows: u32) -> BenchRouter {
     let mut router = BenchRouter::new(BENCH_CONFIG);
+    open_sessions(&mut router, flows);
+    router
+}
+
+/// Opens `flows` sessions (numbered 0..flows) through the pipeline.
+pub fn open_sessions(router: &mut BenchRouter, flows: u32) {
     let mut b = batch();
     let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
     let mut n = 0;
@@ -150,7 +156,6 @@ pub fn router_with_sessions(flows: u32) -> BenchRouter {
         flows as usize,
         "every flow has its session"
     );
-    router
 }
 
 /// Resident set size of this process in bytes (Linux).

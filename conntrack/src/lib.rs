@@ -5,8 +5,9 @@
 //! timeouts and expiry, the NAT port table of every WAN, endpoint-independent mappings, and the
 //! table that lets non-first IPv4 fragments follow their datagram's rewrite. It parses nothing,
 //! performs no I/O, reads no clock (time is the `now: Duration` argument, from an origin the
-//! caller picks) and makes no policy decision (the engine picks the WAN and passes it to
-//! [`ConnTable::create`]).
+//! caller picks) and makes no policy decision (the engine passes its preferred WAN and the set
+//! of eligible WANs to [`ConnTable::create`], which only keeps an endpoint on a WAN where it is
+//! already mapped).
 //!
 //! Design (see `docs/ARCHITECTURE.md`, "The connection table"): the table is sharded by the
 //! flow's *internal endpoint* (protocol, LAN address, LAN port). Outbound packets hash their
@@ -57,7 +58,7 @@ mod timeouts;
 
 pub use fragments::{FragmentKey, FragmentTable};
 pub use key::{Endpoint, FlowKey, Proto};
-pub use session::{NewSession, PacketInfo, Rewrite, SessionInfo};
+pub use session::{Hairpin, NewSession, PacketInfo, Rewrite, SessionInfo};
 pub use stats::TableStats;
 pub use table::{
     ConnTable, CreateError, Lookup, OnFull, TableConfig, TableConfigError, WanNat, MAX_WANS,

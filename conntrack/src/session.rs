@@ -41,17 +41,28 @@ pub struct PacketInfo {
 pub struct NewSession {
     /// Canonical key: as seen arriving from the LAN (src = internal endpoint).
     pub key: FlowKey,
-    /// WAN whose address and port range the source is translated to.
+    /// Preferred WAN (the balancer's pick): the source is translated to its address and port
+    /// range unless the internal endpoint already has a mapping on another WAN of `eligible`
+    /// (see [`ConnTable::create`](crate::ConnTable::create)). A hairpin session always uses it.
     pub wan: u8,
-    /// Interface id original-direction packets leave by (the WAN's interface, or a LAN for
-    /// hairpin).
-    pub egress: u8,
+    /// WANs the flow may use, bit w = WAN w. Ignored for hairpin sessions.
+    pub eligible: u64,
     /// Interface id reply-direction packets leave by (the LAN the flow came from).
     pub lan_iface: u8,
-    /// Hairpin: the destination is replaced by this internal endpoint.
-    pub dst_rewrite: Option<Endpoint>,
+    /// Hairpin: the destination is replaced by a LAN endpoint, reached through its LAN.
+    pub hairpin: Option<Hairpin>,
     /// Rule index that created it (for display).
     pub rule: u16,
+}
+
+/// Where a hairpin session (a LAN host addressing another LAN host's external endpoint) goes
+/// instead of out of its WAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Hairpin {
+    /// The internal endpoint owning the addressed external port: it replaces the destination.
+    pub target: Endpoint,
+    /// Interface id of the target's LAN: original-direction packets leave by it.
+    pub egress: u8,
 }
 
 /// A snapshot of one session, for display.
@@ -171,11 +182,19 @@ impl Session {
         }
     }
 
-    /// A live session for `new`, translated to `ext_port`, created at `now` by a packet with
-    /// TCP flags `tcp_flags`. Links and counters are left for the caller.
-    pub(crate) fn create(new: &NewSession, ext_port: u16, tcp_flags: u8, now: u64) -> Session {
-        let (rw_ip, rw_port, flags) = match new.dst_rewrite {
-            Some(rw) => (u32::from(rw.ip), rw.port, HAS_RW),
+    /// A live session for `new` on WAN `wan`, translated to `ext_port`, leaving by `egress`,
+    /// created at `now` by a packet with TCP flags `tcp_flags`. Links and counters are left
+    /// for the caller.
+    pub(crate) fn create(
+        new: &NewSession,
+        wan: u8,
+        egress: u8,
+        ext_port: u16,
+        tcp_flags: u8,
+        now: u64,
+    ) -> Session {
+        let (rw_ip, rw_port, flags) = match new.hairpin {
+            Some(hp) => (u32::from(hp.target.ip), hp.target.port, HAS_RW),
             None => (0, 0, 0),
         };
         Session {
@@ -190,8 +209,8 @@ impl Session {
             ext_port,
             rule: new.rule,
             proto: new.key.proto,
-            wan: new.wan,
-            egress: new.egress,
+            wan,
+            egress,
             lan_iface: new.lan_iface,
             tcp: TcpTrack::initial(tcp_flags),
             flags,
@@ -328,11 +347,16 @@ mod tests {
         NewSession {
             key: FlowKey::new(Proto::Tcp, ep(0, 1, 1234), ep(9, 9, 443)),
             wan: 2,
-            egress: 5,
+            eligible: 0b100,
             lan_iface: 1,
-            dst_rewrite: rw,
+            hairpin: rw.map(|target| Hairpin { target, egress: 1 }),
             rule: 17,
         }
+    }
+
+    /// `Session::create` on the new session's WAN, leaving by interface 5.
+    fn create(new: &NewSession, ext_port: u16, tcp_flags: u8, now: u64) -> Session {
+        Session::create(new, new.wan, 5, ext_port, tcp_flags, now)
     }
 
     #[test]
@@ -346,7 +370,7 @@ mod tests {
 
     #[test]
     fn rewrites_in_both_directions() {
-        let s = Session::create(&new(None), 40000, TCP_SYN, 5_000_000_000);
+        let s = create(&new(None), 40000, TCP_SYN, 5_000_000_000);
         let wan_ip = Ipv4Addr::new(203, 0, 113, 1);
         assert_eq!(
             s.rewrite_out(wan_ip),
@@ -372,7 +396,7 @@ mod tests {
     #[test]
     fn hairpin_rewrites_the_destination() {
         let b = ep(0, 2, 80);
-        let s = Session::create(&new(Some(b)), 40000, 0, 0);
+        let s = create(&new(Some(b)), 40000, 0, 0);
         assert!(s.is_hairpin());
         assert_eq!(s.dst_rewrite(), Some(b));
         assert_eq!(s.rewrite_out(Ipv4Addr::LOCALHOST).dst, b);
@@ -382,7 +406,7 @@ mod tests {
     #[test]
     fn matches_only_its_key() {
         let n = new(None);
-        let s = Session::create(&n, 1, 0, 0);
+        let s = create(&n, 1, 0, 0);
         assert!(s.is(Proto::Tcp, n.key.src, n.key.dst));
         assert!(!s.is(Proto::Udp, n.key.src, n.key.dst));
         assert!(!s.is(Proto::Tcp, n.key.dst, n.key.src));
@@ -392,7 +416,7 @@ mod tests {
 
     #[test]
     fn info_reports_counters_and_times() {
-        let mut s = Session::create(&new(None), 7, 0, 2_500_000_000);
+        let mut s = create(&new(None), 7, 0, 2_500_000_000);
         s.count(true, 100);
         s.count(false, 60);
         s.count(false, 40);

@@ -220,9 +220,10 @@ impl Shard {
         true
     }
 
-    /// Inserts a session for `new` (flow hash `h`) created by `pkt`: reuses the internal
-    /// endpoint's mapping on `new.wan` or allocates a port and a mapping. The caller has made
-    /// room and checked that no session with this key exists.
+    /// Inserts a session for `new` (flow hash `h`) created by `pkt`, on the WAN
+    /// [`choose_wan`](Self::choose_wan) picks: reuses the internal endpoint's mapping there or
+    /// allocates a port and a mapping on `new.wan`. The caller has made room and checked that
+    /// no session with this key exists.
     pub(crate) fn insert(
         &mut self,
         sh: &Shared,
@@ -236,14 +237,17 @@ impl Shard {
             Some(s) => s.next,
             None => return Err(CreateError::TableFull),
         };
-        let wan = sh
-            .wans
-            .get(usize::from(new.wan))
-            .ok_or(CreateError::UnknownWan)?;
+        if usize::from(new.wan) >= sh.wans.len() {
+            return Err(CreateError::UnknownWan);
+        }
         let proto = new.key.proto;
         let internal = new.key.src;
-        let mh = sh.hasher.mapping(endpoint_word(proto, internal), new.wan);
-        let ext_port = match self.mappings.find(mh, proto, internal, new.wan) {
+        let (wan_index, mh, mapping) = self.choose_wan(sh, new);
+        let wan = sh
+            .wans
+            .get(usize::from(wan_index))
+            .ok_or(CreateError::UnknownWan)?;
+        let ext_port = match mapping {
             Some(m) => self.mappings.acquire(m).ok_or(CreateError::TableFull)?,
             None => {
                 let port = wan
@@ -252,7 +256,7 @@ impl Shard {
                     .ok_or(CreateError::PortsExhausted)?;
                 match self
                     .mappings
-                    .insert(&sh.hasher, mh, proto, internal, new.wan, port)
+                    .insert(&sh.hasher, mh, proto, internal, wan_index, port)
                 {
                     Some((_, rebuilt)) => {
                         if rebuilt {
@@ -268,7 +272,8 @@ impl Shard {
                 port
             }
         };
-        let mut s = Session::create(new, ext_port, pkt.tcp_flags, now);
+        let egress = new.hairpin.map_or(wan.iface, |hp| hp.egress);
+        let mut s = Session::create(new, wan_index, egress, ext_port, pkt.tcp_flags, now);
         if !pkt.icmp_error {
             s.count(true, pkt.len);
         }
@@ -288,11 +293,45 @@ impl Shard {
         self.lists[class.index()].push_front(&mut self.sessions, slot);
         self.len += 1;
         sh.live.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = sh.wan_sessions.get(usize::from(new.wan)) {
+        if let Some(c) = sh.wan_sessions.get(usize::from(wan_index)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         bump(&sh.stats.created);
         Ok(slot)
+    }
+
+    /// The WAN a new session of `new` uses, with the mapping hash of its internal endpoint
+    /// there and the mapping itself if it exists. Endpoint-independent mapping across WANs
+    /// (RFC 4787 REQ-1): the endpoint's mapping on `new.wan` if it has one; else its mapping on
+    /// the lowest other WAN of `new.eligible` (not for hairpin sessions, which stay on
+    /// `new.wan`); else `new.wan`, without a mapping. Probes one mapping per candidate WAN and
+    /// stops at the first found.
+    fn choose_wan(&self, sh: &Shared, new: &NewSession) -> (u8, u64, Option<u32>) {
+        let proto = new.key.proto;
+        let internal = new.key.src;
+        let ep = endpoint_word(proto, internal);
+        let mh = sh.hasher.mapping(ep, new.wan);
+        if let Some(m) = self.mappings.find(mh, proto, internal, new.wan) {
+            return (new.wan, mh, Some(m));
+        }
+        if new.hairpin.is_none() {
+            let configured = match u32::try_from(sh.wans.len()) {
+                Ok(n) if n < u64::BITS => (1u64 << n) - 1,
+                _ => u64::MAX,
+            };
+            let preferred = 1u64.checked_shl(u32::from(new.wan)).unwrap_or(0);
+            let mut rest = new.eligible & configured & !preferred;
+            while rest != 0 {
+                // below 64
+                let w = rest.trailing_zeros() as u8;
+                rest &= rest - 1;
+                let h = sh.hasher.mapping(ep, w);
+                if let Some(m) = self.mappings.find(h, proto, internal, w) {
+                    return (w, h, Some(m));
+                }
+            }
+        }
+        (new.wan, mh, None)
     }
 
     /// Refills the index from the LRU lists (every live session), dropping tombstones. Keeps
@@ -314,6 +353,7 @@ impl Shard {
     }
 
     /// Whether `internal` has a mapping on `wan`.
+    #[cfg(test)]
     pub(crate) fn has_mapping(
         &self,
         sh: &Shared,

@@ -21,7 +21,7 @@ use crate::stats::{bump, Counters, TableStats};
 use crate::tcp::Dir;
 use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
 
-/// Most WANs a table supports (`mapped_wans` returns a 64-bit mask).
+/// Most WANs a table supports ([`NewSession::eligible`] is a 64-bit mask).
 pub const MAX_WANS: usize = 64;
 
 /// Expired sessions a full shard reaps before applying [`OnFull`].
@@ -60,6 +60,8 @@ pub struct WanNat {
     pub address: Ipv4Addr,
     /// External ports (and ICMP identifiers) the table may use on it. Must not contain 0.
     pub ports: RangeInclusive<u16>,
+    /// Interface id packets leave this WAN by (the egress of its sessions' rewrites).
+    pub iface: u8,
 }
 
 /// Result of a fast-path lookup.
@@ -145,10 +147,11 @@ impl fmt::Display for TableConfigError {
 
 impl std::error::Error for TableConfigError {}
 
-/// One WAN: its address and port table.
+/// One WAN: its address, interface and port table.
 #[derive(Debug)]
 pub(crate) struct Wan {
     pub(crate) address: Ipv4Addr,
+    pub(crate) iface: u8,
     pub(crate) ports: PortTable,
 }
 
@@ -242,6 +245,7 @@ impl ConnTable {
                 .ok_or(TableConfigError::OutOfMemory)?;
             ws.push(Wan {
                 address: w.address,
+                iface: w.iface,
                 ports,
             });
         }
@@ -346,22 +350,6 @@ impl ConnTable {
         }
     }
 
-    /// Bitmask of WANs on which `internal` already has an endpoint-independent mapping for
-    /// `proto` (bit w = WAN w). A mapping lives while at least one of its sessions is in the
-    /// table (sessions past their timeout but not yet removed still count).
-    pub fn mapped_wans(&self, proto: Proto, internal: Endpoint) -> u64 {
-        let ep = endpoint_word(proto, internal);
-        let shard = self.lock(self.shard_of(ep));
-        let mut mask = 0u64;
-        for w in 0..self.shared.wans.len() {
-            // w < MAX_WANS
-            if shard.has_mapping(&self.shared, proto, internal, w as u8) {
-                mask |= 1 << w;
-            }
-        }
-        mask
-    }
-
     /// Lock-free read of the port table: which internal endpoint owns `wan`'s external port
     /// (for hairpin detection).
     #[inline]
@@ -378,13 +366,20 @@ impl ConnTable {
         self.shared.wans.get(usize::from(wan)).map(|w| w.address)
     }
 
-    /// Slow path. Under the shard lock: if a live session for `new.key` exists (another worker
-    /// raced us), the packet is applied to it as a hit and its rewrite returned. Otherwise the
-    /// internal endpoint's mapping on `new.wan` is reused if there is one (endpoint-independent
-    /// mapping, RFC 4787 REQ-1 / RFC 5382), else an external port is allocated on `new.wan`:
-    /// the internal port if it lies in the WAN's range and is free (port preservation), else
-    /// the next free port from a rotating per-WAN cursor. Then the session is inserted and its
-    /// original-direction rewrite returned.
+    /// Slow path; takes one shard lock (the internal endpoint's). Under it: if a live session
+    /// for `new.key` exists (another worker raced us), the packet is applied to it as a hit and
+    /// its rewrite returned. Otherwise the WAN is chosen for endpoint-independent mapping across
+    /// WANs (RFC 4787 REQ-1 / RFC 5382), so peers see one external endpoint:
+    /// 1. the internal endpoint's mapping on `new.wan`, if it has one;
+    /// 2. else its mapping on the lowest other WAN in `new.eligible`, if any (not for hairpin
+    ///    sessions: they always use `new.wan`);
+    /// 3. else a new mapping on `new.wan`, with an external port allocated there: the internal
+    ///    port if it lies in the WAN's range and is free (port preservation), else the next
+    ///    free port from a rotating per-WAN cursor.
+    ///
+    /// Then the session is inserted on the chosen WAN and its original-direction rewrite
+    /// returned: its egress is the hairpin's LAN interface for a hairpin session, else the
+    /// chosen WAN's [`WanNat::iface`] (which tells the caller the WAN chosen).
     ///
     /// A full shard first reaps expired sessions, then applies [`OnFull`]. A TCP session
     /// created by a SYN without ACK starts in SynSent; by any other packet, in Established.

@@ -9,8 +9,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use conntrack::{
-    ConnTable, CreateError, Endpoint, FlowKey, Lookup, NewSession, OnFull, PacketInfo, Proto,
-    SessionInfo, TableConfig, Timeouts, WanNat, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN,
+    ConnTable, CreateError, Endpoint, FlowKey, Hairpin, Lookup, NewSession, OnFull, PacketInfo,
+    Proto, SessionInfo, TableConfig, TableStats, Timeouts, WanNat, TCP_ACK, TCP_FIN, TCP_PSH,
+    TCP_RST, TCP_SYN,
 };
 use proptest::prelude::*;
 
@@ -19,6 +20,10 @@ const WANS: [Ipv4Addr; 2] = [
     Ipv4Addr::new(198, 51, 100, 1),
 ];
 const LAN_IFACE: u8 = 1;
+/// Interface of the LAN hairpin sessions are sent to.
+const HAIRPIN_IFACE: u8 = 2;
+/// Interface of WAN w is `WAN_IFACE + w`.
+const WAN_IFACE: u8 = 10;
 const FLAGS: [u8; 7] = [
     TCP_SYN,
     TCP_SYN | TCP_ACK,
@@ -37,6 +42,8 @@ enum Op {
         remote: u8,
         proto: u8,
         wan: u8,
+        /// Eligible WANs; bit 2 names no configured WAN.
+        eligible: u8,
         flags: u8,
         hairpin: bool,
     },
@@ -65,11 +72,13 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..4u8, 0..5u8, 0..3u8, 0..3u8, 0..3u8, 0..7u8, prop::bool::weighted(0.1)).prop_map(
-            |(host, port, remote, proto, wan, flags, hairpin)| Op::Create {
-                host, port, remote, proto, wan, flags, hairpin
-            }
-        ),
+        4 => (
+            (0..4u8, 0..5u8, 0..3u8, 0..3u8),
+            (0..3u8, 0..8u8, 0..7u8, prop::bool::weighted(0.1)),
+        )
+            .prop_map(|((host, port, remote, proto), (wan, eligible, flags, hairpin))| {
+                Op::Create { host, port, remote, proto, wan, eligible, flags, hairpin }
+            }),
         3 => (0..4u8, 0..5u8, 0..3u8, 0..3u8, 0..7u8, prop::bool::weighted(0.1)).prop_map(
             |(host, port, remote, proto, flags, icmp_error)| Op::Out {
                 host, port, remote, proto, flags, icmp_error
@@ -125,10 +134,12 @@ fn table(max_sessions: u32, shards: u16, refuse: bool) -> ConnTable {
         WanNat {
             address: WANS[0],
             ports: 50000..=50004,
+            iface: WAN_IFACE,
         },
         WanNat {
             address: WANS[1],
             ports: 50000..=50099,
+            iface: WAN_IFACE + 1,
         },
     ];
     ConnTable::new(&config, &wans).unwrap()
@@ -142,6 +153,12 @@ fn sessions(t: &ConnTable, now: Duration) -> Vec<SessionInfo> {
 
 fn present(t: &ConnTable, key: &FlowKey, now: Duration) -> bool {
     sessions(t, now).iter().any(|i| i.key == *key)
+}
+
+/// Whether sessions were removed between two snapshots of the counters.
+fn removed_any(before: &TableStats, after: &TableStats) -> bool {
+    (before.expired, before.evicted, before.recycled)
+        != (after.expired, after.evicted, after.recycled)
 }
 
 /// The invariants that must hold between any two operations.
@@ -162,7 +179,14 @@ fn check(t: &ConnTable, now: Duration) -> Result<(), TestCaseError> {
             "port of {:?} not bound to it",
             i
         );
-        prop_assert!(t.mapped_wans(i.key.proto, i.key.src) & (1 << w) != 0);
+        prop_assert_eq!(
+            i.egress,
+            if i.dst_rewrite.is_some() {
+                HAIRPIN_IFACE
+            } else {
+                WAN_IFACE + w
+            }
+        );
         prop_assert_eq!(i.lan_iface, LAN_IFACE);
         // endpoint independence: one external endpoint per (proto, internal, wan)
         mappings.insert((i.key.proto, i.key.src, w, i.external));
@@ -189,6 +213,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                 remote: r,
                 proto: p,
                 wan,
+                eligible,
                 flags,
                 hairpin,
             } => {
@@ -197,26 +222,64 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                 let new = NewSession {
                     key,
                     wan,
-                    egress: 10 + wan,
+                    eligible: u64::from(eligible),
                     lan_iface: LAN_IFACE,
-                    dst_rewrite: hairpin.then(|| internal(3 - host % 4, 0)),
+                    hairpin: hairpin.then(|| Hairpin {
+                        target: internal(3 - host % 4, 0),
+                        egress: HAIRPIN_IFACE,
+                    }),
                     rule: 0,
                 };
+                // The WAN `create` must choose if it removes no session first (no race hit, no
+                // reaping or eviction): the endpoint's mapping on `wan`, else on the lowest other
+                // eligible WAN (not for hairpin), else a new one on `wan` (`None`).
+                let before = sessions(&t, now);
+                let was_present = before.iter().any(|i| i.key == key);
+                let mapped = before
+                    .iter()
+                    .filter(|i| i.key.proto == p && i.key.src == key.src)
+                    .fold(0u64, |m, i| m | 1 << i.wan);
+                let preferred = 1u64 << wan;
+                let others = mapped & u64::from(eligible) & !preferred;
+                let reuse = if mapped & preferred != 0 {
+                    Some(wan)
+                } else if !hairpin && others != 0 {
+                    Some(others.trailing_zeros() as u8)
+                } else {
+                    None
+                };
+                let stats = t.stats();
                 let pkt = PacketInfo {
                     tcp_flags: FLAGS[usize::from(flags)],
                     len: 100,
                     icmp_error: false,
                 };
-                match t.create(new, pkt, now) {
+                let result = t.create(new, pkt, now);
+                let undisturbed = !was_present && !removed_any(&stats, &t.stats());
+                match result {
                     Ok(rw) => {
                         prop_assert!(wan < 2);
                         let w = WANS.iter().position(|&a| a == rw.src.ip).unwrap() as u8;
                         prop_assert_eq!(t.binding(w, p, rw.src.port), Some(key.src));
                         prop_assert!(present(&t, &key, now));
+                        if undisturbed {
+                            prop_assert_eq!(w, reuse.unwrap_or(wan));
+                            let egress = if hairpin {
+                                HAIRPIN_IFACE
+                            } else {
+                                WAN_IFACE + w
+                            };
+                            prop_assert_eq!(rw.egress, egress);
+                        }
                     }
                     Err(CreateError::UnknownWan) => prop_assert_eq!(wan, 2),
                     Err(CreateError::TableFull) => prop_assert!(refuse),
-                    Err(CreateError::PortsExhausted) => prop_assert!(!present(&t, &key, now)),
+                    Err(CreateError::PortsExhausted) => {
+                        prop_assert!(!present(&t, &key, now));
+                        if undisturbed {
+                            prop_assert_eq!(reuse, None, "a mapping was there to reuse");
+                        }
+                    }
                 }
             }
             Op::Out {

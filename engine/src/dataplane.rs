@@ -36,7 +36,7 @@ impl DataPlane {
         initial: LinkState,
     ) -> Result<DataPlane, DataPlaneError> {
         let plan = Plan::from_config(config)?;
-        let tables = Tables::new(config, hash_seed)?;
+        let tables = Tables::new(config, &plan, hash_seed)?;
         let health = HealthBoard::new(plan.wans.len(), initial);
         Ok(DataPlane {
             plan,

@@ -1,12 +1,14 @@
 //! The long-lived shared state of the data plane: connection table (sessions, NAT mappings,
 //! port tables), fragment table and sticky table. Shared by all workers through an `Arc`;
-//! survives config reloads (a reload that changes WAN addresses or port ranges rebuilds it).
+//! survives config reloads (a reload that changes WAN addresses, port ranges or interface
+//! numbering rebuilds it).
 
 use conntrack::{ConnTable, FragmentTable, OnFull, TableConfig, TableConfigError, WanNat};
 
 use balancer::StickyTable;
 
 use crate::config::{self, Config};
+use crate::plan::Plan;
 
 #[derive(Debug)]
 pub struct Tables {
@@ -16,9 +18,11 @@ pub struct Tables {
 }
 
 impl Tables {
-    /// Preallocates every table from the config's limits. `hash_seed` keys the table hashes
-    /// (random in the daemon, so remote hosts cannot aim for one bucket; fixed in tests).
-    pub fn new(cfg: &Config, hash_seed: u64) -> Result<Tables, TableConfigError> {
+    /// Preallocates every table from the config's limits; the WANs (address, NAT ports,
+    /// interface id) come from the plan compiled from the same config. `hash_seed` keys the
+    /// table hashes (random in the daemon, so remote hosts cannot aim for one bucket; fixed in
+    /// tests).
+    pub fn new(cfg: &Config, plan: &Plan, hash_seed: u64) -> Result<Tables, TableConfigError> {
         let ct = &cfg.conntrack;
         let table_config = TableConfig {
             max_sessions: ct.max_sessions,
@@ -30,12 +34,13 @@ impl Tables {
             },
             hash_seed,
         };
-        let wans: Vec<WanNat> = cfg
+        let wans: Vec<WanNat> = plan
             .wans
             .iter()
             .map(|w| WanNat {
                 address: w.address,
                 ports: w.nat_ports.clone(),
+                iface: w.iface,
             })
             .collect();
         Ok(Tables {

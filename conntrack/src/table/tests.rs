@@ -1,6 +1,7 @@
 //! Behaviour of the whole table through its public operations.
 
 use super::*;
+use crate::session::Hairpin;
 use crate::tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 
 const WAN0: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
@@ -33,10 +34,12 @@ fn two_wans() -> Vec<WanNat> {
         WanNat {
             address: WAN0,
             ports: 1024..=65535,
+            iface: 10,
         },
         WanNat {
             address: WAN1,
             ports: 1024..=65535,
+            iface: 11,
         },
     ]
 }
@@ -53,15 +56,25 @@ fn udp(src: Endpoint, dst: Endpoint) -> FlowKey {
     key(Proto::Udp, src, dst)
 }
 
+/// A session on `wan`, the only eligible WAN.
 fn new(k: FlowKey, wan: u8) -> NewSession {
     NewSession {
         key: k,
         wan,
-        egress: 10 + wan,
+        eligible: 1u64.checked_shl(u32::from(wan)).unwrap_or(0),
         lan_iface: 1,
-        dst_rewrite: None,
+        hairpin: None,
         rule: 3,
     }
+}
+
+/// Bitmask of the WANs on which `internal` has a mapping for `proto` (bit w = WAN w).
+fn mapped_wans(t: &ConnTable, proto: Proto, internal: Endpoint) -> u64 {
+    let ep = endpoint_word(proto, internal);
+    let shard = t.lock(t.shard_of(ep));
+    (0..t.shared.wans.len())
+        .filter(|&w| shard.has_mapping(&t.shared, proto, internal, w as u8))
+        .fold(0, |m, w| m | 1 << w)
 }
 
 fn pkt(len: u32) -> PacketInfo {
@@ -228,17 +241,17 @@ fn endpoint_independent_mapping() {
 fn mappings_on_two_wans() {
     let t = table(64, 4, OnFull::Refuse);
     let src = lan(10, 40000);
-    assert_eq!(t.mapped_wans(Proto::Udp, src), 0);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0);
     let a = t
         .create(new(udp(src, remote(1, 1)), 0), pkt(1), s(0))
         .unwrap();
-    assert_eq!(t.mapped_wans(Proto::Udp, src), 0b01);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b01);
     let b = t
         .create(new(udp(src, remote(2, 1)), 1), pkt(1), s(0))
         .unwrap();
-    assert_eq!(t.mapped_wans(Proto::Udp, src), 0b11);
-    assert_eq!(t.mapped_wans(Proto::Tcp, src), 0);
-    assert_eq!(t.mapped_wans(Proto::Udp, lan(11, 40000)), 0);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b11);
+    assert_eq!(mapped_wans(&t, Proto::Tcp, src), 0);
+    assert_eq!(mapped_wans(&t, Proto::Udp, lan(11, 40000)), 0);
     assert_eq!(a.src, Endpoint::new(WAN0, 40000));
     assert_eq!(b.src, Endpoint::new(WAN1, 40000));
     assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (1, 1));
@@ -251,8 +264,210 @@ fn mappings_on_two_wans() {
         Lookup::Hit(_)
     ));
     t.expire(s(10_000), 100);
-    assert_eq!(t.mapped_wans(Proto::Udp, src), 0);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0);
     assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (0, 0));
+}
+
+/// A table of three WANs, leaving by interfaces 10, 11 and 12.
+fn three_wan_table() -> ConnTable {
+    let mut wans = two_wans();
+    wans.push(WanNat {
+        address: WAN2,
+        ports: 1024..=65535,
+        iface: 12,
+    });
+    ConnTable::new(&config(64, 4, OnFull::Refuse), &wans).unwrap()
+}
+
+const WAN2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 1);
+
+/// `new` on `wan` with the given eligible WANs.
+fn eligible(k: FlowKey, wan: u8, eligible: u64) -> NewSession {
+    NewSession {
+        eligible,
+        ..new(k, wan)
+    }
+}
+
+#[test]
+fn create_reuses_the_mapping_on_the_preferred_wan() {
+    let t = three_wan_table();
+    let src = lan(10, 40000);
+    // the endpoint is mapped on WANs 0 and 1 (port 40000 is taken on WAN 1: another port)
+    t.create(new(udp(lan(11, 40000), remote(9, 1)), 1), pkt(1), s(0))
+        .unwrap();
+    let a0 = t
+        .create(new(udp(src, remote(1, 1)), 0), pkt(1), s(0))
+        .unwrap();
+    let a1 = t
+        .create(new(udp(src, remote(2, 1)), 1), pkt(1), s(0))
+        .unwrap();
+    assert_ne!(a1.src.port, 40000);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b011);
+    let mappings = t.mapping_count();
+    // every WAN eligible: the preferred WAN's mapping wins over the lower one
+    let rw = t
+        .create(eligible(udp(src, remote(3, 1)), 1, 0b111), pkt(1), s(1))
+        .unwrap();
+    assert_eq!((rw.src, rw.egress), (a1.src, 11));
+    let rw = t
+        .create(eligible(udp(src, remote(4, 1)), 0, 0b111), pkt(1), s(1))
+        .unwrap();
+    assert_eq!((rw.src, rw.egress), (a0.src, 10));
+    // also when the preferred WAN is missing from `eligible`
+    let rw = t
+        .create(eligible(udp(src, remote(5, 1)), 1, 0b001), pkt(1), s(1))
+        .unwrap();
+    assert_eq!((rw.src, rw.egress), (a1.src, 11));
+    assert_eq!(t.mapping_count(), mappings);
+    assert_eq!(
+        (t.wan_sessions(0), t.wan_sessions(1), t.wan_sessions(2)),
+        (2, 4, 0)
+    );
+    t.check().unwrap();
+}
+
+#[test]
+fn create_reuses_a_mapping_on_another_eligible_wan() {
+    let t = three_wan_table();
+    let src = lan(10, 40000);
+    // port 40000 is taken on WAN 2: the endpoint's mapping there has another port
+    t.create(new(udp(lan(11, 40000), remote(9, 1)), 2), pkt(1), s(0))
+        .unwrap();
+    let a2 = t
+        .create(new(udp(src, remote(1, 1)), 2), pkt(1), s(0))
+        .unwrap();
+    assert_ne!(a2.src.port, 40000);
+    // no mapping on the preferred WAN 0: the one on WAN 2 is reused, egress is WAN 2's
+    let k = udp(src, remote(2, 1));
+    let rw = t.create(eligible(k, 0, 0b101), pkt(1), s(1)).unwrap();
+    assert_eq!((rw.src, rw.egress), (a2.src, 12));
+    let i = info(&t, &k, s(1)).unwrap();
+    assert_eq!((i.wan, i.egress, i.external), (2, 12, a2.src));
+    assert_eq!(hit(t.lookup_outbound(&k, pkt(1), s(2))), rw);
+    // replies come back on WAN 2
+    assert_eq!(
+        hit(t.lookup_inbound(2, &reply(&k, &rw), pkt(1), s(2))).dst,
+        src
+    );
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b100);
+    // mapped on WANs 1 and 2, preferring WAN 0: the lowest eligible mapped WAN wins
+    let a1 = t
+        .create(new(udp(src, remote(3, 1)), 1), pkt(1), s(2))
+        .unwrap();
+    let rw = t
+        .create(eligible(udp(src, remote(4, 1)), 0, 0b111), pkt(1), s(2))
+        .unwrap();
+    assert_eq!((rw.src, rw.egress), (a1.src, 11));
+    let rw = t
+        .create(eligible(udp(src, remote(5, 1)), 0, 0b101), pkt(1), s(2))
+        .unwrap();
+    assert_eq!((rw.src, rw.egress), (a2.src, 12));
+    // bits past the configured WANs are ignored
+    let rw = t
+        .create(eligible(udp(src, remote(6, 1)), 0, !0b011), pkt(1), s(2))
+        .unwrap();
+    assert_eq!(rw.src, a2.src);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b110);
+    assert_eq!(
+        (t.wan_sessions(0), t.wan_sessions(1), t.wan_sessions(2)),
+        (0, 2, 5)
+    );
+    t.check().unwrap();
+}
+
+#[test]
+fn create_makes_a_new_mapping_when_the_mapped_wan_is_not_eligible() {
+    let t = three_wan_table();
+    let src = lan(10, 40000);
+    let a1 = t
+        .create(new(udp(src, remote(1, 1)), 1), pkt(1), s(0))
+        .unwrap();
+    let k = udp(src, remote(2, 1));
+    let rw = t.create(eligible(k, 0, 0b101), pkt(1), s(1)).unwrap();
+    assert_eq!((rw.src, rw.egress), (Endpoint::new(WAN0, 40000), 10));
+    assert_ne!(rw.src, a1.src);
+    // the endpoint now has two mappings, one per WAN
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b011);
+    assert_eq!(t.mapping_count(), 2);
+    assert_eq!(t.binding(0, Proto::Udp, 40000), Some(src));
+    assert_eq!(t.binding(1, Proto::Udp, 40000), Some(src));
+    // nothing eligible at all: a new mapping on the preferred WAN too
+    let rw = t
+        .create(eligible(udp(src, remote(3, 1)), 2, 0), pkt(1), s(1))
+        .unwrap();
+    assert_eq!((rw.src, rw.egress), (Endpoint::new(WAN2, 40000), 12));
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 0b111);
+    t.check().unwrap();
+}
+
+#[test]
+fn hairpin_sessions_ignore_eligible() {
+    let t = three_wan_table();
+    // B publishes WAN0:8080; A is mapped on WAN 1 only
+    let b = lan(20, 8080);
+    t.create(
+        new(key(Proto::Tcp, b, remote(9, 443)), 0),
+        tcp(TCP_SYN),
+        s(0),
+    )
+    .unwrap();
+    let a = lan(10, 50000);
+    let a1 = t
+        .create(
+            new(key(Proto::Tcp, a, remote(1, 443)), 1),
+            tcp(TCP_SYN),
+            s(0),
+        )
+        .unwrap();
+    // A reaches WAN0:8080 with every WAN eligible: the hairpin stays on WAN 0
+    let ka = key(Proto::Tcp, a, Endpoint::new(WAN0, 8080));
+    let hp = NewSession {
+        hairpin: Some(Hairpin {
+            target: b,
+            egress: 2,
+        }),
+        ..eligible(ka, 0, u64::MAX)
+    };
+    let rw = t.create(hp, tcp(TCP_SYN), s(1)).unwrap();
+    assert_eq!(
+        rw,
+        Rewrite {
+            src: Endpoint::new(WAN0, 50000),
+            dst: b,
+            egress: 2
+        }
+    );
+    assert_ne!(rw.src, a1.src);
+    assert_eq!(mapped_wans(&t, Proto::Tcp, a), 0b011);
+    let i = info(&t, &ka, s(1)).unwrap();
+    assert_eq!((i.wan, i.egress, i.dst_rewrite), (0, 2, Some(b)));
+    t.check().unwrap();
+}
+
+#[test]
+fn egress_comes_from_the_wan_interface() {
+    let mut wans = two_wans();
+    wans[0].iface = 7;
+    wans[1].iface = 42;
+    let t = ConnTable::new(&config(64, 4, OnFull::Refuse), &wans).unwrap();
+    for (wan, iface) in [(0u8, 7u8), (1, 42)] {
+        let k = udp(lan(10 + wan, 40000), remote(1, 53));
+        let rw = t.create(new(k, wan), pkt(1), s(0)).unwrap();
+        assert_eq!(rw.egress, iface);
+        assert_eq!(hit(t.lookup_outbound(&k, pkt(1), s(1))).egress, iface);
+        assert_eq!(info(&t, &k, s(1)).unwrap().egress, iface);
+        // replies leave by the LAN the flow came from
+        assert_eq!(
+            hit(t.lookup_inbound(wan, &reply(&k, &rw), pkt(1), s(1))).egress,
+            1
+        );
+    }
+    // a session reusing WAN 1's mapping leaves by WAN 1's interface
+    let k = udp(lan(11, 40000), remote(2, 53));
+    let rw = t.create(eligible(k, 0, 0b11), pkt(1), s(2)).unwrap();
+    assert_eq!((rw.src.ip, rw.egress), (WAN1, 42));
+    t.check().unwrap();
 }
 
 #[test]
@@ -323,8 +538,10 @@ fn hairpin_rewrites_destination_and_establishes_from_one_side() {
     // A reaches WAN0:8080; the engine sees the binding and creates a hairpin session
     let ka = key(Proto::Tcp, lan(10, 50000), Endpoint::new(WAN0, 8080));
     let hp = NewSession {
-        egress: 1,
-        dst_rewrite: Some(b),
+        hairpin: Some(Hairpin {
+            target: b,
+            egress: 1,
+        }),
         ..new(ka, 0)
     };
     let rw = t.create(hp, tcp(TCP_SYN), s(1)).unwrap();
@@ -360,7 +577,10 @@ fn hairpin_rewrites_destination_and_establishes_from_one_side() {
     let rb = t
         .create(
             NewSession {
-                dst_rewrite: Some(a),
+                hairpin: Some(Hairpin {
+                    target: a,
+                    egress: 1,
+                }),
                 ..new(kb2, 0)
             },
             tcp(TCP_SYN | TCP_ACK),
@@ -598,6 +818,7 @@ fn tiny_range_table() -> ConnTable {
         &[WanNat {
             address: WAN0,
             ports: 50000..=50002,
+            iface: 10,
         }],
     )
     .unwrap()
@@ -790,6 +1011,7 @@ fn config_errors() {
     let empty = [WanNat {
         address: WAN0,
         ports: 2000..=1999,
+        iface: 10,
     }];
     assert_eq!(
         bad(config(8, 1, OnFull::Refuse), &empty),
@@ -800,6 +1022,7 @@ fn config_errors() {
         WanNat {
             address: WAN1,
             ports: 0..=100,
+            iface: 11,
         },
     ];
     assert_eq!(
@@ -815,7 +1038,7 @@ fn config_errors() {
     let src = lan(1, 40000);
     t.create(new(udp(src, remote(1, 1)), 63), pkt(1), s(0))
         .unwrap();
-    assert_eq!(t.mapped_wans(Proto::Udp, src), 1 << 63);
+    assert_eq!(mapped_wans(&t, Proto::Udp, src), 1 << 63);
     let none = ConnTable::new(&config(8, 1, OnFull::Refuse), &[]).unwrap();
     assert_eq!(
         none.create(new(udp(src, remote(1, 1)), 0), pkt(1), s(0)),
@@ -901,10 +1124,12 @@ fn concurrent_create_and_lookup_stay_consistent() {
             WanNat {
                 address: WAN0,
                 ports: 40000..=40999,
+                iface: 10,
             },
             WanNat {
                 address: WAN1,
                 ports: 1024..=65535,
+                iface: 11,
             },
         ],
     )

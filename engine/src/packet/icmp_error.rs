@@ -31,7 +31,7 @@ const ERROR_TTL: u8 = 64;
 /// Whether RFC 1812 allows an ICMP error about this packet.
 pub fn may_answer(pkt: &Ipv4Packet) -> bool {
     let special = |a: Ipv4Addr| a.is_broadcast() || a.is_multicast() || a.is_unspecified();
-    !matches!(pkt.transport, Transport::IcmpError(_))
+    pkt.transport != Transport::IcmpError
         && pkt.fragment != Fragment::Later
         && !special(pkt.src)
         && !special(pkt.dst)
@@ -51,8 +51,10 @@ pub fn build_icmp_error(
     if !may_answer(pkt) {
         return None;
     }
-    let quote_len = pkt.total_len.min(MAX_ERROR_DATAGRAM - IP_AND_ICMP_HEADERS);
-    let l3 = pkt.l3;
+    let quote_len = pkt
+        .total_len()
+        .min(MAX_ERROR_DATAGRAM - IP_AND_ICMP_HEADERS);
+    let l3 = pkt.l3();
     let icmp_at = l3 + 20;
     let quote_at = icmp_at + 8;
     let end = quote_at + quote_len;

@@ -101,8 +101,9 @@ pub enum Transport {
         id: u16,
         request: bool,
     },
-    /// ICMP destination unreachable, time exceeded or parameter problem, about `embedded`.
-    IcmpError(Embedded),
+    /// ICMP destination unreachable, time exceeded or parameter problem. The quoted packet
+    /// was validated; [`Ipv4Packet::embedded`] reads it.
+    IcmpError,
     /// Any other ICMP message (redirect, timestamp, ...): not forwarded.
     IcmpOther,
     /// Another IP protocol (GRE, ESP, SCTP...): not handled yet.
@@ -134,14 +135,13 @@ impl Embedded {
     }
 }
 
-/// A validated IPv4 packet inside a frame, by offsets into that frame.
+/// A validated IPv4 packet inside a frame, by offsets into that frame. Kept small (it is
+/// built for every packet): offsets are 16-bit, an ICMP error's quote is read on demand.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ipv4Packet {
-    /// Offset of the IPv4 header in the frame.
-    pub l3: usize,
-    pub header_len: usize,
-    /// IP total length (the frame may carry padding after it).
-    pub total_len: usize,
+    l3: u16,
+    header_len: u8,
+    total_len: u16,
     pub proto: u8,
     pub src: Ipv4Addr,
     pub dst: Ipv4Addr,
@@ -152,19 +152,49 @@ pub struct Ipv4Packet {
 }
 
 impl Ipv4Packet {
+    /// Offset of the IPv4 header in the frame.
+    #[inline]
+    pub fn l3(&self) -> usize {
+        usize::from(self.l3)
+    }
+
+    #[inline]
+    pub fn header_len(&self) -> usize {
+        usize::from(self.header_len)
+    }
+
+    /// IP total length (the frame may carry padding after it).
+    #[inline]
+    pub fn total_len(&self) -> usize {
+        usize::from(self.total_len)
+    }
+
     /// Offset of the transport header in the frame.
+    #[inline]
     pub fn l4(&self) -> usize {
-        self.l3 + self.header_len
+        self.l3() + self.header_len()
     }
 
     /// End of the IP packet in the frame.
+    #[inline]
     pub fn end(&self) -> usize {
-        self.l3 + self.total_len
+        self.l3() + self.total_len()
+    }
+
+    /// The packet an ICMP error quotes (`None` for other packets, or if `frame` is not the
+    /// frame this packet was parsed from).
+    pub fn embedded(&self, frame: &[u8]) -> Option<Embedded> {
+        if self.transport != Transport::IcmpError {
+            return None;
+        }
+        let quote = self.l4() + 8;
+        parse_embedded(frame.get(quote..self.end())?, quote).ok()
     }
 }
 
 /// Parses the IPv4 packet starting at `l3` in `frame`.
 pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
+    let l3_offset = u16::try_from(l3).map_err(|_| ParseError::BadIpv4Header)?;
     let bytes = frame.get(l3..).ok_or(ParseError::BadIpv4Header)?;
     let ip = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| ParseError::BadIpv4Header)?;
     let header_len = usize::from(ip.ihl()) * 4;
@@ -189,9 +219,10 @@ pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
         parse_transport(proto, payload, l3 + header_len, fragment)?
     };
     Ok(Ipv4Packet {
-        l3,
-        header_len,
-        total_len,
+        l3: l3_offset,
+        // At most 60 (ihl is 4 bits) and 65535 (a 16-bit field).
+        header_len: header_len as u8,
+        total_len: total_len as u16,
         proto,
         src: ip.source_addr(),
         dst: ip.destination_addr(),
@@ -253,7 +284,7 @@ fn parse_icmp(payload: &[u8], l4: usize, fragment: Fragment) -> Result<Transport
             if fragment != Fragment::Whole {
                 return Err(ParseError::BadIcmpError);
             }
-            parse_embedded(&payload[8..], l4 + 8).map(Transport::IcmpError)
+            parse_embedded(&payload[8..], l4 + 8).map(|_| Transport::IcmpError)
         }
         _ => Ok(Transport::IcmpOther),
     }

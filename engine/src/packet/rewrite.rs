@@ -81,7 +81,7 @@ fn rewrite_ip_header(frame: &mut [u8], l3: usize, src: Ipv4Addr, dst: Ipv4Addr) 
 /// the ICMP echo identifier (the requester's side carries it), TTL - 1, all checksums.
 pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endpoint) {
     let l4 = pkt.l4();
-    let pseudo = rewrite_ip_header(frame, pkt.l3, src.ip, dst.ip);
+    let pseudo = rewrite_ip_header(frame, pkt.l3(), src.ip, dst.ip);
     match pkt.transport {
         Transport::Tcp { .. } | Transport::Udp { .. } => {
             let ports = set16(frame, l4, src.port) + set16(frame, l4 + 2, dst.port);
@@ -103,7 +103,7 @@ pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endp
 /// Forwards a later fragment: addresses and TTL only (its datagram's transport checksum was
 /// fixed in the first fragment, which carries it).
 pub fn rewrite_fragment(frame: &mut [u8], pkt: &Ipv4Packet, src: Ipv4Addr, dst: Ipv4Addr) {
-    rewrite_ip_header(frame, pkt.l3, src, dst);
+    rewrite_ip_header(frame, pkt.l3(), src, dst);
 }
 
 /// Forwards an ICMP error: the outer header becomes `outer_src` → `outer_dst` (TTL - 1), and
@@ -118,7 +118,7 @@ pub fn rewrite_icmp_error(
     inner_dst: Endpoint,
 ) {
     let icmp_delta = rewrite_embedded(frame, emb, inner_src, inner_dst);
-    rewrite_ip_header(frame, pkt.l3, outer.0, outer.1);
+    rewrite_ip_header(frame, pkt.l3(), outer.0, outer.1);
     adjust_checksum(frame, pkt.l4() + ICMP_CHECKSUM, icmp_delta, false);
 }
 

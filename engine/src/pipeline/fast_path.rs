@@ -7,7 +7,7 @@ use super::flow::{error_flow_key, flow_key, fragment_key, packet_info};
 use super::{Context, Counters, DropReason, Outcome};
 use crate::device::Frame;
 use crate::packet::rewrite::{rewrite_flow, rewrite_fragment, rewrite_icmp_error};
-use crate::packet::{Fragment, Ipv4Packet, Transport};
+use crate::packet::{Embedded, Fragment, Ipv4Packet, Transport};
 use crate::plan::Role;
 
 const ERROR_INFO: PacketInfo = PacketInfo {
@@ -30,30 +30,13 @@ pub(super) fn outbound(
             match ctx.tables.fragments.lookup(&fragment_key(pkt), ctx.now) {
                 Some(rw) => {
                     rewrite_fragment(frame.data_mut(), pkt, rw.src.ip, rw.dst.ip);
-                    account_tx(ctx, counters, rw.egress, pkt.total_len);
+                    account_tx(ctx, counters, rw.egress, pkt.total_len());
                     Outcome::Forward { egress: rw.egress }
                 }
                 None => Outcome::Drop(DropReason::FragmentWithoutFirst),
             },
         ),
-        Transport::IcmpError(emb) => Some(
-            match error_flow_key(&emb).map(|k| table.lookup_outbound(&k, ERROR_INFO, ctx.now)) {
-                Some(Lookup::Hit(rw)) => {
-                    rewrite_icmp_error(
-                        frame.data_mut(),
-                        pkt,
-                        &emb,
-                        (rw.src.ip, pkt.dst),
-                        rw.dst,
-                        rw.src,
-                    );
-                    account_tx(ctx, counters, rw.egress, pkt.total_len);
-                    Outcome::Forward { egress: rw.egress }
-                }
-                Some(Lookup::Miss) => Outcome::Drop(DropReason::IcmpErrorNoSession),
-                None => Outcome::Drop(DropReason::MalformedIcmpError),
-            },
-        ),
+        Transport::IcmpError => Some(outbound_error(ctx, counters, frame, pkt)),
         Transport::IcmpOther => Some(Outcome::Drop(DropReason::UnsupportedIcmp)),
         Transport::OtherProtocol => Some(Outcome::Drop(DropReason::UnsupportedProtocol)),
         Transport::Tcp { .. } | Transport::Udp { .. } | Transport::IcmpEcho { .. } => {
@@ -92,31 +75,12 @@ pub(super) fn inbound(
             Some(_) if expired => Inbound::TtlExpired,
             Some(rw) => {
                 rewrite_fragment(frame.data_mut(), pkt, rw.src.ip, rw.dst.ip);
-                counters.wan_rx(wan, pkt.total_len);
+                counters.wan_rx(wan, pkt.total_len());
                 Inbound::Forward(Outcome::Forward { egress: rw.egress })
             }
             None => Inbound::NoSession,
         },
-        Transport::IcmpError(emb) => {
-            match error_flow_key(&emb)
-                .map(|k| table.lookup_inbound(wan_u8, &k, ERROR_INFO, ctx.now))
-            {
-                Some(Lookup::Hit(_)) if expired => Inbound::TtlExpired,
-                Some(Lookup::Hit(rw)) => {
-                    rewrite_icmp_error(
-                        frame.data_mut(),
-                        pkt,
-                        &emb,
-                        (pkt.src, rw.dst.ip),
-                        rw.dst,
-                        rw.src,
-                    );
-                    counters.wan_rx(wan, pkt.total_len);
-                    Inbound::Forward(Outcome::Forward { egress: rw.egress })
-                }
-                _ => Inbound::NoSession,
-            }
-        }
+        Transport::IcmpError => inbound_error(ctx, counters, frame, pkt, wan),
         Transport::Tcp { .. } | Transport::Udp { .. } | Transport::IcmpEcho { .. } => {
             let Some(key) = flow_key(pkt) else {
                 return Inbound::NoSession;
@@ -124,7 +88,7 @@ pub(super) fn inbound(
             match table.lookup_inbound(wan_u8, &key, packet_info(pkt), ctx.now) {
                 Lookup::Hit(_) if expired => Inbound::TtlExpired,
                 Lookup::Hit(rw) => {
-                    counters.wan_rx(wan, pkt.total_len);
+                    counters.wan_rx(wan, pkt.total_len());
                     Inbound::Forward(apply(ctx, counters, frame, pkt, rw))
                 }
                 Lookup::Miss => Inbound::NoSession,
@@ -132,6 +96,77 @@ pub(super) fn inbound(
         }
         Transport::IcmpOther | Transport::OtherProtocol => Inbound::NoSession,
     }
+}
+
+/// An ICMP error from a LAN host about a flow: the quoted packet is a reply it received.
+fn outbound_error(
+    ctx: &Context<'_>,
+    counters: &Counters,
+    frame: &mut Frame,
+    pkt: &Ipv4Packet,
+) -> Outcome {
+    let Some((emb, key)) = quoted_flow(frame, pkt) else {
+        return Outcome::Drop(DropReason::MalformedIcmpError);
+    };
+    match ctx
+        .tables
+        .conntrack
+        .lookup_outbound(&key, ERROR_INFO, ctx.now)
+    {
+        Lookup::Hit(rw) => {
+            rewrite_icmp_error(
+                frame.data_mut(),
+                pkt,
+                &emb,
+                (rw.src.ip, pkt.dst),
+                rw.dst,
+                rw.src,
+            );
+            account_tx(ctx, counters, rw.egress, pkt.total_len());
+            Outcome::Forward { egress: rw.egress }
+        }
+        Lookup::Miss => Outcome::Drop(DropReason::IcmpErrorNoSession),
+    }
+}
+
+/// An ICMP error from the Internet about a flow: the quoted packet is one fwd sent out.
+fn inbound_error(
+    ctx: &Context<'_>,
+    counters: &Counters,
+    frame: &mut Frame,
+    pkt: &Ipv4Packet,
+    wan: usize,
+) -> Inbound {
+    let Some((emb, key)) = quoted_flow(frame, pkt) else {
+        return Inbound::NoSession;
+    };
+    let wan_u8 = u8::try_from(wan).unwrap_or(u8::MAX);
+    match ctx
+        .tables
+        .conntrack
+        .lookup_inbound(wan_u8, &key, ERROR_INFO, ctx.now)
+    {
+        Lookup::Hit(_) if pkt.ttl <= 1 => Inbound::TtlExpired,
+        Lookup::Hit(rw) => {
+            rewrite_icmp_error(
+                frame.data_mut(),
+                pkt,
+                &emb,
+                (pkt.src, rw.dst.ip),
+                rw.dst,
+                rw.src,
+            );
+            counters.wan_rx(wan, pkt.total_len());
+            Inbound::Forward(Outcome::Forward { egress: rw.egress })
+        }
+        Lookup::Miss => Inbound::NoSession,
+    }
+}
+
+/// The quoted packet of an ICMP error and the key of the flow it belongs to.
+fn quoted_flow(frame: &Frame, pkt: &Ipv4Packet) -> Option<(Embedded, conntrack::FlowKey)> {
+    let emb = pkt.embedded(frame.data())?;
+    Some((emb, error_flow_key(&emb)?))
 }
 
 /// Applies a session's rewrite to a whole packet or first fragment (remembering the
@@ -150,7 +185,7 @@ pub(super) fn apply(
     {
         return Outcome::Drop(DropReason::FragmentTableFull);
     }
-    account_tx(ctx, counters, rw.egress, pkt.total_len);
+    account_tx(ctx, counters, rw.egress, pkt.total_len());
     Outcome::Forward { egress: rw.egress }
 }
 

@@ -57,7 +57,7 @@ pub fn packet_info(pkt: &Ipv4Packet) -> PacketInfo {
     };
     PacketInfo {
         tcp_flags,
-        len: pkt.total_len as u32,
+        len: pkt.total_len() as u32,
         icmp_error: false,
     }
 }

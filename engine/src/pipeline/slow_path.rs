@@ -1,9 +1,10 @@
-//! The slow path: the first packet of a flow. Hairpin check, policy rules, WAN choice
-//! (reusing an endpoint-independent mapping on an eligible WAN), session creation, then the
-//! fast path's rewrite. Allocates nothing: the connection table is preallocated.
+//! The slow path: the first packet of a flow. Hairpin check, policy rules, WAN choice, session
+//! creation (where the connection table keeps an endpoint on an eligible WAN it is already
+//! mapped on, under the same shard lock), then the fast path's rewrite. Allocates nothing: the
+//! connection table is preallocated.
 
 use balancer::{Decision, FlowInfo};
-use conntrack::{CreateError, NewSession};
+use conntrack::{CreateError, Hairpin, NewSession};
 
 use super::fast_path::apply;
 use super::flow::{flow_key, may_open_session, packet_info};
@@ -57,23 +58,15 @@ impl Pipeline {
                 rule,
             } => {
                 ctx.plan.count_rule_hit(rule.0);
-                // Endpoint-independent mapping across WANs: an internal endpoint that already
-                // has a mapping on an eligible WAN keeps using it, so peers see one address.
-                let mapped = ctx.tables.conntrack.mapped_wans(key.proto, key.src) & eligible.0;
-                let wan = if mapped == 0 || mapped & (1u64 << wan.0) != 0 {
-                    usize::from(wan.0)
-                } else {
-                    mapped.trailing_zeros() as usize
-                };
-                let Some(egress) = ctx.plan.wans.get(wan).map(|w| w.iface) else {
-                    return Outcome::Drop(DropReason::UnknownInterface);
-                };
+                // Endpoint-independent mapping across WANs: `create` keeps an internal endpoint
+                // that already has a mapping on an eligible WAN there, so peers see one
+                // address; the rewrite's egress is the chosen WAN's interface.
                 let new = NewSession {
                     key,
-                    wan: u8::try_from(wan).unwrap_or(u8::MAX),
-                    egress,
+                    wan: wan.0,
+                    eligible: eligible.0,
                     lan_iface: ingress,
-                    dst_rewrite: None,
+                    hairpin: None,
                     rule: rule.0,
                 };
                 self.create(ctx, frame, pkt, new)
@@ -128,9 +121,12 @@ impl Pipeline {
         let new = NewSession {
             key,
             wan: wan_u8,
-            egress: lan.iface,
+            eligible: 0,
             lan_iface: ingress,
-            dst_rewrite: Some(target),
+            hairpin: Some(Hairpin {
+                target,
+                egress: lan.iface,
+            }),
             rule: HAIRPIN_RULE,
         };
         self.create(ctx, frame, pkt, new)

@@ -1,0 +1,49 @@
+//! Runs the fast path (or, with `new`, the slow path: a new flow per packet) in a loop for
+//! profiling with `perf record -e cpu-clock`:
+//! `cargo run --profile bench -p benches --example fast_path_loop -- SESSIONS SECONDS [new]`.
+
+use std::time::{Duration, Instant};
+
+use benches::{batch, fill, router_with_sessions, tcp_packet, BATCH};
+use engine::pipeline::Output;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let sessions: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
+    let new_flows = args.next().as_deref() == Some("new");
+    let mut router = router_with_sessions(sessions);
+    let packets: Vec<Vec<u8>> = (0..BATCH as u32)
+        .map(|i| tcp_packet(i % sessions, false))
+        .collect();
+    let mut frames = batch();
+    let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
+    let start = Instant::now();
+    let mut batches = 0u64;
+    while start.elapsed() < Duration::from_secs(seconds) {
+        if new_flows {
+            // 1000 batches of new flows, numbered past the preloaded ones.
+            let first = sessions + (batches as u32) * BATCH as u32;
+            let fresh: Vec<Vec<Vec<u8>>> = (0..1000u32)
+                .map(|b| {
+                    (0..BATCH as u32)
+                        .map(|i| tcp_packet(first + b * BATCH as u32 + i, true))
+                        .collect()
+                })
+                .collect();
+            for batch_packets in &fresh {
+                fill(&mut frames, batch_packets);
+                router.process(&mut frames, &mut out);
+            }
+        } else {
+            for _ in 0..1000 {
+                fill(&mut frames, &packets);
+                router.process(&mut frames, &mut out);
+            }
+        }
+        batches += 1000;
+    }
+    let per_packet = start.elapsed().as_nanos() as f64 / (batches * BATCH as u64) as f64;
+    let what = if new_flows { "new flow" } else { "packet" };
+    println!("{sessions} sessions: {per_packet:.1} ns per {what} (refill and, for new flows, packet generation included)");
+}
