@@ -52,6 +52,27 @@ pub struct WanPlan {
     pub nat_ports: RangeInclusive<u16>,
 }
 
+/// Where a destination address lies, as far as the router is concerned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Destination {
+    /// The address of WAN n (traffic for the box, or hairpin to a LAN endpoint's mapping).
+    WanAddress(usize),
+    /// Another address of the router itself.
+    Router,
+    /// Inside LAN n's subnets.
+    Lan(usize),
+    /// Anywhere else: the Internet.
+    Beyond,
+}
+
+/// One prefix of the destination table: addresses first (as /32), then LAN subnets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Prefix {
+    network: u32,
+    mask: u32,
+    destination: Destination,
+}
+
 /// Everything the pipeline reads that comes from the config.
 #[derive(Debug)]
 pub struct Plan {
@@ -59,6 +80,7 @@ pub struct Plan {
     pub lans: Vec<LanPlan>,
     pub wans: Vec<WanPlan>,
     pub policy: Policy,
+    destinations: Vec<Prefix>,
     rule_hits: Box<[AtomicU64]>,
 }
 
@@ -106,11 +128,13 @@ impl Plan {
         let rule_hits = (0..policy.rules().len())
             .map(|_| AtomicU64::new(0))
             .collect();
+        let destinations = destination_table(&interfaces, &lans);
         Ok(Plan {
             interfaces,
             lans,
             wans,
             policy,
+            destinations,
             rule_hits,
         })
     }
@@ -119,10 +143,15 @@ impl Plan {
         self.interfaces.get(usize::from(id))
     }
 
-    /// Whether `ip` is one of the router's own addresses.
+    /// Where `ip` lies: one pass over a flat prefix table (the router's addresses, then the
+    /// LAN subnets).
     #[inline]
-    pub fn is_local(&self, ip: Ipv4Addr) -> bool {
-        self.interfaces.iter().any(|i| i.address == ip)
+    pub fn destination(&self, ip: Ipv4Addr) -> Destination {
+        let ip = u32::from(ip);
+        self.destinations
+            .iter()
+            .find(|p| ip & p.mask == p.network)
+            .map_or(Destination::Beyond, |p| p.destination)
     }
 
     /// The WAN whose address is `ip`.
@@ -160,6 +189,25 @@ impl Plan {
             .get(rule)
             .map_or(0, |c| c.load(Ordering::Relaxed))
     }
+}
+
+fn destination_table(interfaces: &[Interface], lans: &[LanPlan]) -> Vec<Prefix> {
+    let own = interfaces.iter().map(|i| Prefix {
+        network: u32::from(i.address),
+        mask: u32::MAX,
+        destination: match i.role {
+            Role::Wan(w) => Destination::WanAddress(w),
+            Role::Lan(_) => Destination::Router,
+        },
+    });
+    let subnets = lans.iter().enumerate().flat_map(|(l, lan)| {
+        lan.subnets.iter().map(move |net| Prefix {
+            network: u32::from(net.network()),
+            mask: u32::from(net.netmask()),
+            destination: Destination::Lan(l),
+        })
+    });
+    own.chain(subnets).collect()
 }
 
 fn interface_id(index: usize) -> u8 {
@@ -229,4 +277,68 @@ fn compile_policy(cfg: &Config) -> Result<Policy, PolicyError> {
         })
         .collect();
     Policy::new(wan_names, groups, rules)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"
+[[lan]]
+name = "lan"
+interface = "lan0"
+address = "192.168.1.1/24"
+extra_subnets = ["10.20.0.0/16"]
+
+[[lan]]
+name = "guest"
+interface = "lan1"
+address = "192.168.2.1/24"
+
+[[wan]]
+name = "isp1"
+interface = "wan1"
+address = "198.51.100.2/30"
+gateway = "198.51.100.1"
+"#;
+
+    #[test]
+    fn interfaces_are_numbered_lans_first() {
+        let plan = Plan::from_config(&Config::from_toml_str(CONFIG).unwrap()).unwrap();
+        let roles: Vec<Role> = plan.interfaces.iter().map(|i| i.role).collect();
+        assert_eq!(roles, vec![Role::Lan(0), Role::Lan(1), Role::Wan(0)]);
+        assert_eq!(plan.wans[0].iface, 2);
+        assert_eq!(
+            plan.next_hop(2, Ipv4Addr::new(8, 8, 8, 8)),
+            Some(Ipv4Addr::new(198, 51, 100, 1))
+        );
+        assert_eq!(
+            plan.next_hop(1, Ipv4Addr::new(192, 168, 2, 9)),
+            Some(Ipv4Addr::new(192, 168, 2, 9))
+        );
+        assert_eq!(plan.next_hop(9, Ipv4Addr::new(192, 168, 2, 9)), None);
+    }
+
+    #[test]
+    fn destinations() {
+        let plan = Plan::from_config(&Config::from_toml_str(CONFIG).unwrap()).unwrap();
+        let d = |a: [u8; 4]| plan.destination(Ipv4Addr::from(a));
+        assert_eq!(d([198, 51, 100, 2]), Destination::WanAddress(0));
+        assert_eq!(
+            d([192, 168, 1, 1]),
+            Destination::Router,
+            "own LAN address before its subnet"
+        );
+        assert_eq!(d([192, 168, 2, 1]), Destination::Router);
+        assert_eq!(d([192, 168, 1, 77]), Destination::Lan(0));
+        assert_eq!(d([10, 20, 3, 4]), Destination::Lan(0), "extra subnet");
+        assert_eq!(d([192, 168, 2, 77]), Destination::Lan(1));
+        assert_eq!(
+            d([198, 51, 100, 1]),
+            Destination::Beyond,
+            "the gateway is beyond"
+        );
+        assert_eq!(d([8, 8, 8, 8]), Destination::Beyond);
+    }
 }

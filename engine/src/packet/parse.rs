@@ -193,6 +193,7 @@ impl Ipv4Packet {
 }
 
 /// Parses the IPv4 packet starting at `l3` in `frame`.
+#[inline]
 pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
     let l3_offset = u16::try_from(l3).map_err(|_| ParseError::BadIpv4Header)?;
     let bytes = frame.get(l3..).ok_or(ParseError::BadIpv4Header)?;
@@ -233,6 +234,7 @@ pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
     })
 }
 
+#[inline]
 fn parse_transport(
     proto: u8,
     payload: &[u8],

@@ -26,7 +26,7 @@ use crate::neighbors::Neighbors;
 use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind};
 use crate::packet::parse::{self, ParseError};
 use crate::packet::{Ipv4Packet, Medium};
-use crate::plan::{Plan, Role};
+use crate::plan::{Destination, Plan, Role};
 use crate::tables::Tables;
 
 pub use counters::{Counters, DropReason, Event};
@@ -163,20 +163,14 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         ingress: u8,
     ) -> Outcome {
-        let to_wan_address = ctx.plan.wan_by_address(pkt.dst).is_some();
-        if (ctx.plan.is_local(pkt.dst) && !to_wan_address)
-            || pkt.dst.is_broadcast()
-            || pkt.dst.is_multicast()
-            || ctx.plan.lan_for(pkt.dst).is_some()
-        {
-            return Outcome::Kernel;
-        }
-        if pkt.ttl <= 1 {
+        let destination = ctx.plan.destination(pkt.dst);
+        match destination {
+            Destination::Router | Destination::Lan(_) => return Outcome::Kernel,
+            _ if pkt.dst.is_broadcast() || pkt.dst.is_multicast() => return Outcome::Kernel,
             // A packet for the box's WAN address is delivered locally, whatever its TTL.
-            if to_wan_address {
-                return Outcome::Kernel;
-            }
-            return self.time_exceeded(ctx, frame, pkt, ingress);
+            Destination::WanAddress(_) if pkt.ttl <= 1 => return Outcome::Kernel,
+            _ if pkt.ttl <= 1 => return self.time_exceeded(ctx, frame, pkt, ingress),
+            _ => {}
         }
         match fast_path::outbound(ctx, &self.counters, frame, pkt) {
             Some(outcome) => outcome,
