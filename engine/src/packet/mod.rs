@@ -8,3 +8,6 @@ pub mod parse;
 pub mod rewrite;
 
 pub use parse::{Embedded, Fragment, Ipv4Packet, Medium, ParseError, Transport};
+
+#[cfg(test)]
+mod tests;
