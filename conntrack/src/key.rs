@@ -3,8 +3,14 @@
 //! Everything the table hashes is first packed into `u64` words so that hashing and
 //! comparing are a few integer operations:
 //! - an *endpoint word* `ip << 32 | port << 16 | proto` names an internal endpoint of one
-//!   protocol (it picks the shard, and with a WAN index it names a mapping);
-//! - a *remote word* `ip << 16 | port` names the other end of a flow.
+//!   protocol (its hash picks the endpoint's mapping shard; with a WAN index it names a
+//!   mapping);
+//! - a *remote word* `ip << 16 | port` names the other end of a flow; with an endpoint word it
+//!   names a canonical flow, whose hash picks the session shard and indexes it there.
+//!
+//! A shard is picked by bits 40 to 55 of a hash ([`shard_index`]): hashbrown takes a bucket
+//! from the low bits and its control byte from the top seven, so the sessions of one shard do
+//! not all share bits their index relies on.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -113,6 +119,12 @@ pub(crate) fn remote_word(ep: Endpoint) -> u64 {
     (u64::from(u32::from(ep.ip)) << 16) | u64::from(ep.port)
 }
 
+/// The shard (`0..=mask`, `mask` = shard count - 1 < 2^16) that hash `h` picks.
+#[inline]
+pub(crate) fn shard_index(h: u64, mask: usize) -> usize {
+    (h >> 40) as usize & mask
+}
+
 /// Seeded hashes of the packed words (ahash with fixed keys derived from one seed).
 #[derive(Clone, Debug)]
 pub(crate) struct KeyHasher(ahash::RandomState);
@@ -127,13 +139,13 @@ impl KeyHasher {
         ))
     }
 
-    /// Hash of an internal endpoint (picks the shard).
+    /// Hash of an internal endpoint (picks its mapping shard).
     #[inline]
     pub(crate) fn endpoint(&self, ep_word: u64) -> u64 {
         self.0.hash_one(ep_word)
     }
 
-    /// Hash of a canonical flow (index inside the shard).
+    /// Hash of a canonical flow (picks its session shard, and indexes it there).
     #[inline]
     pub(crate) fn flow(&self, ep_word: u64, remote_word: u64) -> u64 {
         self.0.hash_one((ep_word, remote_word))

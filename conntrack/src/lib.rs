@@ -9,37 +9,58 @@
 //! of eligible WANs to [`ConnTable::create`], which only keeps an endpoint on a WAN where it is
 //! already mapped).
 //!
-//! Design (see `docs/ARCHITECTURE.md`, "The connection table"): the table is sharded by the
-//! flow's *internal endpoint* (protocol, LAN address, LAN port). Outbound packets hash their
-//! source; inbound packets read the external port's owner from their WAN's lock-free port
-//! table and then look up the canonical key in that endpoint's shard. So each session has one
-//! index entry, and every packet takes exactly one shard mutex.
+//! Design (see `docs/ARCHITECTURE.md`, "The connection table"): every session has one
+//! *canonical key* (protocol, internal address:port, remote address:port — the flow as seen
+//! from the LAN), and the table is two sets of shards with the same count:
+//! - *session shards*, picked by the hash of the canonical key, so sessions spread uniformly
+//!   however they cluster by endpoint (one internal endpoint talking to thousands of peers does
+//!   not fill one shard). Outbound packets carry the canonical key and hash it; inbound packets
+//!   read the internal endpoint that owns their external port from their WAN's lock-free port
+//!   table (one atomic load), rebuild the canonical key and hash it. So each session has one
+//!   index entry, and every packet takes exactly one session-shard mutex;
+//! - *mapping shards*, picked by the hash of (protocol, internal endpoint), holding the
+//!   endpoint-independent mappings (RFC 4787 REQ-1): (proto, internal endpoint, WAN) → external
+//!   port and reference count. Only `create` and session removal (expiry, eviction, SYN
+//!   recycling) touch them.
+//!
+//! Lock order: a session shard, then a mapping shard, never the other way round and never two
+//! of a kind at once. `create` locks the flow's session shard (race check, reaping, eviction),
+//! then the endpoint's mapping shard to reuse or create the mapping, then inserts the session;
+//! removing a session under its session shard's lock takes its mapping shard's lock to drop
+//! the reference (and, with the last one, the mapping and its port binding).
 //!
 //! Invariants:
 //! - the per-packet path ([`ConnTable::lookup_outbound`], [`ConnTable::lookup_inbound`]) never
-//!   allocates, logs or takes more than one lock; creating sessions never allocates either:
-//!   slabs, indexes (rebuilt in place, never grown: see `index.rs`) and port tables are
-//!   preallocated by the constructors;
-//! - every live session references the mapping of its internal endpoint on its WAN; a mapping
-//!   lives exactly as long as it has sessions, and its external port is bound to its internal
-//!   endpoint in the WAN's port table exactly as long as the mapping lives;
+//!   allocates or logs and takes one session-shard lock (plus, when the packet ends its session
+//!   — expired, or recycled by a SYN — that session's mapping-shard lock); creating sessions
+//!   never allocates either: slabs, indexes (rebuilt in place, never grown: see `index.rs`) and
+//!   port tables are preallocated by the constructors;
+//! - a session lives in the session shard its canonical key hashes to, a mapping in the
+//!   mapping shard its (proto, internal endpoint) hashes to;
+//! - every live session holds one reference to the mapping of its internal endpoint on its WAN
+//!   and has that mapping's external port; a mapping lives exactly as long as it has references,
+//!   and its external port is bound to its internal endpoint in the WAN's port table exactly as
+//!   long as the mapping lives;
 //! - an external port of a WAN and protocol is bound to at most one internal endpoint;
-//! - within a shard each timeout class keeps its sessions in LRU order, so expiry pops tails
-//!   and never scans;
+//! - within a session shard each timeout class keeps its sessions in LRU order, so expiry pops
+//!   tails and never scans, and eviction takes the longest-idle of the class tails;
 //! - no input panics: failures are typed errors ([`CreateError`], [`TableConfigError`]) or
 //!   counted events ([`TableStats`]); there is no `unsafe`.
 //!
-//! Memory: everything is sized from `max_sessions` up front; per session of capacity that is
-//! the 80-byte session, a 16-byte mapping slot and the two 4-byte-entry indexes, 110 to 125
-//! bytes in all (`ConnTable::memory_bytes`); port tables add 8 bytes per port, protocol and
-//! WAN.
+//! Memory: everything is sized from `max_sessions` up front. A session shard holds
+//! `c = ceil(max_sessions / shards)` sessions: the 80-byte session and its 4-byte index entry
+//! (7 to 15 bytes per slot with the index's slack). A mapping shard holds `c + 8 √c + 8`
+//! mappings (at most the table's capacity; the headroom is explained in `mapping.rs`): a
+//! 16-byte slot and its index entry (7 to 15 bytes) each. Per session of capacity that is
+//! about 110 to 128 bytes in all for shards of 4096 sessions or more (`ConnTable::memory_bytes`); port
+//! tables add 8 bytes per port, protocol and WAN.
 //!
 //! Modules: `key` (flow identity and hashing), `timeouts` (timeouts and classes), `tcp` (TCP
 //! state machine), `session` (the 80-byte session and its public views), `lru` (intrusive
-//! per-class lists), `ports` (lock-free port tables), `mapping` (endpoint-independent
-//! mappings), `index` (sizing and in-place upkeep of the slot indexes), `shard` (one shard's
-//! storage and operations), `table` (the public table), `fragments` (fragment rewrites),
-//! `stats` (event counters).
+//! per-class lists), `ports` (lock-free port tables), `mapping` (one mapping shard:
+//! endpoint-independent mappings), `index` (sizing and in-place upkeep of the slot indexes),
+//! `shard` (one session shard's storage and operations), `table` (the public table),
+//! `fragments` (fragment rewrites), `stats` (event counters).
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
@@ -66,6 +87,6 @@ pub use table::{
 pub use tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 pub use timeouts::Timeouts;
 
-/// Bytes of one session in a shard's slab. A session of capacity costs more in all (its index
-/// entries and mapping): see [`ConnTable::memory_bytes`].
+/// Bytes of one session in a session shard's slab. A session of capacity costs more in all (its
+/// index entry, and its share of the mapping shards): see [`ConnTable::memory_bytes`].
 pub const SESSION_SIZE: usize = std::mem::size_of::<session::Session>();

@@ -1,17 +1,50 @@
-//! Endpoint-independent mappings of one shard: (proto, internal endpoint, WAN) → external port.
+//! Endpoint-independent mappings: (proto, internal endpoint, WAN) → external port, in their
+//! own shards keyed by the hash of (proto, internal endpoint), so that all the mappings of an
+//! endpoint (one per WAN) share a shard whichever session shards its sessions live in.
 //!
 //! Every session holds one reference to the mapping of its internal endpoint on its WAN, so
 //! all sessions of an endpoint on a WAN share one external port (RFC 4787 REQ-1, RFC 5382
-//! REQ-1). The last reference to go removes the mapping; the caller then releases the port in
-//! the WAN's port table. Storage is a preallocated slab with a free list (threaded through the
-//! reference-count field) and a `HashTable<u32>` of slot numbers, rebuilt in place when it runs
-//! out of room (see `index.rs`): nothing here allocates after construction.
+//! REQ-1). The last reference to go removes the mapping and releases the port in the WAN's
+//! port table. A mapping shard is only touched under its mutex, which is always taken after
+//! the session shard's (lock order: session shard, then mapping shard): by `create`
+//! ([`Mappings::claim`]) and by session removal ([`Mappings::unref`]).
+//!
+//! Storage is a preallocated slab with a free list (threaded through the reference-count
+//! field) and a `HashTable<u32>` of slot numbers, rebuilt in place when it runs out of room
+//! (see `index.rs`): nothing here allocates after construction. A shard is sized by
+//! [`shard_capacity`]: mappings never outnumber sessions table-wide, but they are placed by
+//! endpoint while sessions are placed by flow, so a mapping shard's share of them varies around
+//! the session shard size and gets some headroom above it.
 
 use hashbrown::HashTable;
 
 use crate::index::{out_of_room, slack_capacity};
 use crate::key::{endpoint_word, Endpoint, KeyHasher, Proto};
 use crate::lru::NIL;
+use crate::session::NewSession;
+use crate::stats::bump;
+use crate::table::{CreateError, Shared};
+
+/// Mappings one mapping shard holds, for `shards` mapping shards beside as many session shards
+/// of `shard_cap` sessions each: the session shard size plus `8 √shard_cap + 8`, but never more
+/// than the whole table's sessions.
+///
+/// Why the headroom: with every session on its own internal endpoint (the common case: clients
+/// pick a fresh source port per connection) a full table has one mapping per session, placed by
+/// the endpoint's hash; a mapping shard then holds a binomial share with mean `shard_cap` and
+/// standard deviation below `√shard_cap`, so at exactly `shard_cap` half of the mapping shards
+/// would turn creations away while the table had room. Eight standard deviations keep a
+/// mapping shard from filling before the session shards (which are placed uniformly by flow
+/// and fill first) in all but astronomically rare cases; small tables simply get the whole
+/// capacity per mapping shard. It costs 16 bytes per extra slot (plus its index share): 1 to 2
+/// bytes per session of capacity for shards of 4096 to 16384 sessions.
+pub(crate) fn shard_capacity(shard_cap: u32, shards: u32) -> u32 {
+    let total = u64::from(shard_cap) * u64::from(shards);
+    let extra = 8 * u64::from(shard_cap.isqrt()) + 8;
+    let cap = (u64::from(shard_cap) + extra).min(total);
+    // slot numbers stay below NIL
+    u32::try_from(cap).unwrap_or(NIL - 1).min(NIL - 1)
+}
 
 /// `wan` of a free slot (WAN indexes are below 64).
 const FREE_WAN: u8 = u8::MAX;
@@ -45,7 +78,7 @@ impl Mapping {
     }
 }
 
-/// The mappings of one shard.
+/// The mappings of one mapping shard.
 #[derive(Debug)]
 pub(crate) struct Mappings {
     slab: Vec<Mapping>,
@@ -176,9 +209,168 @@ impl Mappings {
         Some(port)
     }
 
+    /// The WAN and external port of a new session of `new`, with the reference to its mapping
+    /// taken (the caller holds the session shard's lock and inserts the session, or gives the
+    /// reference back with [`unref`](Self::unref)). Endpoint-independent mapping across WANs
+    /// (RFC 4787 REQ-1), in this order:
+    /// 1. the internal endpoint's mapping on `new.wan`, if it has one;
+    /// 2. else its mapping on the lowest other WAN of `new.eligible`, if any (not for hairpin
+    ///    sessions, which stay on `new.wan`);
+    /// 3. else a new mapping on `new.wan`, with a port allocated in its port table (the
+    ///    internal port if free, else the next free one).
+    ///
+    /// Probes one mapping per candidate WAN and stops at the first found.
+    pub(crate) fn claim(
+        &mut self,
+        sh: &Shared,
+        new: &NewSession,
+    ) -> Result<(u8, u16), CreateError> {
+        let proto = new.key.proto;
+        let internal = new.key.src;
+        let wan = sh
+            .wans
+            .get(usize::from(new.wan))
+            .ok_or(CreateError::UnknownWan)?;
+        let ep = endpoint_word(proto, internal);
+        let mh = sh.hasher.mapping(ep, new.wan);
+        if let Some(m) = self.find(mh, proto, internal, new.wan) {
+            let port = self.acquire(m).ok_or(CreateError::TableFull)?;
+            return Ok((new.wan, port));
+        }
+        if new.hairpin.is_none() {
+            let configured = match u32::try_from(sh.wans.len()) {
+                Ok(n) if n < u64::BITS => (1u64 << n) - 1,
+                _ => u64::MAX,
+            };
+            let preferred = 1u64.checked_shl(u32::from(new.wan)).unwrap_or(0);
+            let mut rest = new.eligible & configured & !preferred;
+            while rest != 0 {
+                // below 64
+                let w = rest.trailing_zeros() as u8;
+                rest &= rest - 1;
+                let h = sh.hasher.mapping(ep, w);
+                if let Some(m) = self.find(h, proto, internal, w) {
+                    let port = self.acquire(m).ok_or(CreateError::TableFull)?;
+                    return Ok((w, port));
+                }
+            }
+        }
+        if self.free == NIL {
+            // the shard's share of mappings is far above its mean (see `shard_capacity`)
+            return Err(CreateError::TableFull);
+        }
+        let port = wan
+            .ports
+            .allocate(proto, internal.port, internal)
+            .ok_or(CreateError::PortsExhausted)?;
+        match self.insert(&sh.hasher, mh, proto, internal, new.wan, port) {
+            Some((_, rebuilt)) => {
+                if rebuilt {
+                    bump(&sh.stats.index_rebuilds);
+                }
+                Ok((new.wan, port))
+            }
+            None => {
+                // unreachable: a free slot was checked above
+                wan.ports.release(proto, port, internal);
+                Err(CreateError::TableFull)
+            }
+        }
+    }
+
+    /// Gives back one reference to the mapping of (`proto`, `internal`) on `wan` (a session of
+    /// it is being removed). With the last one the mapping is removed and its external port
+    /// released in the WAN's port table.
+    pub(crate) fn unref(&mut self, sh: &Shared, proto: Proto, internal: Endpoint, wan: u8) {
+        let mh = sh.hasher.mapping(endpoint_word(proto, internal), wan);
+        if let Some(port) = self.release(mh, proto, internal, wan) {
+            if let Some(w) = sh.wans.get(usize::from(wan)) {
+                w.ports.release(proto, port, internal);
+            }
+        }
+    }
+
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
         self.slab.capacity() * std::mem::size_of::<Mapping>() + self.index.allocation_size()
+    }
+
+    /// Slots in the slab.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.slab.len()
+    }
+
+    /// Whether (`proto`, `internal`) has a mapping on `wan`.
+    #[cfg(test)]
+    pub(crate) fn has(
+        &self,
+        hasher: &KeyHasher,
+        proto: Proto,
+        internal: Endpoint,
+        wan: u8,
+    ) -> bool {
+        let h = hasher.mapping(endpoint_word(proto, internal), wan);
+        self.find(h, proto, internal, wan).is_some()
+    }
+
+    /// Calls `f(proto, internal, wan, ext_port, refs)` on every live mapping.
+    #[cfg(test)]
+    pub(crate) fn for_each(&self, mut f: impl FnMut(Proto, Endpoint, u8, u16, u32)) {
+        for m in self.slab.iter().filter(|m| m.wan != FREE_WAN) {
+            f(m.proto, m.internal(), m.wan, m.ext_port, m.refs);
+        }
+    }
+
+    /// Checks the slab's structure: free list, index, counts; every live mapping indexed, with
+    /// references, and its port bound to its endpoint in its WAN's port table.
+    #[cfg(test)]
+    pub(crate) fn check(&self, sh: &Shared) -> Result<(), String> {
+        let mut live = 0u32;
+        for (i, m) in self.slab.iter().enumerate() {
+            if m.wan == FREE_WAN {
+                continue;
+            }
+            live += 1;
+            let h = sh.hasher.mapping(m.word(), m.wan);
+            if self.find(h, m.proto, m.internal(), m.wan) != Some(i as u32) {
+                return Err(format!("mapping {i} not indexed"));
+            }
+            if m.refs == 0 {
+                return Err(format!("mapping {i} has no reference"));
+            }
+            let w = sh
+                .wans
+                .get(usize::from(m.wan))
+                .ok_or("mapping on a bad wan")?;
+            if w.ports.owner(m.proto, m.ext_port) != Some(m.internal()) {
+                return Err(format!("mapping {i}: port {} not bound", m.ext_port));
+            }
+        }
+        let mut free = 0u32;
+        let mut f = self.free;
+        while f != NIL {
+            let m = self.slab.get(f as usize).ok_or("bad free mapping slot")?;
+            if m.wan != FREE_WAN {
+                return Err(format!("live mapping {f} on the free list"));
+            }
+            free += 1;
+            f = m.refs;
+            if free > self.slab.len() as u32 {
+                return Err("mapping free list cycle".into());
+            }
+        }
+        if live != self.len || self.index.len() != self.len as usize {
+            return Err(format!(
+                "mappings: len {} live {live} indexed {}",
+                self.len,
+                self.index.len()
+            ));
+        }
+        if live + free != self.slab.len() as u32 {
+            return Err(format!("mappings: live {live} + free {free} != slots"));
+        }
+        Ok(())
     }
 
     #[cfg(test)]
@@ -208,6 +400,18 @@ mod tests {
 
     fn h(k: &KeyHasher, proto: Proto, e: Endpoint, wan: u8) -> u64 {
         k.mapping(endpoint_word(proto, e), wan)
+    }
+
+    #[test]
+    fn shard_capacity_adds_headroom_up_to_the_table() {
+        assert_eq!(shard_capacity(4096, 16), 4096 + 8 * 64 + 8);
+        assert_eq!(shard_capacity(179, 2), 179 + 8 * 13 + 8);
+        // small tables: every mapping shard can hold the whole table's worth
+        assert_eq!(shard_capacity(16, 4), 16 + 32 + 8);
+        assert_eq!(shard_capacity(7, 4), 28);
+        assert_eq!(shard_capacity(1, 1), 1);
+        assert_eq!(shard_capacity(u32::MAX, 1), NIL - 1);
+        assert_eq!(shard_capacity(0, 4), 0);
     }
 
     #[test]

@@ -2,10 +2,11 @@
 //!
 //! One `AtomicU64` per port of the WAN's range and protocol. `0` is free; a bound entry holds
 //! `VALID | ip << 16 | port` of the internal endpoint that owns the port. Entries are claimed
-//! with `compare_exchange(0, owner)` (so two shards can never bind the same port) and released
-//! with `compare_exchange(owner, 0)`, both by the shard that owns the mapping, under its lock.
-//! Readers (`lookup_inbound`, `binding`) do one atomic load and take no lock; a reader that
-//! sees a binding which is released a moment later finds no matching session and misses.
+//! with `compare_exchange(0, owner)` (so two mapping shards can never bind the same port) and
+//! released with `compare_exchange(owner, 0)`, both by the mapping shard that holds the
+//! mapping, under its lock. Readers (`lookup_inbound`, `binding`) do one atomic load and take
+//! no lock; a reader that sees a binding which is released a moment later finds no matching
+//! session and misses.
 //!
 //! Allocation prefers the internal port (port preservation) and otherwise scans from a
 //! rotating per-protocol cursor, at most once over the whole range.

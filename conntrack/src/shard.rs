@@ -1,31 +1,31 @@
-//! One shard of the connection table: the sessions and mappings of the internal endpoints that
-//! hash to it. Always used under its mutex (see `table.rs`).
+//! One session shard of the connection table: the sessions whose canonical flow hashes to it.
+//! Always used under its mutex (see `table.rs`); session removal also takes the mutex of the
+//! session's mapping shard, after this one (lock order: session shard, then mapping shard).
 //!
 //! Holds a preallocated slab of [`Session`]s with a free list, a `HashTable<u32>` index of slot
-//! numbers keyed by the canonical flow (the key is compared against the slab), the shard's
-//! [`Mappings`], and one LRU list per timeout class. Invariants, at every unlock:
+//! numbers keyed by the canonical flow (the key is compared against the slab), and one LRU list
+//! per timeout class. Invariants, at every unlock:
 //! - a slot is either free (on the free list) or live (in the index, and in exactly the LRU list
 //!   of its current class);
-//! - every live session holds one reference to the mapping of (proto, internal, wan), and every
-//!   mapping's external port is bound to its internal endpoint in its WAN's port table;
-//! - `len` = live slots = index entries; mappings ≤ live sessions;
-//! - the indexes never reallocate: they are rebuilt in place when out of room (`index.rs`).
+//! - every live session holds one reference to the mapping of (proto, internal, wan) in that
+//!   endpoint's mapping shard; a removed session has given its reference back;
+//! - `len` = live slots = index entries;
+//! - the index never reallocates: it is rebuilt in place when out of room (`index.rs`).
 
 use std::sync::atomic::Ordering;
 
 use hashbrown::HashTable;
 
 use crate::index::{out_of_room, slack_capacity};
-use crate::key::{endpoint_word, Endpoint, KeyHasher, Proto};
+use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
-use crate::mapping::Mappings;
 use crate::session::{NewSession, PacketInfo, Session};
 use crate::stats::{add, bump};
-use crate::table::{CreateError, Shared};
+use crate::table::Shared;
 use crate::tcp::{Dir, Step};
 use crate::timeouts::{Class, CLASS_COUNT};
 
-/// Sessions and mappings of one shard.
+/// The sessions of one shard.
 #[derive(Debug)]
 pub(crate) struct Shard {
     sessions: Vec<Session>,
@@ -33,7 +33,6 @@ pub(crate) struct Shard {
     len: u32,
     index: HashTable<u32>,
     lists: [List; CLASS_COUNT],
-    mappings: Mappings,
 }
 
 fn session_hash(sessions: &[Session], hasher: &KeyHasher, slot: u32) -> u64 {
@@ -60,7 +59,6 @@ impl Shard {
             len: 0,
             index,
             lists: [List::new(); CLASS_COUNT],
-            mappings: Mappings::new(cap, hasher)?,
         })
     }
 
@@ -148,8 +146,9 @@ impl Shard {
         true
     }
 
-    /// Removes live session `slot` (flow hash `h`): index, LRU list, mapping reference (and the
-    /// port binding with the last one), slot to the free list, live counters.
+    /// Removes live session `slot` (flow hash `h`): index, LRU list, mapping reference (taking
+    /// the mapping shard's lock; the mapping and its port binding go with the last reference),
+    /// slot to the free list, live counters.
     pub(crate) fn remove(&mut self, sh: &Shared, slot: u32, h: u64) {
         let Some(s) = self.sessions.get(slot as usize).copied() else {
             return;
@@ -158,13 +157,8 @@ impl Shard {
         if let Ok(e) = self.index.find_entry(h, |&x| x == slot) {
             e.remove();
         }
-        let internal = s.internal();
-        let mh = sh.hasher.mapping(s.endpoint_word(), s.wan);
-        if let Some(port) = self.mappings.release(mh, s.proto, internal, s.wan) {
-            if let Some(w) = sh.wans.get(usize::from(s.wan)) {
-                w.ports.release(s.proto, port, internal);
-            }
-        }
+        sh.mappings_of(s.endpoint_word())
+            .unref(sh, s.proto, s.internal(), s.wan);
         if let Some(v) = self.sessions.get_mut(slot as usize) {
             *v = Session::vacant(self.free);
         }
@@ -220,60 +214,24 @@ impl Shard {
         true
     }
 
-    /// Inserts a session for `new` (flow hash `h`) created by `pkt`, on the WAN
-    /// [`choose_wan`](Self::choose_wan) picks: reuses the internal endpoint's mapping there or
-    /// allocates a port and a mapping on `new.wan`. The caller has made room and checked that
-    /// no session with this key exists.
+    /// Inserts a session for `new` (flow hash `h`) created by `pkt`, on WAN `wan` with external
+    /// port `ext_port` (the caller has taken its mapping reference, made room and checked that
+    /// no session with this key exists). Returns its slot; `None`, changing nothing, when the
+    /// shard has no free slot.
     pub(crate) fn insert(
         &mut self,
         sh: &Shared,
         new: &NewSession,
         h: u64,
+        (wan, ext_port): (u8, u16),
         pkt: PacketInfo,
         now: u64,
-    ) -> Result<u32, CreateError> {
+    ) -> Option<u32> {
         let slot = self.free;
-        let next_free = match self.sessions.get(slot as usize) {
-            Some(s) => s.next,
-            None => return Err(CreateError::TableFull),
-        };
-        if usize::from(new.wan) >= sh.wans.len() {
-            return Err(CreateError::UnknownWan);
-        }
-        let proto = new.key.proto;
-        let internal = new.key.src;
-        let (wan_index, mh, mapping) = self.choose_wan(sh, new);
-        let wan = sh
-            .wans
-            .get(usize::from(wan_index))
-            .ok_or(CreateError::UnknownWan)?;
-        let ext_port = match mapping {
-            Some(m) => self.mappings.acquire(m).ok_or(CreateError::TableFull)?,
-            None => {
-                let port = wan
-                    .ports
-                    .allocate(proto, internal.port, internal)
-                    .ok_or(CreateError::PortsExhausted)?;
-                match self
-                    .mappings
-                    .insert(&sh.hasher, mh, proto, internal, wan_index, port)
-                {
-                    Some((_, rebuilt)) => {
-                        if rebuilt {
-                            bump(&sh.stats.index_rebuilds);
-                        }
-                    }
-                    None => {
-                        // unreachable while mappings <= sessions < capacity
-                        wan.ports.release(proto, port, internal);
-                        return Err(CreateError::TableFull);
-                    }
-                }
-                port
-            }
-        };
-        let egress = new.hairpin.map_or(wan.iface, |hp| hp.egress);
-        let mut s = Session::create(new, wan_index, egress, ext_port, pkt.tcp_flags, now);
+        let next_free = self.sessions.get(slot as usize)?.next;
+        let iface = sh.wans.get(usize::from(wan))?.iface;
+        let egress = new.hairpin.map_or(iface, |hp| hp.egress);
+        let mut s = Session::create(new, wan, egress, ext_port, pkt.tcp_flags, now);
         if !pkt.icmp_error {
             s.count(true, pkt.len);
         }
@@ -293,45 +251,11 @@ impl Shard {
         self.lists[class.index()].push_front(&mut self.sessions, slot);
         self.len += 1;
         sh.live.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = sh.wan_sessions.get(usize::from(wan_index)) {
+        if let Some(c) = sh.wan_sessions.get(usize::from(wan)) {
             c.fetch_add(1, Ordering::Relaxed);
         }
         bump(&sh.stats.created);
-        Ok(slot)
-    }
-
-    /// The WAN a new session of `new` uses, with the mapping hash of its internal endpoint
-    /// there and the mapping itself if it exists. Endpoint-independent mapping across WANs
-    /// (RFC 4787 REQ-1): the endpoint's mapping on `new.wan` if it has one; else its mapping on
-    /// the lowest other WAN of `new.eligible` (not for hairpin sessions, which stay on
-    /// `new.wan`); else `new.wan`, without a mapping. Probes one mapping per candidate WAN and
-    /// stops at the first found.
-    fn choose_wan(&self, sh: &Shared, new: &NewSession) -> (u8, u64, Option<u32>) {
-        let proto = new.key.proto;
-        let internal = new.key.src;
-        let ep = endpoint_word(proto, internal);
-        let mh = sh.hasher.mapping(ep, new.wan);
-        if let Some(m) = self.mappings.find(mh, proto, internal, new.wan) {
-            return (new.wan, mh, Some(m));
-        }
-        if new.hairpin.is_none() {
-            let configured = match u32::try_from(sh.wans.len()) {
-                Ok(n) if n < u64::BITS => (1u64 << n) - 1,
-                _ => u64::MAX,
-            };
-            let preferred = 1u64.checked_shl(u32::from(new.wan)).unwrap_or(0);
-            let mut rest = new.eligible & configured & !preferred;
-            while rest != 0 {
-                // below 64
-                let w = rest.trailing_zeros() as u8;
-                rest &= rest - 1;
-                let h = sh.hasher.mapping(ep, w);
-                if let Some(m) = self.mappings.find(h, proto, internal, w) {
-                    return (w, h, Some(m));
-                }
-            }
-        }
-        (new.wan, mh, None)
+        Some(slot)
     }
 
     /// Refills the index from the LRU lists (every live session), dropping tombstones. Keeps
@@ -352,19 +276,6 @@ impl Shard {
         }
     }
 
-    /// Whether `internal` has a mapping on `wan`.
-    #[cfg(test)]
-    pub(crate) fn has_mapping(
-        &self,
-        sh: &Shared,
-        proto: Proto,
-        internal: Endpoint,
-        wan: u8,
-    ) -> bool {
-        let mh = sh.hasher.mapping(endpoint_word(proto, internal), wan);
-        self.mappings.find(mh, proto, internal, wan).is_some()
-    }
-
     /// Calls `f` on every live session, class by class, most recent first.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Session)) {
         for l in &self.lists {
@@ -376,24 +287,19 @@ impl Shard {
         }
     }
 
-    pub(crate) fn mapping_count(&self) -> u32 {
-        self.mappings.len()
-    }
-
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
-        self.sessions.capacity() * std::mem::size_of::<Session>()
-            + self.index.allocation_size()
-            + self.mappings.memory()
+        self.sessions.capacity() * std::mem::size_of::<Session>() + self.index.allocation_size()
     }
 
-    /// Bucket counts of the session and mapping indexes (to check they never grow).
+    /// Bucket count of the session index (to check it never grows).
     #[cfg(test)]
-    pub(crate) fn index_buckets(&self) -> (usize, usize) {
-        (self.index.num_buckets(), self.mappings.index_buckets())
+    pub(crate) fn index_buckets(&self) -> usize {
+        self.index.num_buckets()
     }
 
     /// Checks the shard's structural invariants; returns a description of the first violation.
+    /// (Mapping references are checked table-wide, see `ConnTable::check`.)
     #[cfg(test)]
     pub(crate) fn check(&self, sh: &Shared) -> Result<(), String> {
         let mut listed = 0u32;
@@ -413,9 +319,6 @@ impl Shard {
                 let w = sh.wans.get(usize::from(s.wan)).ok_or("bad wan")?;
                 if w.ports.owner(s.proto, s.ext_port) != Some(s.internal()) {
                     return Err(format!("slot {slot}: port {} not bound", s.ext_port));
-                }
-                if !self.has_mapping(sh, s.proto, s.internal(), s.wan) {
-                    return Err(format!("slot {slot}: no mapping"));
                 }
                 listed += 1;
             }
@@ -438,9 +341,6 @@ impl Shard {
         }
         if listed + free != self.sessions.len() as u32 {
             return Err(format!("listed {listed} + free {free} != slots"));
-        }
-        if self.mappings.len() > self.len {
-            return Err("more mappings than sessions".into());
         }
         Ok(())
     }

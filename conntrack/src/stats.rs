@@ -13,7 +13,9 @@ pub struct TableStats {
     pub expired: u64,
     /// Sessions evicted to make room (`OnFull::EvictOldest`).
     pub evicted: u64,
-    /// Creations refused because the shard was full (`OnFull::Refuse`).
+    /// Creations refused because the session's shard was full (`OnFull::Refuse`), or, far less
+    /// likely, because the internal endpoint needed a new mapping and its mapping shard was
+    /// full.
     pub refused_full: u64,
     /// Creations refused because the WAN had no free port.
     pub ports_exhausted: u64,
@@ -21,8 +23,8 @@ pub struct TableStats {
     pub closed_by_rst: u64,
     /// TCP sessions in TimeWait/Closed removed by a new SYN so that a fresh one is created.
     pub recycled: u64,
-    /// In-place rebuilds of a shard's session or mapping index (clearing hashbrown tombstones;
-    /// each costs one pass over the shard, on the slow path).
+    /// In-place rebuilds of a session shard's or a mapping shard's index (clearing hashbrown
+    /// tombstones; each costs one pass over the shard, on the slow path).
     pub index_rebuilds: u64,
 }
 

@@ -1,10 +1,14 @@
-//! The connection table: shards of sessions keyed by internal endpoint, plus the per-WAN port
-//! tables that resolve reply packets (see `docs/ARCHITECTURE.md`, "The connection table").
+//! The connection table: session shards keyed by canonical flow, mapping shards keyed by
+//! internal endpoint, and the per-WAN port tables that resolve reply packets (see
+//! `docs/ARCHITECTURE.md`, "The connection table").
 //!
-//! Every packet takes exactly one shard mutex: outbound packets hash their source (the internal
-//! endpoint); inbound packets first read the port table of their WAN (one atomic load) to learn
-//! the internal endpoint. No global lock exists; table-wide numbers (`len`, per-WAN session
-//! counts, statistics) are relaxed atomics updated on the slow path.
+//! Every packet takes exactly one session-shard mutex, the one its canonical flow hashes to:
+//! outbound packets hash their key as it is; inbound packets first read the port table of their
+//! WAN (one atomic load) to learn the internal endpoint and so the canonical key. Mapping
+//! shards are locked only by `create` and by session removal, always while holding the
+//! session shard's mutex and never the other way round (lock order: session shard, then
+//! mapping shard), so no two threads can wait on each other. No global lock exists; table-wide
+//! numbers (`len`, per-WAN session counts, statistics) are relaxed atomics.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -13,7 +17,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, KeyHasher, Proto};
+use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, KeyHasher, Proto};
+use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
 use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
 use crate::shard::Shard;
@@ -32,7 +37,8 @@ const REAP_ON_FULL: usize = 16;
 pub enum OnFull {
     /// Fail with [`CreateError::TableFull`].
     Refuse,
-    /// Evict the longest-idle session of the shard (the oldest of its class LRU tails).
+    /// Evict the longest-idle session of the shard (the oldest of its class LRU tails). Sessions
+    /// are spread uniformly over the shards, so this is close to the longest-idle of the table.
     #[default]
     EvictOldest,
 }
@@ -42,7 +48,7 @@ pub enum OnFull {
 pub struct TableConfig {
     /// Sessions the table holds (rounded up to a multiple of `shards`). At least 1.
     pub max_sessions: u32,
-    /// Number of shards: a power of two, at least 1.
+    /// Number of session shards, and of mapping shards: a power of two, at least 1.
     pub shards: u16,
     /// Idle timeouts (all non-zero).
     pub timeouts: Timeouts,
@@ -76,7 +82,8 @@ pub enum Lookup {
 /// Why `create` failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum CreateError {
-    /// The shard is full and `on_full` is `Refuse`.
+    /// The session's shard is full and `on_full` is `Refuse`; or (far less likely, see
+    /// `mapping.rs`) the internal endpoint needs a new mapping and its mapping shard is full.
     TableFull,
     /// The WAN has no free external port for this protocol.
     PortsExhausted,
@@ -155,10 +162,15 @@ pub(crate) struct Wan {
     pub(crate) ports: PortTable,
 }
 
-/// The parts of the table every shard operation needs (immutable or atomic).
+/// The parts of the table every session-shard operation needs: immutable or atomic, plus the
+/// mapping shards (each behind its own mutex, taken after the session shard's).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) hasher: KeyHasher,
+    /// Mapping shards, picked by the hash of (proto, internal endpoint).
+    mappings: Box<[MappingCell]>,
+    /// Shard count - 1 (session and mapping shards alike).
+    mask: usize,
     pub(crate) timeouts: TimeoutsNs,
     pub(crate) wans: Box<[Wan]>,
     pub(crate) stats: Counters,
@@ -174,18 +186,37 @@ impl Shared {
             .get(usize::from(wan))
             .map_or(Ipv4Addr::UNSPECIFIED, |w| w.address)
     }
+
+    /// Locks the mapping shard of the internal endpoint with endpoint word `ep_word`. The
+    /// caller may hold a session shard's lock, never another mapping shard's.
+    #[inline]
+    pub(crate) fn mappings_of(&self, ep_word: u64) -> MutexGuard<'_, Mappings> {
+        self.lock_mappings(shard_index(self.hasher.endpoint(ep_word), self.mask))
+    }
+
+    fn lock_mappings(&self, i: usize) -> MutexGuard<'_, Mappings> {
+        // As for session shards, poison is ignored: every operation checks its slots.
+        self.mappings[i & self.mask]
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
-/// A shard's mutex on its own cache lines.
+/// A session shard's mutex on its own cache lines.
 #[derive(Debug)]
 #[repr(align(64))]
 struct ShardCell(Mutex<Shard>);
+
+/// A mapping shard's mutex on its own cache lines.
+#[derive(Debug)]
+#[repr(align(64))]
+struct MappingCell(Mutex<Mappings>);
 
 /// The connection table. `Send + Sync`; share it between workers with an `Arc`.
 pub struct ConnTable {
     shared: Shared,
     shards: Box<[ShardCell]>,
-    mask: usize,
     shard_cap: u32,
     on_full: OnFull,
     /// Shard where the next `expire` starts.
@@ -207,7 +238,9 @@ impl fmt::Debug for ConnTable {
 }
 
 impl ConnTable {
-    /// Builds a table with every session, mapping, index and port table preallocated.
+    /// Builds a table with every session, mapping, index and port table preallocated: `shards`
+    /// session shards of `ceil(max_sessions / shards)` sessions, and as many mapping shards of
+    /// that size plus headroom (see `mapping.rs`).
     pub fn new(config: &TableConfig, wans: &[WanNat]) -> Result<ConnTable, TableConfigError> {
         if config.max_sessions == 0 {
             return Err(TableConfigError::NoSessions);
@@ -257,9 +290,17 @@ impl ConnTable {
             let shard = Shard::new(shard_cap, &hasher).ok_or(TableConfigError::OutOfMemory)?;
             shards.push(ShardCell(Mutex::new(shard)));
         }
+        let mapping_cap = mapping::shard_capacity(shard_cap, u32::from(config.shards));
+        let mut mappings = Vec::with_capacity(nshards);
+        for _ in 0..nshards {
+            let m = Mappings::new(mapping_cap, &hasher).ok_or(TableConfigError::OutOfMemory)?;
+            mappings.push(MappingCell(Mutex::new(m)));
+        }
         Ok(ConnTable {
             shared: Shared {
                 hasher,
+                mappings: mappings.into_boxed_slice(),
+                mask: nshards - 1,
                 timeouts: TimeoutsNs::new(&config.timeouts),
                 wan_sessions: ws.iter().map(|_| AtomicU64::new(0)).collect(),
                 wans: ws.into_boxed_slice(),
@@ -267,7 +308,6 @@ impl ConnTable {
                 live: AtomicUsize::new(0),
             },
             shards: shards.into_boxed_slice(),
-            mask: nshards - 1,
             shard_cap,
             on_full: config.on_full,
             cursor: AtomicUsize::new(0),
@@ -275,30 +315,32 @@ impl ConnTable {
         })
     }
 
+    /// Locks the session shard of the canonical flow with hash `h`.
     #[inline]
-    fn shard_of(&self, ep_word: u64) -> usize {
-        (self.shared.hasher.endpoint(ep_word) >> 32) as usize & self.mask
+    fn lock_flow(&self, h: u64) -> MutexGuard<'_, Shard> {
+        self.lock(shard_index(h, self.shared.mask))
     }
 
     #[inline]
     fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
         // A panic while holding a shard lock cannot leave it half-updated in a way later
         // operations would trip over (every operation checks its slots), so poison is ignored.
-        self.shards[i & self.mask]
+        self.shards[i & self.shared.mask]
             .0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Packet that arrived from a LAN. Hit: refresh, TCP state update, counters, LRU move;
-    /// returns the original-direction rewrite (src → external endpoint; dst unchanged, or the
-    /// hairpin target).
+    /// Packet that arrived from a LAN (its key is the canonical key). Hit: refresh, TCP state
+    /// update, counters, LRU move; returns the original-direction rewrite (src → external
+    /// endpoint; dst unchanged, or the hairpin target). Takes the flow's session-shard lock (and,
+    /// if the packet ends the session, its mapping shard's).
     #[inline]
     pub fn lookup_outbound(&self, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, key.src);
         let h = self.shared.hasher.flow(ep, remote_word(key.dst));
-        let mut shard = self.lock(self.shard_of(ep));
+        let mut shard = self.lock_flow(h);
         let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
             return Lookup::Miss;
         };
@@ -312,9 +354,10 @@ impl ConnTable {
     }
 
     /// Packet that arrived on WAN `wan` (dst = that WAN's address : external port). Resolves
-    /// the internal endpoint through the port table (one atomic load), then the canonical key
-    /// (proto, internal, remote = key.src) in the internal endpoint's shard. Hit returns the
-    /// reply-direction rewrite (dst → internal endpoint, src unchanged, egress = lan_iface).
+    /// the internal endpoint through the port table (one atomic load), then looks up the
+    /// canonical key (proto, internal, remote = key.src) in the session shard it hashes to.
+    /// Hit returns the reply-direction rewrite (dst → internal endpoint, src unchanged,
+    /// egress = lan_iface).
     ///
     /// Filtering is address-and-port dependent: only the remote endpoint of a session may
     /// reach its internal endpoint, and only on the session's WAN and external port. Hairpin
@@ -333,7 +376,7 @@ impl ConnTable {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, internal);
         let h = self.shared.hasher.flow(ep, remote_word(key.src));
-        let mut shard = self.lock(self.shard_of(ep));
+        let mut shard = self.lock_flow(h);
         let Some(slot) = shard.find(h, key.proto, internal, key.src) else {
             return Lookup::Miss;
         };
@@ -366,10 +409,11 @@ impl ConnTable {
         self.shared.wans.get(usize::from(wan)).map(|w| w.address)
     }
 
-    /// Slow path; takes one shard lock (the internal endpoint's). Under it: if a live session
-    /// for `new.key` exists (another worker raced us), the packet is applied to it as a hit and
-    /// its rewrite returned. Otherwise the WAN is chosen for endpoint-independent mapping across
-    /// WANs (RFC 4787 REQ-1 / RFC 5382), so peers see one external endpoint:
+    /// Slow path. Takes the flow's session-shard lock, then, under it, the internal endpoint's
+    /// mapping-shard lock. Under the session shard's lock: if a live session for `new.key`
+    /// exists (another worker raced us), the packet is applied to it as a hit and its rewrite
+    /// returned. Otherwise the WAN is chosen for endpoint-independent mapping across WANs
+    /// (RFC 4787 REQ-1 / RFC 5382), so peers see one external endpoint:
     /// 1. the internal endpoint's mapping on `new.wan`, if it has one;
     /// 2. else its mapping on the lowest other WAN in `new.eligible`, if any (not for hairpin
     ///    sessions: they always use `new.wan`);
@@ -381,8 +425,9 @@ impl ConnTable {
     /// returned: its egress is the hairpin's LAN interface for a hairpin session, else the
     /// chosen WAN's [`WanNat::iface`] (which tells the caller the WAN chosen).
     ///
-    /// A full shard first reaps expired sessions, then applies [`OnFull`]. A TCP session
-    /// created by a SYN without ACK starts in SynSent; by any other packet, in Established.
+    /// A full session shard first reaps expired sessions, then applies [`OnFull`]. A TCP
+    /// session created by a SYN without ACK starts in SynSent; by any other packet, in
+    /// Established.
     pub fn create(
         &self,
         new: NewSession,
@@ -396,7 +441,7 @@ impl ConnTable {
         let key = new.key;
         let ep = endpoint_word(key.proto, key.src);
         let h = self.shared.hasher.flow(ep, remote_word(key.dst));
-        let mut shard = self.lock(self.shard_of(ep));
+        let mut shard = self.lock_flow(h);
         if let Some(slot) = shard.find(h, key.proto, key.src, key.dst) {
             if shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
                 if let Some(s) = shard.session(slot) {
@@ -418,25 +463,42 @@ impl ConnTable {
                 }
             }
         }
-        match shard.insert(&self.shared, &new, h, pkt, now) {
-            Ok(slot) => match shard.session(slot) {
-                Some(s) => Ok(s.rewrite_out(self.shared.wan_ip(s.wan))),
-                None => Err(CreateError::TableFull),
-            },
+        if shard.is_full() {
+            // unreachable: a shard has at least one slot, and eviction freed one
+            bump(&self.shared.stats.refused_full);
+            return Err(CreateError::TableFull);
+        }
+        // lock order: the mapping shard is taken (and released) under the session shard's lock
+        let claimed = self.shared.mappings_of(ep).claim(&self.shared, &new);
+        let (wan, ext_port) = match claimed {
+            Ok(c) => c,
             Err(e) => {
                 match e {
                     CreateError::PortsExhausted => bump(&self.shared.stats.ports_exhausted),
                     CreateError::TableFull => bump(&self.shared.stats.refused_full),
                     CreateError::UnknownWan => {}
                 }
-                Err(e)
+                return Err(e);
             }
+        };
+        let Some(slot) = shard.insert(&self.shared, &new, h, (wan, ext_port), pkt, now) else {
+            // unreachable: the shard has a free slot. Give the mapping reference back.
+            self.shared
+                .mappings_of(ep)
+                .unref(&self.shared, key.proto, key.src, wan);
+            bump(&self.shared.stats.refused_full);
+            return Err(CreateError::TableFull);
+        };
+        match shard.session(slot) {
+            Some(s) => Ok(s.rewrite_out(self.shared.wan_ip(s.wan))),
+            None => Err(CreateError::TableFull),
         }
     }
 
     /// Removes expired sessions, at most `budget` of them; returns how many. Pops the LRU tails
     /// of each class while they are expired (never scans), shard by shard round-robin from
-    /// where the previous call stopped. Also advances the clock of
+    /// where the previous call stopped (taking each session's mapping-shard lock under its
+    /// session shard's to give its mapping reference back). Also advances the clock of
     /// [`for_each_session`](Self::for_each_session).
     pub fn expire(&self, now: Duration, budget: usize) -> usize {
         let now = nanos(now);
@@ -444,18 +506,18 @@ impl ConnTable {
         if budget == 0 {
             return 0;
         }
-        let start = self.cursor.load(Ordering::Relaxed) & self.mask;
+        let mask = self.shared.mask;
+        let start = self.cursor.load(Ordering::Relaxed) & mask;
         let mut done = 0;
         for i in 0..self.shards.len() {
-            let idx = (start + i) & self.mask;
+            let idx = (start + i) & mask;
             done += self.lock(idx).expire(&self.shared, now, budget - done);
             if done >= budget {
                 self.cursor.store(idx, Ordering::Relaxed);
                 return done;
             }
         }
-        self.cursor
-            .store((start + 1) & self.mask, Ordering::Relaxed);
+        self.cursor.store((start + 1) & mask, Ordering::Relaxed);
         done
     }
 
@@ -474,7 +536,7 @@ impl ConnTable {
         self.shard_cap as usize * self.shards.len()
     }
 
-    /// Number of shards.
+    /// Number of session shards (there are as many mapping shards).
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
@@ -513,10 +575,10 @@ impl ConnTable {
         self.shared.stats.snapshot()
     }
 
-    /// Live endpoint-independent mappings (locks every shard; diagnostics).
+    /// Live endpoint-independent mappings (locks every mapping shard in turn; diagnostics).
     pub fn mapping_count(&self) -> usize {
-        (0..self.shards.len())
-            .map(|i| self.lock(i).mapping_count() as usize)
+        (0..self.shared.mappings.len())
+            .map(|i| self.shared.lock_mappings(i).len() as usize)
             .sum()
     }
 
@@ -526,35 +588,108 @@ impl ConnTable {
     }
 
     /// Heap bytes preallocated by the table: `(sessions, port tables)`. The first part is
-    /// proportional to the capacity (sessions, their index, mappings and their index); the
-    /// second is fixed per WAN (8 bytes per port and protocol).
+    /// proportional to the capacity (sessions and their index in the session shards; mappings
+    /// and their index in the mapping shards); the second is fixed per WAN (8 bytes per port
+    /// and protocol).
     pub fn memory_bytes(&self) -> (usize, usize) {
-        let sessions = (0..self.shards.len()).map(|i| self.lock(i).memory()).sum();
+        let sessions: usize = (0..self.shards.len()).map(|i| self.lock(i).memory()).sum();
+        let mappings: usize = (0..self.shared.mappings.len())
+            .map(|i| self.shared.lock_mappings(i).memory())
+            .sum();
+        let sessions = sessions + mappings;
         let ports = self.shared.wans.iter().map(|w| w.ports.memory()).sum();
         (sessions, ports)
     }
 
-    /// Checks every shard's invariants (tests).
+    /// Checks the table's invariants (tests; needs a quiescent table): each session shard's
+    /// structure; every session in the shard its canonical flow hashes to; each mapping shard's
+    /// structure, with every mapping in the shard its endpoint hashes to; every mapping's
+    /// reference count equal to the sessions of its (proto, endpoint, WAN), and every session's
+    /// external port equal to its mapping's.
     #[cfg(test)]
     pub(crate) fn check(&self) -> Result<(), String> {
+        use std::collections::HashMap;
         let mut n = 0;
+        let mut refs: HashMap<(Proto, Endpoint, u8), (u32, u16)> = HashMap::new();
         for i in 0..self.shards.len() {
             let s = self.lock(i);
             s.check(&self.shared)?;
             n += s.len() as usize;
+            let mut err = None;
+            s.for_each(|x| {
+                let h = self.shared.hasher.flow(x.endpoint_word(), x.remote_word());
+                if shard_index(h, self.shared.mask) != i {
+                    err = Some(format!("{:?} in session shard {i}", x.key()));
+                }
+                let r = refs
+                    .entry((x.proto, x.internal(), x.wan))
+                    .or_insert((0, x.ext_port));
+                r.0 += 1;
+                if r.1 != x.ext_port {
+                    err = Some(format!("{:?}: two external ports on one WAN", x.key()));
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
         }
         if n != self.len() {
             return Err(format!("shards hold {n}, len() says {}", self.len()));
         }
+        let mut mapped = 0;
+        for i in 0..self.shared.mappings.len() {
+            let m = self.shared.lock_mappings(i);
+            m.check(&self.shared)?;
+            let mut err = None;
+            m.for_each(|proto, internal, wan, ext_port, count| {
+                mapped += 1;
+                let h = self.shared.hasher.endpoint(endpoint_word(proto, internal));
+                if shard_index(h, self.shared.mask) != i {
+                    err = Some(format!("mapping of {internal} in mapping shard {i}"));
+                }
+                if refs.get(&(proto, internal, wan)) != Some(&(count, ext_port)) {
+                    err = Some(format!(
+                        "mapping of {proto:?} {internal} on {wan}: port {ext_port}, {count} \
+                         references; sessions: {:?}",
+                        refs.get(&(proto, internal, wan))
+                    ));
+                }
+            });
+            if let Some(e) = err {
+                return Err(e);
+            }
+        }
+        if mapped != refs.len() {
+            return Err(format!("{mapped} mappings for {} endpoints", refs.len()));
+        }
         Ok(())
     }
 
-    /// Index bucket counts of every shard (tests: they must never grow).
+    /// Whether `internal` has a mapping for `proto` on `wan` (tests).
     #[cfg(test)]
-    pub(crate) fn index_buckets(&self) -> Vec<(usize, usize)> {
-        (0..self.shards.len())
-            .map(|i| self.lock(i).index_buckets())
-            .collect()
+    pub(crate) fn has_mapping(&self, proto: Proto, internal: Endpoint, wan: u8) -> bool {
+        self.shared.mappings_of(endpoint_word(proto, internal)).has(
+            &self.shared.hasher,
+            proto,
+            internal,
+            wan,
+        )
+    }
+
+    /// Index bucket counts of every session shard and every mapping shard (tests: they must
+    /// never grow).
+    #[cfg(test)]
+    pub(crate) fn index_buckets(&self) -> Vec<usize> {
+        let sessions = (0..self.shards.len()).map(|i| self.lock(i).index_buckets());
+        let mappings =
+            (0..self.shared.mappings.len()).map(|i| self.shared.lock_mappings(i).index_buckets());
+        sessions.chain(mappings).collect()
+    }
+
+    /// Slots of each mapping shard (tests).
+    #[cfg(test)]
+    pub(crate) fn mapping_shard_capacity(&self) -> usize {
+        self.shared.lock_mappings(0).capacity()
     }
 }
 

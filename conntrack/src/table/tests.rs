@@ -70,10 +70,8 @@ fn new(k: FlowKey, wan: u8) -> NewSession {
 
 /// Bitmask of the WANs on which `internal` has a mapping for `proto` (bit w = WAN w).
 fn mapped_wans(t: &ConnTable, proto: Proto, internal: Endpoint) -> u64 {
-    let ep = endpoint_word(proto, internal);
-    let shard = t.lock(t.shard_of(ep));
     (0..t.shared.wans.len())
-        .filter(|&w| shard.has_mapping(&t.shared, proto, internal, w as u8))
+        .filter(|&w| t.has_mapping(proto, internal, w as u8))
         .fold(0, |m, w| m | 1 << w)
 }
 
@@ -1055,8 +1053,9 @@ fn config_errors() {
 
 #[test]
 fn churn_never_grows_the_indexes() {
-    // 2 x 179 slots: each shard's indexes have the least slack the sizing allows, so
-    // tombstones run them out of room and they get rebuilt in place
+    // 2 x 179 sessions: each session shard's index has the least slack the sizing allows, so
+    // tombstones run it out of room and it gets rebuilt in place; the mapping shards (179 slots
+    // plus headroom each) hold one mapping per session and run out of room less often
     let t = table(358, 2, OnFull::EvictOldest);
     let buckets = t.index_buckets();
     let mut now = 0;
@@ -1075,6 +1074,8 @@ fn churn_never_grows_the_indexes() {
     assert_eq!(t.index_buckets(), buckets, "an index grew");
     assert!(t.stats().index_rebuilds > 0, "never rebuilt: vacuous");
     assert!(t.stats().evicted > 0);
+    // one mapping per session, placed by endpoint: the mapping shards never ran out first
+    assert_eq!(t.stats().refused_full, 0);
     assert!(t.len() > 300);
     t.check().unwrap();
     // every unexpired session still resolves in both directions after the rebuilds
@@ -1106,12 +1107,19 @@ fn memory_per_session() {
         let t = ConnTable::new(&config(max, shards, OnFull::EvictOldest), &two_wans()).unwrap();
         let (sessions, ports) = t.memory_bytes();
         let per = sessions as f64 / t.capacity() as f64;
+        // mapping slots per session slot: a mapping shard is a session shard plus headroom
+        let shard_cap = t.capacity() / t.shard_count();
+        let mapping_cap = t.mapping_shard_capacity();
+        assert_eq!(mapping_cap, shard_cap + 8 * shard_cap.isqrt() + 8);
+        let ratio = mapping_cap as f64 / shard_cap as f64;
         println!(
             "max_sessions {max} shards {shards}: {per:.1} bytes per session (session, index, \
-             mapping, mapping index); port tables {ports} bytes"
+             mapping, mapping index; {ratio:.3} mapping slots per session slot); port tables \
+             {ports} bytes"
         );
-        // slabs (80 + 16) plus two indexes of at most 2.86 buckets of 5 bytes per slot
-        assert!(per <= 96.0 + 2.0 * 14.3 + 0.5, "{per}");
+        // slabs (80, and 16 per mapping slot) plus two indexes of at most 2.86 buckets of 5
+        // bytes per slot
+        assert!(per <= 80.0 + 14.3 + (16.0 + 14.3) * ratio + 0.5, "{per}");
         assert!(per <= 128.0, "{per}");
     }
 }
@@ -1196,4 +1204,221 @@ fn table_is_send_and_sync() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<ConnTable>();
     assert_send_sync::<crate::FragmentTable>();
+}
+
+/// Creates `k` on WAN 0 and asserts it got a session.
+fn must_create(t: &ConnTable, k: FlowKey, now: Duration) -> Rewrite {
+    match t.create(new(k, 0), pkt(1), now) {
+        Ok(rw) => rw,
+        Err(e) => panic!("{k:?}: {e} (len {} of {})", t.len(), t.capacity()),
+    }
+}
+
+#[test]
+fn a_busy_endpoint_does_not_crowd_out_other_hosts() {
+    for on_full in [OnFull::EvictOldest, OnFull::Refuse] {
+        // 16 shards of 256 sessions
+        let t = table(4096, 16, on_full);
+        assert_eq!(t.capacity(), 4096);
+        // 300 other hosts' flows first
+        let others: Vec<FlowKey> = (0..300u32)
+            .map(|i| {
+                let host = Ipv4Addr::from(0xc0a8_0200 + i);
+                udp(Endpoint::new(host, 40000), remote(1, 443))
+            })
+            .collect();
+        let mut rws = Vec::new();
+        for k in &others {
+            rws.push(must_create(&t, *k, s(0)));
+        }
+        // then one resolver on a fixed source port talks to 1000 distinct remote endpoints
+        let busy = lan(53, 5353);
+        let busy_keys: Vec<FlowKey> = (0..1000u32)
+            .map(|i| udp(busy, Endpoint::new(Ipv4Addr::from(0x5db8_0000 + i), 53)))
+            .collect();
+        let mut ext = None;
+        for k in &busy_keys {
+            let rw = must_create(&t, *k, s(1));
+            // one mapping: every session of the endpoint shares its external endpoint
+            assert_eq!(*ext.get_or_insert(rw.src), rw.src);
+        }
+        assert_eq!(t.len(), 1300, "{on_full:?}");
+        let st = t.stats();
+        assert_eq!((st.evicted, st.refused_full), (0, 0), "{on_full:?}");
+        assert_eq!(t.mapping_count(), 301);
+        // nothing was disturbed: every session resolves in both directions
+        for (k, rw) in others.iter().zip(&rws) {
+            assert_eq!(hit(t.lookup_outbound(k, pkt(1), s(2))), *rw);
+            assert_eq!(
+                hit(t.lookup_inbound(0, &reply(k, rw), pkt(1), s(2))).dst,
+                k.src
+            );
+        }
+        for k in &busy_keys {
+            let rw = hit(t.lookup_outbound(k, pkt(1), s(2)));
+            assert_eq!(
+                hit(t.lookup_inbound(0, &reply(k, &rw), pkt(1), s(2))).dst,
+                busy
+            );
+        }
+        t.check().unwrap();
+    }
+}
+
+#[test]
+fn clumps_of_sessions_per_endpoint_fill_the_table_evenly() {
+    // 2^16 sessions in 16 shards; 4096 internal endpoints with 16 remotes each, filled to 90%
+    // in arrival order (every endpoint opens its next flow in turn)
+    const ENDPOINTS: u32 = 4096;
+    let capacity = 1u32 << 16;
+    let flows = capacity / 10 * 9;
+    // (a few hash seeds: placement depends on them)
+    for (seed, on_full) in (1..=4u64).flat_map(|s| [(s, OnFull::Refuse), (s, OnFull::EvictOldest)])
+    {
+        let c = TableConfig {
+            hash_seed: seed,
+            ..config(capacity, 16, on_full)
+        };
+        let t = ConnTable::new(&c, &two_wans()).unwrap();
+        for n in 0..flows {
+            let e = n % ENDPOINTS;
+            let src = Endpoint::new(
+                Ipv4Addr::from(0x0a01_0000 + e / 16),
+                10_000 + (e % 16) as u16,
+            );
+            let dst = Endpoint::new(Ipv4Addr::from(0x6440_0000 + n / ENDPOINTS), 443);
+            must_create(&t, udp(src, dst), s(0));
+        }
+        assert_eq!(t.len(), flows as usize, "seed {seed} {on_full:?}");
+        let st = t.stats();
+        assert_eq!(
+            (st.evicted, st.refused_full),
+            (0, 0),
+            "seed {seed} {on_full:?}"
+        );
+        assert_eq!(t.mapping_count(), ENDPOINTS as usize);
+        t.check().unwrap();
+    }
+}
+
+#[test]
+fn concurrent_create_lookup_and_expire_on_shared_endpoints() {
+    use std::sync::{mpsc, Arc};
+    let config = TableConfig {
+        timeouts: Timeouts {
+            udp: s(3),
+            icmp: s(3),
+            tcp_established: s(5),
+            tcp_transitory: s(2),
+            tcp_closed: s(1),
+        },
+        ..config(512, 4, OnFull::EvictOldest)
+    };
+    let t = Arc::new(ConnTable::new(&config, &two_wans()).unwrap());
+    // 48 internal endpoints (both threads use all of them) x 24 remotes, more flows than
+    // sessions: creations evict, lookups expire and recycle, and `expire` runs, all taking
+    // mapping-shard locks under session-shard locks while the other thread does the same
+    let keys: Arc<Vec<FlowKey>> = Arc::new(
+        (0..48u32 * 24)
+            .map(|i| {
+                let e = i % 48;
+                let proto = if e % 3 == 0 { Proto::Tcp } else { Proto::Udp };
+                let src = lan((e % 12) as u8, 40000 + (e / 12) as u16);
+                key(proto, src, remote((i / 48) as u8, 443))
+            })
+            .collect(),
+    );
+    let (done, finished) = mpsc::channel();
+    let mut workers = Vec::new();
+    for th in 0..2u64 {
+        let (t, keys, done) = (Arc::clone(&t), Arc::clone(&keys), done.clone());
+        workers.push(std::thread::spawn(move || {
+            let mut hits = 0u64;
+            for round in 0..360u64 {
+                let now = Duration::from_millis(round * 250);
+                // a window of 256 keys moving on by 32 a round, walked in a different order by
+                // each thread: flows idle out of the window and expire, or are evicted
+                for i in 0..256 {
+                    let w = if th == 0 { i } else { (i * 7 + 3) % 256 };
+                    let j = (round as usize * 32 + w) % keys.len();
+                    let k = &keys[j];
+                    let flags = match (i + round as usize) % 11 {
+                        0 => TCP_SYN,
+                        1 => TCP_RST,
+                        _ => TCP_ACK,
+                    };
+                    let p = if k.proto == Proto::Tcp {
+                        tcp(flags)
+                    } else {
+                        pkt(100)
+                    };
+                    let rw = match t.lookup_outbound(k, p, now) {
+                        Lookup::Hit(rw) => rw,
+                        Lookup::Miss => {
+                            let wan = ((j as u64 + th + round) % 2) as u8;
+                            let n = eligible(*k, wan, if round % 3 == 0 { 0b01 } else { 0b11 });
+                            t.create(n, p, now).expect("room is made by eviction")
+                        }
+                    };
+                    let wan = if rw.src.ip == WAN0 { 0 } else { 1 };
+                    // the other thread may have removed it meanwhile; a hit must be right
+                    if let Lookup::Hit(back) =
+                        t.lookup_inbound(wan, &reply(k, &rw), tcp(TCP_ACK), now)
+                    {
+                        assert_eq!(back.dst, k.src);
+                        hits += 1;
+                    }
+                    if i % 64 == 0 {
+                        t.expire(now, 16);
+                    }
+                }
+            }
+            done.send(hits).expect("send");
+        }));
+    }
+    drop(done);
+    // a lock-order bug deadlocks: fail instead of hanging
+    for _ in 0..2 {
+        match finished.recv_timeout(Duration::from_secs(120)) {
+            Ok(hits) => assert!(hits > 0),
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("workers stuck: deadlock?"),
+            // a worker panicked: joining reports it
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    for w in workers {
+        w.join().expect("worker");
+    }
+    let st = t.stats();
+    println!("{st:?}, {} live", t.len());
+    assert!(
+        st.evicted > 0 && st.expired > 0 && st.recycled > 0,
+        "{st:?}"
+    );
+    assert_eq!(
+        st.created,
+        t.len() as u64 + st.expired + st.evicted + st.recycled,
+        "{st:?}"
+    );
+    assert_eq!(t.wan_sessions(0) + t.wan_sessions(1), t.len() as u64);
+    t.check().unwrap();
+    // endpoint independence held: one external port per (proto, endpoint, wan)
+    let mut seen = std::collections::HashMap::new();
+    for i in sessions(&t, s(10)) {
+        let prev = seen.insert((i.key.proto, i.key.src, i.wan), i.external);
+        assert!(prev.is_none_or(|p| p == i.external), "{i:?}");
+        assert_eq!(
+            t.binding(i.wan, i.key.proto, i.external.port),
+            Some(i.key.src)
+        );
+    }
+    assert_eq!(t.mapping_count(), seen.len());
+    assert_eq!(t.bound_ports(), seen.len());
+    let live = t.len();
+    assert_eq!(t.expire(s(1_000), usize::MAX), live);
+    assert!(t.is_empty());
+    assert_eq!(t.bound_ports(), 0);
+    assert_eq!(t.mapping_count(), 0);
+    assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (0, 0));
+    t.check().unwrap();
 }
