@@ -115,7 +115,8 @@ impl DropReason {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Event {
-    /// Frames forwarded (fast or slow path).
+    /// Frames forwarded (fast or slow path; ICMP errors fwd generates count as
+    /// `icmp_errors_sent` instead).
     Forwarded,
     /// Frames handed to the kernel (traffic for the box itself, main-table routing, ARP).
     ToKernel,

@@ -106,10 +106,9 @@ impl Pipeline {
         out.clear();
         for frame in batch.frames_mut() {
             let verdict = self.process_frame(ctx, frame);
-            if let Verdict::Drop(DropReason::UnknownInterface) = out.push(verdict) {
-                if verdict != Verdict::Drop(DropReason::UnknownInterface) {
-                    self.counters.count_drop(DropReason::UnknownInterface);
-                }
+            // An output sized for another plan turns a forward to an unknown interface into a drop.
+            if out.push(verdict) != verdict {
+                self.counters.count_drop(DropReason::UnknownInterface);
             }
         }
     }
@@ -119,9 +118,11 @@ impl Pipeline {
         let verdict = match self.handle(ctx, frame) {
             Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
             Outcome::Reply { egress, dropped } => {
+                // The packet is dropped; the frame now carries the router's own ICMP error.
                 self.counters.count_drop(dropped);
                 self.counters.event(Event::IcmpErrorsSent);
-                Verdict::Forward(egress)
+                frame.iface = egress;
+                return Verdict::Forward(egress);
             }
             Outcome::Kernel => Verdict::Kernel,
             Outcome::Drop(reason) => Verdict::Drop(reason),
