@@ -42,8 +42,13 @@
 //!   and its external port is bound to its internal endpoint in the WAN's port table exactly as
 //!   long as the mapping lives;
 //! - an external port of a WAN and protocol is bound to at most one internal endpoint;
-//! - within a session shard each timeout class keeps its sessions in LRU order, so expiry pops
-//!   tails and never scans, and eviction takes the longest-idle of the class tails;
+//! - within a session shard each timeout class keeps its sessions in a list in order of last
+//!   packet to within one second: a lookup hit moves its session to the list's head only at
+//!   its first packet in a later second (or on a change of timeout class), so a busy flow
+//!   writes other sessions' links once a second, not per packet. Expiry pops class tails,
+//!   never scans, never removes a session before its timeout, and removes every session more
+//!   than one second past its deadline in a pass over its shard; eviction takes the
+//!   longest-idle of the class tails, exact to one second (see `shard.rs`);
 //! - no input panics: failures are typed errors ([`CreateError`], [`TableConfigError`]) or
 //!   counted events ([`TableStats`]); there is no `unsafe`.
 //!

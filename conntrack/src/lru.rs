@@ -2,8 +2,10 @@
 //!
 //! A node's links live inside the slab element (`prev`, `next` as `u32` slot numbers, [`NIL`]
 //! for none), so a list is just a head, a tail and a length, and moving an element costs a few
-//! stores and never allocates. The head is the most recently used element, the tail the least.
-//! A node is in at most one list; callers unlink before re-linking.
+//! stores and never allocates. Elements enter at the head, so the head is the most recently
+//! (re)inserted element and the tail the least; when an element is moved is the caller's
+//! business (the session shards move a session at most once per second: see `shard.rs`). A
+//! node is in at most one list; callers unlink before re-linking.
 
 /// "No node".
 pub(crate) const NIL: u32 = u32::MAX;
@@ -16,7 +18,7 @@ pub(crate) trait Node {
     fn set_next(&mut self, i: u32);
 }
 
-/// A list of slab slots, most recent first.
+/// A list of slab slots, most recently inserted first.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct List {
     head: u32,
@@ -44,11 +46,12 @@ impl List {
         self.len
     }
 
+    #[cfg(test)]
     pub(crate) fn head(&self) -> Option<u32> {
         (self.head != NIL).then_some(self.head)
     }
 
-    /// The least recently used element.
+    /// The least recently inserted element.
     pub(crate) fn tail(&self) -> Option<u32> {
         (self.tail != NIL).then_some(self.tail)
     }
@@ -89,6 +92,16 @@ impl List {
             n.set_next(NIL);
         }
         self.len = self.len.saturating_sub(1);
+    }
+
+    /// Moves slot `i`, which must be in this list, to the head. Writes nothing when it is
+    /// already there; otherwise `i`, its neighbours and the old head.
+    pub(crate) fn move_to_front<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+        if self.head == i {
+            return;
+        }
+        self.unlink(nodes, i);
+        self.push_front(nodes, i);
     }
 
     /// Iterates from head (most recent) to tail.
@@ -194,6 +207,30 @@ mod tests {
         l.unlink(&mut ns, 3);
         assert_eq!(l, List::new());
         assert!(items(&l, &ns).is_empty());
+    }
+
+    #[test]
+    fn move_to_front_from_the_tail_the_middle_and_the_head() {
+        let mut ns = nodes(4);
+        let mut l = List::new();
+        for i in 0..4 {
+            l.push_front(&mut ns, i);
+        }
+        assert_eq!(items(&l, &ns), [3, 2, 1, 0]);
+        l.move_to_front(&mut ns, 0); // tail
+        assert_eq!(items(&l, &ns), [0, 3, 2, 1]);
+        assert_eq!((l.head(), l.tail(), l.len()), (Some(0), Some(1), 4));
+        l.move_to_front(&mut ns, 2); // middle
+        assert_eq!(items(&l, &ns), [2, 0, 3, 1]);
+        let before = format!("{ns:?}");
+        l.move_to_front(&mut ns, 2); // head: nothing written
+        assert_eq!(format!("{ns:?}"), before);
+        assert_eq!(items(&l, &ns), [2, 0, 3, 1]);
+        let mut one = List::new();
+        let mut ms = nodes(1);
+        one.push_front(&mut ms, 0);
+        one.move_to_front(&mut ms, 0);
+        assert_eq!((one.head(), one.tail(), one.len()), (Some(0), Some(0), 1));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! One tracked flow: its canonical key, translation, TCP state, counters and LRU links, packed
-//! into 80 bytes; plus the public types that describe sessions to callers.
+//! One tracked flow: its canonical key, translation, TCP state, counters and class-list links,
+//! packed into 80 bytes; plus the public types that describe sessions to callers.
 //!
 //! The canonical key is the flow as it arrives from the LAN: source = internal endpoint,
 //! destination = remote endpoint. The external address is not stored (it is the WAN's
@@ -11,7 +11,7 @@ use std::time::Duration;
 use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, Proto};
 use crate::lru::{Node, NIL};
 use crate::tcp::{TcpState, TcpTrack};
-use crate::timeouts::{duration, Class};
+use crate::timeouts::{duration, Class, SECOND};
 
 /// What a packet of this flow becomes: its new source and destination and the interface it
 /// leaves by.
@@ -108,7 +108,8 @@ const HAS_RW: u8 = 0x01;
 /// One tracked flow in a shard's slab. Free slots chain through `next`.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Session {
-    /// Last packet, table time units.
+    /// Last packet, table time units. Its whole second is also the second the session last
+    /// moved to its class list's head (see `shard.rs`): no separate stamp is needed.
     pub(crate) last_seen: u64,
     pub(crate) packets_out: u64,
     pub(crate) packets_in: u64,
@@ -199,7 +200,7 @@ impl Session {
         };
         Session {
             last_seen: now,
-            created_s: u32::try_from(now / 1_000_000_000).unwrap_or(u32::MAX),
+            created_s: u32::try_from(now / SECOND).unwrap_or(u32::MAX),
             src_ip: new.key.src.ip.into(),
             src_port: new.key.src.port,
             dst_ip: new.key.dst.ip.into(),
@@ -296,6 +297,21 @@ impl Session {
             dst: self.internal(),
             egress: self.lan_iface,
         }
+    }
+
+    /// Records a packet seen at `now`: moves `last_seen` on (never back). Returns whether the
+    /// session is due to move to its class list's head: `now` is in a later whole second than
+    /// the previous packet. So a session moves at most once per second, at the first packet
+    /// of that second, and every packet after a move falls within the second of the move.
+    /// Writes this session only.
+    #[inline]
+    pub(crate) fn refresh(&mut self, now: u64) -> bool {
+        if now <= self.last_seen {
+            return false;
+        }
+        let due = now / SECOND != self.last_seen / SECOND;
+        self.last_seen = now;
+        due
     }
 
     /// Counts one packet of `len` bytes in the original (`out`) or reply direction.
@@ -412,6 +428,27 @@ mod tests {
         assert!(!s.is(Proto::Tcp, n.key.dst, n.key.src));
         assert!(!s.is(Proto::Tcp, n.key.src, ep(9, 9, 444)));
         assert_eq!(s.key(), n.key);
+    }
+
+    #[test]
+    fn refresh_moves_last_seen_on_and_says_when_a_move_is_due() {
+        let sec = |x: f64| (x * SECOND as f64) as u64;
+        let mut s = create(&new(None), 7, 0, sec(5.2));
+        assert!(!s.refresh(sec(5.2)), "no later packet");
+        assert!(!s.refresh(sec(4.0)), "an earlier packet");
+        assert_eq!(s.last_seen, sec(5.2));
+        // later packets in the second of the last one: no move
+        assert!(!s.refresh(sec(5.5)));
+        assert!(!s.refresh(sec(5.999_999_999)));
+        assert_eq!(s.last_seen, sec(5.999_999_999));
+        // the first packet of a later second: due, once
+        assert!(s.refresh(sec(6.0)));
+        assert!(!s.refresh(sec(6.9)));
+        assert!(s.refresh(sec(9.1)));
+        // a second 2^16 (or 2^32) seconds later is still a later second: no wrap
+        assert!(s.refresh(sec(9.1) + 65_536 * SECOND));
+        assert!(s.refresh(sec(9.2) + (65_536 + (1 << 32)) * SECOND));
+        assert_eq!(s.last_seen, sec(9.2) + (65_536 + (1 << 32)) * SECOND);
     }
 
     #[test]

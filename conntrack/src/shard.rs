@@ -3,14 +3,53 @@
 //! session's mapping shard, after this one (lock order: session shard, then mapping shard).
 //!
 //! Holds a preallocated slab of [`Session`]s with a free list, a `HashTable<u32>` index of slot
-//! numbers keyed by the canonical flow (the key is compared against the slab), and one LRU list
+//! numbers keyed by the canonical flow (the key is compared against the slab), and one list
 //! per timeout class. Invariants, at every unlock:
-//! - a slot is either free (on the free list) or live (in the index, and in exactly the LRU list
+//! - a slot is either free (on the free list) or live (in the index, and in exactly the list
 //!   of its current class);
 //! - every live session holds one reference to the mapping of (proto, internal, wan) in that
 //!   endpoint's mapping shard; a removed session has given its reference back;
 //! - `len` = live slots = index entries;
 //! - the index never reallocates: it is rebuilt in place when out of room (`index.rs`).
+//!
+//! # Class lists: in order of last packet, to within one second
+//!
+//! A lookup hit moves its session to the head of its class list only when the packet is in a
+//! later whole second (of the caller's time) than the session's previous packet, or when it
+//! changes the session's timeout class (SynSent → Established and the like: the session then
+//! moves to the head of its new class's list). Any other hit writes the session alone
+//! (`last_seen`, counters, TCP state). So a session moves at most once per second: a flow of
+//! many packets a second pays the list writes (its neighbours' links and the old head's, cold
+//! cache lines in a large table) once a second rather than per packet, and a flow whose packets
+//! are a second or more apart moves at each, as under exact LRU.
+//!
+//! Invariant: each class list is in order of (re)insertion at its head (creation or a move),
+//! and every session's last packet is in the whole second of its last (re)insertion, at or
+//! after it. So for sessions A ahead of B (nearer the tail) in a class list, with last packets
+//! `L_A` and `L_B`: `L_A < L_B + 1 s` (A was (re)inserted no later than B, B's last packet is
+//! no earlier than B's (re)insertion, and A's is less than a second after A's). The list is in
+//! LRU order to within one second; anything ahead of a session has its deadline (`last_seen` +
+//! class timeout) less than a second after the session's own. No "moved at" stamp is stored:
+//! the second of the last move is the second of `last_seen`, and `u64` nanoseconds do not wrap.
+//! (Workers' clocks are not quite in step; their skew adds to the second.)
+//!
+//! `expire` pops the class tails that are expired and stops a class at the first tail that is
+//! not: no scan, no work on the sessions that stay. With `D` a session's deadline:
+//! - nothing is removed before its deadline: every removal, by `expire` or by a lookup hit,
+//!   checks the session's own deadline;
+//! - whatever the other sessions do, a session is removed by the first `expire` pass over its
+//!   shard (with budget enough to reach it) at or after `D + 1 s`, since everything ahead of it
+//!   has expired by then; so with a pass every second it goes less than 2 s after `D`.
+//!
+//! `evict_oldest` evicts the longest-idle of the class tails: the shard's longest-idle session
+//! to within one second (a session behind a tail went idle at most a second before it).
+//!
+//! Why hits move sessions themselves rather than flag them for a sweep to re-queue (second
+//! chance, CLOCK): a flagged session's list position can be much older than its last packet,
+//! and a sweep that stops at an idle tail re-queues the flagged sessions behind it only when it
+//! gets past it, up to a timeout later, behind everything created meanwhile. A flow answered
+//! right after creation but queued behind an unanswered one then lived almost twice its
+//! timeout, holding its slot and its NAT port.
 
 use std::sync::atomic::Ordering;
 
@@ -95,8 +134,11 @@ impl Shard {
     }
 
     /// Applies one packet travelling in `dir` to live session `slot` (flow hash `h`): expiry
-    /// check, TCP state, counters, refresh, LRU move. Returns `false` when the session is gone
-    /// instead (it was expired, or recycled by a SYN) and has been removed.
+    /// check, TCP state, counters, refresh. Writes this session only, unless the packet is the
+    /// first of a later second than the session's previous one (the session then moves to its
+    /// list's head) or changes its timeout class (it then moves to the head of its new class's
+    /// list): see the module docs. Returns `false` when the session is gone instead (it was
+    /// expired, or recycled by a SYN) and has been removed.
     #[inline]
     pub(crate) fn touch(
         &mut self,
@@ -135,18 +177,18 @@ impl Shard {
             }
         }
         s.count(dir == Dir::Original, pkt.len);
-        if now > s.last_seen {
-            s.last_seen = now;
-        }
+        let due = s.refresh(now);
         let new_class = s.class();
-        if new_class != class || self.lists[class.index()].head() != Some(slot) {
+        if new_class != class {
             self.lists[class.index()].unlink(&mut self.sessions, slot);
             self.lists[new_class.index()].push_front(&mut self.sessions, slot);
+        } else if due {
+            self.lists[class.index()].move_to_front(&mut self.sessions, slot);
         }
         true
     }
 
-    /// Removes live session `slot` (flow hash `h`): index, LRU list, mapping reference (taking
+    /// Removes live session `slot` (flow hash `h`): index, class list, mapping reference (taking
     /// the mapping shard's lock; the mapping and its port binding go with the last reference),
     /// slot to the free list, live counters.
     pub(crate) fn remove(&mut self, sh: &Shared, slot: u32, h: u64) {
@@ -170,7 +212,8 @@ impl Shard {
         }
     }
 
-    /// Removes up to `budget` expired sessions by popping class tails; returns how many.
+    /// Removes up to `budget` expired sessions by popping class tails, stopping each class at
+    /// its first tail that is not expired (see the module docs); returns how many.
     pub(crate) fn expire(&mut self, sh: &Shared, now: u64, budget: usize) -> usize {
         let mut n = 0;
         for c in Class::ALL {
@@ -193,7 +236,8 @@ impl Shard {
         n
     }
 
-    /// Evicts the longest-idle session (the oldest of the class tails). Returns whether one was.
+    /// Evicts the longest-idle of the class tails: the shard's longest-idle session to within
+    /// one second (see the module docs). Returns whether a session was evicted.
     pub(crate) fn evict_oldest(&mut self, sh: &Shared) -> bool {
         let mut oldest: Option<(u64, u32)> = None;
         for l in &self.lists {
@@ -258,7 +302,7 @@ impl Shard {
         Some(slot)
     }
 
-    /// Refills the index from the LRU lists (every live session), dropping tombstones. Keeps
+    /// Refills the index from the class lists (every live session), dropping tombstones. Keeps
     /// the index's memory (see `index.rs`).
     fn rebuild_index(&mut self, hasher: &KeyHasher) {
         let Shard {
@@ -276,7 +320,7 @@ impl Shard {
         }
     }
 
-    /// Calls `f` on every live session, class by class, most recent first.
+    /// Calls `f` on every live session, class by class, most recently (re)inserted first.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Session)) {
         for l in &self.lists {
             for slot in l.iter(&self.sessions) {
@@ -290,6 +334,23 @@ impl Shard {
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
         self.sessions.capacity() * std::mem::size_of::<Session>() + self.index.allocation_size()
+    }
+
+    /// Slots of each class list, head first (tests).
+    #[cfg(test)]
+    pub(crate) fn class_lists(&self) -> Vec<Vec<u32>> {
+        self.lists
+            .iter()
+            .map(|l| l.iter(&self.sessions).collect())
+            .collect()
+    }
+
+    /// Every slot of the slab, live or free, as its `Debug` text (links and all),
+    /// and the lists' heads, tails and lengths (tests: to see what an operation wrote).
+    #[cfg(test)]
+    pub(crate) fn raw(&self) -> (Vec<String>, String) {
+        let slots = self.sessions.iter().map(|s| format!("{s:?}")).collect();
+        (slots, format!("{:?} free {}", self.lists, self.free))
     }
 
     /// Bucket count of the session index (to check it never grows).

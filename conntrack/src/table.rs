@@ -37,8 +37,10 @@ const REAP_ON_FULL: usize = 16;
 pub enum OnFull {
     /// Fail with [`CreateError::TableFull`].
     Refuse,
-    /// Evict the longest-idle session of the shard (the oldest of its class LRU tails). Sessions
-    /// are spread uniformly over the shards, so this is close to the longest-idle of the table.
+    /// Evict the longest-idle session of the shard (the longest-idle of its class list tails),
+    /// to within one second: the lists are kept in order of last packet at whole-second
+    /// resolution (see `shard.rs`). Sessions are spread uniformly over the shards, so this is
+    /// close to the longest-idle of the table.
     #[default]
     EvictOldest,
 }
@@ -332,9 +334,11 @@ impl ConnTable {
     }
 
     /// Packet that arrived from a LAN (its key is the canonical key). Hit: refresh, TCP state
-    /// update, counters, LRU move; returns the original-direction rewrite (src → external
-    /// endpoint; dst unchanged, or the hairpin target). Takes the flow's session-shard lock (and,
-    /// if the packet ends the session, its mapping shard's).
+    /// update, counters, and a move to the head of its class list if it is the session's first
+    /// packet in a later second or changes its timeout class (otherwise the hit writes that
+    /// session only); returns the original-direction rewrite (src → external endpoint; dst
+    /// unchanged, or the hairpin target). Takes the flow's session-shard lock (and, if the
+    /// packet ends the session, its mapping shard's).
     #[inline]
     pub fn lookup_outbound(&self, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
         let now = nanos(now);
@@ -495,10 +499,13 @@ impl ConnTable {
         }
     }
 
-    /// Removes expired sessions, at most `budget` of them; returns how many. Pops the LRU tails
-    /// of each class while they are expired (never scans), shard by shard round-robin from
+    /// Removes expired sessions, at most `budget` of them; returns how many. Pops the tails of
+    /// each class list while they are expired (never scans), shard by shard round-robin from
     /// where the previous call stopped (taking each session's mapping-shard lock under its
-    /// session shard's to give its mapping reference back). Also advances the clock of
+    /// session shard's to give its mapping reference back). Nothing is removed before its
+    /// timeout; a pass over a shard with budget enough removes every session of it more than
+    /// one second past its deadline (so with a pass every second, sessions go less than two
+    /// seconds after their deadlines: see `shard.rs`). Also advances the clock of
     /// [`for_each_session`](Self::for_each_session).
     pub fn expire(&self, now: Duration, budget: usize) -> usize {
         let now = nanos(now);
@@ -684,6 +691,39 @@ impl ConnTable {
         let mappings =
             (0..self.shared.mappings.len()).map(|i| self.shared.lock_mappings(i).index_buckets());
         sessions.chain(mappings).collect()
+    }
+
+    /// Session shard `i`'s class lists, head first, as keys (tests).
+    #[cfg(test)]
+    pub(crate) fn class_lists(&self, i: usize) -> Vec<Vec<FlowKey>> {
+        let shard = self.lock(i);
+        shard
+            .class_lists()
+            .iter()
+            .map(|l| {
+                l.iter()
+                    .filter_map(|&slot| shard.session(slot).map(|s| s.key()))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Session shard `i`'s raw slots and lists (tests: see `Shard::raw`).
+    #[cfg(test)]
+    pub(crate) fn raw_shard(&self, i: usize) -> (Vec<String>, String) {
+        self.lock(i).raw()
+    }
+
+    /// Slot of `key` in its session shard, with the shard's index (tests).
+    #[cfg(test)]
+    pub(crate) fn slot_of(&self, key: &FlowKey) -> Option<(usize, u32)> {
+        let h = self
+            .shared
+            .hasher
+            .flow(endpoint_word(key.proto, key.src), remote_word(key.dst));
+        let i = shard_index(h, self.shared.mask);
+        let slot = self.lock(i).find(h, key.proto, key.src, key.dst)?;
+        Some((i, slot))
     }
 
     /// Slots of each mapping shard (tests).

@@ -2,7 +2,9 @@
 //!
 //! Time inside the table is a `u64` count of nanoseconds since the caller's origin (584 years of
 //! range; larger values saturate). A session of class `c` is expired at `now` when
-//! `last_seen + timeout(c) <= now`: exactly at its timeout, never before.
+//! `last_seen + timeout(c) <= now`: exactly at its timeout, never before. Whole seconds are
+//! counted from the same origin ([`SECOND`]): a session moves in its class list at most once
+//! per whole second (see `shard.rs`).
 
 use std::time::Duration;
 
@@ -33,8 +35,9 @@ impl Default for Timeouts {
     }
 }
 
-/// Timeout class. Every session of a class has the same timeout, so each class keeps its own LRU
-/// list per shard and the list's tail is always the next session of the class to expire.
+/// Timeout class. Every session of a class has the same timeout, so each class keeps its own
+/// list per shard, in order of last packet to within one second: the tail expires less than a
+/// second after any session behind it, at the latest (see `shard.rs` for the discipline).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub(crate) enum Class {
@@ -90,11 +93,14 @@ impl TimeoutsNs {
     }
 }
 
+/// One second in table time units.
+pub(crate) const SECOND: u64 = 1_000_000_000;
+
 /// A duration in table time units (nanoseconds, saturating).
 #[inline]
 pub(crate) fn nanos(d: Duration) -> u64 {
     d.as_secs()
-        .saturating_mul(1_000_000_000)
+        .saturating_mul(SECOND)
         .saturating_add(u64::from(d.subsec_nanos()))
 }
 

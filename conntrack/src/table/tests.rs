@@ -1422,3 +1422,457 @@ fn concurrent_create_lookup_and_expire_on_shared_endpoints() {
     assert_eq!((t.wan_sessions(0), t.wan_sessions(1)), (0, 0));
     t.check().unwrap();
 }
+
+// Class lists in order of last packet to within one second (see `shard.rs`): a session moves
+// to its list's head at most once per second (and on a change of class), nothing is removed
+// early, a pass removes whatever is more than a second past its deadline, eviction takes the
+// longest-idle class tail.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::timeouts::Class;
+
+/// The UDP list of session shard 0, head first.
+fn udp_list(t: &ConnTable) -> Vec<FlowKey> {
+    t.class_lists(0)[Class::Udp.index()].clone()
+}
+
+/// `n` UDP flows from distinct hosts.
+fn udp_keys(n: u32) -> Vec<FlowKey> {
+    (0..n)
+        .map(|i| {
+            udp(
+                Endpoint::new(Ipv4Addr::from(0x0a00_0000 + i), 40000),
+                remote(1, 53),
+            )
+        })
+        .collect()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+const NS: Duration = Duration::from_nanos(1);
+
+#[test]
+fn a_hit_moves_its_session_at_its_first_packet_in_a_later_second() {
+    let t = table(8, 1, OnFull::Refuse);
+    let k = udp_keys(3);
+    for (i, key) in k.iter().enumerate() {
+        must_create(&t, *key, s(i as u64));
+    }
+    assert_eq!(udp_list(&t), [k[2], k[1], k[0]]);
+    // k0's first packet since 0 s, in second 2: it moves to the head
+    hit(t.lookup_outbound(&k[0], pkt(1), ms(2500)));
+    assert_eq!(udp_list(&t), [k[0], k[2], k[1]]);
+    // k2's packet is in the second it was created in: no move
+    hit(t.lookup_outbound(&k[2], pkt(1), ms(2700)));
+    assert_eq!(udp_list(&t), [k[0], k[2], k[1]]);
+    // k1 in a later second moves; k0 again in second 2 does not
+    hit(t.lookup_outbound(&k[1], pkt(1), ms(2800)));
+    hit(t.lookup_outbound(&k[0], pkt(1), ms(2900)));
+    assert_eq!(udp_list(&t), [k[1], k[0], k[2]]);
+    // the tail k2 (last packet 2.7 s) expires at its own deadline, not its creation's
+    assert_eq!(t.expire(s(302), 100), 0);
+    assert_eq!(t.expire(ms(302_700) - NS, 100), 0);
+    assert_eq!(t.expire(ms(302_700), 100), 1);
+    assert_eq!(t.expire(ms(302_900) - NS, 100), 0);
+    // k1's deadline (302.8 s) is before k0's, which is ahead of it: both go at 302.9 s
+    assert_eq!(t.expire(ms(302_900), 100), 2);
+    assert!(t.is_empty());
+    assert_eq!(t.stats().expired, 3);
+    t.check().unwrap();
+}
+
+#[test]
+fn an_expire_pass_with_nothing_expired_writes_nothing() {
+    let t = table(8, 1, OnFull::Refuse);
+    let k = udp_keys(3);
+    for (key, at) in k.iter().zip([0, 100, 800]) {
+        must_create(&t, *key, ms(at));
+    }
+    hit(t.lookup_outbound(&k[0], pkt(1), ms(500)));
+    let raw = t.raw_shard(0);
+    assert_eq!(t.expire(ms(300_100) - NS, usize::MAX), 0);
+    assert_eq!(
+        t.raw_shard(0),
+        raw,
+        "a pass with nothing to do wrote something"
+    );
+    // k1's deadline (300.1 s) has passed, but k0's, ahead of it, has not: k0's packet came in
+    // the second it was created in, so it did not move. k1 waits, less than a second.
+    assert_eq!(t.expire(ms(300_100), usize::MAX), 0);
+    assert_eq!(t.raw_shard(0), raw);
+    assert_eq!(t.expire(ms(300_500), usize::MAX), 2);
+    assert_eq!(udp_list(&t), [k[2]]);
+}
+
+#[test]
+fn idle_sessions_among_refreshed_ones_expire_on_time_in_bounded_calls() {
+    const N: u32 = 1000;
+    const BUDGET: usize = 64;
+    let t = table(4 * N, 4, OnFull::Refuse);
+    let keys = udp_keys(N);
+    for (i, k) in keys.iter().enumerate() {
+        must_create(&t, *k, ms(i as u64));
+    }
+    // nine in ten get a packet later: the idle tenth is spread among refreshed sessions
+    let idle = |i: usize| i % 10 == 0;
+    for (i, k) in keys.iter().enumerate() {
+        if !idle(i) {
+            hit(t.lookup_outbound(k, pkt(1), s(100)));
+        }
+    }
+    // every idle session has expired by 301 s; no refreshed one before 400 s. The refreshed
+    // ones moved away from the tails, so each call removes BUDGET idle sessions.
+    let now = s(301);
+    let mut calls = 0;
+    while t.len() > 900 {
+        calls += 1;
+        assert!(calls <= 1000, "expiry does not progress");
+        t.expire(now, BUDGET);
+    }
+    assert_eq!(calls, 100usize.div_ceil(BUDGET));
+    assert_eq!(t.len(), 900);
+    let live: HashSet<FlowKey> = sessions(&t, now).iter().map(|i| i.key).collect();
+    for (i, k) in keys.iter().enumerate() {
+        assert_eq!(live.contains(k), !idle(i), "{i}");
+    }
+    assert_eq!(t.expire(now, usize::MAX), 0);
+    assert_eq!(t.expire(s(400) - NS, usize::MAX), 0);
+    assert_eq!(t.expire(s(400), usize::MAX), 900);
+    assert_eq!(t.stats().expired, u64::from(N));
+    assert_eq!(t.bound_ports(), 0);
+    t.check().unwrap();
+}
+
+/// Asserts that a lookup hit on `k` wrote no other slot of its session shard, and no list.
+fn assert_hit_writes_only_its_session(t: &ConnTable, k: &FlowKey, l: impl FnOnce() -> Lookup) {
+    let (shard, slot) = t.slot_of(k).expect("live");
+    let (before, lists_before) = t.raw_shard(shard);
+    assert!(matches!(l(), Lookup::Hit(_)));
+    let (after, lists_after) = t.raw_shard(shard);
+    assert_eq!(lists_after, lists_before, "{k:?}: a list changed");
+    let mut changed = 0;
+    for (i, (b, a)) in before.iter().zip(&after).enumerate() {
+        if i == slot as usize {
+            changed += usize::from(a != b);
+        } else {
+            assert_eq!(a, b, "hit on {k:?} (slot {slot}) wrote slot {i}");
+        }
+    }
+    assert_eq!(changed, 1, "the hit did not even update its session");
+}
+
+#[test]
+fn a_hit_writes_no_other_session_within_a_second() {
+    let t = table(64, 1, OnFull::Refuse);
+    let keys = udp_keys(10);
+    let mut rws = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        rws.push(must_create(&t, *k, s(i as u64)));
+    }
+    let tk = key(Proto::Tcp, lan(1, 5000), remote(2, 443));
+    let trw = t.create(new(tk, 0), tcp(TCP_ACK), s(10)).unwrap();
+    for second in [20, 21, 200] {
+        // the first packet of the second moves the tail, the middle and the head (a no-op
+        // for the head) ...
+        let start = s(second);
+        for i in [0, 5, 9] {
+            hit(t.lookup_outbound(&keys[i], pkt(1), start));
+            assert_eq!(udp_list(&t)[0], keys[i], "second {second}: {i} not moved");
+        }
+        let order = udp_list(&t);
+        // ... later packets in that second, outbound and inbound, write their session only
+        let mut now = start;
+        for i in [0, 5, 9, 0, 5, 9] {
+            let k = &keys[i];
+            now += ms(70);
+            assert_hit_writes_only_its_session(&t, k, || t.lookup_outbound(k, pkt(1), now));
+            now += ms(70);
+            let back = reply(k, &rws[i]);
+            assert_hit_writes_only_its_session(&t, k, || t.lookup_inbound(0, &back, pkt(1), now));
+        }
+        assert_eq!(udp_list(&t), order);
+    }
+    // the head in a later second: already there, nothing else written
+    let head = udp_list(&t)[0];
+    assert_hit_writes_only_its_session(&t, &head, || t.lookup_outbound(&head, pkt(1), s(250)));
+    // TCP within its class and its second; its first packet in a later second moved it
+    hit(t.lookup_outbound(&tk, tcp(TCP_ACK), s(300)));
+    assert_hit_writes_only_its_session(&t, &tk, || {
+        t.lookup_outbound(&tk, tcp(TCP_ACK | TCP_PSH), s(300) + ms(1))
+    });
+    assert_hit_writes_only_its_session(&t, &tk, || {
+        t.lookup_inbound(0, &reply(&tk, &trw), tcp(TCP_ACK), s(301) - NS)
+    });
+    t.check().unwrap();
+}
+
+#[test]
+fn a_change_of_class_moves_the_session_to_its_new_list_head() {
+    let t = table(64, 1, OnFull::Refuse);
+    let a = key(Proto::Tcp, lan(1, 5000), remote(2, 443));
+    let b = key(Proto::Tcp, lan(2, 5000), remote(2, 443));
+    let c = key(Proto::Tcp, lan(3, 5000), remote(2, 443));
+    t.create(new(a, 0), tcp(TCP_ACK), s(0)).unwrap();
+    t.create(new(b, 0), tcp(TCP_ACK), s(1)).unwrap();
+    let rw = t.create(new(c, 0), tcp(TCP_SYN), s(2)).unwrap();
+    let lists = |class: Class| t.class_lists(0)[class.index()].clone();
+    assert_eq!(lists(Class::TcpTransitory), [c]);
+    assert_eq!(lists(Class::TcpEstablished), [b, a]);
+    // the handshake completes within the second c was created in: it changes lists anyway
+    hit(t.lookup_inbound(0, &reply(&c, &rw), tcp(TCP_SYN | TCP_ACK), ms(2100)));
+    hit(t.lookup_outbound(&c, tcp(TCP_ACK), ms(2200)));
+    assert_eq!(lists(Class::TcpTransitory), []);
+    assert_eq!(lists(Class::TcpEstablished), [c, b, a]);
+    // a RST moves a to the closed list; it expires 10 s after that packet, b and c do not
+    hit(t.lookup_outbound(&a, tcp(TCP_RST), s(5)));
+    assert_eq!(lists(Class::TcpClosed), [a]);
+    assert_eq!(t.expire(s(15) - NS, 100), 0);
+    assert_eq!(t.expire(s(15), 100), 1);
+    assert_eq!(lists(Class::TcpEstablished), [c, b]);
+    t.check().unwrap();
+}
+
+#[test]
+fn eviction_picks_the_longest_idle_session_after_hits() {
+    // one shard of 7: six UDP sessions created at 0..5 s, a TCP one at 7 s
+    let t = table(7, 1, OnFull::EvictOldest);
+    let u = udp_keys(6);
+    for (i, k) in u.iter().enumerate() {
+        must_create(&t, *k, s(i as u64));
+    }
+    let tk = key(Proto::Tcp, lan(1, 5000), remote(2, 443));
+    t.create(new(tk, 0), tcp(TCP_ACK), s(7)).unwrap();
+    // the three oldest UDP sessions get packets: the longest-idle session is now u3
+    for (i, k) in u.iter().take(3).enumerate() {
+        hit(t.lookup_outbound(k, pkt(1), s(10 + i as u64)));
+    }
+    let live = |now| -> Vec<FlowKey> { sessions(&t, now).iter().map(|i| i.key).collect() };
+    // each creation evicts the longest-idle session: u3 (idle since 3 s), u4, u5, the TCP
+    // session (7 s), then u0 (10 s), u1, u2
+    let order = [u[3], u[4], u[5], tk, u[0], u[1], u[2]];
+    for (n, gone) in order.iter().enumerate() {
+        let now = s(20 + n as u64);
+        let fresh = udp(lan(100 + n as u8, 7000), remote(3, 53));
+        must_create(&t, fresh, now);
+        let l = live(now);
+        assert!(!l.contains(gone), "eviction {n}: {gone:?} should have gone");
+        for later in &order[n + 1..] {
+            assert!(l.contains(later), "eviction {n}: {later:?} went too early");
+        }
+        assert_eq!(t.len(), 7);
+        assert_eq!(t.stats().evicted, n as u64 + 1);
+    }
+    assert_eq!(t.stats().expired, 0);
+    t.check().unwrap();
+}
+
+#[test]
+fn eviction_is_exact_to_one_second() {
+    // u0, u1 created in second 0, u0 refreshed in that second (no move), u2 in second 1
+    let t = table(3, 1, OnFull::EvictOldest);
+    let u = udp_keys(4);
+    must_create(&t, u[0], ms(0));
+    must_create(&t, u[1], ms(100));
+    hit(t.lookup_outbound(&u[0], pkt(1), ms(600)));
+    must_create(&t, u[2], ms(1200));
+    // u1 is the longest idle (since 0.1 s), but u0 (since 0.6 s) is the tail: it goes,
+    // less than a second less idle than u1
+    must_create(&t, u[3], s(50));
+    let l: Vec<FlowKey> = sessions(&t, s(50)).iter().map(|i| i.key).collect();
+    assert_eq!(l.len(), 3);
+    assert!(!l.contains(&u[0]));
+    assert_eq!(t.stats().evicted, 1);
+    t.check().unwrap();
+}
+
+/// A small xorshift generator for the randomized tests.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+#[test]
+fn random_traffic_never_expires_early_and_at_most_one_second_late_per_pass() {
+    let timeouts = Timeouts {
+        udp: s(30),
+        icmp: s(20),
+        tcp_established: s(60),
+        tcp_transitory: s(25),
+        tcp_closed: s(5),
+    };
+    let timeout = |i: &SessionInfo| match i.tcp_state {
+        None => timeouts.udp,
+        Some(st) => match st.class() {
+            Class::TcpEstablished => timeouts.tcp_established,
+            Class::TcpClosed => timeouts.tcp_closed,
+            _ => timeouts.tcp_transitory,
+        },
+    };
+    for seed in 1..=8u64 {
+        let c = TableConfig {
+            timeouts,
+            hash_seed: seed,
+            ..config(512, 2, OnFull::Refuse)
+        };
+        let t = ConnTable::new(&c, &two_wans()).unwrap();
+        let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+        let keys: Vec<FlowKey> = (0..300u32)
+            .map(|i| {
+                let proto = if i % 3 == 0 { Proto::Tcp } else { Proto::Udp };
+                key(
+                    proto,
+                    lan((i % 50) as u8, 2000 + (i / 50) as u16),
+                    remote(1, 80),
+                )
+            })
+            .collect();
+        // an expire call that removes sessions: nothing before its deadline; a full pass
+        // (unlimited budget) leaves nothing a second past its deadline. Returns the latest
+        // removal after its deadline.
+        let expire = |now: Duration, budget: usize| -> Duration {
+            let before = sessions(&t, now);
+            t.expire(now, budget);
+            let after: HashSet<FlowKey> = sessions(&t, now).iter().map(|i| i.key).collect();
+            let mut late = Duration::ZERO;
+            for i in &before {
+                let deadline = i.last_seen + timeout(i);
+                if !after.contains(&i.key) {
+                    assert!(deadline <= now, "seed {seed}: {:?} expired early", i.key);
+                    late = late.max(now - deadline);
+                } else if budget == usize::MAX && deadline + s(1) <= now {
+                    panic!("seed {seed}: {:?} left {:?} late", i.key, now - deadline);
+                }
+            }
+            late
+        };
+        let mut now = Duration::ZERO;
+        let mut late = Duration::ZERO;
+        for step in 0..4000u32 {
+            // a full pass at every whole second; random traffic and small passes in between
+            let next = now + ms(rng.below(400));
+            let mut second = now.as_secs() + 1;
+            while s(second) <= next {
+                late = late.max(expire(s(second), usize::MAX));
+                second += 1;
+            }
+            now = next;
+            // bursts of activity on a random slice of the flows, quiet spells in between
+            let active = if (step / 200) % 2 == 0 { 300 } else { 30 };
+            for _ in 0..rng.below(8) {
+                let k = keys[rng.below(active) as usize];
+                let flags = match rng.below(20) {
+                    0 => TCP_SYN,
+                    1 => TCP_RST,
+                    2 => TCP_FIN | TCP_ACK,
+                    _ => TCP_ACK,
+                };
+                let p = if k.proto == Proto::Tcp {
+                    tcp(flags)
+                } else {
+                    pkt(1)
+                };
+                if t.lookup_outbound(&k, p, now) == Lookup::Miss {
+                    t.create(new(k, 0), p, now).expect("room");
+                }
+            }
+            late = late.max(expire(now, 4));
+        }
+        println!("seed {seed}: latest removal {late:?} after the deadline");
+        // a pass every second: less than two seconds late
+        assert!(late < s(2), "seed {seed}: {late:?}");
+        assert_eq!(t.stats().evicted, 0);
+        t.check().unwrap();
+    }
+}
+
+#[test]
+fn sessions_behind_an_idle_tail_are_removed_within_two_seconds_of_their_deadlines() {
+    // The scenario that made a second-chance sweep keep answered flows for almost two
+    // timeouts: an unanswered query X at the tail, idle until its deadline, and behind it
+    // queries answered right after creation (most within the same second). Then steady
+    // traffic, one flow in ten unanswered. UDP timeout 300 s; a pass every second.
+    const FIRST: usize = 400;
+    const STEADY: usize = 6000;
+    let t = table(8192, 1, OnFull::Refuse);
+    let keys = udp_keys((1 + FIRST + STEADY) as u32);
+    // (time, flow, whether it is the answer)
+    let mut events: Vec<(Duration, usize, bool)> = vec![(ms(0), 0, false)];
+    for i in 1..=FIRST {
+        let at = 10 * i as u64;
+        events.push((ms(at), i, false));
+        if i % 10 != 0 {
+            events.push((ms(at + 20), i, true));
+        }
+    }
+    for j in 0..STEADY {
+        // ten flows a second from 5 s to 605 s
+        let at = 5000 + 100 * j as u64 + j as u64 % 7;
+        let i = 1 + FIRST + j;
+        events.push((ms(at), i, false));
+        if j % 10 != 3 {
+            events.push((ms(at + 20 + 10 * (j as u64 % 5)), i, true));
+        }
+    }
+    events.sort();
+    let mut events = events.into_iter().peekable();
+    let mut rws: Vec<Option<Rewrite>> = vec![None; keys.len()];
+    // live flows and their deadlines (last packet + 300 s)
+    let mut deadlines: HashMap<usize, Duration> = HashMap::new();
+    let mut worst = Duration::ZERO;
+    let mut most_live = 0;
+    let mut removed = 0;
+    for second in 1..=1000u64 {
+        let now = s(second);
+        while let Some(&(at, i, answer)) = events.peek() {
+            if at >= now {
+                break;
+            }
+            events.next();
+            if answer {
+                let back = reply(&keys[i], rws[i].as_ref().unwrap());
+                hit(t.lookup_inbound(0, &back, pkt(1), at));
+            } else {
+                rws[i] = Some(must_create(&t, keys[i], at));
+            }
+            deadlines.insert(i, at + s(300));
+        }
+        most_live = most_live.max(t.len());
+        t.expire(now, usize::MAX);
+        deadlines.retain(|&i, &mut deadline| {
+            if t.slot_of(&keys[i]).is_some() {
+                assert!(
+                    now < deadline + s(1),
+                    "flow {i} left {:?} late",
+                    now - deadline
+                );
+                return true;
+            }
+            assert!(deadline <= now, "flow {i} removed early");
+            worst = worst.max(now - deadline);
+            removed += 1;
+            false
+        });
+    }
+    println!("latest removal {worst:?} after the deadline; at most {most_live} live sessions");
+    assert_eq!(removed, keys.len());
+    assert!(t.is_empty());
+    assert!(worst < s(2), "{worst:?}");
+    // ten flows a second for 300 s, plus the first ones and the second of lateness
+    assert!(most_live <= 3000 + FIRST + 1 + 20, "{most_live}");
+    assert_eq!(t.stats().expired, keys.len() as u64);
+    t.check().unwrap();
+}
