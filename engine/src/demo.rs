@@ -102,8 +102,8 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
     writeln!(out, "fwd demo (in memory): {HOSTS} LAN hosts, isp1 weight 2, isp2 weight 1; isp1 is cut at {cut_at}s and restored at {restored_at}s")?;
     writeln!(
         out,
-        "{:>4}  {:>22}  {:>22}",
-        "t", "isp1 out/s in/s flows", "isp2 out/s in/s flows"
+        "{:>4}  {:>8} {:>6} {:>6}  {:>8} {:>6} {:>6}",
+        "t", "isp1 out", "in", "flows", "isp2 out", "in", "flows"
     )?;
     for tick in 0..options.seconds * TICKS_PER_SECOND {
         let now = Duration::from_millis(u64::from(tick) * 100) + Duration::from_secs(1);
