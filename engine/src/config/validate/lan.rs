@@ -1,6 +1,5 @@
 //! `[[lan]]` tables, each on its own (cross-checks are in `topology`).
 
-use std::net::Ipv4Addr;
 use std::ops::Range;
 
 use ipnet::Ipv4Net;
@@ -16,13 +15,8 @@ use crate::config::values;
 /// A LAN whose fields were checked one by one; `None` fields were reported.
 #[derive(Debug)]
 pub(super) struct LanDraft<'r> {
-    pub path: String,
-    /// Span of the `[[lan]]` header.
-    pub header: Range<usize>,
-    pub name: Option<&'r Spanned<String>>,
-    pub interface: Option<&'r Spanned<String>>,
-    pub address: Option<(Ipv4Addr, Ipv4Net)>,
-    pub address_span: Range<usize>,
+    /// The keys every interface table has.
+    pub common: InterfaceDraft<'r>,
     /// The valid extra subnets with their index in the list and their spans; `extra_ok` is
     /// false if any was invalid.
     pub extra: Vec<(usize, Ipv4Net, Range<usize>)>,
@@ -35,14 +29,7 @@ pub(super) fn draft<'r>(
     report: &mut Report<'_>,
 ) -> LanDraft<'r> {
     let lan = raw.get_ref();
-    let InterfaceDraft {
-        path,
-        header,
-        name,
-        interface,
-        address,
-        address_span,
-    } = interface::draft(
+    let common = interface::draft(
         "lan",
         index,
         raw.span(),
@@ -62,7 +49,7 @@ pub(super) fn draft<'r>(
         match check(
             values::parse_subnet(s.get_ref()),
             &s.span(),
-            format_args!("{path}.extra_subnets[{j}]"),
+            format_args!("{}.extra_subnets[{j}]", common.path),
             report,
         ) {
             Some(net) => extra.push((j, net, s.span())),
@@ -70,12 +57,7 @@ pub(super) fn draft<'r>(
         }
     }
     LanDraft {
-        path,
-        header,
-        name,
-        interface,
-        address,
-        address_span,
+        common,
         extra,
         extra_ok,
     }
@@ -83,13 +65,13 @@ pub(super) fn draft<'r>(
 
 impl LanDraft<'_> {
     pub(super) fn build(&self) -> Option<Lan> {
-        let (address, subnet) = self.address?;
+        let (address, subnet) = self.common.address?;
         if !self.extra_ok {
             return None;
         }
         Some(Lan {
-            name: self.name?.get_ref().clone(),
-            interface: self.interface?.get_ref().clone(),
+            name: self.common.name?.get_ref().clone(),
+            interface: self.common.interface?.get_ref().clone(),
             address,
             subnet,
             extra_subnets: self.extra.iter().map(|(_, n, _)| *n).collect(),
@@ -98,18 +80,18 @@ impl LanDraft<'_> {
 
     /// The LAN's subnet and extra subnets that are known, each with its key path and span.
     pub(super) fn subnets(&self) -> Vec<(Ipv4Net, String, Range<usize>)> {
-        let own = self.address.map(|(_, net)| {
+        let own = self.common.address.map(|(_, net)| {
             (
                 net,
-                format!("{}.address", self.path),
-                self.address_span.clone(),
+                format!("{}.address", self.common.path),
+                self.common.address_span.clone(),
             )
         });
         own.into_iter()
             .chain(self.extra.iter().map(|(j, net, span)| {
                 (
                     *net,
-                    format!("{}.extra_subnets[{j}]", self.path),
+                    format!("{}.extra_subnets[{j}]", self.common.path),
                     span.clone(),
                 )
             }))

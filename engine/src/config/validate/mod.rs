@@ -40,8 +40,8 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
         .collect();
     topology::check(&lans, &wans, report);
 
-    let lan_names = lookup(lans.iter().map(|l| l.name));
-    let wan_names = lookup(wans.iter().map(|w| w.name));
+    let lan_names = lookup(lans.iter().map(|l| l.common.name));
+    let wan_names = lookup(wans.iter().map(|w| w.common.name));
     let groups = group::validate_all(&raw.group, &wan_names, &wans, report);
     let group_names = lookup(groups.iter().map(|g| g.name));
     let refs = rule::Refs {

@@ -33,8 +33,8 @@ pub(super) fn check(lans: &[LanDraft<'_>], wans: &[WanDraft<'_>], report: &mut R
     }
     if let Some(w) = wans.get(MAX_WANS) {
         report.at(
-            &w.header,
-            &w.path,
+            &w.common.header,
+            &w.common.path,
             format!(
                 "too many WANs: {} defined, at most {MAX_WANS} are supported",
                 wans.len()
@@ -45,16 +45,16 @@ pub(super) fn check(lans: &[LanDraft<'_>], wans: &[WanDraft<'_>], report: &mut R
     let mut ports: Vec<Port<'_>> = lans
         .iter()
         .map(|l| Port {
-            path: &l.path,
-            header: l.header.clone(),
-            name: l.name,
-            interface: l.interface,
+            path: &l.common.path,
+            header: l.common.header.clone(),
+            name: l.common.name,
+            interface: l.common.interface,
         })
         .chain(wans.iter().map(|w| Port {
-            path: &w.path,
-            header: w.header.clone(),
-            name: w.name,
-            interface: w.interface,
+            path: &w.common.path,
+            header: w.common.header.clone(),
+            name: w.common.name,
+            interface: w.common.interface,
         }))
         .collect();
     ports.sort_by_key(|p| p.header.start);
@@ -190,13 +190,13 @@ fn wan_addresses_outside_lans(
 ) {
     let lan_nets: Vec<_> = lans.iter().flat_map(LanDraft::subnets).collect();
     for w in wans {
-        let Some((address, _)) = w.address else {
+        let Some((address, _)) = w.common.address else {
             continue;
         };
         if let Some((net, path, _)) = lan_nets.iter().find(|(net, _, _)| net.contains(&address)) {
             report.at(
-                &w.address_span,
-                format_args!("{}.address", w.path),
+                &w.common.address_span,
+                format_args!("{}.address", w.common.path),
                 format!("{address} lies inside LAN subnet {net} ({path})"),
             );
         }
@@ -206,12 +206,12 @@ fn wan_addresses_outside_lans(
 /// WANs that share an address must own disjoint NAT port ranges.
 fn nat_port_overlaps(wans: &[WanDraft<'_>], report: &mut Report<'_>) {
     for (b, wb) in wans.iter().enumerate() {
-        let (Some((addr_b, _)), Some(ports_b)) = (wb.address, &wb.nat_ports) else {
+        let (Some((addr_b, _)), Some(ports_b)) = (wb.common.address, &wb.nat_ports) else {
             continue;
         };
         let clash = wans[..b]
             .iter()
-            .find(|wa| match (wa.address, &wa.nat_ports) {
+            .find(|wa| match (wa.common.address, &wa.nat_ports) {
                 (Some((addr_a, _)), Some(ports_a)) => {
                     addr_a == addr_b
                         && ports_a.start() <= ports_b.end()
@@ -223,7 +223,7 @@ fn nat_port_overlaps(wans: &[WanDraft<'_>], report: &mut Report<'_>) {
             let ports_a = wa.nat_ports.clone().unwrap_or(0..=0);
             report.at(
                 &wb.nat_ports_span,
-                format_args!("{}.nat_ports", wb.path),
+                format_args!("{}.nat_ports", wb.common.path),
                 format!(
                     "{}-{} overlaps {}-{} of {}, which has the same address {addr_b}; WANs \
                      sharing an address need disjoint nat_ports",
@@ -231,7 +231,7 @@ fn nat_port_overlaps(wans: &[WanDraft<'_>], report: &mut Report<'_>) {
                     ports_b.end(),
                     ports_a.start(),
                     ports_a.end(),
-                    wa.path
+                    wa.common.path
                 ),
             );
         }

@@ -19,13 +19,8 @@ pub(crate) const DEFAULT_NAT_PORTS: RangeInclusive<u16> = 20000..=59999;
 /// A WAN whose fields were checked one by one; `None` fields were reported.
 #[derive(Debug)]
 pub(super) struct WanDraft<'r> {
-    pub path: String,
-    /// Span of the `[[wan]]` header.
-    pub header: Range<usize>,
-    pub name: Option<&'r Spanned<String>>,
-    pub interface: Option<&'r Spanned<String>>,
-    pub address: Option<(Ipv4Addr, Ipv4Net)>,
-    pub address_span: Range<usize>,
+    /// The keys every interface table has.
+    pub common: InterfaceDraft<'r>,
     pub gateway: Option<Ipv4Addr>,
     pub weight: Option<u32>,
     pub tier: Option<u8>,
@@ -40,14 +35,7 @@ pub(super) fn draft<'r>(
     report: &mut Report<'_>,
 ) -> WanDraft<'r> {
     let wan = raw.get_ref();
-    let InterfaceDraft {
-        path,
-        header,
-        name,
-        interface,
-        address,
-        address_span,
-    } = interface::draft(
+    let common = interface::draft(
         "wan",
         index,
         raw.span(),
@@ -56,8 +44,15 @@ pub(super) fn draft<'r>(
         wan.address.as_ref(),
         report,
     );
-    let gateway = required(wan.gateway.as_ref(), &header, &path, "gateway", report)
-        .and_then(|g| gateway(g, address, &path, report));
+    let path = &common.path;
+    let gateway = required(
+        wan.gateway.as_ref(),
+        &common.header,
+        path,
+        "gateway",
+        report,
+    )
+    .and_then(|g| gateway(g, common.address, path, report));
     let weight = match &wan.weight {
         None => Some(1),
         Some(w) => weight(w, format_args!("{path}.weight"), report),
@@ -79,13 +74,8 @@ pub(super) fn draft<'r>(
         nat_ports_span: wan
             .nat_ports
             .as_ref()
-            .map_or_else(|| address_span.clone(), |p| p.span()),
-        address_span,
-        path,
-        header,
-        name,
-        interface,
-        address,
+            .map_or_else(|| common.address_span.clone(), |p| p.span()),
+        common,
         gateway,
         weight,
         tier,
@@ -169,10 +159,10 @@ fn nat_ports(raw: &IntOrStr) -> Result<RangeInclusive<u16>, String> {
 
 impl WanDraft<'_> {
     pub(super) fn build(&self) -> Option<Wan> {
-        let (address, subnet) = self.address?;
+        let (address, subnet) = self.common.address?;
         Some(Wan {
-            name: self.name?.get_ref().clone(),
-            interface: self.interface?.get_ref().clone(),
+            name: self.common.name?.get_ref().clone(),
+            interface: self.common.interface?.get_ref().clone(),
             address,
             subnet,
             gateway: self.gateway?,
