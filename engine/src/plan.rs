@@ -154,12 +154,6 @@ impl Plan {
             .map_or(Destination::Beyond, |p| p.destination)
     }
 
-    /// The WAN whose address is `ip`.
-    #[inline]
-    pub fn wan_by_address(&self, ip: Ipv4Addr) -> Option<usize> {
-        self.wans.iter().position(|w| w.address == ip)
-    }
-
     /// The LAN that reaches `ip`.
     #[inline]
     pub fn lan_for(&self, ip: Ipv4Addr) -> Option<&LanPlan> {

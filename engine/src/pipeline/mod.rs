@@ -175,7 +175,7 @@ impl Pipeline {
         }
         match fast_path::outbound(ctx, &self.counters, frame, pkt) {
             Some(outcome) => outcome,
-            None => self.new_flow(ctx, frame, pkt, ingress),
+            None => self.new_flow(ctx, frame, pkt, destination, ingress),
         }
     }
 

@@ -12,15 +12,17 @@ use super::{Context, DropReason, Event, Outcome, Pipeline};
 use crate::device::Frame;
 use crate::packet::icmp_error::IcmpErrorKind;
 use crate::packet::{Ipv4Packet, Transport};
-use crate::plan::HAIRPIN_RULE;
+use crate::plan::{Destination, HAIRPIN_RULE};
 
 impl Pipeline {
-    /// A LAN packet that matched no session.
+    /// A LAN packet that matched no session; `destination` is where its destination lies
+    /// (already classified by the caller).
     pub(super) fn new_flow(
         &mut self,
         ctx: &Context<'_>,
         frame: &mut Frame,
         pkt: &Ipv4Packet,
+        destination: Destination,
         ingress: u8,
     ) -> Outcome {
         let Some(key) = flow_key(pkt) else {
@@ -28,7 +30,7 @@ impl Pipeline {
         };
         // Hairpin first: the answering host's packets (a SYN-ACK, say) start its own hairpin
         // session, so any packet to a LAN endpoint's external port may open one.
-        if let Some(wan) = ctx.plan.wan_by_address(pkt.dst) {
+        if let Destination::WanAddress(wan) = destination {
             return self.hairpin(ctx, frame, pkt, key, wan, ingress);
         }
         if !may_open_session(pkt) {
