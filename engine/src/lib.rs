@@ -24,4 +24,5 @@ pub mod neighbors;
 pub mod packet;
 pub mod pipeline;
 pub mod plan;
+pub mod steering;
 pub mod tables;

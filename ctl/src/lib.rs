@@ -1,0 +1,1 @@
+//! Control protocol of fwd (placeholder until the ctl crate lands).

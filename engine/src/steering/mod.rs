@@ -1,0 +1,1 @@
+//! Kernel steering (placeholder; being written).

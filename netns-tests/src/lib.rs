@@ -1,0 +1,1 @@
+//! Network-namespace topologies for end-to-end tests (placeholder).
