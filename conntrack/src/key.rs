@@ -46,6 +46,15 @@ impl Proto {
         self as u8
     }
 
+    /// Lower-case name: "icmp", "tcp", "udp".
+    pub fn name(self) -> &'static str {
+        match self {
+            Proto::Icmp => "icmp",
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+
     /// Dense index 0..PROTO_COUNT for per-protocol arrays.
     #[inline]
     pub(crate) fn index(self) -> usize {

@@ -65,6 +65,20 @@ pub enum TcpState {
 }
 
 impl TcpState {
+    /// Lower-case name, as `fwdctl flows` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TcpState::SynSent => "syn_sent",
+            TcpState::SynReceived => "syn_received",
+            TcpState::Established => "established",
+            TcpState::FinWait => "fin_wait",
+            TcpState::CloseWait => "close_wait",
+            TcpState::LastAck => "last_ack",
+            TcpState::TimeWait => "time_wait",
+            TcpState::Closed => "closed",
+        }
+    }
+
     /// The timeout class of this state.
     #[inline]
     pub(crate) fn class(self) -> Class {

@@ -79,6 +79,11 @@ impl Forwarder {
         Ok(received)
     }
 
+    /// Adopts a reloaded plan (same interfaces; new rules, groups and weights).
+    pub fn set_plan(&mut self, plan: &Plan) {
+        self.pipeline.set_plan(plan);
+    }
+
     /// The verdicts of the last batch.
     pub fn output(&self) -> &Output {
         &self.output

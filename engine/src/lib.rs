@@ -7,14 +7,18 @@
 //! - [`dataplane`]: plan, tables and link-state board together, as workers share them;
 //! - [`packet`]: parsing, validation, in-place NAT rewriting, router-generated ICMP errors;
 //! - [`pipeline`]: a worker's batch processing (fast path, slow path, named drop counters);
-//! - [`device`]: the batched I/O boundary and its backends; [`forwarder`]: a worker's step.
+//! - [`device`]: the batched I/O boundary and its backends (in memory, TUN); [`forwarder`]: a
+//!   worker's step;
+//! - [`steering`]: the kernel routes, rules and sysctls that send traffic through the TUNs;
+//! - [`daemon`]: `fwd run`: threads, signals, reload, the control socket's handler.
 //!
 //! Invariants: the per-packet path allocates nothing, logs nothing and takes no global lock
 //! (one connection-table shard lock per packet); every frame not forwarded is counted under a
 //! [`pipeline::DropReason`]; time is an argument everywhere below the worker loop. Only the
-//! I/O backends may use `unsafe`.
+//! I/O backends (`device::tun`, `steering`) may use `unsafe`.
 
 pub mod config;
+pub mod daemon;
 pub mod dataplane;
 pub mod demo;
 pub mod device;

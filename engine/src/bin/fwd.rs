@@ -1,6 +1,6 @@
 //! `fwd`: the forwarder's command line. `fwd check CONFIG` validates a configuration file;
-//! `fwd demo` runs the forwarding core on an embedded default config in memory. `fwd run`
-//! will start the forwarder.
+//! `fwd demo` runs the forwarding core on an embedded default config in memory; `fwd run`
+//! runs the forwarder (see [`engine::daemon`]).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,6 +17,25 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the forwarder: TUN devices, kernel steering, workers, control socket. Stops on
+    /// SIGTERM or SIGINT (removing everything it installed); SIGHUP reloads the config.
+    Run {
+        /// Path of the TOML configuration file.
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Path of the control socket (for fwdctl).
+        #[arg(long, default_value = engine::daemon::DEFAULT_CONTROL_SOCKET, env = "FWD_SOCKET")]
+        control_socket: PathBuf,
+        /// Worker threads (default: one per core).
+        #[arg(long)]
+        workers: Option<usize>,
+        /// First of the routing table numbers fwd installs its routes in.
+        #[arg(long, default_value_t = 4200)]
+        table_base: u32,
+        /// Log level: error, warn, info, debug or trace (RUST_LOG overrides it).
+        #[arg(long, default_value = "info")]
+        log_level: String,
+    },
     /// Validate a configuration file and print a summary; exit 1 if it is invalid.
     Check {
         /// Path of the TOML configuration file.
@@ -36,8 +55,36 @@ enum Command {
 
 fn main() -> ExitCode {
     match Cli::parse().command {
+        Command::Run {
+            config,
+            control_socket,
+            workers,
+            table_base,
+            log_level,
+        } => run(
+            engine::daemon::RunOptions {
+                config,
+                control_socket,
+                workers,
+                table_base,
+            },
+            &log_level,
+        ),
         Command::Check { config } => check(&config),
         Command::Demo { seconds, fast } => demo(seconds, fast),
+    }
+}
+
+fn run(options: engine::daemon::RunOptions, log_level: &str) -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(log_level))
+        .format_target(false)
+        .init();
+    match engine::daemon::run(&options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -154,3 +154,75 @@ fn rewrite_embedded(frame: &mut [u8], emb: &Embedded, src: Endpoint, dst: Endpoi
     }
     quoted
 }
+
+/// Moves the TTL of a raw IPv4 packet (no link header) one step up (`up`) or down, fixing
+/// the header checksum incrementally. Does nothing, and returns false, when the bytes are not
+/// an IPv4 header or the TTL is already at the end of its range (255 up, 0 down).
+///
+/// The TUN backend uses it to undo the kernel's extra TTL decrements: a packet routed into a
+/// TUN and back out is forwarded twice by the kernel, so without it every packet through fwd
+/// would lose two hops instead of one.
+pub fn step_ttl(packet: &mut [u8], up: bool) -> bool {
+    if packet.len() < 20 || packet[0] >> 4 != 4 {
+        return false;
+    }
+    let ttl = packet[IP_TTL];
+    let Some(new_ttl) = (if up {
+        ttl.checked_add(1)
+    } else {
+        ttl.checked_sub(1)
+    }) else {
+        return false;
+    };
+    let old_word = read16(packet, IP_TTL);
+    packet[IP_TTL] = new_ttl;
+    let new_word = read16(packet, IP_TTL);
+    adjust_checksum(
+        packet,
+        IP_CHECKSUM,
+        Delta::ZERO.word(old_word, new_word),
+        false,
+    );
+    true
+}
+
+#[cfg(test)]
+mod step_ttl_tests {
+    use super::*;
+    use crate::packet::checksum;
+
+    /// A 20-byte IPv4 header (UDP, 192.168.1.10 → 203.0.113.10) with TTL `ttl` and a valid
+    /// checksum.
+    fn header(ttl: u8) -> [u8; 20] {
+        let mut h: [u8; 20] = [
+            0x45, 0, 0, 20, 0x12, 0x34, 0x40, 0, ttl, 17, 0, 0, 192, 168, 1, 10, 203, 0, 113, 10,
+        ];
+        let sum = checksum::full(&h);
+        h[10..12].copy_from_slice(&sum.to_be_bytes());
+        h
+    }
+
+    #[test]
+    fn each_step_matches_a_full_recomputation() {
+        for ttl in [1u8, 2, 63, 64, 128, 254] {
+            let mut h = header(ttl);
+            assert!(step_ttl(&mut h, true));
+            assert_eq!(h, header(ttl + 1), "up from {ttl}");
+            assert!(step_ttl(&mut h, false));
+            assert_eq!(h, header(ttl), "down to {ttl}");
+        }
+    }
+
+    #[test]
+    fn ends_of_the_range_and_non_ipv4_are_left_alone() {
+        let mut top = header(255);
+        assert!(!step_ttl(&mut top, true));
+        assert_eq!(top, header(255));
+        let mut bottom = header(0);
+        assert!(!step_ttl(&mut bottom, false));
+        let mut v6 = [0x60u8; 40];
+        assert!(!step_ttl(&mut v6, true));
+        assert_eq!(v6, [0x60u8; 40]);
+        assert!(!step_ttl(&mut [0x45u8; 10], true));
+    }
+}

@@ -1,1 +1,517 @@
-//! Kernel steering (placeholder; being written).
+//! # Kernel steering for the TUN backend
+//!
+//! fwd runs inside a router: the kernel keeps L2, ARP and routing, fwd does policy,
+//! balancing, connection tracking and NAT in userspace. Each LAN and WAN has a TUN device
+//! (created by the engine before [`install`]). This module adds the routes, rules and
+//! sysctls that make the kernel hand fwd exactly the traffic fwd handles, and route what fwd
+//! writes back. [`install`] is all or nothing; [`Installed::remove`] (or dropping the
+//! [`Installed`]) undoes every change in reverse order.
+//!
+//! ## Tables (`table_base` = B, `nl` LANs)
+//! - LAN `i`: table `B + i` = `default dev <lan tun> scope link`;
+//! - WAN `j` outbound: table `B + nl + j` = `default via <gateway> dev <wan dev> onlink`
+//!   (LANs and WANs numbered together, LANs first, as the plan numbers interfaces);
+//! - WAN `j` inbound: table `B + 100 + j` = `default dev <wan tun> scope link`.
+//!
+//! ## Rules, in priority order
+//! Early (from `early_pref`, one after another, all before the local table):
+//! - per WAN: `iif <wan dev> to <A>/32 ipproto tcp|udp dport <nat ports>` and `ipproto
+//!   icmp` → WAN inbound table: replies to fwd's NAT ports, and ICMP, go to fwd although
+//!   `A` is a local address;
+//! - per LAN and WAN (hairpin): `iif <lan dev> to <A>/32 ipproto tcp|udp dport <nat ports>`
+//!   and `ipproto icmp` → LAN table.
+//!
+//! `pref local_pref lookup local`: the kernel's `pref 0 lookup local` rule is moved here (the
+//! new rule added first, then the old one deleted, so the local table is never unreachable;
+//! on removal the old rule is re-added exactly as it was dumped, then ours deleted). If the
+//! pref-0 rule is already absent (someone else moved it), fwd leaves the local rules alone,
+//! records that ([`Installed::local_moved`] is false) and requires the existing local lookup
+//! to lie between its early and late rules.
+//!
+//! Late (from `late_pref`, after the local table, before `main` at 32766):
+//! - per LAN: `iif <lan dev> lookup main suppress_prefixlength 0`, then `iif <lan dev>
+//!   lookup <LAN table>`: what main would send by its *default* route (the Internet) goes
+//!   to fwd; connected and specific routes (LAN to LAN, static routes) stay with the kernel;
+//! - per WAN: `iif <wan tun> lookup <WAN table>`: what fwd writes into a WAN's TUN (source
+//!   `A` after NAT) leaves by that WAN whatever main holds; then `from <A>/32 lookup main
+//!   suppress_prefixlength 0` and `from <A>/32 lookup <WAN table>`: the router's own traffic
+//!   sourced from `A` (link probes) leaves by that WAN, except where main has a specific
+//!   route (the router answering a LAN host that addressed `A` answers on the LAN).
+//!
+//! ## Why frames fwd hands back reach the router itself
+//! fwd writes a frame meant for the router into the TUN it arrived from. Its input
+//! interface is then that TUN: no early rule matches (they all name real LAN and WAN
+//! devices), so the lookup reaches the local table at `local_pref` and the kernel delivers
+//! it. The `iif <wan tun>` and `from <A>` rules come after the local table, so they never
+//! capture traffic for the router either.
+//!
+//! ## Sysctls (only those that differ are written; each restored to the value read)
+//! `net.ipv4.ip_forward = 1`; per TUN `rp_filter = 0` and `accept_local = 1` (fwd writes
+//! packets whose source is the local address `A`); `net.ipv4.conf.all.rp_filter` 1 → 2 (the
+//! kernel applies the larger of `all` and the device's value, so strict filtering would
+//! apply to the TUNs too); `net.ipv4.ip_local_reserved_ports` gets every WAN's NAT range
+//! appended (existing entries kept) so the kernel never gives fwd's NAT ports to its own
+//! sockets. Every TUN is set administratively up (and down again on removal if it was down).
+//!
+//! ## Ownership and a previous fwd that was killed
+//! Every rule and route fwd adds carries protocol [`FWD_PROTO`] (`proto 245` in `ip rule`
+//! and `ip route`). [`install`] first calls [`cleanup_stale`], which deletes every such rule
+//! and route (re-adding `pref 0 lookup local` if fwd's moved copy is the only local lookup
+//! left), so a restarted fwd just works after SIGKILL. Hence: one fwd per network namespace.
+//! Sysctls a killed fwd changed are not known any more and stay as it left them (all
+//! harmless for a router); the next removal restores the values found at the next start.
+//! Then install refuses (an error naming the object) to take a table that holds routes or a
+//! priority that holds a rule that is not fwd's.
+//!
+//! Names are resolved through netlink (a missing interface is an error naming it); no
+//! `unsafe`, no external commands.
+
+mod netlink;
+mod plan;
+mod routes;
+mod rules;
+mod sysctl;
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use netlink_packet_route::route::RouteMessage;
+use netlink_packet_route::route::RouteProtocol;
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
+use netlink_packet_route::AddressFamily;
+
+use netlink::Netlink;
+pub use netlink::NetlinkError;
+use plan::{Observed, Step};
+use rules::TABLE_LOCAL;
+use sysctl::Key;
+
+/// The route and rule protocol number that marks fwd's own (`proto 245`).
+pub const FWD_PROTO: u8 = 245;
+pub const DEFAULT_TABLE_BASE: u32 = 4200;
+pub const DEFAULT_EARLY_PREF: u32 = 100;
+pub const DEFAULT_LOCAL_PREF: u32 = 200;
+pub const DEFAULT_LATE_PREF: u32 = 1000;
+
+/// What to steer. Table and priority numbering: see the module documentation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SteeringSpec {
+    pub lans: Vec<LanSteer>,
+    pub wans: Vec<WanSteer>,
+    pub table_base: u32,
+    /// First priority of the early rules (before the local table).
+    pub early_pref: u32,
+    /// Where the `pref 0 lookup local` rule is moved.
+    pub local_pref: u32,
+    /// First priority of the late rules (after the local table).
+    pub late_pref: u32,
+}
+
+impl Default for SteeringSpec {
+    fn default() -> Self {
+        SteeringSpec {
+            lans: Vec::new(),
+            wans: Vec::new(),
+            table_base: DEFAULT_TABLE_BASE,
+            early_pref: DEFAULT_EARLY_PREF,
+            local_pref: DEFAULT_LOCAL_PREF,
+            late_pref: DEFAULT_LATE_PREF,
+        }
+    }
+}
+
+/// A LAN: its OS interface and its TUN.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LanSteer {
+    pub device: String,
+    pub tun: String,
+}
+
+/// A WAN: its OS interface, its TUN, the router's address on it, the gateway, and the
+/// NAT port range fwd owns on it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WanSteer {
+    pub device: String,
+    pub tun: String,
+    pub address: Ipv4Addr,
+    pub gateway: Ipv4Addr,
+    pub nat_ports: RangeInclusive<u16>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SteeringError {
+    #[error("steering spec: {0}")]
+    Spec(String),
+    /// An interface of the spec cannot be found.
+    #[error("{role} {name}: {source}")]
+    Interface {
+        role: &'static str,
+        name: String,
+        source: NetlinkError,
+    },
+    /// A netlink request failed: `what` names the object (`add route table 4200 default
+    /// dev fwdl0 scope link`).
+    #[error("{what}: {source}")]
+    Netlink { what: String, source: NetlinkError },
+    #[error("sysctl {key}: {source}")]
+    Sysctl { key: String, source: io::Error },
+    /// A rule or route that is not fwd's is in the way.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("kernel steering is already installed by this process")]
+    AlreadyInstalled,
+}
+
+fn nl_err(what: impl Into<String>) -> impl FnOnce(NetlinkError) -> SteeringError {
+    let what = what.into();
+    move |source| SteeringError::Netlink { what, source }
+}
+
+fn sysctl_err(key: &Key) -> impl FnOnce(io::Error) -> SteeringError + '_ {
+    move |source| SteeringError::Sysctl {
+        key: key.to_string(),
+        source,
+    }
+}
+
+/// Set while an [`Installed`] of this process is alive: a second install (or a stale
+/// cleanup) would delete its rules.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+
+/// Installs the steering for `spec`, after removing what a previous fwd left behind (see
+/// [`cleanup_stale`]). All or nothing: when a step fails, the steps done are undone and
+/// the error returned.
+pub fn install(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
+    plan::validate(spec)?;
+    if ACTIVE.swap(true, Ordering::SeqCst) {
+        return Err(SteeringError::AlreadyInstalled);
+    }
+    let result = install_inner(spec);
+    if result.is_err() {
+        ACTIVE.store(false, Ordering::SeqCst);
+    }
+    result
+}
+
+fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
+    let mut nl = Netlink::open().map_err(nl_err("open a netlink socket"))?;
+    for line in cleanup(&mut nl)? {
+        log::info!("steering: removed stale {line} (left by an fwd that did not stop cleanly)");
+    }
+    let links = resolve_links(&mut nl, spec)?;
+    let rules = nl.rule_dump().map_err(nl_err("list rules"))?;
+    let routes = nl.route_dump().map_err(nl_err("list routes"))?;
+    let local_at_zero = rules
+        .iter()
+        .find(|r| rules::is_local_lookup(r) && rules::priority(r) == 0)
+        .cloned();
+    plan::check_existing(spec, &rules, &routes, local_at_zero.is_some())?;
+
+    let mut observed = Observed {
+        local_at_zero: local_at_zero.is_some(),
+        ..Observed::default()
+    };
+    for key in plan::sysctl_keys(spec) {
+        let value = key.read().map_err(sysctl_err(&key))?;
+        observed.sysctls.insert(key, value);
+    }
+    for (name, (_, up)) in &links {
+        if *up {
+            observed.up.insert(name.clone());
+        }
+    }
+
+    let mut installed = Installed {
+        done: Vec::new(),
+        local_moved: false,
+    };
+    for step in plan::plan(spec, &observed) {
+        match apply(&mut nl, &step, &links, local_at_zero.as_ref()) {
+            Ok(undo) => {
+                log::info!("steering: {step}");
+                if step == Step::DeleteLocalAtZero {
+                    installed.local_moved = true;
+                }
+                installed.done.push(Done {
+                    line: step.to_string(),
+                    undo,
+                });
+            }
+            Err(e) => {
+                // Dropping `installed` undoes what was done (warnings logged).
+                drop(installed);
+                return Err(e);
+            }
+        }
+    }
+    if local_at_zero.is_none() && !spec.wans.is_empty() {
+        log::info!(
+            "steering: the pref 0 `lookup local` rule was already absent; local rules left as \
+             they are"
+        );
+    }
+    log::info!("steering: installed ({} changes)", installed.done.len());
+    Ok(installed)
+}
+
+/// Index and up state of every interface of the spec, by name.
+fn resolve_links(
+    nl: &mut Netlink,
+    spec: &SteeringSpec,
+) -> Result<BTreeMap<String, (u32, bool)>, SteeringError> {
+    let named = spec
+        .lans
+        .iter()
+        .flat_map(|l| [("LAN device", &l.device), ("LAN TUN", &l.tun)])
+        .chain(
+            spec.wans
+                .iter()
+                .flat_map(|w| [("WAN device", &w.device), ("WAN TUN", &w.tun)]),
+        );
+    let mut links = BTreeMap::new();
+    for (role, name) in named {
+        let link = nl.link(name).map_err(|source| SteeringError::Interface {
+            role,
+            name: name.clone(),
+            source,
+        })?;
+        links.insert(name.clone(), link);
+    }
+    Ok(links)
+}
+
+fn index_of(links: &BTreeMap<String, (u32, bool)>, dev: &str) -> u32 {
+    // Every device of a plan step comes from the spec, all resolved beforehand.
+    links.get(dev).map_or(0, |l| l.0)
+}
+
+/// Performs one step; returns how to undo it.
+fn apply(
+    nl: &mut Netlink,
+    step: &Step,
+    links: &BTreeMap<String, (u32, bool)>,
+    local_at_zero: Option<&RuleMessage>,
+) -> Result<Undo, SteeringError> {
+    match step {
+        Step::LinkUp { dev } => {
+            let index = index_of(links, dev);
+            nl.link_set_up(index, true)
+                .map_err(nl_err(format!("set link {dev} up")))?;
+            Ok(Undo::LinkDown { index })
+        }
+        Step::Sysctl { key, value, was } => {
+            key.write(value).map_err(sysctl_err(key))?;
+            Ok(Undo::Sysctl {
+                key: key.clone(),
+                value: was.clone(),
+            })
+        }
+        Step::Route(route) => {
+            let msg = route.message(index_of(links, &route.dev));
+            nl.route_add(msg.clone())
+                .map_err(nl_err(format!("add {route}")))?;
+            Ok(Undo::DelRoute(msg))
+        }
+        Step::Rule(rule) => {
+            let msg = rule.message();
+            nl.rule_add(msg.clone())
+                .map_err(nl_err(format!("add {rule}")))?;
+            Ok(Undo::DelRule(msg))
+        }
+        Step::DeleteLocalAtZero => {
+            let msg = with_priority(local_at_zero.cloned().unwrap_or_else(kernel_local_rule), 0);
+            nl.rule_del(msg.clone())
+                .map_err(nl_err("delete rule pref 0 lookup local"))?;
+            Ok(Undo::AddRule(msg))
+        }
+    }
+}
+
+/// The rule as the kernel creates it: `pref 0 lookup local proto kernel`.
+fn kernel_local_rule() -> RuleMessage {
+    let mut msg = RuleMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.action = RuleAction::ToTable;
+    msg.header.table = rules::table_byte(TABLE_LOCAL);
+    msg.attributes.push(RuleAttribute::Table(TABLE_LOCAL));
+    msg.attributes
+        .push(RuleAttribute::Protocol(RouteProtocol::Kernel));
+    with_priority(msg, 0)
+}
+
+/// `msg` with an explicit priority attribute (the kernel omits it for priority 0 in dumps,
+/// and without it an add would pick a priority and a delete would match any).
+fn with_priority(mut msg: RuleMessage, pref: u32) -> RuleMessage {
+    msg.attributes
+        .retain(|a| !matches!(a, RuleAttribute::Priority(_)));
+    msg.attributes.push(RuleAttribute::Priority(pref));
+    msg
+}
+
+/// Removes every rule and route a previous fwd left (those with protocol [`FWD_PROTO`]).
+/// If fwd's moved `lookup local` rule is the only one, `pref 0 lookup local` is re-added
+/// first. Returns what was removed, in `ip rule`/`ip route` terms. [`install`] calls it;
+/// refused while this process has steering installed.
+pub fn cleanup_stale() -> Result<Vec<String>, SteeringError> {
+    if ACTIVE.load(Ordering::SeqCst) {
+        return Err(SteeringError::AlreadyInstalled);
+    }
+    let mut nl = Netlink::open().map_err(nl_err("open a netlink socket"))?;
+    cleanup(&mut nl)
+}
+
+fn cleanup(nl: &mut Netlink) -> Result<Vec<String>, SteeringError> {
+    let mut removed = Vec::new();
+    let rules = nl.rule_dump().map_err(nl_err("list rules"))?;
+    let mut foreign_local = rules
+        .iter()
+        .any(|r| rules::is_local_lookup(r) && !rules::is_ours(r));
+    for rule in rules.iter().filter(|r| rules::is_ours(r)) {
+        let line = format!("rule {}", rules::describe_dumped(rule));
+        if rules::is_local_lookup(rule) && !foreign_local {
+            nl.rule_add(kernel_local_rule())
+                .map_err(nl_err("restore rule pref 0 lookup local"))?;
+            removed.push("move of the local rule (restored rule pref 0 lookup local)".into());
+            foreign_local = true;
+        }
+        match nl.rule_del(with_priority(rule.clone(), rules::priority(rule))) {
+            Ok(()) => removed.push(line),
+            Err(e) if e.is_absent() => {}
+            Err(e) => return Err(nl_err(format!("remove stale {line}"))(e)),
+        }
+    }
+    let stale_routes: Vec<RouteMessage> = nl
+        .route_dump()
+        .map_err(nl_err("list routes"))?
+        .into_iter()
+        .filter(routes::is_ours)
+        .collect();
+    for route in stale_routes {
+        let line = routes::describe_dumped(&route);
+        match nl.route_del(route) {
+            Ok(()) => removed.push(line),
+            Err(e) if e.is_absent() => {}
+            Err(e) => return Err(nl_err(format!("remove stale {line}"))(e)),
+        }
+    }
+    Ok(removed)
+}
+
+/// How to undo one step.
+#[derive(Debug)]
+enum Undo {
+    LinkDown {
+        index: u32,
+    },
+    Sysctl {
+        key: Key,
+        value: String,
+    },
+    DelRoute(RouteMessage),
+    DelRule(RuleMessage),
+    /// Re-add the kernel's `pref 0 lookup local` rule, as it was dumped.
+    AddRule(RuleMessage),
+}
+
+#[derive(Debug)]
+struct Done {
+    line: String,
+    undo: Undo,
+}
+
+/// The steering in place. [`Installed::remove`] undoes it and reports what could not be
+/// undone; dropping it without calling `remove` removes it too (failures logged).
+#[derive(Debug)]
+pub struct Installed {
+    done: Vec<Done>,
+    local_moved: bool,
+}
+
+impl Installed {
+    /// One line per change, in the order made: `link fwdl0 up`, `sysctl net.ipv4.ip_forward
+    /// = 1 (was 0)`, `route table 4200 default dev fwdl0 scope link`, `rule pref 100 iif
+    /// wan0 to 10.0.0.2/32 ipproto tcp dport 20000-29999 lookup 4300`, ...
+    pub fn describe(&self) -> Vec<String> {
+        self.done.iter().map(|d| d.line.clone()).collect()
+    }
+
+    /// Whether fwd moved the kernel's `pref 0 lookup local` rule (false: it was already
+    /// absent at install, and fwd left the local rules alone).
+    pub fn local_moved(&self) -> bool {
+        self.local_moved
+    }
+
+    /// Undoes every change, last first, going on past failures; returns the failures.
+    /// Something already gone (a route whose TUN the engine closed) is not a failure.
+    pub fn remove(mut self) -> Vec<SteeringError> {
+        self.undo_all()
+    }
+
+    fn undo_all(&mut self) -> Vec<SteeringError> {
+        let mut errors = Vec::new();
+        if self.done.is_empty() {
+            return errors;
+        }
+        let mut nl = match Netlink::open() {
+            Ok(nl) => Some(nl),
+            Err(e) => {
+                errors.push(nl_err("open a netlink socket")(e));
+                None
+            }
+        };
+        while let Some(done) = self.done.pop() {
+            let line = done.line.clone();
+            match undo(nl.as_mut(), done) {
+                Ok(()) => log::info!("steering: undid `{line}`"),
+                Err(e) => {
+                    log::warn!("steering: {e}");
+                    errors.push(e);
+                }
+            }
+        }
+        errors
+    }
+}
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        self.undo_all();
+        ACTIVE.store(false, Ordering::SeqCst);
+    }
+}
+
+fn undo(nl: Option<&mut Netlink>, done: Done) -> Result<(), SteeringError> {
+    let what = format!("undo `{}`", done.line);
+    if let Undo::Sysctl { key, value } = &done.undo {
+        return match key.write(value) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(sysctl_err(key)(e)),
+            _ => Ok(()), // done, or the device (a TUN) is gone with its settings
+        };
+    }
+    let Some(nl) = nl else {
+        return Err(SteeringError::Netlink {
+            what,
+            source: io::Error::from(io::ErrorKind::NotConnected).into(),
+        });
+    };
+    let result = match done.undo {
+        Undo::LinkDown { index, .. } => nl.link_set_up(index, false),
+        Undo::DelRoute(msg) => nl.route_del(msg),
+        Undo::DelRule(msg) => nl.rule_del(msg),
+        Undo::AddRule(msg) => match nl.rule_add(msg) {
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            other => other,
+        },
+        Undo::Sysctl { .. } => Ok(()),
+    };
+    match result {
+        // Already gone (a route or TUN the engine removed first): nothing to undo.
+        Err(e) if !e.is_absent() => Err(SteeringError::Netlink { what, source: e }),
+        _ => Ok(()),
+    }
+}

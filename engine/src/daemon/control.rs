@@ -1,0 +1,372 @@
+//! The control thread: serves the `ctl` protocol on the control socket. Every answer is
+//! built from what the workers publish anyway (atomic counters, the connection table read one
+//! shard at a time, the current plan), so a request never stalls the packet path for more
+//! than one shard lock.
+
+use std::net::SocketAddrV4;
+use std::time::Duration;
+
+use balancer::{DecisionKind, FlowInfo, Selector};
+use ctl::protocol::{
+    Counter, CountersReply, ExplainReply, Flow, FlowsReply, Reply, Request, Response, RuleEntry,
+    RulesReply, StatusReply, Totals, WanStatus, DEFAULT_FLOW_LIMIT,
+};
+use ctl::server::ControlServer;
+
+use crate::config::{Config, Rule, RuleAction};
+use crate::pipeline::counters::MAX_WANS;
+use crate::pipeline::{DropReason, Event};
+use crate::plan::HAIRPIN_RULE;
+
+use super::reload::reload;
+use super::shared::Shared;
+
+/// How long one `poll` of the control socket may block (bounds the reaction to stop).
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// Serves requests until `shared.stopping()`.
+pub fn serve(shared: &Shared, server: &mut ControlServer) {
+    let mut handler = |request: Request| handle(shared, request);
+    while !shared.stopping() {
+        if let Err(e) = server.poll(POLL_INTERVAL, &mut handler) {
+            log::error!("control socket: {e}");
+            std::thread::sleep(POLL_INTERVAL);
+        }
+    }
+}
+
+/// Answers one request.
+pub fn handle(shared: &Shared, request: Request) -> Response {
+    let reply = match request {
+        Request::Status => Ok(Reply::Status(status(shared))),
+        Request::Flows { wan, limit } => flows(shared, wan.as_deref(), limit).map(Reply::Flows),
+        Request::Rules => Ok(Reply::Rules(rules(shared))),
+        Request::Counters => Ok(Reply::Counters(counters(shared))),
+        Request::Explain {
+            src,
+            dst,
+            proto,
+            sport,
+            dport,
+        } => explain(
+            shared,
+            FlowQuery {
+                src,
+                dst,
+                proto: proto.number(),
+                sport: sport.unwrap_or(0),
+                dport: dport.unwrap_or(0),
+            },
+        )
+        .map(Reply::Explain),
+        Request::Reload => match reload(shared) {
+            Ok(message) => {
+                log::info!("fwdctl reload: {message}");
+                Ok(Reply::Reload(ctl::protocol::ReloadReply { message }))
+            }
+            Err(message) => {
+                log::error!("fwdctl reload: {message}");
+                Err(message)
+            }
+        },
+    };
+    match reply {
+        Ok(r) => Response::Ok(r),
+        Err(message) => Response::Error { message },
+    }
+}
+
+fn sum(shared: &Shared, f: impl Fn(&crate::pipeline::Counters) -> u64) -> u64 {
+    shared.counters.iter().map(|c| f(c)).sum()
+}
+
+fn status(shared: &Shared) -> StatusReply {
+    let (dp, _) = shared.dataplane();
+    let config = shared.config();
+    let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    let wans = config
+        .wans
+        .iter()
+        .enumerate()
+        .take(MAX_WANS)
+        .map(|(i, w)| WanStatus {
+            name: w.name.clone(),
+            interface: w.interface.clone(),
+            address: w.address,
+            state: dp.health.get(i).as_str().to_string(),
+            tier: w.tier,
+            weight: w.weight,
+            flows: dp.tables.conntrack.wan_sessions(i as u8),
+            tx_packets: sum(shared, |c| c.wan(i).map_or(0, |t| load(&t.tx_packets))),
+            tx_bytes: sum(shared, |c| c.wan(i).map_or(0, |t| load(&t.tx_bytes))),
+            rx_packets: sum(shared, |c| c.wan(i).map_or(0, |t| load(&t.rx_packets))),
+            rx_bytes: sum(shared, |c| c.wan(i).map_or(0, |t| load(&t.rx_bytes))),
+        })
+        .collect();
+    StatusReply {
+        uptime_secs: shared.clock.now().as_secs(),
+        workers: shared.counters.len() as u32,
+        backend: shared.backend.to_string(),
+        wans,
+        totals: Totals {
+            flows: dp.tables.conntrack.len() as u64,
+            max_flows: u64::from(config.conntrack.max_sessions),
+            forwarded: sum(shared, |c| c.events(Event::Forwarded)),
+            to_kernel: sum(shared, |c| c.events(Event::ToKernel)),
+            dropped: sum(shared, |c| c.total_drops()),
+            sessions_created: sum(shared, |c| c.events(Event::SessionsCreated)),
+        },
+    }
+}
+
+fn rule_name(config: &Config, rule: u16) -> String {
+    if rule == HAIRPIN_RULE {
+        return "(hairpin)".to_string();
+    }
+    config
+        .rules
+        .get(usize::from(rule))
+        .map_or_else(|| format!("#{rule}"), |r| r.name.clone())
+}
+
+fn flows(shared: &Shared, wan: Option<&str>, limit: Option<u32>) -> Result<FlowsReply, String> {
+    let (dp, _) = shared.dataplane();
+    let config = shared.config();
+    let wan_filter = match wan {
+        None => None,
+        Some(name) => Some(
+            config
+                .wans
+                .iter()
+                .position(|w| w.name == name)
+                .ok_or_else(|| format!("no WAN named '{name}'"))? as u8,
+        ),
+    };
+    let limit = limit.unwrap_or(DEFAULT_FLOW_LIMIT) as usize;
+    let mut total = 0u64;
+    let mut out = Vec::with_capacity(limit.min(4096));
+    dp.tables
+        .conntrack
+        .for_each_session_at(shared.clock.now(), |s| {
+            if wan_filter.is_some_and(|w| w != s.wan) {
+                return;
+            }
+            total += 1;
+            if out.len() < limit {
+                out.push(Flow {
+                    proto: s.key.proto.name().to_string(),
+                    internal: SocketAddrV4::new(s.key.src.ip, s.key.src.port),
+                    external: SocketAddrV4::new(s.external.ip, s.external.port),
+                    remote: SocketAddrV4::new(s.key.dst.ip, s.key.dst.port),
+                    wan: config
+                        .wans
+                        .get(usize::from(s.wan))
+                        .map_or_else(|| format!("#{}", s.wan), |w| w.name.clone()),
+                    state: s
+                        .tcp_state
+                        .map_or_else(|| "-".to_string(), |t| t.name().to_string()),
+                    rule: rule_name(&config, s.rule),
+                    age_secs: s.age.as_secs(),
+                    idle_secs: s.idle.as_secs(),
+                    packets_out: s.packets_out,
+                    packets_in: s.packets_in,
+                    bytes_out: s.bytes_out,
+                    bytes_in: s.bytes_in,
+                });
+            }
+        });
+    Ok(FlowsReply { total, flows: out })
+}
+
+fn rules(shared: &Shared) -> RulesReply {
+    let (dp, _) = shared.dataplane();
+    let config = shared.config();
+    RulesReply {
+        rules: config
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RuleEntry {
+                index: i as u32,
+                name: r.name.clone(),
+                matches: describe_match(&config, r),
+                action: describe_action(&config, r.action),
+                sticky_secs: r.sticky.map(|d| d.as_secs()),
+                hits: dp.plan.rule_hits(i),
+            })
+            .collect(),
+    }
+}
+
+fn proto_name(proto: u8) -> String {
+    match proto {
+        1 => "icmp".to_string(),
+        6 => "tcp".to_string(),
+        17 => "udp".to_string(),
+        n => n.to_string(),
+    }
+}
+
+fn ports(ranges: &[std::ops::RangeInclusive<u16>]) -> String {
+    ranges
+        .iter()
+        .map(|r| {
+            if r.start() == r.end() {
+                r.start().to_string()
+            } else {
+                format!("{}-{}", r.start(), r.end())
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// A rule's match conditions in `ip rule`-like words; "any" when it has none.
+pub fn describe_match(config: &Config, rule: &Rule) -> String {
+    let mut parts = Vec::new();
+    if let Some(p) = rule.proto {
+        parts.push(format!("proto {}", proto_name(p)));
+    }
+    let nets = |n: &[ipnet::Ipv4Net]| {
+        n.iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    if !rule.src.is_empty() {
+        parts.push(format!("from {}", nets(&rule.src)));
+    }
+    if !rule.dst.is_empty() {
+        parts.push(format!("to {}", nets(&rule.dst)));
+    }
+    if !rule.src_ports.is_empty() {
+        parts.push(format!("sport {}", ports(&rule.src_ports)));
+    }
+    if !rule.dst_ports.is_empty() {
+        parts.push(format!("dport {}", ports(&rule.dst_ports)));
+    }
+    if !rule.ingress.is_empty() {
+        let names: Vec<&str> = rule
+            .ingress
+            .iter()
+            .filter_map(|&l| config.lans.get(l).map(|l| l.name.as_str()))
+            .collect();
+        parts.push(format!("in {}", names.join(",")));
+    }
+    if parts.is_empty() {
+        "any".to_string()
+    } else {
+        parts.join(" ")
+    }
+}
+
+/// A rule's action in words.
+pub fn describe_action(config: &Config, action: RuleAction) -> String {
+    match action {
+        RuleAction::Group(g) => format!(
+            "group {}",
+            config.groups.get(g).map_or("?", |g| g.name.as_str())
+        ),
+        RuleAction::Wan(w) => format!(
+            "wan {}",
+            config.wans.get(w).map_or("?", |w| w.name.as_str())
+        ),
+        RuleAction::MainTable => "main table".to_string(),
+        RuleAction::Blackhole => "blackhole".to_string(),
+        RuleAction::Unreachable => "unreachable".to_string(),
+    }
+}
+
+fn counters(shared: &Shared) -> CountersReply {
+    let (dp, _) = shared.dataplane();
+    let drops = DropReason::ALL
+        .iter()
+        .map(|&r| Counter {
+            name: r.name().to_string(),
+            value: sum(shared, |c| c.drops(r)),
+        })
+        .collect();
+    let mut events: Vec<Counter> = Event::ALL
+        .iter()
+        .map(|&e| Counter {
+            name: e.name().to_string(),
+            value: sum(shared, |c| c.events(e)),
+        })
+        .collect();
+    let t = dp.tables.conntrack.stats();
+    for (name, value) in [
+        ("conntrack_created", t.created),
+        ("conntrack_expired", t.expired),
+        ("conntrack_evicted", t.evicted),
+        ("conntrack_refused_full", t.refused_full),
+        ("conntrack_ports_exhausted", t.ports_exhausted),
+        ("conntrack_closed_by_rst", t.closed_by_rst),
+        ("conntrack_recycled", t.recycled),
+        ("conntrack_index_rebuilds", t.index_rebuilds),
+    ] {
+        events.push(Counter {
+            name: name.to_string(),
+            value,
+        });
+    }
+    CountersReply { drops, events }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FlowQuery {
+    src: std::net::Ipv4Addr,
+    dst: std::net::Ipv4Addr,
+    proto: u8,
+    sport: u16,
+    dport: u16,
+}
+
+fn explain(shared: &Shared, q: FlowQuery) -> Result<ExplainReply, String> {
+    let (dp, _) = shared.dataplane();
+    let config = shared.config();
+    let Some(lan) = dp.plan.lan_for(q.src) else {
+        return Err(format!(
+            "{} is not in any LAN subnet: fwd only routes traffic from its LANs",
+            q.src
+        ));
+    };
+    let flow = FlowInfo {
+        src: q.src,
+        dst: q.dst,
+        proto: q.proto,
+        src_port: q.sport,
+        dst_port: q.dport,
+        ingress: lan.iface,
+    };
+    let mut health = [balancer::LinkState::Down; MAX_WANS];
+    dp.health.snapshot(&mut health);
+    // A fresh selector: its round-robin position is its own, so "would pick" shows the
+    // first pick of the active tier, not necessarily the next one a worker will make.
+    let selector = Selector::new(&dp.plan.policy);
+    let e = selector.explain(
+        &dp.plan.policy,
+        &health,
+        &dp.tables.sticky,
+        &flow,
+        shared.clock.now(),
+    );
+    let wan_name = |w: balancer::WanId| config.wans.get(usize::from(w.0)).map(|w| w.name.clone());
+    let decision = match e.decision_kind {
+        DecisionKind::Wan => "wan",
+        DecisionKind::MainTable => "main table",
+        DecisionKind::Blackhole => "blackhole",
+        DecisionKind::Unreachable => "unreachable",
+    };
+    Ok(ExplainReply {
+        rule: e.rule.map(|r| rule_name(&config, r.0)),
+        group: e
+            .group
+            .and_then(|g| config.groups.get(usize::from(g.0)).map(|g| g.name.clone())),
+        wan: match e.decision {
+            balancer::Decision::Wan { wan, .. } => wan_name(wan),
+            _ => None,
+        },
+        decision: decision.to_string(),
+        reasons: e.reasons,
+    })
+}

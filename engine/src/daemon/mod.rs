@@ -1,0 +1,221 @@
+//! `fwd run`: the daemon. It loads the config, claims the control socket (refusing to start
+//! beside another fwd), creates one multi-queue TUN device per interface, installs the kernel
+//! steering (routes, rules, sysctls), starts pinned worker threads and a control thread, and
+//! then waits for signals: SIGHUP reloads the config, SIGTERM and SIGINT stop it. On the way
+//! out it stops the threads, removes every route, rule and sysctl it installed, closes the
+//! TUNs (the kernel deletes them) and removes the socket. A failure half-way through start-up
+//! undoes what was done before it.
+
+pub mod control;
+pub mod reload;
+pub mod shared;
+pub mod tuns;
+pub mod worker;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use balancer::LinkState;
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+
+use crate::config::{Config, LoadError};
+use crate::dataplane::DataPlane;
+use crate::plan::Role;
+use crate::steering::{self, LanSteer, SteeringSpec, WanSteer};
+
+use shared::Shared;
+use worker::Worker;
+
+/// Default path of the control socket.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/fwd/fwd.sock";
+
+/// How `fwd run` was asked to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub config: PathBuf,
+    pub control_socket: PathBuf,
+    /// Worker threads; `None`: one per available core.
+    pub workers: Option<usize>,
+    /// First routing table number fwd uses (it uses a small block from there).
+    pub table_base: u32,
+}
+
+/// Why the daemon could not start (or stopped with an error).
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(String),
+    #[error("control socket: {0}")]
+    Control(String),
+    #[error("data plane: {0}")]
+    DataPlane(#[from] crate::dataplane::DataPlaneError),
+    #[error("TUN devices: {0}")]
+    Tun(std::io::Error),
+    #[error("kernel steering: {0}")]
+    Steering(String),
+    #[error("signals: {0}")]
+    Signals(std::io::Error),
+    #[error("threads: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Runs the daemon until SIGTERM/SIGINT (Ok) or a fatal error.
+pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
+    let config = load_config(options)?;
+    let mut server = ctl::server::ControlServer::bind(&options.control_socket)
+        .map_err(|e| DaemonError::Control(e.to_string()))?;
+    log::info!("control socket {}", options.control_socket.display());
+
+    let dataplane = DataPlane::new(&config, random_seed(), LinkState::Up)?;
+    let workers = options
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, 64);
+    let names = tuns::tun_names(&dataplane.plan);
+    let queues = tuns::open_queues(&names, workers).map_err(DaemonError::Tun)?;
+    log::info!("TUN devices {} ({} queues each)", names.join(", "), workers);
+    let spec = steering_spec(&dataplane, &names, options.table_base);
+    let installed = steering::install(&spec).map_err(|e| DaemonError::Steering(e.to_string()))?;
+    for line in installed.describe() {
+        log::info!("installed: {line}");
+    }
+
+    let shared = Arc::new(Shared::new(
+        dataplane,
+        config,
+        options.config.clone(),
+        workers,
+        "tun",
+    ));
+    let result = serve(&shared, queues, &mut server);
+    shared.request_stop();
+    for e in installed.remove() {
+        log::warn!("removing kernel steering: {e}");
+    }
+    log::info!("kernel steering removed; fwd stopped");
+    result
+}
+
+fn load_config(options: &RunOptions) -> Result<Config, DaemonError> {
+    match Config::load(&options.config) {
+        Ok(c) => {
+            log::info!(
+                "config {}: {} LANs, {} WANs, {} groups, {} rules",
+                options.config.display(),
+                c.lans.len(),
+                c.wans.len(),
+                c.groups.len(),
+                c.rules.len()
+            );
+            Ok(c)
+        }
+        Err(LoadError::Invalid(errors)) => Err(DaemonError::Config(
+            errors
+                .iter()
+                .map(|e| format!("{}: {e}", options.config.display()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )),
+        Err(e) => Err(DaemonError::Config(e.to_string())),
+    }
+}
+
+/// What the kernel must route into which TUN, from the plan.
+fn steering_spec(dataplane: &DataPlane, names: &[String], table_base: u32) -> SteeringSpec {
+    let plan = &dataplane.plan;
+    let mut lans = Vec::new();
+    let mut wans = Vec::new();
+    for (iface, tun) in plan.interfaces.iter().zip(names) {
+        match iface.role {
+            Role::Lan(_) => lans.push(LanSteer {
+                device: iface.os_name.clone(),
+                tun: tun.clone(),
+            }),
+            Role::Wan(w) => {
+                if let Some(wan) = plan.wans.get(w) {
+                    wans.push(WanSteer {
+                        device: iface.os_name.clone(),
+                        tun: tun.clone(),
+                        address: wan.address,
+                        gateway: wan.gateway,
+                        nat_ports: wan.nat_ports.clone(),
+                    });
+                }
+            }
+        }
+    }
+    SteeringSpec {
+        lans,
+        wans,
+        table_base,
+        ..SteeringSpec::default()
+    }
+}
+
+/// Starts the threads and waits for signals; returns when fwd should stop.
+fn serve(
+    shared: &Arc<Shared>,
+    queues: Vec<Vec<std::fs::File>>,
+    server: &mut ctl::server::ControlServer,
+) -> Result<(), DaemonError> {
+    let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let result = std::thread::scope(|scope| -> Result<(), DaemonError> {
+        for (index, queues) in queues.into_iter().enumerate() {
+            let worker = Worker {
+                index,
+                core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
+                queues,
+            };
+            let worker_shared = Arc::clone(shared);
+            let spawned = std::thread::Builder::new()
+                .name(format!("fwd-worker-{index}"))
+                .spawn_scoped(scope, move || worker.run(&worker_shared));
+            if let Err(e) = spawned {
+                shared.request_stop();
+                return Err(DaemonError::Thread(e));
+            }
+        }
+        let control_shared = Arc::clone(shared);
+        std::thread::Builder::new()
+            .name("fwd-control".into())
+            .spawn_scoped(scope, move || control::serve(&control_shared, server))
+            .map_err(|e| {
+                shared.request_stop();
+                DaemonError::Thread(e)
+            })?;
+        log::info!("fwd running: {} workers", shared.counters.len());
+        while !shared.stopping() {
+            for signal in signals.pending() {
+                match signal {
+                    SIGHUP => match reload::reload(shared) {
+                        Ok(summary) => log::info!("SIGHUP: {summary}"),
+                        Err(why) => log::error!("SIGHUP: {why}"),
+                    },
+                    _ => {
+                        log::info!("signal {signal}: stopping");
+                        shared.request_stop();
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    });
+    signals.handle().close();
+    result
+}
+
+/// A per-process random key for the table hashes (so remote hosts cannot aim at one bucket).
+fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.finish()
+}

@@ -1,0 +1,47 @@
+//! Config reload (SIGHUP or `fwdctl reload`): read and validate the file again, check that
+//! nothing the tables were built from changed, and publish a new data plane around the same
+//! tables. Anything wrong leaves the running config in place and says why.
+
+use crate::config::{Config, LoadError};
+use crate::dataplane::reload_blockers;
+
+use super::shared::Shared;
+
+/// Reloads `shared.config_path`. Ok: a summary of what is now running; Err: why the running
+/// config stays.
+pub fn reload(shared: &Shared) -> Result<String, String> {
+    let _one_at_a_time = shared.reload_guard();
+    let path = shared.config_path.display().to_string();
+    let new = match Config::load(&shared.config_path) {
+        Ok(c) => c,
+        Err(LoadError::Invalid(errors)) => {
+            let lines: Vec<String> = errors.iter().map(|e| format!("{path}: {e}")).collect();
+            return Err(format!(
+                "reload refused, the running config stays:\n{}",
+                lines.join("\n")
+            ));
+        }
+        Err(e) => return Err(format!("reload refused, the running config stays: {e}")),
+    };
+    let old = shared.config();
+    let blockers = reload_blockers(&old, &new);
+    if !blockers.is_empty() {
+        return Err(format!(
+            "reload refused, the running config stays (these changes need a restart): {}",
+            blockers.join("; ")
+        ));
+    }
+    let (current, _) = shared.dataplane();
+    let dataplane = current
+        .reloaded(&new)
+        .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
+    let summary = format!(
+        "reloaded {path}: {} WANs, {} groups, {} rules; {} sessions kept",
+        new.wans.len(),
+        new.groups.len(),
+        new.rules.len(),
+        dataplane.tables.conntrack.len()
+    );
+    shared.publish(dataplane, new);
+    Ok(summary)
+}

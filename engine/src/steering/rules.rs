@@ -1,0 +1,245 @@
+//! Policy routing rules: the [`RuleSpec`] fwd installs, its netlink message and its
+//! `ip rule`-style description, and what fwd needs to read off rules the kernel dumps
+//! (priority, table, owner, "is this the `lookup local` rule").
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+use std::ops::RangeInclusive;
+
+use netlink_packet_route::route::RouteProtocol;
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
+use netlink_packet_route::{AddressFamily, IpProtocol};
+
+use super::FWD_PROTO;
+
+/// The kernel's `local` table (addresses of the box itself, broadcast).
+pub const TABLE_LOCAL: u32 = 255;
+/// The kernel's `main` table.
+pub const TABLE_MAIN: u32 = 254;
+
+/// The transport protocol a rule selects on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+}
+
+impl Proto {
+    fn name(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+            Proto::Icmp => "icmp",
+        }
+    }
+
+    fn netlink(self) -> IpProtocol {
+        match self {
+            Proto::Tcp => IpProtocol::Tcp,
+            Proto::Udp => IpProtocol::Udp,
+            Proto::Icmp => IpProtocol::Icmp,
+        }
+    }
+}
+
+/// One IPv4 rule: `pref P [iif DEV] [from A/32] [to A/32] [ipproto P [dport LO-HI]]
+/// lookup T [suppress_prefixlength N]`. Every rule fwd adds carries protocol [`FWD_PROTO`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub pref: u32,
+    pub iif: Option<String>,
+    pub from: Option<Ipv4Addr>,
+    pub to: Option<Ipv4Addr>,
+    pub proto: Option<Proto>,
+    pub dports: Option<RangeInclusive<u16>>,
+    pub table: u32,
+    pub suppress_prefixlength: Option<u32>,
+}
+
+impl RuleSpec {
+    /// `pref P lookup T`, no selector.
+    pub fn lookup(pref: u32, table: u32) -> RuleSpec {
+        RuleSpec {
+            pref,
+            iif: None,
+            from: None,
+            to: None,
+            proto: None,
+            dports: None,
+            table,
+            suppress_prefixlength: None,
+        }
+    }
+
+    /// The message for RTM_NEWRULE and RTM_DELRULE (the kernel deletes the rule that
+    /// matches every attribute given).
+    pub fn message(&self) -> RuleMessage {
+        let mut msg = RuleMessage::default();
+        msg.header.family = AddressFamily::Inet;
+        msg.header.action = RuleAction::ToTable;
+        msg.header.table = table_byte(self.table);
+        let attrs = &mut msg.attributes;
+        attrs.push(RuleAttribute::Priority(self.pref));
+        attrs.push(RuleAttribute::Table(self.table));
+        attrs.push(RuleAttribute::Protocol(RouteProtocol::Other(FWD_PROTO)));
+        if let Some(iif) = &self.iif {
+            attrs.push(RuleAttribute::Iifname(iif.clone()));
+        }
+        if let Some(from) = self.from {
+            msg.header.src_len = 32;
+            attrs.push(RuleAttribute::Source(IpAddr::V4(from)));
+        }
+        if let Some(to) = self.to {
+            msg.header.dst_len = 32;
+            attrs.push(RuleAttribute::Destination(IpAddr::V4(to)));
+        }
+        if let Some(proto) = self.proto {
+            attrs.push(RuleAttribute::IpProtocol(proto.netlink()));
+        }
+        if let Some(ports) = &self.dports {
+            attrs.push(RuleAttribute::DestinationPortRange(RulePortRange {
+                start: *ports.start(),
+                end: *ports.end(),
+            }));
+        }
+        if let Some(len) = self.suppress_prefixlength {
+            attrs.push(RuleAttribute::SuppressPrefixLen(len));
+        }
+        msg
+    }
+}
+
+impl fmt::Display for RuleSpec {
+    /// `rule pref 100 iif wan0 to 10.0.0.2/32 ipproto tcp dport 20000-29999 lookup 4300`
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "rule pref {}", self.pref)?;
+        if let Some(iif) = &self.iif {
+            write!(f, " iif {iif}")?;
+        }
+        if let Some(from) = self.from {
+            write!(f, " from {from}/32")?;
+        }
+        if let Some(to) = self.to {
+            write!(f, " to {to}/32")?;
+        }
+        if let Some(proto) = self.proto {
+            write!(f, " ipproto {}", proto.name())?;
+        }
+        if let Some(ports) = &self.dports {
+            write!(f, " dport {}-{}", ports.start(), ports.end())?;
+        }
+        write!(f, " lookup {}", table_name(self.table))?;
+        if let Some(len) = self.suppress_prefixlength {
+            write!(f, " suppress_prefixlength {len}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The header's 8-bit table field: the table itself when it fits, else `RT_TABLE_UNSPEC`
+/// (the u32 table attribute, always sent, carries it).
+pub fn table_byte(table: u32) -> u8 {
+    u8::try_from(table).unwrap_or(0)
+}
+
+/// `local`, `main`, or the number.
+pub fn table_name(table: u32) -> String {
+    match table {
+        TABLE_LOCAL => "local".to_string(),
+        TABLE_MAIN => "main".to_string(),
+        n => n.to_string(),
+    }
+}
+
+/// A rule's priority (the kernel omits the attribute for priority 0).
+pub fn priority(msg: &RuleMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            RuleAttribute::Priority(p) => Some(*p),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// The table a rule looks up: the u32 attribute, else the header byte.
+pub fn table(msg: &RuleMessage) -> u32 {
+    msg.attributes
+        .iter()
+        .find_map(|a| match a {
+            RuleAttribute::Table(t) => Some(*t),
+            _ => None,
+        })
+        .unwrap_or(u32::from(msg.header.table))
+}
+
+/// Whether fwd added this rule (it carries protocol [`FWD_PROTO`]).
+pub fn is_ours(msg: &RuleMessage) -> bool {
+    msg.attributes
+        .iter()
+        .any(|a| matches!(a, RuleAttribute::Protocol(p) if u8::from(*p) == FWD_PROTO))
+}
+
+/// Whether this is an IPv4 "all traffic → local table" rule (`pref N lookup local`, no
+/// selector).
+pub fn is_local_lookup(msg: &RuleMessage) -> bool {
+    msg.header.family == AddressFamily::Inet
+        && msg.header.action == RuleAction::ToTable
+        && table(msg) == TABLE_LOCAL
+        && msg.header.src_len == 0
+        && msg.header.dst_len == 0
+        && !msg.attributes.iter().any(is_selector)
+}
+
+fn is_selector(attr: &RuleAttribute) -> bool {
+    !matches!(
+        attr,
+        RuleAttribute::Priority(_)
+            | RuleAttribute::Table(_)
+            | RuleAttribute::Protocol(_)
+            | RuleAttribute::SuppressPrefixLen(_)
+            | RuleAttribute::SuppressIfGroup(_)
+    )
+}
+
+/// A dumped rule in `ip rule` terms, for error messages about a rule that is in the way.
+pub fn describe_dumped(msg: &RuleMessage) -> String {
+    let mut s = format!("pref {}", priority(msg));
+    for attr in &msg.attributes {
+        match attr {
+            RuleAttribute::Iifname(n) => s.push_str(&format!(" iif {n}")),
+            RuleAttribute::Oifname(n) => s.push_str(&format!(" oif {n}")),
+            RuleAttribute::Source(a) => s.push_str(&format!(" from {a}/{}", msg.header.src_len)),
+            RuleAttribute::Destination(a) => s.push_str(&format!(" to {a}/{}", msg.header.dst_len)),
+            RuleAttribute::FwMark(m) => s.push_str(&format!(" fwmark {m:#x}")),
+            RuleAttribute::IpProtocol(p) => s.push_str(&format!(" ipproto {}", u8::from(*p))),
+            RuleAttribute::DestinationPortRange(r) => {
+                s.push_str(&format!(" dport {}-{}", r.start, r.end))
+            }
+            RuleAttribute::SourcePortRange(r) => {
+                s.push_str(&format!(" sport {}-{}", r.start, r.end))
+            }
+            _ => {}
+        }
+    }
+    match msg.header.action {
+        RuleAction::ToTable => s.push_str(&format!(" lookup {}", table_name(table(msg)))),
+        other => s.push_str(&format!(" action {}", u8::from(other))),
+    }
+    if let Some(p) = msg.attributes.iter().find_map(|a| match a {
+        RuleAttribute::Protocol(p) => Some(*p),
+        _ => None,
+    }) {
+        s.push_str(&format!(" proto {}", protocol_name(p)));
+    }
+    s
+}
+
+/// A protocol as `ip` prints it: its name, or its number (`245`).
+pub fn protocol_name(p: RouteProtocol) -> String {
+    match p {
+        RouteProtocol::Other(n) => n.to_string(),
+        named => named.to_string(),
+    }
+}

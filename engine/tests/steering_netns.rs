@@ -1,0 +1,515 @@
+//! Live tests of `engine::steering`, each in a throwaway network namespace.
+//!
+//! Needs root and iproute2's `ip`; otherwise every test prints one "skipped" line and
+//! passes, unless `FWD_REQUIRE_NETNS=1`, which turns a skip into a failure. Each test
+//! creates its namespace (`fwdst-<pid>-<n>`, deleted again by a guard even on failure) and
+//! re-executes this test binary inside it (`ip netns exec`) with `FWD_STEERING_INNER` set,
+//! filtered to that one test: the inner run does the work; the outer one waits (at most
+//! [`CHILD_TIMEOUT`]) and reports. Tests may run `ip`; the module under test does not.
+
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use engine::steering::{self, LanSteer, SteeringError, SteeringSpec, WanSteer};
+
+const INNER: &str = "FWD_STEERING_INNER";
+/// Set for the helper process that installs and exits without removing (a killed fwd).
+const DIE: &str = "FWD_STEERING_DIE";
+const REQUIRE: &str = "FWD_REQUIRE_NETNS";
+const CHILD_TIMEOUT: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------------------
+// Outer side: namespaces and re-execution.
+
+/// Deletes the namespace when dropped.
+struct Netns {
+    name: String,
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn skip_reason() -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let euid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1).map(String::from));
+    if euid.as_deref() != Some("0") {
+        return Some("not running as root".into());
+    }
+    match Command::new("ip").arg("-V").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("no working `ip` command (iproute2)".into()),
+    }
+}
+
+fn skip(test: &str, why: &str) {
+    if std::env::var(REQUIRE).as_deref() == Ok("1") {
+        panic!("{test}: cannot run ({why}) and {REQUIRE}=1");
+    }
+    println!("skipped {test}: {why}");
+}
+
+/// Runs `body` inside a fresh namespace (see the file's documentation).
+fn in_netns(test: &str, body: fn()) {
+    if std::env::var_os(INNER).is_some() {
+        body();
+        return;
+    }
+    if let Some(why) = skip_reason() {
+        return skip(test, &why);
+    }
+    static COUNT: AtomicUsize = AtomicUsize::new(0);
+    let name = format!(
+        "fwdst-{}-{}",
+        std::process::id(),
+        COUNT.fetch_add(1, Ordering::SeqCst)
+    );
+    let added = Command::new("ip").args(["netns", "add", &name]).output();
+    match added {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => {
+            return skip(
+                test,
+                &format!(
+                    "ip netns add: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                ),
+            )
+        }
+        Err(e) => return skip(test, &format!("ip netns add: {e}")),
+    }
+    let ns = Netns { name };
+    let out_path = std::env::temp_dir().join(format!("{}.out", ns.name));
+    let output = run_child(&ns.name, test, &[], &out_path);
+    let _ = std::fs::remove_file(&out_path);
+    print!("{output}");
+    assert!(
+        output.contains("test result: ok. 1 passed"),
+        "{test} failed inside namespace {}",
+        ns.name
+    );
+}
+
+/// Runs this test binary, filtered to `test`, inside namespace `ns` (or in the current
+/// namespace if `ns` is empty), with `env` added; returns its stdout and stderr. Panics if it
+/// runs longer than [`CHILD_TIMEOUT`].
+fn run_child(ns: &str, test: &str, env: &[(&str, &str)], out_path: &PathBuf) -> String {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::fs::File::create(out_path).unwrap();
+    let err = out.try_clone().unwrap();
+    let mut cmd = if ns.is_empty() {
+        Command::new(&exe)
+    } else {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", ns]).arg(&exe);
+        c
+    };
+    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(INNER, "1")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let start = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        if start.elapsed() > CHILD_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{test}: timed out after {CHILD_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::read_to_string(out_path).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Inner side: topology, commands, snapshots.
+
+fn ip(args: &str) -> String {
+    let out = Command::new("ip")
+        .args(args.split_whitespace())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ip {args}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn sysctl(path: &str) -> String {
+    std::fs::read_to_string(format!("/proc/sys/{path}"))
+        .unwrap()
+        .trim_end()
+        .to_string()
+}
+
+fn set_sysctl(path: &str, value: &str) {
+    std::fs::write(format!("/proc/sys/{path}"), format!("{value}\n")).unwrap();
+}
+
+const TUNS: [&str; 3] = ["fwdl0", "fwdw0", "fwdw1"];
+
+/// lan0 192.168.1.1/24, wan0 10.0.0.2/24 (gateway .1, main's default route), wan1
+/// 10.1.0.2/24 (gateway .1): veth pairs with their peers up; three TUN devices, down, with
+/// loose `rp_filter`; strict `all.rp_filter` and two reserved-port entries, to see them
+/// restored.
+fn topology() {
+    ip("link set lo up");
+    // As systemd sets it: new devices (the TUNs too) start with loose filtering.
+    set_sysctl("net/ipv4/conf/default/rp_filter", "2");
+    for (dev, addr) in [
+        ("lan0", "192.168.1.1/24"),
+        ("wan0", "10.0.0.2/24"),
+        ("wan1", "10.1.0.2/24"),
+    ] {
+        ip(&format!("link add {dev} type veth peer name {dev}p"));
+        ip(&format!("addr add {addr} dev {dev}"));
+        ip(&format!("link set {dev} up"));
+        ip(&format!("link set {dev}p up"));
+    }
+    ip("route add default via 10.0.0.1 dev wan0");
+    for tun in TUNS {
+        ip(&format!("tuntap add mode tun multi_queue name {tun}"));
+    }
+    set_sysctl("net/ipv4/conf/all/rp_filter", "1");
+    set_sysctl("net/ipv4/ip_local_reserved_ports", "1024,8080-8090");
+}
+
+fn spec() -> SteeringSpec {
+    SteeringSpec {
+        lans: vec![LanSteer {
+            device: "lan0".into(),
+            tun: "fwdl0".into(),
+        }],
+        wans: vec![
+            WanSteer {
+                device: "wan0".into(),
+                tun: "fwdw0".into(),
+                address: Ipv4Addr::new(10, 0, 0, 2),
+                gateway: Ipv4Addr::new(10, 0, 0, 1),
+                nat_ports: 20000..=29999,
+            },
+            WanSteer {
+                device: "wan1".into(),
+                tun: "fwdw1".into(),
+                address: Ipv4Addr::new(10, 1, 0, 2),
+                gateway: Ipv4Addr::new(10, 1, 0, 1),
+                nat_ports: 30000..=39999,
+            },
+        ],
+        ..SteeringSpec::default()
+    }
+}
+
+/// What steering may touch: rules (with protocols), IPv4 routes of every table, link flags,
+/// sysctls.
+#[derive(Debug, PartialEq, Eq)]
+struct Snapshot {
+    rules: String,
+    routes: String,
+    link_flags: Vec<String>,
+    sysctls: Vec<(String, String)>,
+}
+
+fn snapshot() -> Snapshot {
+    let link_flags = ip("-o link show")
+        .lines()
+        .map(|l| {
+            let name = l.split(':').nth(1).unwrap_or_default().trim();
+            let flags = l.split(['<', '>']).nth(1).unwrap_or_default();
+            format!("{name} <{flags}>")
+        })
+        .collect();
+    let mut paths = vec![
+        "net/ipv4/ip_forward".to_string(),
+        "net/ipv4/conf/all/rp_filter".into(),
+        "net/ipv4/ip_local_reserved_ports".into(),
+    ];
+    for tun in TUNS {
+        paths.push(format!("net/ipv4/conf/{tun}/rp_filter"));
+        paths.push(format!("net/ipv4/conf/{tun}/accept_local"));
+    }
+    Snapshot {
+        rules: ip("-d rule show"),
+        routes: ip("route show table all"),
+        link_flags,
+        sysctls: paths
+            .into_iter()
+            .map(|p| (sysctl(&p), p))
+            .map(|(v, p)| (p, v))
+            .collect(),
+    }
+}
+
+/// `ip route get ARGS` must mention `expect`.
+fn route_get(args: &str, expect: &str) {
+    let out = ip(&format!("route get {args}"));
+    assert!(
+        out.contains(expect),
+        "ip route get {args}: expected `{expect}` in\n{out}"
+    );
+}
+
+fn check_steering() {
+    // LAN → Internet goes to fwd; LAN → router, LAN → LAN stay with the kernel.
+    route_get("8.8.8.8 iif lan0 from 192.168.1.10", "dev fwdl0");
+    route_get(
+        "192.168.1.1 iif lan0 from 192.168.1.10",
+        "local 192.168.1.1",
+    );
+    route_get("192.168.1.20 iif lan0 from 192.168.1.10", "dev lan0");
+    // Hairpin: LAN → a WAN address's NAT ports or ICMP go to fwd; other ports to the box.
+    route_get(
+        "10.0.0.2 iif lan0 from 192.168.1.10 ipproto tcp dport 25000",
+        "dev fwdl0",
+    );
+    route_get(
+        "10.1.0.2 iif lan0 from 192.168.1.10 ipproto udp dport 30001",
+        "dev fwdl0",
+    );
+    route_get(
+        "10.1.0.2 iif lan0 from 192.168.1.10 ipproto icmp",
+        "dev fwdl0",
+    );
+    route_get(
+        "10.0.0.2 iif lan0 from 192.168.1.10 ipproto tcp dport 22",
+        "local 10.0.0.2",
+    );
+    // Inbound: a WAN address's NAT ports and ICMP go to that WAN's TUN.
+    route_get(
+        "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 20001",
+        "dev fwdw0",
+    );
+    route_get(
+        "10.0.0.2 iif wan0 from 1.2.3.4 ipproto udp dport 29999",
+        "dev fwdw0",
+    );
+    route_get("10.0.0.2 iif wan0 from 1.2.3.4 ipproto icmp", "dev fwdw0");
+    route_get(
+        "10.1.0.2 iif wan1 from 1.2.3.4 ipproto tcp dport 39999",
+        "dev fwdw1",
+    );
+    route_get(
+        "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 30000",
+        "local 10.0.0.2",
+    );
+    route_get(
+        "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 22",
+        "local 10.0.0.2",
+    );
+    // What fwd writes: NATed traffic leaves by its WAN; frames handed back reach the box;
+    // inbound translated traffic reaches the LAN host.
+    route_get("1.2.3.4 iif fwdw1 from 10.1.0.2", "via 10.1.0.1 dev wan1");
+    route_get("1.2.3.4 iif fwdw0 from 10.0.0.2", "via 10.0.0.1 dev wan0");
+    route_get(
+        "10.1.0.2 iif fwdw1 from 1.2.3.4 ipproto icmp",
+        "local 10.1.0.2",
+    );
+    route_get(
+        "10.0.0.2 iif fwdl0 from 192.168.1.10 ipproto icmp",
+        "local 10.0.0.2",
+    );
+    route_get("192.168.1.10 iif fwdl0 from 1.2.3.4", "dev lan0");
+    // The router's own traffic from a WAN address leaves by that WAN, but answers a LAN host
+    // on the LAN.
+    route_get("1.2.3.4 from 10.1.0.2", "via 10.1.0.1 dev wan1");
+    route_get("1.2.3.4 from 10.0.0.2", "via 10.0.0.1 dev wan0");
+    route_get("192.168.1.10 from 10.1.0.2", "dev lan0");
+
+    let rules = ip("rule show");
+    assert!(rules.contains("200:\tfrom all lookup local"), "{rules}");
+    assert!(!rules.contains("0:\tfrom all lookup local"), "{rules}");
+    assert!(ip("route show table 4200").contains("default dev fwdl0"));
+    assert!(ip("route show table 4202").contains("default via 10.1.0.1 dev wan1 proto 245 onlink"));
+    assert!(ip("route show table 4301").contains("default dev fwdw1"));
+
+    assert_eq!(sysctl("net/ipv4/ip_forward"), "1");
+    assert_eq!(sysctl("net/ipv4/conf/all/rp_filter"), "2");
+    for tun in TUNS {
+        assert_eq!(sysctl(&format!("net/ipv4/conf/{tun}/rp_filter")), "0");
+        assert_eq!(sysctl(&format!("net/ipv4/conf/{tun}/accept_local")), "1");
+        assert!(
+            ip(&format!("link show {tun}")).contains(",UP"),
+            "{tun} is not up"
+        );
+    }
+    let reserved = sysctl("net/ipv4/ip_local_reserved_ports");
+    for entry in ["1024", "8080-8090", "20000-29999", "30000-39999"] {
+        assert!(
+            reserved.split(',').any(|e| e == entry),
+            "{entry} not in {reserved}"
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Tests.
+
+#[test]
+fn install_steers_and_remove_restores_everything() {
+    in_netns("install_steers_and_remove_restores_everything", || {
+        topology();
+        let before = snapshot();
+        let installed = steering::install(&spec()).unwrap();
+        let lines = installed.describe();
+        println!("{}", lines.join("\n"));
+        assert_eq!(lines.len(), 39, "{lines:#?}");
+        assert!(installed.local_moved());
+        check_steering();
+        assert!(matches!(
+            steering::install(&spec()),
+            Err(SteeringError::AlreadyInstalled)
+        ));
+        assert!(matches!(
+            steering::cleanup_stale(),
+            Err(SteeringError::AlreadyInstalled)
+        ));
+        let errors = installed.remove();
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(snapshot(), before);
+        // And again, now that nothing is left.
+        let installed = steering::install(&spec()).unwrap();
+        check_steering();
+        drop(installed);
+        assert_eq!(snapshot(), before);
+    });
+}
+
+#[test]
+fn a_failure_leaves_nothing_behind() {
+    in_netns("a_failure_leaves_nothing_behind", || {
+        topology();
+        // Midway: the gateway route over wan1 needs wan1 up; by then links, sysctls and
+        // three routes are done.
+        ip("link set wan1 down");
+        let before = snapshot();
+        let err = steering::install(&spec()).unwrap_err().to_string();
+        println!("{err}");
+        assert!(
+            err.starts_with("add route table 4202 default via 10.1.0.1 dev wan1 onlink: "),
+            "{err}"
+        );
+        assert_eq!(snapshot(), before);
+        ip("link set wan1 up");
+
+        // A missing interface.
+        let mut missing = spec();
+        missing.wans[1].device = "wan9".into();
+        let before = snapshot();
+        let err = steering::install(&missing).unwrap_err().to_string();
+        assert_eq!(err, "WAN device wan9: No such device (os error 19)");
+        assert_eq!(snapshot(), before);
+
+        // Someone else's rule at one of fwd's priorities, someone else's route in a table.
+        ip("rule add pref 1003 lookup 77");
+        let before = snapshot();
+        let err = steering::install(&spec()).unwrap_err().to_string();
+        assert!(err.contains("rule pref 1003 is taken"), "{err}");
+        assert_eq!(snapshot(), before);
+        ip("rule del pref 1003");
+        ip("route add 10.9.0.0/16 dev lan0 table 4300");
+        let before = snapshot();
+        let err = steering::install(&spec()).unwrap_err().to_string();
+        assert!(err.contains("table 4300 is not empty"), "{err}");
+        assert_eq!(snapshot(), before);
+    });
+}
+
+/// Not a test on its own: with [`DIE`] set, installs and exits without removing, as a
+/// killed fwd would.
+#[test]
+fn helper_install_and_exit() {
+    if std::env::var_os(DIE).is_some() {
+        let installed = steering::install(&spec()).unwrap();
+        println!("installed {} changes", installed.describe().len());
+        std::process::exit(0); // no destructors: the steering stays
+    }
+}
+
+#[test]
+fn a_restarted_fwd_cleans_up_after_a_killed_one() {
+    in_netns("a_restarted_fwd_cleans_up_after_a_killed_one", || {
+        topology();
+        let before = snapshot();
+        let out_path = std::env::temp_dir().join(format!("fwdst-die-{}.out", std::process::id()));
+        let out = run_child("", "helper_install_and_exit", &[(DIE, "1")], &out_path);
+        let _ = std::fs::remove_file(&out_path);
+        assert!(out.contains("installed 39 changes"), "{out}");
+        check_steering();
+
+        // Another start just works: the stale rules and routes go first.
+        let installed = steering::install(&spec()).unwrap();
+        check_steering();
+        assert!(installed.local_moved());
+        drop(installed);
+        let after = snapshot();
+        assert_eq!(after.rules, before.rules);
+        assert_eq!(after.routes, before.routes);
+
+        // cleanup_stale on its own, after another killed run.
+        let out = run_child("", "helper_install_and_exit", &[(DIE, "1")], &out_path);
+        let _ = std::fs::remove_file(&out_path);
+        assert!(out.contains("installed"), "{out}");
+        let removed = steering::cleanup_stale().unwrap();
+        println!("{}", removed.join("\n"));
+        assert_eq!(removed.len(), 1 + 21 + 5, "{removed:#?}");
+        let after = snapshot();
+        assert_eq!(after.rules, before.rules);
+        assert_eq!(after.routes, before.routes);
+    });
+}
+
+#[test]
+fn a_local_rule_moved_by_someone_else_is_left_alone() {
+    in_netns("a_local_rule_moved_by_someone_else_is_left_alone", || {
+        topology();
+        ip("rule add pref 150 lookup local");
+        ip("rule del pref 0 lookup local");
+        let before = snapshot();
+        let installed = steering::install(&spec()).unwrap();
+        assert!(!installed.local_moved());
+        assert!(!installed
+            .describe()
+            .iter()
+            .any(|l| l.contains("lookup local")));
+        route_get(
+            "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 20001",
+            "dev fwdw0",
+        );
+        route_get(
+            "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 22",
+            "local 10.0.0.2",
+        );
+        route_get("1.2.3.4 from 10.1.0.2", "via 10.1.0.1 dev wan1");
+        drop(installed);
+        assert_eq!(snapshot(), before);
+
+        // A local lookup after fwd's late rules would break it: refused.
+        ip("rule add pref 2000 lookup local");
+        ip("rule del pref 150 lookup local");
+        let err = steering::install(&spec()).unwrap_err().to_string();
+        assert!(err.contains("looked up at pref 2000"), "{err}");
+    });
+}

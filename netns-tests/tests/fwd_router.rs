@@ -1,0 +1,553 @@
+//! fwd as the router of a namespace topology: real clients on LAN hosts, real servers in
+//! the "internet", fwd (TUN backend) in the router namespace. Each test builds its own
+//! topology (unique names) and removes it, also on failure.
+
+#![allow(clippy::unwrap_used)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use ctl::protocol::{Reply, Request};
+use netns_tests::plan::{self, DNS_NAME, SERVER};
+use netns_tests::{
+    require_tools_or_skip, wait_until, Fwd, Topology, TopologyBuilder, NGINX_INDEX_BODY,
+};
+
+const TOOLS: &[&str] = &[
+    "nginx",
+    "iperf3",
+    "dnsmasq",
+    "curl",
+    "dig",
+    "ping",
+    "traceroute",
+];
+
+fn skip(test: &str) -> bool {
+    !require_tools_or_skip(test, TOOLS)
+}
+
+fn topology(builder: TopologyBuilder) -> Topology {
+    builder.build().unwrap()
+}
+
+/// Waits until `read` returns at least `n` sources; returns them.
+fn sources(
+    what: &str,
+    n: usize,
+    mut read: impl FnMut() -> netns_tests::Result<Vec<Ipv4Addr>>,
+) -> Vec<Ipv4Addr> {
+    let mut seen = Vec::new();
+    wait_until(what, Duration::from_secs(5), || {
+        seen = read()?;
+        Ok(seen.len() >= n)
+    })
+    .unwrap_or_else(|e| panic!("{e}: saw {} of {n}", seen.len()));
+    seen
+}
+
+fn count_by_wan(addrs: &[Ipv4Addr]) -> HashMap<usize, usize> {
+    let mut out = HashMap::new();
+    for a in addrs {
+        let wan = plan::wan_of(*a).unwrap_or_else(|| panic!("{a} is not a WAN address"));
+        *out.entry(wan).or_default() += 1;
+    }
+    out
+}
+
+fn ip_rules(topo: &Topology) -> String {
+    topo.router().exec(&["ip", "rule", "show"]).unwrap()
+}
+
+fn router_links(topo: &Topology) -> String {
+    topo.router().exec(&["ip", "-o", "link", "show"]).unwrap()
+}
+
+#[test]
+fn lan_hosts_reach_the_internet_through_fwd_and_fwd_cleans_up() {
+    if skip("lan_hosts_reach_the_internet_through_fwd_and_fwd_cleans_up") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    topo.start_nginx().unwrap();
+    topo.start_dns().unwrap();
+    topo.start_iperf3().unwrap();
+    let rules_before = ip_rules(&topo);
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    let host = topo.host(0);
+
+    let ping = host.ping(SERVER, 3).unwrap();
+    assert_eq!(ping.received, 3, "{ping:?}");
+    assert_eq!(host.curl(&plan::http_url("/")).unwrap(), NGINX_INDEX_BODY);
+    let big = host.curl(&netns_tests::bytes_url(1_048_576)).unwrap();
+    assert_eq!(big.len(), 1_048_576);
+    assert_eq!(host.dig(DNS_NAME, SERVER).unwrap(), vec![SERVER]);
+    let tcp = host.iperf3_tcp(2).unwrap();
+    assert!(tcp > 1.0, "iperf3 TCP through fwd: {tcp} Mbit/s");
+    let udp = host.iperf3_udp(2, 20_000_000, 1200).unwrap();
+    assert!(udp.mbps > 1.0 && udp.loss_percent < 50.0, "{udp:?}");
+    println!("through fwd: TCP {tcp:.0} Mbit/s, UDP {udp:?}");
+
+    // traceroute: fwd counts as one hop (the router), then the ISP, then the server.
+    let hops = host.traceroute(SERVER).unwrap();
+    assert_eq!(
+        hops.first().copied().flatten(),
+        Some(plan::LAN_ROUTER),
+        "{hops:?}"
+    );
+    let isp = hops.get(1).copied().flatten().unwrap();
+    assert!(
+        (0..2).any(|i| plan::wan_gateway(i) == isp),
+        "hop 2 should be an ISP gateway: {hops:?}"
+    );
+    assert_eq!(hops.last().copied().flatten(), Some(SERVER), "{hops:?}");
+
+    let status = fwd.status().unwrap();
+    assert_eq!(status.backend, "tun");
+    assert!(status.totals.sessions_created >= 5, "{status:?}");
+    assert!(status.totals.forwarded > 1000, "{status:?}");
+    assert!(status.wans.iter().all(|w| w.state == "up"));
+
+    // A clean stop removes every rule, route and TUN device, and the socket.
+    let socket = fwd.socket().to_path_buf();
+    let exit = fwd.stop().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    assert_eq!(ip_rules(&topo), rules_before, "rules left behind");
+    assert!(!router_links(&topo).contains("fwd0-"), "TUN left behind");
+    for table in ["4200", "4201", "4202", "4300", "4301"] {
+        let routes = topo
+            .router()
+            .exec(&["ip", "route", "show", "table", table])
+            .unwrap_or_default();
+        assert!(routes.trim().is_empty(), "table {table}: {routes}");
+    }
+    assert!(!socket.exists(), "control socket left behind");
+    let reserved = topo
+        .router()
+        .exec(&["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"])
+        .unwrap();
+    assert!(
+        reserved.trim().is_empty(),
+        "reserved ports left: {reserved}"
+    );
+}
+
+#[test]
+fn new_connections_follow_weights_and_fwdctl_agrees() {
+    if skip("new_connections_follow_weights_and_fwdctl_agrees") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    topo.start_nginx().unwrap();
+    let fwd = Fwd::start(&topo, &plan::fwd_config_with(&[3, 1], "")).unwrap();
+    let host = topo.host(0);
+    const CONNECTIONS: usize = 200;
+    // One shell loop of curls: each a new TCP connection (new source port).
+    let script = format!(
+        "for i in $(seq {CONNECTIONS}); do curl -s -o /dev/null --max-time 5 {}; done",
+        plan::http_url("/")
+    );
+    host.exec_timeout(&["sh", "-c", &script], Duration::from_secs(120))
+        .unwrap();
+    let seen = sources("nginx log", CONNECTIONS, || topo.nginx_clients());
+    let by_wan = count_by_wan(&seen);
+    let (a, b) = (
+        by_wan.get(&0).copied().unwrap_or(0),
+        by_wan.get(&1).copied().unwrap_or(0),
+    );
+    println!("3:1 weights over {CONNECTIONS} connections: isp0 {a}, isp1 {b}");
+    assert_eq!(a + b, CONNECTIONS);
+    // Each worker keeps its own exact round robin; together they stay close to 3:1.
+    let ratio = a as f64 / b.max(1) as f64;
+    assert!((2.4..=3.75).contains(&ratio), "isp0 {a} : isp1 {b}");
+
+    // fwdctl sees the same split: every connection is still tracked (TIME_WAIT lasts minutes).
+    let flows0 = fwd.flows(Some("isp0"), Some(1)).unwrap();
+    let flows1 = fwd.flows(Some("isp1"), Some(1)).unwrap();
+    assert_eq!((flows0.total as usize, flows1.total as usize), (a, b));
+    let status = fwd.status().unwrap();
+    assert_eq!(status.wans[0].flows as usize, a);
+    assert_eq!(status.wans[1].flows as usize, b);
+    assert!(status.wans[0].tx_packets > status.wans[1].tx_packets);
+
+    // The real fwdctl: human tables and --json.
+    let out = fwd.fwdctl(&["status"]).unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(
+        out.stdout.contains("isp0") && out.stdout.contains("up"),
+        "{}",
+        out.stdout
+    );
+    let out = fwd
+        .fwdctl(&["--json", "flows", "--wan", "isp1", "--limit", "3"])
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["total"].as_u64(), Some(b as u64), "{json}");
+    assert_eq!(json["flows"].as_array().map(Vec::len), Some(3.min(b)));
+    let out = fwd.fwdctl(&["flows", "--wan", "nope"]).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("no WAN named 'nope'"), "{}", out.stderr);
+    let out = fwd.fwdctl(&["rules"]).unwrap();
+    assert!(out.stdout.contains("default"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(&CONNECTIONS.to_string()),
+        "hits: {}",
+        out.stdout
+    );
+}
+
+const DNS_AND_STICKY_RULES: &str = r#"
+[[rule]]
+name = "dns"
+proto = "udp"
+dst_ports = [53]
+wan = "isp1"
+
+[[rule]]
+name = "sticky-host"
+src = ["192.168.1.11"]
+group = "all"
+sticky = "5m"
+"#;
+
+#[test]
+fn rules_steer_dns_to_one_wan_and_sticky_keeps_a_source_on_one_wan() {
+    if skip("rules_steer_dns_to_one_wan_and_sticky_keeps_a_source_on_one_wan") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2).hosts(2));
+    topo.start_nginx().unwrap();
+    topo.start_dns().unwrap();
+    let fwd = Fwd::start(&topo, &plan::fwd_config_with(&[1, 1], DNS_AND_STICKY_RULES)).unwrap();
+
+    for _ in 0..10 {
+        assert_eq!(topo.host(0).dig(DNS_NAME, SERVER).unwrap(), vec![SERVER]);
+    }
+    let dns = sources("dnsmasq log", 10, || topo.dns_clients());
+    assert_eq!(
+        count_by_wan(&dns),
+        HashMap::from([(1, dns.len())]),
+        "{dns:?}"
+    );
+
+    let url = plan::http_url("/");
+    for _ in 0..20 {
+        topo.host(1).curl(&url).unwrap();
+    }
+    let sticky = sources("nginx log", 20, || topo.nginx_clients());
+    assert_eq!(
+        count_by_wan(&sticky).len(),
+        1,
+        "sticky host used both WANs: {sticky:?}"
+    );
+    for _ in 0..20 {
+        topo.host(0).curl(&url).unwrap();
+    }
+    let all = sources("nginx log", 40, || topo.nginx_clients());
+    assert_eq!(count_by_wan(&all[20..]).len(), 2, "balanced host: {all:?}");
+
+    // explain agrees with what the servers saw.
+    let reply = fwd
+        .request(&Request::Explain {
+            src: plan::lan_host(0),
+            dst: SERVER,
+            proto: ctl::protocol::Proto::Udp,
+            sport: Some(40000),
+            dport: Some(53),
+        })
+        .unwrap();
+    let Reply::Explain(e) = reply else {
+        panic!("{reply:?}")
+    };
+    assert_eq!(e.rule.as_deref(), Some("dns"));
+    assert_eq!(e.wan.as_deref(), Some("isp1"), "{e:?}");
+    let out = fwd
+        .fwdctl(&[
+            "explain",
+            "--src",
+            "192.168.1.11",
+            "--dst",
+            "203.0.113.10",
+            "--proto",
+            "tcp",
+            "--dport",
+            "80",
+        ])
+        .unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(out.stdout.contains("sticky-host"), "{}", out.stdout);
+    let sticky_wan = format!("isp{}", plan::wan_of(sticky[0]).unwrap());
+    assert!(out.stdout.contains(&sticky_wan), "{}", out.stdout);
+    let out = fwd
+        .fwdctl(&[
+            "explain",
+            "--src",
+            "10.9.9.9",
+            "--dst",
+            "203.0.113.10",
+            "--proto",
+            "tcp",
+        ])
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+}
+
+#[test]
+fn unsolicited_inbound_traffic_is_dropped_and_counted() {
+    if skip("unsolicited_inbound_traffic_is_dropped_and_counted") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    assert_eq!(fwd.counter("no_session_inbound").unwrap(), 0);
+    // From the internet to fwd's NAT ports on WAN 0: UDP datagrams and a TCP SYN.
+    let wan0 = plan::wan_router(0);
+    let send = format!(
+        "for p in 40000 40001 40002; do echo probe > /dev/udp/{wan0}/$p; done; \
+         timeout 2 bash -c 'echo > /dev/tcp/{wan0}/40003' || true"
+    );
+    topo.internet()
+        .exec_timeout(&["bash", "-c", &send], Duration::from_secs(10))
+        .unwrap();
+    wait_until("drops counted", Duration::from_secs(5), || {
+        Ok(fwd.counter("no_session_inbound")? >= 4)
+    })
+    .unwrap();
+    assert_eq!(
+        fwd.status().unwrap().totals.flows,
+        0,
+        "no session was created"
+    );
+    let out = fwd.fwdctl(&["counters"]).unwrap();
+    assert!(out.stdout.contains("no_session_inbound"), "{}", out.stdout);
+    // The router itself still answers ping on its WAN address (the kernel's job).
+    assert!(topo.internet().reachable(wan0));
+}
+
+fn downloads_survive(topo: &Topology) -> std::thread::JoinHandle<String> {
+    // A 4 MB download at 1 MB/s: a TCP flow that lives across the reloads below.
+    let host = topo.host(0).name().to_string();
+    let url = netns_tests::bytes_url(4_194_304);
+    std::thread::spawn(move || {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &host,
+                "curl",
+                "-s",
+                "--max-time",
+                "20",
+                "--limit-rate",
+                "1M",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{size_download}",
+                &url,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    })
+}
+
+#[test]
+fn reload_applies_new_rules_keeps_flows_and_refuses_bad_configs() {
+    if skip("reload_applies_new_rules_keeps_flows_and_refuses_bad_configs") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    topo.start_nginx().unwrap();
+    let config = plan::fwd_config_toml(2);
+    let fwd = Fwd::start(&topo, &config).unwrap();
+    let download = downloads_survive(&topo);
+    std::thread::sleep(Duration::from_millis(500));
+
+    // SIGHUP with a new rule: applied, flows kept.
+    let with_rule = plan::fwd_config_with(
+        &[1, 1],
+        "[[rule]]\nname = \"web-isp0\"\nproto = \"tcp\"\ndst_ports = [80]\nwan = \"isp0\"\n",
+    );
+    fwd.write_config(&with_rule).unwrap();
+    fwd.signal("HUP").unwrap();
+    wait_until("SIGHUP reload", Duration::from_secs(5), || {
+        Ok(fwd.fwdctl(&["rules"])?.stdout.contains("web-isp0"))
+    })
+    .unwrap();
+    for _ in 0..6 {
+        topo.host(0).curl(&plan::http_url("/")).unwrap();
+    }
+    let web = sources("nginx log", 7, || topo.nginx_clients());
+    assert!(
+        web[web.len() - 6..]
+            .iter()
+            .all(|&a| a == plan::wan_router(0)),
+        "{web:?}"
+    );
+
+    // An invalid config is refused with its error; the running one stays.
+    fwd.write_config(&with_rule.replace("weight = 1", "weight = 0"))
+        .unwrap();
+    let out = fwd.fwdctl(&["reload"]).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("weight"), "{}", out.stderr);
+    // A change the tables depend on needs a restart.
+    fwd.write_config(&with_rule.replace("10.2.0.2/24", "10.2.0.3/24"))
+        .unwrap();
+    let out = fwd.fwdctl(&["reload"]).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("restart"), "{}", out.stderr);
+    assert!(fwd.fwdctl(&["rules"]).unwrap().stdout.contains("web-isp0"));
+    // Back to the first config through fwdctl.
+    fwd.write_config(&config).unwrap();
+    let out = fwd.fwdctl(&["reload"]).unwrap();
+    assert!(out.success(), "{out:?}");
+    assert!(!fwd.fwdctl(&["rules"]).unwrap().stdout.contains("web-isp0"));
+
+    assert_eq!(
+        download.join().unwrap(),
+        "4194304",
+        "the download broke across reloads"
+    );
+    assert!(fwd.is_running());
+}
+
+#[test]
+fn the_control_socket_survives_bad_requests_and_guards_against_a_second_fwd() {
+    if skip("the_control_socket_survives_bad_requests_and_guards_against_a_second_fwd") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    let mut stream = UnixStream::connect(fwd.socket()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    for bad in [
+        "not json",
+        "{}",
+        r#"{"cmd":"launch"}"#,
+        r#"{"cmd":"flows","limit":"lots"}"#,
+        r#"{"cmd":"explain","src":"1.2.3"}"#,
+    ] {
+        writeln!(stream, "{bad}").unwrap();
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.contains("\"error\""), "{bad} -> {line}");
+    }
+    writeln!(stream, r#"{{"cmd":"status"}}"#).unwrap();
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.contains("\"ok\""), "{line}");
+    // A huge line closes that connection only.
+    let _ = stream.write_all(&vec![b'x'; 200_000]);
+    assert!(fwd.status().is_ok());
+
+    // A second fwd on the same socket refuses to start and leaves the first alone.
+    let second = netns_tests::fwd_binary().unwrap();
+    let out = topo
+        .router()
+        .output(
+            &[
+                &second.display().to_string(),
+                "run",
+                "--config",
+                &fwd.config_path().display().to_string(),
+                "--control-socket",
+                &fwd.socket().display().to_string(),
+            ],
+            None,
+            Duration::from_secs(10),
+        )
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains("another fwd is running"),
+        "{}",
+        out.stderr
+    );
+    assert!(fwd.status().is_ok());
+}
+
+#[test]
+fn a_minute_of_mixed_load_does_not_hurt_fwd() {
+    if skip("a_minute_of_mixed_load_does_not_hurt_fwd") {
+        return;
+    }
+    let seconds: u64 = std::env::var("FWD_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let topo = topology(Topology::builder().wans(2).hosts(2));
+    topo.start_nginx().unwrap();
+    topo.start_dns().unwrap();
+    topo.start_iperf3().unwrap();
+    let fwd = Fwd::start(&topo, &plan::fwd_config_with(&[2, 1], DNS_AND_STICKY_RULES)).unwrap();
+    let end = Instant::now() + Duration::from_secs(seconds);
+    let deadline = format!("{}", seconds);
+    // Host 0: curls (short and 64 KiB), digs, big pings (fragments) in a bounded loop.
+    let mixed = format!(
+        "end=$(( $(date +%s) + {deadline} )); while [ $(date +%s) -lt $end ]; do \
+         curl -s -o /dev/null --max-time 3 {url}; \
+         curl -s -o /dev/null --max-time 3 {big}; \
+         dig +short +time=1 +tries=1 @{SERVER} {DNS_NAME} > /dev/null; \
+         ping -c 1 -W 1 -s 3000 {SERVER} > /dev/null; \
+         done",
+        url = plan::http_url("/"),
+        big = netns_tests::bytes_url(65_536),
+    );
+    let h0 = topo.host(0).name().to_string();
+    let mixed_thread = std::thread::spawn(move || {
+        std::process::Command::new("timeout")
+            .args([
+                &format!("{}", seconds + 30),
+                "ip",
+                "netns",
+                "exec",
+                &h0,
+                "sh",
+                "-c",
+                &mixed,
+            ])
+            .status()
+            .unwrap()
+    });
+    // Host 1: a UDP stream for the whole run, in 10 s pieces.
+    while Instant::now() + Duration::from_secs(3) < end {
+        let left = end
+            .saturating_duration_since(Instant::now())
+            .as_secs()
+            .clamp(1, 10) as u32;
+        let udp = topo.host(1).iperf3_udp(left, 30_000_000, 1000);
+        assert!(udp.is_ok(), "{udp:?}\n{}", fwd.log_text());
+        // Unsolicited traffic and junk at the WAN while that runs.
+        let _ = topo.internet().exec_timeout(
+            &[
+                "bash",
+                "-c",
+                "for p in $(seq 40000 40100); do echo junk > /dev/udp/10.1.0.2/$p; done",
+            ],
+            Duration::from_secs(10),
+        );
+        assert!(fwd.is_running(), "fwd died:\n{}", fwd.log_text());
+    }
+    assert!(mixed_thread.join().unwrap().success());
+    assert!(fwd.is_running(), "fwd died:\n{}", fwd.log_text());
+    let status = fwd.status().unwrap();
+    let counters = fwd.counters().unwrap();
+    println!("after {seconds} s: {status:?}");
+    assert!(status.totals.forwarded > 10_000, "{status:?}");
+    let events: HashMap<&str, u64> = counters
+        .events
+        .iter()
+        .map(|c| (c.name.as_str(), c.value))
+        .collect();
+    assert!(events["sessions_created"] > 100, "{counters:?}");
+    let exit = fwd.stop().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
