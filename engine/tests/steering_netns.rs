@@ -172,9 +172,9 @@ fn set_sysctl(path: &str, value: &str) {
 const TUNS: [&str; 3] = ["fwdl0", "fwdw0", "fwdw1"];
 
 /// lan0 192.168.1.1/24, wan0 10.0.0.2/24 (gateway .1, main's default route), wan1
-/// 10.1.0.2/24 (gateway .1): veth pairs with their peers up; three TUN devices, down, with
-/// loose `rp_filter`; strict `all.rp_filter` and two reserved-port entries, to see them
-/// restored.
+/// 10.1.0.2/24 (gateway .1): veth pairs with their peers up; three TUN devices, down.
+/// Loose `rp_filter` on every device but wan1 (off), strict `all.rp_filter`, two
+/// reserved-port entries: to see them changed and restored.
 fn topology() {
     ip("link set lo up");
     // As systemd sets it: new devices (the TUNs too) start with loose filtering.
@@ -190,6 +190,7 @@ fn topology() {
         ip(&format!("link set {dev}p up"));
     }
     ip("route add default via 10.0.0.1 dev wan0");
+    set_sysctl("net/ipv4/conf/wan1/rp_filter", "0");
     for tun in TUNS {
         ip(&format!("tuntap add mode tun multi_queue name {tun}"));
     }
@@ -247,6 +248,9 @@ fn snapshot() -> Snapshot {
         "net/ipv4/conf/all/rp_filter".into(),
         "net/ipv4/ip_local_reserved_ports".into(),
     ];
+    for dev in ["lan0", "wan0", "wan1"] {
+        paths.push(format!("net/ipv4/conf/{dev}/rp_filter"));
+    }
     for tun in TUNS {
         paths.push(format!("net/ipv4/conf/{tun}/rp_filter"));
         paths.push(format!("net/ipv4/conf/{tun}/accept_local"));
@@ -339,14 +343,21 @@ fn check_steering() {
     route_get("192.168.1.10 from 10.1.0.2", "dev lan0");
 
     let rules = ip("rule show");
-    assert!(rules.contains("200:\tfrom all lookup local"), "{rules}");
-    assert!(!rules.contains("0:\tfrom all lookup local"), "{rules}");
+    assert!(
+        rules
+            .lines()
+            .any(|l| l.starts_with("200:\tfrom all lookup local")),
+        "{rules}"
+    );
+    assert!(!rules.lines().any(|l| l.starts_with("0:\t")), "{rules}");
     assert!(ip("route show table 4200").contains("default dev fwdl0"));
     assert!(ip("route show table 4202").contains("default via 10.1.0.1 dev wan1 proto 245 onlink"));
     assert!(ip("route show table 4301").contains("default dev fwdw1"));
 
     assert_eq!(sysctl("net/ipv4/ip_forward"), "1");
-    assert_eq!(sysctl("net/ipv4/conf/all/rp_filter"), "2");
+    assert_eq!(sysctl("net/ipv4/conf/all/rp_filter"), "0");
+    // Raised to the old `all` level so that its filtering stays as strict as it was.
+    assert_eq!(sysctl("net/ipv4/conf/wan1/rp_filter"), "1");
     for tun in TUNS {
         assert_eq!(sysctl(&format!("net/ipv4/conf/{tun}/rp_filter")), "0");
         assert_eq!(sysctl(&format!("net/ipv4/conf/{tun}/accept_local")), "1");
@@ -356,10 +367,16 @@ fn check_steering() {
         );
     }
     let reserved = sysctl("net/ipv4/ip_local_reserved_ports");
-    for entry in ["1024", "8080-8090", "20000-29999", "30000-39999"] {
+    let mut ports = vec![false; 65536];
+    for entry in reserved.split(',') {
+        let (lo, hi) = entry.split_once('-').unwrap_or((entry, entry));
+        let (lo, hi): (usize, usize) = (lo.parse().unwrap(), hi.parse().unwrap());
+        ports[lo..=hi].iter_mut().for_each(|p| *p = true);
+    }
+    for (lo, hi) in [(1024, 1024), (8080, 8090), (20000, 29999), (30000, 39999)] {
         assert!(
-            reserved.split(',').any(|e| e == entry),
-            "{entry} not in {reserved}"
+            ports[lo..=hi].iter().all(|p| *p),
+            "{lo}-{hi} not all in {reserved}"
         );
     }
 }
@@ -375,7 +392,7 @@ fn install_steers_and_remove_restores_everything() {
         let installed = steering::install(&spec()).unwrap();
         let lines = installed.describe();
         println!("{}", lines.join("\n"));
-        assert_eq!(lines.len(), 39, "{lines:#?}");
+        assert_eq!(lines.len(), 40, "{lines:#?}");
         assert!(installed.local_moved());
         check_steering();
         assert!(matches!(
@@ -456,7 +473,7 @@ fn a_restarted_fwd_cleans_up_after_a_killed_one() {
         let out_path = std::env::temp_dir().join(format!("fwdst-die-{}.out", std::process::id()));
         let out = run_child("", "helper_install_and_exit", &[(DIE, "1")], &out_path);
         let _ = std::fs::remove_file(&out_path);
-        assert!(out.contains("installed 39 changes"), "{out}");
+        assert!(out.contains("installed 40 changes"), "{out}");
         check_steering();
 
         // Another start just works: the stale rules and routes go first.

@@ -4,7 +4,9 @@
 use crate::error::{Error, Result};
 use crate::privilege::which;
 use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -39,10 +41,25 @@ pub fn describe(program: &str, args: &[&str]) -> String {
     s
 }
 
+/// Whether children start in their own process group (see [`own_process_groups`]).
+static OWN_PROCESS_GROUPS: AtomicBool = AtomicBool::new(false);
+
+/// From now on, every command this crate starts gets its own process group, so the SIGINT a
+/// terminal sends its foreground group on Ctrl-C reaches only this process (which then stops
+/// its children and tears down in order) and not fwd or the servers. For `fwd-demo`; tests
+/// leave it off, so an interrupted test run still takes its children with it.
+pub fn own_process_groups() {
+    OWN_PROCESS_GROUPS.store(true, Ordering::Relaxed);
+}
+
 /// A `Command` for `program` resolved through [`which`] (so `/usr/sbin` tools are found even
 /// when `PATH` lacks it).
 pub fn command(program: &str) -> Result<Command> {
-    Ok(Command::new(which(program)?))
+    let mut cmd = Command::new(which(program)?);
+    if OWN_PROCESS_GROUPS.load(Ordering::Relaxed) {
+        cmd.process_group(0);
+    }
+    Ok(cmd)
 }
 
 /// Runs `program args` with `input` on stdin (or none), waits at most `timeout`, and returns

@@ -51,6 +51,27 @@ pub fn fwdctl_binary() -> Result<PathBuf> {
     binary("FWDCTL_BIN", "fwdctl")
 }
 
+/// How [`Fwd::start_opts`] runs `fwd run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FwdOptions {
+    /// `--workers` (default 2).
+    pub workers: usize,
+    /// `--log-level` (default `debug`).
+    pub log_level: String,
+    /// More `fwd run` arguments, after those.
+    pub extra: Vec<String>,
+}
+
+impl Default for FwdOptions {
+    fn default() -> Self {
+        FwdOptions {
+            workers: 2,
+            log_level: "debug".to_string(),
+            extra: Vec::new(),
+        }
+    }
+}
+
 /// fwd running in `topo`'s router namespace.
 #[derive(Debug)]
 pub struct Fwd<'t> {
@@ -69,8 +90,22 @@ impl<'t> Fwd<'t> {
         Fwd::start_with(topo, config_toml, &[])
     }
 
-    /// [`Fwd::start`] with extra `fwd run` arguments.
+    /// [`Fwd::start`] with extra `fwd run` arguments (not `--workers` or `--log-level`, which
+    /// it already passes: use [`Fwd::start_opts`] to change those).
     pub fn start_with(topo: &'t Topology, config_toml: &str, extra: &[&str]) -> Result<Fwd<'t>> {
+        let options = FwdOptions {
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            ..FwdOptions::default()
+        };
+        Fwd::start_opts(topo, config_toml, &options)
+    }
+
+    /// [`Fwd::start`] with every `fwd run` option of `options`.
+    pub fn start_opts(
+        topo: &'t Topology,
+        config_toml: &str,
+        options: &FwdOptions,
+    ) -> Result<Fwd<'t>> {
         let dir = topo.workdir();
         let config = dir.join("fwd.toml");
         let socket = dir.join("fwd.sock");
@@ -80,6 +115,7 @@ impl<'t> Fwd<'t> {
         let bin = bin.display().to_string();
         let config_arg = config.display().to_string();
         let socket_arg = socket.display().to_string();
+        let workers = options.workers.to_string();
         let mut args = vec![
             bin.as_str(),
             "run",
@@ -88,11 +124,11 @@ impl<'t> Fwd<'t> {
             "--control-socket",
             &socket_arg,
             "--workers",
-            "2",
+            &workers,
             "--log-level",
-            "debug",
+            &options.log_level,
         ];
-        args.extend_from_slice(extra);
+        args.extend(options.extra.iter().map(String::as_str));
         let pid = topo.router().spawn(&args, &log)?;
         let fwd = Fwd {
             topo,

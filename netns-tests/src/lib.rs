@@ -27,8 +27,10 @@
 //! call [`require_root_or_skip`] first.
 
 mod baseline;
+pub mod bench;
 mod clients;
 pub mod cmd;
+pub mod demo;
 mod error;
 pub mod fwd;
 mod links;
@@ -49,7 +51,7 @@ pub use clients::{
     CURL_MAX_TIME,
 };
 pub use error::{Error, Result};
-pub use fwd::{fwd_binary, fwdctl_binary, Fwd};
+pub use fwd::{fwd_binary, fwdctl_binary, Fwd, FwdOptions};
 pub use links::BLACKHOLE_TABLE;
 pub use netns::{remove_namespace, Netns};
 pub use privilege::{

@@ -370,3 +370,269 @@ fn explain(shared: &Shared, q: FlowQuery) -> Result<ExplainReply, String> {
         reasons: e.reasons,
     })
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::path::PathBuf;
+    use std::sync::Arc;
+
+    use balancer::LinkState;
+    use ctl::protocol::Proto;
+    use etherparse::PacketBuilder;
+
+    use super::*;
+    use crate::dataplane::DataPlane;
+    use crate::device::memory::MemoryDevice;
+    use crate::forwarder::Forwarder;
+    use crate::neighbors::StaticNeighbors;
+    use crate::packet::Medium;
+
+    const CONFIG: &str = r#"
+[[lan]]
+name = "lan"
+interface = "lan0"
+address = "192.168.1.1/24"
+
+[[wan]]
+name = "isp1"
+interface = "wan0"
+address = "10.1.0.2/24"
+gateway = "10.1.0.1"
+
+[[wan]]
+name = "isp2"
+interface = "wan1"
+address = "10.2.0.2/24"
+gateway = "10.2.0.1"
+
+[[group]]
+name = "both"
+members = [{ wan = "isp1" }, { wan = "isp2" }]
+
+[[rule]]
+name = "dns"
+proto = "udp"
+dst_ports = [53]
+wan = "isp2"
+
+[[rule]]
+name = "all"
+group = "both"
+"#;
+
+    /// A daemon state around `CONFIG` written to a fresh file, with `flows` UDP flows to
+    /// port 9 (balanced) and one DNS flow sent through worker 0.
+    fn daemon(test: &str, flows: u16) -> (Arc<Shared>, PathBuf) {
+        let path =
+            std::env::temp_dir().join(format!("fwd-control-{test}-{}.toml", std::process::id()));
+        std::fs::write(&path, CONFIG).unwrap();
+        let config = Config::from_toml_str(CONFIG).unwrap();
+        let dp = DataPlane::new(&config, 5, LinkState::Up).unwrap();
+        let shared = Arc::new(Shared::new(dp, config, path.clone(), 1, "memory"));
+        let (dp, _) = shared.dataplane();
+        let mut fwd = Forwarder::new(Medium::Ip, &dp.plan, shared.counters[0].clone(), 64);
+        let mut dev = MemoryDevice::new(Medium::Ip);
+        let udp = |sport: u16, dport: u16| {
+            let mut out = Vec::new();
+            PacketBuilder::ipv4([192, 168, 1, 10], [203, 0, 113, 10], 64)
+                .udp(sport, dport)
+                .write_to_vec(&mut out, b"hello")
+                .unwrap();
+            out
+        };
+        for i in 0..flows {
+            dev.inject(0, &udp(30_000 + i, 9));
+        }
+        dev.inject(0, &udp(31_000, 53));
+        fwd.poll(&mut dev, &dp, &StaticNeighbors::new(), shared.clock.now())
+            .unwrap();
+        (shared, path)
+    }
+
+    fn ok(response: Response) -> Reply {
+        match response {
+            Response::Ok(r) => r,
+            Response::Error { message } => panic!("error: {message}"),
+        }
+    }
+
+    fn error(response: Response) -> String {
+        match response {
+            Response::Error { message } => message,
+            Response::Ok(r) => panic!("expected an error, got {r:?}"),
+        }
+    }
+
+    #[test]
+    fn status_counts_flows_and_traffic_per_wan() {
+        let (shared, path) = daemon("status", 4);
+        let Reply::Status(s) = ok(handle(&shared, Request::Status)) else {
+            panic!()
+        };
+        assert_eq!(s.backend, "memory");
+        assert_eq!(
+            (s.wans[0].name.as_str(), s.wans[1].name.as_str()),
+            ("isp1", "isp2")
+        );
+        // 4 balanced flows alternate; the DNS flow is pinned to isp2.
+        assert_eq!((s.wans[0].flows, s.wans[1].flows), (2, 3));
+        assert_eq!((s.wans[0].tx_packets, s.wans[1].tx_packets), (2, 3));
+        assert_eq!(s.wans[1].tx_bytes, 3 * 33);
+        assert!(s.wans.iter().all(|w| w.state == "up"));
+        assert_eq!(s.totals.flows, 5);
+        assert_eq!(s.totals.forwarded, 5);
+        assert_eq!(s.totals.sessions_created, 5);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn flows_filter_by_wan_and_limit() {
+        let (shared, path) = daemon("flows", 6);
+        let request = |wan: Option<&str>, limit| Request::Flows {
+            wan: wan.map(str::to_string),
+            limit,
+        };
+        let Reply::Flows(all) = ok(handle(&shared, request(None, None))) else {
+            panic!()
+        };
+        assert_eq!((all.total, all.flows.len()), (7, 7));
+        let Reply::Flows(some) = ok(handle(&shared, request(Some("isp2"), Some(2)))) else {
+            panic!()
+        };
+        assert_eq!((some.total, some.flows.len()), (4, 2));
+        assert!(some
+            .flows
+            .iter()
+            .all(|f| f.wan == "isp2" && f.proto == "udp"));
+        let dns = all.flows.iter().find(|f| f.remote.port() == 53).unwrap();
+        assert_eq!((dns.rule.as_str(), dns.state.as_str()), ("dns", "-"));
+        assert_eq!(dns.external.ip(), &std::net::Ipv4Addr::new(10, 2, 0, 2));
+        assert_eq!((dns.packets_out, dns.bytes_out), (1, 33));
+        let message = error(handle(&shared, request(Some("isp9"), None)));
+        assert_eq!(message, "no WAN named 'isp9'");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn rules_show_matches_actions_and_hits() {
+        let (shared, path) = daemon("rules", 2);
+        let Reply::Rules(r) = ok(handle(&shared, Request::Rules)) else {
+            panic!()
+        };
+        let rows: Vec<(&str, &str, &str, u64)> = r
+            .rules
+            .iter()
+            .map(|r| {
+                (
+                    r.name.as_str(),
+                    r.matches.as_str(),
+                    r.action.as_str(),
+                    r.hits,
+                )
+            })
+            .collect();
+        assert_eq!(
+            rows,
+            vec![
+                ("dns", "proto udp dport 53", "wan isp2", 1),
+                ("all", "any", "group both", 2)
+            ]
+        );
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn counters_name_every_drop_reason_and_event() {
+        let (shared, path) = daemon("counters", 1);
+        let Reply::Counters(c) = ok(handle(&shared, Request::Counters)) else {
+            panic!()
+        };
+        assert_eq!(c.drops.len(), DropReason::ALL.len());
+        let value = |name: &str| c.events.iter().find(|e| e.name == name).unwrap().value;
+        assert_eq!(value("forwarded"), 2);
+        assert_eq!(value("conntrack_created"), 2);
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn explain_names_rule_group_and_wan_and_refuses_non_lan_sources() {
+        let (shared, path) = daemon("explain", 0);
+        let explain = |src: [u8; 4], proto, dport| Request::Explain {
+            src: src.into(),
+            dst: [203, 0, 113, 10].into(),
+            proto,
+            sport: Some(40_000),
+            dport,
+        };
+        let Reply::Explain(dns) = ok(handle(
+            &shared,
+            explain([192, 168, 1, 10], Proto::Udp, Some(53)),
+        )) else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                dns.rule.as_deref(),
+                dns.group.as_deref(),
+                dns.wan.as_deref()
+            ),
+            (Some("dns"), None, Some("isp2"))
+        );
+        assert_eq!(dns.decision, "wan");
+        let Reply::Explain(web) = ok(handle(
+            &shared,
+            explain([192, 168, 1, 10], Proto::Tcp, Some(80)),
+        )) else {
+            panic!()
+        };
+        assert_eq!(
+            (web.rule.as_deref(), web.group.as_deref()),
+            (Some("all"), Some("both"))
+        );
+        assert!(web.wan.is_some());
+        assert!(!web.reasons.is_empty());
+        let message = error(handle(&shared, explain([10, 9, 9, 9], Proto::Tcp, None)));
+        assert!(message.contains("not in any LAN subnet"), "{message}");
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn reload_applies_policy_changes_keeps_sessions_and_refuses_the_rest() {
+        let (shared, path) = daemon("reload", 3);
+        let generation = shared.generation();
+        // A new weight: applied, sessions kept.
+        std::fs::write(
+            &path,
+            CONFIG.replace("{ wan = \"isp1\" }", "{ wan = \"isp1\", weight = 3 }"),
+        )
+        .unwrap();
+        let Reply::Reload(r) = ok(handle(&shared, Request::Reload)) else {
+            panic!()
+        };
+        assert!(r.message.contains("4 sessions kept"), "{}", r.message);
+        assert_eq!(shared.generation(), generation + 1);
+        assert_eq!(shared.config().groups[0].members[0].weight, 3);
+        // Invalid: refused with the line of the error.
+        std::fs::write(
+            &path,
+            CONFIG.replace("dst_ports = [53]", "dst_ports = [\"x\"]"),
+        )
+        .unwrap();
+        let message = error(handle(&shared, Request::Reload));
+        assert!(
+            message.contains("line 26: rule \"dns\".dst_ports[0]"),
+            "{message}"
+        );
+        // Structural: refused, needs a restart.
+        std::fs::write(&path, CONFIG.replace("10.2.0.2/24", "10.2.0.9/24")).unwrap();
+        let message = error(handle(&shared, Request::Reload));
+        assert!(message.contains("need a restart"), "{message}");
+        // Missing file: refused.
+        std::fs::remove_file(&path).unwrap();
+        let message = error(handle(&shared, Request::Reload));
+        assert!(message.contains("running config stays"), "{message}");
+        assert_eq!(shared.generation(), generation + 1);
+        assert_eq!(shared.dataplane().0.tables.conntrack.len(), 4);
+    }
+}

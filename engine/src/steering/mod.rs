@@ -45,26 +45,34 @@
 //! it. The `iif <wan tun>` and `from <A>` rules come after the local table, so they never
 //! capture traffic for the router either.
 //!
-//! ## Sysctls (only those that differ are written; each restored to the value read)
-//! `net.ipv4.ip_forward = 1`; per TUN `rp_filter = 0` and `accept_local = 1` (fwd writes
-//! packets whose source is the local address `A`); `net.ipv4.conf.all.rp_filter` 1 → 2 (the
-//! kernel applies the larger of `all` and the device's value, so strict filtering would
-//! apply to the TUNs too); `net.ipv4.ip_local_reserved_ports` gets every WAN's NAT range
-//! appended (existing entries kept) so the kernel never gives fwd's NAT ports to its own
-//! sockets. Every TUN is set administratively up (and down again on removal if it was down).
+//! ## Sysctls (only values that differ are written; each is restored to the value read)
+//! - `net.ipv4.ip_forward = 1`;
+//! - per TUN `rp_filter = 0` and `accept_local = 1`: fwd writes packets whose source is the
+//!   local address `A`;
+//! - `net.ipv4.conf.all.rp_filter = 0`: the kernel applies the larger of `all` and a
+//!   device's own value, and on a TUN (it has no address) any filtering, loose included,
+//!   rejects the packets fwd writes into it (`ip route get 1.2.3.4 iif fwdw0 from A` fails
+//!   with EINVAL). So that the real interfaces keep the filtering they had, every LAN and
+//!   WAN device whose own `rp_filter` is below the old `all` value is raised to it first.
+//!   Strict filtering on a WAN works: the `from <A>` rules route the reverse path out of it;
+//! - `net.ipv4.ip_local_reserved_ports`: every WAN's NAT range appended (existing entries
+//!   kept), so the kernel never gives fwd's NAT ports to its own sockets.
 //!
-//! ## Ownership and a previous fwd that was killed
+//! Every TUN is set administratively up (and down again on removal if it was down).
+//!
+//! ## Ownership, and a previous fwd that was killed
 //! Every rule and route fwd adds carries protocol [`FWD_PROTO`] (`proto 245` in `ip rule`
 //! and `ip route`). [`install`] first calls [`cleanup_stale`], which deletes every such rule
 //! and route (re-adding `pref 0 lookup local` if fwd's moved copy is the only local lookup
-//! left), so a restarted fwd just works after SIGKILL. Hence: one fwd per network namespace.
-//! Sysctls a killed fwd changed are not known any more and stay as it left them (all
-//! harmless for a router); the next removal restores the values found at the next start.
-//! Then install refuses (an error naming the object) to take a table that holds routes or a
-//! priority that holds a rule that is not fwd's.
+//! left), so a restarted fwd just works after SIGKILL; hence one fwd per network namespace.
+//! The sysctls a killed fwd changed stay as it left them (harmless for a router: its
+//! original values are lost), and the next removal restores the values found at the next
+//! start. After the cleanup, install refuses, with an error naming the object, a table that
+//! holds a route or a priority that holds a rule that is not fwd's.
 //!
-//! Names are resolved through netlink (a missing interface is an error naming it); no
-//! `unsafe`, no external commands.
+//! Interfaces are resolved through netlink (a missing one is an error naming it). No
+//! `unsafe`, no external commands. Needs Linux 4.17 or later (rule protocol, IP protocol and
+//! port range selectors).
 
 mod netlink;
 mod plan;
@@ -233,7 +241,6 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
     for step in plan::plan(spec, &observed) {
         match apply(&mut nl, &step, &links, local_at_zero.as_ref()) {
             Ok(undo) => {
-                log::info!("steering: {step}");
                 if step == Step::DeleteLocalAtZero {
                     installed.local_moved = true;
                 }
@@ -243,7 +250,11 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
                 });
             }
             Err(e) => {
-                // Dropping `installed` undoes what was done (warnings logged).
+                log::info!(
+                    "steering: `{step}` failed; undoing the {} changes made",
+                    installed.done.len()
+                );
+                // Dropping `installed` undoes what was done (failures logged).
                 drop(installed);
                 return Err(e);
             }
@@ -255,7 +266,16 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
              they are"
         );
     }
-    log::info!("steering: installed ({} changes)", installed.done.len());
+    let nat_ports: Vec<String> = spec
+        .wans
+        .iter()
+        .map(|w| format!("{} {}-{}", w.device, w.nat_ports.start(), w.nat_ports.end()))
+        .collect();
+    log::info!(
+        "steering: installed {} changes; NAT ports reserved from the kernel's own sockets: {}",
+        installed.done.len(),
+        nat_ports.join(", ")
+    );
     Ok(installed)
 }
 
@@ -464,16 +484,17 @@ impl Installed {
                 None
             }
         };
+        let count = self.done.len();
         while let Some(done) = self.done.pop() {
-            let line = done.line.clone();
-            match undo(nl.as_mut(), done) {
-                Ok(()) => log::info!("steering: undid `{line}`"),
-                Err(e) => {
-                    log::warn!("steering: {e}");
-                    errors.push(e);
-                }
+            if let Err(e) = undo(nl.as_mut(), done) {
+                log::warn!("steering: {e}");
+                errors.push(e);
             }
         }
+        log::info!(
+            "steering: removed ({count} changes undone, {} failed)",
+            errors.len()
+        );
         errors
     }
 }

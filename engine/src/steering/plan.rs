@@ -207,11 +207,22 @@ pub fn sysctl_keys(spec: &SteeringSpec) -> Vec<Key> {
         Key::conf("all", "rp_filter"),
         Key::reserved_ports(),
     ];
+    for dev in devices(spec) {
+        keys.push(Key::conf(dev, "rp_filter"));
+    }
     for tun in tuns(spec) {
         keys.push(Key::conf(tun, "rp_filter"));
         keys.push(Key::conf(tun, "accept_local"));
     }
     keys
+}
+
+/// The real LAN and WAN interfaces.
+fn devices(spec: &SteeringSpec) -> impl Iterator<Item = &str> {
+    spec.lans
+        .iter()
+        .map(|l| l.device.as_str())
+        .chain(spec.wans.iter().map(|w| w.device.as_str()))
 }
 
 fn tuns(spec: &SteeringSpec) -> impl Iterator<Item = &str> {
@@ -239,12 +250,19 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         }
     };
     set(Key::ip_forward(), Some("1".into()));
+    let value = |key: &Key| observed.sysctls.get(key).cloned().unwrap_or_default();
     let all_rp = Key::conf("all", "rp_filter");
-    let loosened = observed
-        .sysctls
-        .get(&all_rp)
-        .and_then(|v| sysctl::loosened_rp_filter(v));
-    set(all_rp, loosened.map(String::from));
+    let own: Vec<(&str, String)> = devices(spec)
+        .map(|d| (d, value(&Key::conf(d, "rp_filter"))))
+        .collect();
+    let own: Vec<(&str, &str)> = own.iter().map(|(d, v)| (*d, v.as_str())).collect();
+    let (raise, level) = sysctl::rp_filter_handover(&value(&all_rp), &own);
+    for dev in raise {
+        set(Key::conf(dev, "rp_filter"), Some(level.to_string()));
+    }
+    if level > 0 {
+        set(all_rp, Some("0".into()));
+    }
     for tun in tuns(spec) {
         set(Key::conf(tun, "rp_filter"), Some("0".into()));
         set(Key::conf(tun, "accept_local"), Some("1".into()));

@@ -203,37 +203,53 @@ fn is_selector(attr: &RuleAttribute) -> bool {
     )
 }
 
-/// A dumped rule in `ip rule` terms, for error messages about a rule that is in the way.
+/// A dumped rule in `ip rule` terms, for logs and error messages.
 pub fn describe_dumped(msg: &RuleMessage) -> String {
-    let mut s = format!("pref {}", priority(msg));
+    let mut iif = String::new();
+    let mut oif = String::new();
+    let mut from = String::new();
+    let mut to = String::new();
+    let mut ipproto = String::new();
+    let mut ports = String::new();
+    let mut fwmark = String::new();
+    let mut suppress = String::new();
+    let mut proto = String::new();
     for attr in &msg.attributes {
         match attr {
-            RuleAttribute::Iifname(n) => s.push_str(&format!(" iif {n}")),
-            RuleAttribute::Oifname(n) => s.push_str(&format!(" oif {n}")),
-            RuleAttribute::Source(a) => s.push_str(&format!(" from {a}/{}", msg.header.src_len)),
-            RuleAttribute::Destination(a) => s.push_str(&format!(" to {a}/{}", msg.header.dst_len)),
-            RuleAttribute::FwMark(m) => s.push_str(&format!(" fwmark {m:#x}")),
-            RuleAttribute::IpProtocol(p) => s.push_str(&format!(" ipproto {}", u8::from(*p))),
-            RuleAttribute::DestinationPortRange(r) => {
-                s.push_str(&format!(" dport {}-{}", r.start, r.end))
+            RuleAttribute::Iifname(n) => iif = format!(" iif {n}"),
+            RuleAttribute::Oifname(n) => oif = format!(" oif {n}"),
+            RuleAttribute::Source(a) => from = format!(" from {a}/{}", msg.header.src_len),
+            RuleAttribute::Destination(a) => to = format!(" to {a}/{}", msg.header.dst_len),
+            RuleAttribute::IpProtocol(p) => {
+                ipproto = match u8::from(*p) {
+                    6 => " ipproto tcp".to_string(),
+                    17 => " ipproto udp".to_string(),
+                    1 => " ipproto icmp".to_string(),
+                    n => format!(" ipproto {n}"),
+                }
             }
             RuleAttribute::SourcePortRange(r) => {
-                s.push_str(&format!(" sport {}-{}", r.start, r.end))
+                ports.push_str(&format!(" sport {}-{}", r.start, r.end))
             }
+            RuleAttribute::DestinationPortRange(r) => {
+                ports.push_str(&format!(" dport {}-{}", r.start, r.end))
+            }
+            RuleAttribute::FwMark(m) => fwmark = format!(" fwmark {m:#x}"),
+            RuleAttribute::SuppressPrefixLen(n) if *n != u32::MAX => {
+                suppress = format!(" suppress_prefixlength {n}")
+            }
+            RuleAttribute::Protocol(p) => proto = format!(" proto {}", protocol_name(*p)),
             _ => {}
         }
     }
-    match msg.header.action {
-        RuleAction::ToTable => s.push_str(&format!(" lookup {}", table_name(table(msg)))),
-        other => s.push_str(&format!(" action {}", u8::from(other))),
-    }
-    if let Some(p) = msg.attributes.iter().find_map(|a| match a {
-        RuleAttribute::Protocol(p) => Some(*p),
-        _ => None,
-    }) {
-        s.push_str(&format!(" proto {}", protocol_name(p)));
-    }
-    s
+    let action = match msg.header.action {
+        RuleAction::ToTable => format!(" lookup {}", table_name(table(msg))),
+        other => format!(" action {}", u8::from(other)),
+    };
+    format!(
+        "pref {}{iif}{oif}{from}{to}{ipproto}{ports}{fwmark}{action}{suppress}{proto}",
+        priority(msg)
+    )
 }
 
 /// A protocol as `ip` prints it: its name, or its number (`245`).

@@ -68,11 +68,27 @@ impl fmt::Display for Key {
     }
 }
 
-/// The value for `net.ipv4.conf.all.rp_filter`: strict (1) becomes loose (2), because the
-/// kernel applies the larger of `all` and the device's value, and strict filtering would
-/// drop what fwd writes into its TUNs. Other values stay.
-pub fn loosened_rp_filter(current: &str) -> Option<&'static str> {
-    (current.trim() == "1").then_some("2")
+/// The reverse-path filtering level of an `rp_filter` value (0 off, 1 strict, 2 loose;
+/// anything unreadable counts as off).
+pub fn rp_level(value: &str) -> u8 {
+    value.trim().parse().unwrap_or(0)
+}
+
+/// How to take `all.rp_filter` (value `all`) to 0 without weakening the filtering of the
+/// real interfaces: the kernel applies the larger of `all` and a device's own value, so
+/// every device of `devices` (name, own value) below `all`'s level is raised to it first.
+/// Returns the devices to raise and the level; nothing when `all` is already 0.
+pub fn rp_filter_handover<'a>(all: &str, devices: &[(&'a str, &str)]) -> (Vec<&'a str>, u8) {
+    let level = rp_level(all);
+    if level == 0 {
+        return (Vec::new(), 0);
+    }
+    let raise = devices
+        .iter()
+        .filter(|(_, v)| rp_level(v) < level)
+        .map(|(d, _)| *d)
+        .collect();
+    (raise, level)
 }
 
 /// `ip_local_reserved_ports` with every range of `add` that the current value does not

@@ -49,7 +49,8 @@ fn spec() -> SteeringSpec {
     }
 }
 
-/// A fresh router: forwarding off, strict rp_filter, two reserved entries, TUNs down.
+/// A fresh router: forwarding off, strict `all.rp_filter` (wan0 loose on its own, the
+/// others off), two reserved entries, TUNs down.
 fn pristine(spec: &SteeringSpec) -> Observed {
     let mut sysctls = BTreeMap::new();
     for key in plan::sysctl_keys(spec) {
@@ -57,8 +58,8 @@ fn pristine(spec: &SteeringSpec) -> Observed {
     }
     sysctls.insert(Key::conf("all", "rp_filter"), "1".into());
     sysctls.insert(Key::reserved_ports(), "1024,8080-8090".into());
-    for tun in ["fwdl0", "fwdw0", "fwdw1"] {
-        sysctls.insert(Key::conf(tun, "rp_filter"), "2".into());
+    for dev in ["fwdl0", "fwdw0", "fwdw1", "wan0"] {
+        sysctls.insert(Key::conf(dev, "rp_filter"), "2".into());
     }
     Observed {
         sysctls,
@@ -98,7 +99,9 @@ fn plan_for_one_lan_two_wans() {
         "link fwdw0 up",
         "link fwdw1 up",
         "sysctl net.ipv4.ip_forward = 1 (was 0)",
-        "sysctl net.ipv4.conf.all.rp_filter = 2 (was 1)",
+        "sysctl net.ipv4.conf.lan0.rp_filter = 1 (was 0)",
+        "sysctl net.ipv4.conf.wan1.rp_filter = 1 (was 0)",
+        "sysctl net.ipv4.conf.all.rp_filter = 0 (was 1)",
         "sysctl net.ipv4.conf.fwdl0.rp_filter = 0 (was 2)",
         "sysctl net.ipv4.conf.fwdl0.accept_local = 1 (was 0)",
         "sysctl net.ipv4.conf.fwdw0.rp_filter = 0 (was 2)",
@@ -147,7 +150,7 @@ fn plan_skips_what_is_already_so() {
     for (key, value) in observed.sysctls.iter_mut() {
         *value = match key.to_string().as_str() {
             "net.ipv4.ip_forward" => "1",
-            "net.ipv4.conf.all.rp_filter" => "2",
+            "net.ipv4.conf.all.rp_filter" => "0",
             "net.ipv4.ip_local_reserved_ports" => "20000-39999",
             k if k.ends_with("accept_local") => "1",
             _ => "0",
@@ -167,10 +170,17 @@ fn plan_skips_what_is_already_so() {
 }
 
 #[test]
-fn all_rp_filter_only_strict_is_loosened() {
-    assert_eq!(sysctl::loosened_rp_filter("1"), Some("2"));
-    assert_eq!(sysctl::loosened_rp_filter("0"), None);
-    assert_eq!(sysctl::loosened_rp_filter("2"), None);
+fn all_rp_filter_goes_to_zero_after_raising_devices_below_it() {
+    let devices = [("lan0", "0"), ("wan0", "2"), ("wan1", "1"), ("wan2", "")];
+    assert_eq!(
+        sysctl::rp_filter_handover("1", &devices),
+        (vec!["lan0", "wan2"], 1)
+    );
+    assert_eq!(
+        sysctl::rp_filter_handover("2\n", &devices),
+        (vec!["lan0", "wan1", "wan2"], 2)
+    );
+    assert_eq!(sysctl::rp_filter_handover("0", &devices), (vec![], 0));
 }
 
 #[test]
@@ -530,12 +540,14 @@ fn dumped_rule_description() {
         from: Some(ip("10.0.0.2")),
         proto: Some(Proto::Udp),
         dports: Some(1..=2),
+        suppress_prefixlength: Some(0),
         ..RuleSpec::lookup(7, TABLE_MAIN)
     }
     .message();
     assert_eq!(
         rules::describe_dumped(&msg),
-        "pref 7 iif lan0 from 10.0.0.2/32 ipproto 17 dport 1-2 lookup main proto 245"
+        "pref 7 iif lan0 from 10.0.0.2/32 ipproto udp dport 1-2 lookup main \
+         suppress_prefixlength 0 proto 245"
     );
 }
 
