@@ -106,33 +106,42 @@ pub struct SessionInfo {
 const HAS_RW: u8 = 0x01;
 
 /// One tracked flow in a shard's slab. Free slots chain through `next`.
+///
+/// `repr(C)`, hottest fields first: a fast-path hit reads the key (compared by the index
+/// probe), the TCP byte, the external port, `last_seen`, the WAN, egress and flags, and writes
+/// one direction's counters. With that order an outbound hit touches bytes 0..48 and a reply
+/// hit bytes 0..32 and 48..64; a session starts at a multiple of 16 bytes (80-byte slots), so
+/// these fall in one cache line for half the slots and in two for the rest (the default layout,
+/// which sorted fields by alignment, put the key at bytes 40..74, behind the five counters:
+/// always two lines). Links, rule and creation time, used off the per-packet path, come last.
 #[derive(Clone, Copy, Debug)]
+#[repr(C)]
 pub(crate) struct Session {
+    src_ip: u32,
+    dst_ip: u32,
+    src_port: u16,
+    dst_port: u16,
+    pub(crate) proto: Proto,
+    pub(crate) tcp: TcpTrack,
+    pub(crate) ext_port: u16,
     /// Last packet, table time units. Its whole second is also the second the session last
     /// moved to its class list's head (see `shard.rs`): no separate stamp is needed.
     pub(crate) last_seen: u64,
-    pub(crate) packets_out: u64,
-    pub(crate) packets_in: u64,
-    pub(crate) bytes_out: u64,
-    pub(crate) bytes_in: u64,
-    src_ip: u32,
-    dst_ip: u32,
+    pub(crate) wan: u8,
+    egress: u8,
+    flags: u8,
+    lan_iface: u8,
     rw_ip: u32,
+    pub(crate) packets_out: u64,
+    pub(crate) bytes_out: u64,
+    pub(crate) packets_in: u64,
+    pub(crate) bytes_in: u64,
+    rw_port: u16,
+    rule: u16,
     prev: u32,
     pub(crate) next: u32,
     /// Creation time, whole seconds (saturating).
     created_s: u32,
-    src_port: u16,
-    dst_port: u16,
-    rw_port: u16,
-    pub(crate) ext_port: u16,
-    rule: u16,
-    pub(crate) proto: Proto,
-    pub(crate) wan: u8,
-    egress: u8,
-    lan_iface: u8,
-    pub(crate) tcp: TcpTrack,
-    flags: u8,
 }
 
 impl Node for Session {
@@ -382,6 +391,18 @@ mod tests {
         assert!(size <= 96, "Session is {size} bytes");
         assert_eq!(size, 80);
         assert_eq!(crate::SESSION_SIZE, size);
+    }
+
+    #[test]
+    fn hot_fields_lead_the_layout() {
+        use std::mem::offset_of;
+        // an outbound hit reads and writes bytes 0..48, a reply hit 0..32 and 48..64
+        assert!(offset_of!(Session, proto) < 16 && offset_of!(Session, ext_port) < 16);
+        assert_eq!(offset_of!(Session, last_seen), 16);
+        assert!(offset_of!(Session, wan) < 32 && offset_of!(Session, flags) < 32);
+        assert_eq!(offset_of!(Session, bytes_out), 40);
+        assert_eq!(offset_of!(Session, bytes_in), 56);
+        assert!(offset_of!(Session, prev) >= 64);
     }
 
     #[test]

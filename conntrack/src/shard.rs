@@ -51,8 +51,6 @@
 //! right after creation but queued behind an unanswered one then lived almost twice its
 //! timeout, holding its slot and its NAT port.
 
-use std::sync::atomic::Ordering;
-
 use hashbrown::HashTable;
 
 use crate::index::{out_of_room, slack_capacity};
@@ -67,6 +65,8 @@ use crate::timeouts::{Class, CLASS_COUNT};
 /// The sessions of one shard.
 #[derive(Debug)]
 pub(crate) struct Shard {
+    /// Index of this shard in the table (of its [`ShardCounts`](crate::stats::ShardCounts)).
+    id: usize,
     sessions: Vec<Session>,
     free: u32,
     len: u32,
@@ -81,8 +81,9 @@ fn session_hash(sessions: &[Session], hasher: &KeyHasher, slot: u32) -> u64 {
 }
 
 impl Shard {
-    /// A shard for `cap` sessions, everything preallocated. `None` if memory is unavailable.
-    pub(crate) fn new(cap: u32, hasher: &KeyHasher) -> Option<Shard> {
+    /// Shard number `id` of its table, for `cap` sessions, everything preallocated. `None` if
+    /// memory is unavailable.
+    pub(crate) fn new(id: usize, cap: u32, hasher: &KeyHasher) -> Option<Shard> {
         let mut sessions = Vec::new();
         sessions.try_reserve_exact(cap as usize).ok()?;
         sessions.extend((0..cap).map(|i| Session::vacant(if i + 1 < cap { i + 1 } else { NIL })));
@@ -93,6 +94,7 @@ impl Shard {
             })
             .ok()?;
         Some(Shard {
+            id,
             sessions,
             free: if cap > 0 { 0 } else { NIL },
             len: 0,
@@ -206,9 +208,8 @@ impl Shard {
         }
         self.free = slot;
         self.len = self.len.saturating_sub(1);
-        sh.live.fetch_sub(1, Ordering::Relaxed);
-        if let Some(c) = sh.wan_sessions.get(usize::from(s.wan)) {
-            c.fetch_sub(1, Ordering::Relaxed);
+        if let Some(c) = sh.counts.get(self.id) {
+            c.removed(s.wan);
         }
     }
 
@@ -294,11 +295,9 @@ impl Shard {
         index.insert_unique(h, slot, |&x| session_hash(sessions, &sh.hasher, x));
         self.lists[class.index()].push_front(&mut self.sessions, slot);
         self.len += 1;
-        sh.live.fetch_add(1, Ordering::Relaxed);
-        if let Some(c) = sh.wan_sessions.get(usize::from(wan)) {
-            c.fetch_add(1, Ordering::Relaxed);
+        if let Some(c) = sh.counts.get(self.id) {
+            c.inserted(wan);
         }
-        bump(&sh.stats.created);
         Some(slot)
     }
 

@@ -1,5 +1,7 @@
 //! Table-wide event counters: relaxed `AtomicU64`s bumped on the slow path and on rare
-//! packet-path events (expiry on hit, RST, recycling), read as a [`TableStats`] snapshot.
+//! packet-path events (expiry on hit, RST, recycling), read as a [`TableStats`] snapshot; and
+//! the per-shard counts of live and created sessions ([`ShardCounts`]), which change with every
+//! session created or removed and so are kept per shard, written without a locked instruction.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -28,10 +30,9 @@ pub struct TableStats {
     pub index_rebuilds: u64,
 }
 
-/// The live counters.
+/// The live counters (sessions created are counted per shard: [`ShardCounts`]).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) created: AtomicU64,
     pub(crate) expired: AtomicU64,
     pub(crate) evicted: AtomicU64,
     pub(crate) refused_full: AtomicU64,
@@ -55,11 +56,80 @@ pub(crate) fn add(c: &AtomicU64, n: u64) {
     }
 }
 
+/// Adds `n` (wrapping) to a counter that only one thread at a time writes: a relaxed load and
+/// store, no read-modify-write (no `lock`-prefixed instruction, which on x86 also waits for
+/// every earlier store of the thread to drain).
+#[inline]
+fn single_writer_add(c: &AtomicU64, n: u64) {
+    c.store(c.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+}
+
+/// Counts of one session shard: live sessions, in all and per WAN, and sessions created. Written
+/// only by the holder of that shard's lock (so a load and a store suffice), read by anyone
+/// without the lock (table-wide figures are sums over the shards). On its own cache lines, so
+/// workers writing different shards do not share them.
+#[derive(Debug)]
+#[repr(align(64))]
+pub(crate) struct ShardCounts {
+    live: AtomicU64,
+    created: AtomicU64,
+    /// Live sessions per WAN index.
+    wans: Box<[AtomicU64]>,
+}
+
+impl ShardCounts {
+    /// Zero counts for a table with `wans` WANs.
+    pub(crate) fn new(wans: usize) -> ShardCounts {
+        ShardCounts {
+            live: AtomicU64::new(0),
+            created: AtomicU64::new(0),
+            wans: (0..wans).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    /// A session on `wan` was created. The caller holds the shard's lock.
+    #[inline]
+    pub(crate) fn inserted(&self, wan: u8) {
+        single_writer_add(&self.live, 1);
+        single_writer_add(&self.created, 1);
+        if let Some(c) = self.wans.get(usize::from(wan)) {
+            single_writer_add(c, 1);
+        }
+    }
+
+    /// A session on `wan` was removed. The caller holds the shard's lock.
+    #[inline]
+    pub(crate) fn removed(&self, wan: u8) {
+        single_writer_add(&self.live, u64::MAX);
+        if let Some(c) = self.wans.get(usize::from(wan)) {
+            single_writer_add(c, u64::MAX);
+        }
+    }
+
+    /// Live sessions.
+    pub(crate) fn live(&self) -> u64 {
+        self.live.load(Ordering::Relaxed)
+    }
+
+    /// Sessions created.
+    pub(crate) fn created(&self) -> u64 {
+        self.created.load(Ordering::Relaxed)
+    }
+
+    /// Live sessions on WAN `wan`.
+    pub(crate) fn wan(&self, wan: u8) -> u64 {
+        self.wans
+            .get(usize::from(wan))
+            .map_or(0, |c| c.load(Ordering::Relaxed))
+    }
+}
+
 impl Counters {
-    pub(crate) fn snapshot(&self) -> TableStats {
+    /// A snapshot, with `created` summed from the shards' [`ShardCounts`] by the caller.
+    pub(crate) fn snapshot(&self, created: u64) -> TableStats {
         let r = |c: &AtomicU64| c.load(Ordering::Relaxed);
         TableStats {
-            created: r(&self.created),
+            created,
             expired: r(&self.expired),
             evicted: r(&self.evicted),
             refused_full: r(&self.refused_full),
@@ -76,9 +146,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shard_counts_follow_inserts_and_removals() {
+        let c = ShardCounts::new(2);
+        c.inserted(1);
+        c.inserted(1);
+        c.inserted(0);
+        c.removed(1);
+        c.inserted(7); // unknown WAN: counted in all, not per WAN
+        assert_eq!(
+            (c.live(), c.created(), c.wan(0), c.wan(1), c.wan(7)),
+            (3, 4, 1, 1, 0)
+        );
+    }
+
+    #[test]
     fn snapshot_reads_each_counter() {
         let c = Counters::default();
-        bump(&c.created);
         add(&c.expired, 3);
         add(&c.evicted, 0);
         bump(&c.refused_full);
@@ -88,7 +171,7 @@ mod tests {
         bump(&c.recycled);
         add(&c.index_rebuilds, 2);
         assert_eq!(
-            c.snapshot(),
+            c.snapshot(1),
             TableStats {
                 created: 1,
                 expired: 3,

@@ -8,7 +8,9 @@
 //! shards are locked only by `create` and by session removal, always while holding the
 //! session shard's mutex and never the other way round (lock order: session shard, then
 //! mapping shard), so no two threads can wait on each other. No global lock exists; table-wide
-//! numbers (`len`, per-WAN session counts, statistics) are relaxed atomics.
+//! numbers are relaxed atomics: event statistics, and per-shard counts of live, per-WAN and
+//! created sessions (`len`, `wan_sessions` and `stats` sum them), which only the holder of
+//! the shard's lock writes, with a load and a store rather than a locked read-modify-write.
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -22,7 +24,7 @@ use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
 use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
 use crate::shard::Shard;
-use crate::stats::{bump, Counters, TableStats};
+use crate::stats::{bump, Counters, ShardCounts, TableStats};
 use crate::tcp::Dir;
 use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
 
@@ -176,10 +178,8 @@ pub(crate) struct Shared {
     pub(crate) timeouts: TimeoutsNs,
     pub(crate) wans: Box<[Wan]>,
     pub(crate) stats: Counters,
-    /// Live sessions, table-wide.
-    pub(crate) live: AtomicUsize,
-    /// Live sessions per WAN.
-    pub(crate) wan_sessions: Box<[AtomicU64]>,
+    /// Live, per-WAN and created session counts of each session shard (by shard index).
+    pub(crate) counts: Box<[ShardCounts]>,
 }
 
 impl Shared {
@@ -289,7 +289,8 @@ impl ConnTable {
         let hasher = KeyHasher::new(config.hash_seed);
         let mut shards = Vec::with_capacity(nshards);
         for _ in 0..nshards {
-            let shard = Shard::new(shard_cap, &hasher).ok_or(TableConfigError::OutOfMemory)?;
+            let shard = Shard::new(shards.len(), shard_cap, &hasher)
+                .ok_or(TableConfigError::OutOfMemory)?;
             shards.push(ShardCell(Mutex::new(shard)));
         }
         let mapping_cap = mapping::shard_capacity(shard_cap, u32::from(config.shards));
@@ -304,10 +305,9 @@ impl ConnTable {
                 mappings: mappings.into_boxed_slice(),
                 mask: nshards - 1,
                 timeouts: TimeoutsNs::new(&config.timeouts),
-                wan_sessions: ws.iter().map(|_| AtomicU64::new(0)).collect(),
+                counts: (0..nshards).map(|_| ShardCounts::new(ws.len())).collect(),
                 wans: ws.into_boxed_slice(),
                 stats: Counters::default(),
-                live: AtomicUsize::new(0),
             },
             shards: shards.into_boxed_slice(),
             shard_cap,
@@ -528,9 +528,10 @@ impl ConnTable {
         done
     }
 
-    /// Live sessions.
+    /// Live sessions (a sum over the shards' counts).
     pub fn len(&self) -> usize {
-        self.shared.live.load(Ordering::Relaxed)
+        let live: u64 = self.shared.counts.iter().map(ShardCounts::live).sum();
+        usize::try_from(live).unwrap_or(usize::MAX)
     }
 
     /// Whether no session is live.
@@ -548,12 +549,9 @@ impl ConnTable {
         self.shards.len()
     }
 
-    /// Live sessions on WAN `wan`.
+    /// Live sessions on WAN `wan` (a sum over the shards' counts).
     pub fn wan_sessions(&self, wan: u8) -> u64 {
-        self.shared
-            .wan_sessions
-            .get(usize::from(wan))
-            .map_or(0, |c| c.load(Ordering::Relaxed))
+        self.shared.counts.iter().map(|c| c.wan(wan)).sum()
     }
 
     /// Calls `f` with a snapshot of every session, locking one shard at a time; `age` and
@@ -579,7 +577,8 @@ impl ConnTable {
 
     /// A snapshot of the event counters.
     pub fn stats(&self) -> TableStats {
-        self.shared.stats.snapshot()
+        let created = self.shared.counts.iter().map(ShardCounts::created).sum();
+        self.shared.stats.snapshot(created)
     }
 
     /// Live endpoint-independent mappings (locks every mapping shard in turn; diagnostics).

@@ -40,6 +40,10 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if let Err(e) = demo::prerequisites() {
+        let _ = writeln!(std::io::stderr(), "{e}");
+        return ExitCode::FAILURE;
+    }
     let live = !cli.no_color && std::io::stdout().is_terminal();
     let options = Options {
         seconds: cli.seconds,

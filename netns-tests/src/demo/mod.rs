@@ -133,9 +133,9 @@ pub fn prerequisites() -> Result<()> {
 
 /// Runs the demo; `stop` (set by SIGINT/SIGTERM handlers) ends it early. Everything it
 /// created is gone when it returns, error or not.
+/// Call [`prerequisites`] first.
 pub fn run(opts: &Options, stop: &AtomicBool) -> Result<()> {
     let mut screen = Screen::new(opts.live);
-    prerequisites()?;
     crate::fwd_binary()?;
     crate::fwdctl_binary()?;
     // Ctrl-C in a terminal reaches this process only; it stops the children in order.
@@ -178,7 +178,7 @@ fn with_topology(
     topo.start_dns()?;
     topo.start_iperf3()?;
     topo.start_iperf3_on(TCP_PORT)?;
-    let fwd = Fwd::start(topo, &demo_config())?;
+    let fwd = Fwd::start(topo, &demo_config()).map_err(|e| e.context("fwd did not start"))?;
     let problems = match drive(topo, &fwd, opts, stop, screen) {
         Ok(problems) => problems,
         Err(e) => return Err(with_log_tail(e, &fwd.log_text())),
@@ -322,7 +322,9 @@ fn header(topo: &Topology, fwd: &Fwd<'_>, opts: &Options, screen: &mut Screen) -
     let wan_ifs: Vec<String> = (0..wans)
         .map(|i| format!("{} {}/24", plan::wan_if(i), plan::wan_router(i)))
         .collect();
-    let gateways: Vec<String> = (0..wans).map(|i| plan::wan_gateway(i).to_string()).collect();
+    let gateways: Vec<String> = (0..wans)
+        .map(|i| plan::wan_gateway(i).to_string())
+        .collect();
     let roles: Vec<String> = topo
         .namespace_names()
         .iter()
@@ -336,38 +338,37 @@ fn header(topo: &Topology, fwd: &Fwd<'_>, opts: &Options, screen: &mut Screen) -
         ))
     );
     text += &format!(
-        "{} {}{{{}}}\n",
+        "{} namespaces {}{{{}}}\n",
         bold("Topology:"),
         topo.prefix(),
         roles.join(",")
     );
     text += &format!(
-        "  h0, h1      LAN hosts {} (gateway {}), on a bridge in sw\n",
+        "  h0, h1      LAN hosts {} behind bridge sw, gateway {}\n",
         hosts.join(", "),
         plan::LAN_ROUTER
     );
     text += &format!(
-        "  rt          the router: fwd ({} backend, pid {}) on {} {}/24, {}\n",
-        "tun",
+        "  rt          fwd (pid {}): {} {}/24, {}\n",
         fwd.pid(),
         plan::LAN_IF,
         plan::LAN_ROUTER,
         wan_ifs.join(", ")
     );
     text += &format!(
-        "  isp0, isp1  ISPs: gateways {}; they route without NAT\n",
+        "  isp0, isp1  ISPs with gateways {}, routing without NAT\n",
         gateways.join(", ")
     );
     text += &format!(
-        "  inet        the internet: {SERVER} runs nginx :{HTTP_PORT}, dnsmasq :{DNS_PORT} \
-         ({DNS_NAME}), iperf3 :{IPERF_PORT} and :{TCP_PORT}\n"
+        "  inet        {SERVER}: nginx :{HTTP_PORT}, dnsmasq :{DNS_PORT} ({DNS_NAME}), \
+         iperf3 :{IPERF_PORT}, :{TCP_PORT}\n"
     );
     let rules = match fwd.request(&Request::Rules)? {
         Reply::Rules(r) => ctl::render::render_rules(&r),
         other => return Err(Error::new(format!("rules answered {other:?}"))),
     };
     text += &format!(
-        "{} isp0 weight {}, isp1 weight {}, group all = both; rules, first match wins:\n",
+        "{} isp0 weight {}, isp1 weight {}, group all of both; rules (first match wins):\n",
         bold("Config:"),
         WEIGHTS[0],
         WEIGHTS[1]
@@ -380,15 +381,15 @@ fn header(topo: &Topology, fwd: &Fwd<'_>, opts: &Options, screen: &mut Screen) -
         text += &format!("  {line}\n");
     }
     text += &format!(
-        "{} new connections split about 2:1 over isp0 and isp1 (the servers see {} or {}),\n  \
-         every DNS query leaves by {DNS_WAN}.\n",
+        "{} new connections split about 2:1 over isp0 and isp1, every DNS query on {DNS_WAN}\n  \
+         (the servers see the WAN's address as the client: {} or {}).\n",
         bold("Expect:"),
         plan::wan_router(0),
         plan::wan_router(1)
     );
     text += "Failover (cutting isp0 mid-run) is not in this demo yet: it needs link health\n  \
              probing, which comes later; the in-memory `fwd demo` shows failover today.\n";
-    text += "The view below refreshes every second (HTTP, DNS: what the servers logged per WAN).\n\
+    text += "The view refreshes every second; HTTP and DNS count what the servers logged.\n\
              Ctrl-C stops early; the summary and the teardown follow either way.\n";
     screen.text(&text);
     Ok(())
@@ -457,7 +458,10 @@ mod tests {
     #[test]
     fn config_has_weights_and_the_dns_rule_first() {
         let c = demo_config();
-        assert!(c.contains("name = \"isp0\"") && c.contains("weight = 2"), "{c}");
+        assert!(
+            c.contains("name = \"isp0\"") && c.contains("weight = 2"),
+            "{c}"
+        );
         assert!(c.contains("weight = 1"), "{c}");
         let dns = c.find("name = \"dns\"").unwrap();
         let default = c.find("name = \"default\"").unwrap();

@@ -86,8 +86,7 @@ pub fn render_summary(s: &Summary) -> String {
     let t = &s.traffic;
     let _ = writeln!(
         out,
-        "  (as nginx and dnsmasq logged them: the source address tells the WAN; new connections \
-         follow the weights, rule `{DNS_RULE}` pins udp/53 to {DNS_WAN})"
+        "  (from nginx's and dnsmasq's logs: the source address tells the WAN)"
     );
     let _ = writeln!(
         out,
@@ -99,7 +98,10 @@ pub fn render_summary(s: &Summary) -> String {
     );
     let u = &t.udp;
     if u.pieces == 0 {
-        let _ = writeln!(out, "  UDP stream to {SERVER}:{IPERF_PORT}: no piece finished");
+        let _ = writeln!(
+            out,
+            "  UDP stream to {SERVER}:{IPERF_PORT}: no piece finished"
+        );
     } else {
         let _ = writeln!(
             out,

@@ -44,17 +44,19 @@ pub struct Traffic<'t> {
     loops: Vec<(usize, u32)>,
 }
 
-/// One line per loop for the demo's header.
+/// The loops, for the demo's header: lines of at most 80 columns.
 pub fn describe() -> Vec<String> {
     vec![
         format!(
-            "h0: curl http://{SERVER}/ in a loop, a new connection each time (every {BIG_EVERY}th a 1 MB \
-             download), and dig {DNS_NAME} @{SERVER} (udp/53)"
+            "h0  curl http://{SERVER}/ in a loop, a new connection each (every {BIG_EVERY}th: 1 MB),"
+        ),
+        format!("    each followed by dig {DNS_NAME} @{SERVER} (udp/53)"),
+        format!(
+            "h1  iperf3 UDP {UDP_RATE}bit/s to :{IPERF_PORT} in {UDP_PIECE_SECS} s pieces; \
+             iperf3 TCP to :{TCP_PORT},"
         ),
         format!(
-            "h1: iperf3 UDP at {UDP_RATE}bit/s to :{IPERF_PORT} in pieces of {UDP_PIECE_SECS} s, \
-             and a {TCP_SECS} s iperf3 TCP run (at most {TCP_RATE}bit/s) to :{TCP_PORT} every \
-             {} s",
+            "    {TCP_SECS} s at most {TCP_RATE}bit/s every {} s",
             TCP_SECS + TCP_PAUSE_SECS
         ),
     ]
@@ -247,7 +249,11 @@ fn json_files(dir: &Path, prefix: &str) -> Vec<String> {
                 .flatten()
                 .filter_map(|e| {
                     let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name.strip_prefix(prefix)?.strip_suffix(".json")?.parse().ok()?;
+                    let n = name
+                        .strip_prefix(prefix)?
+                        .strip_suffix(".json")?
+                        .parse()
+                        .ok()?;
                     Some((n, e.path()))
                 })
                 .collect()

@@ -300,7 +300,7 @@ pub(crate) mod tests {
         );
         assert_eq!(
             lines[3],
-            "isp1  up            1    15       500 750.0 kB/s     1000   7.5 MB/s    12    9"
+            "isp1  up            1    15       500 750.0 kB/s     1.0k   7.5 MB/s    12    9"
         );
         assert_eq!(
             lines[4],
@@ -317,7 +317,11 @@ pub(crate) mod tests {
     fn view_in_color_keeps_its_shape_and_first_view_has_no_negative_rates() {
         let lines = render_view(&snapshot(1), &snapshot(3), &frame(true));
         assert_eq!(lines.len(), 6);
-        assert!(lines[2].contains("\x1b[32mup      \x1b[0m"), "{:?}", lines[2]);
+        assert!(
+            lines[2].contains("\x1b[32mup      \x1b[0m"),
+            "{:?}",
+            lines[2]
+        );
         assert!(lines[5].starts_with("\x1b[33mdrops:"), "{:?}", lines[5]);
         // Counters that went backwards (a restarted fwd) read as 0, not as huge rates.
         let lines = render_view(&snapshot(3), &snapshot(1), &frame(false));
