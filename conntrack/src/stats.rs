@@ -25,6 +25,9 @@ pub struct TableStats {
     pub closed_by_rst: u64,
     /// TCP sessions in TimeWait/Closed removed by a new SYN so that a fresh one is created.
     pub recycled: u64,
+    /// Sessions removed by an outbound packet because their WAN went down
+    /// ([`Lookup::Ended`](crate::Lookup::Ended)).
+    pub ended_by_wan_down: u64,
     /// In-place rebuilds of a session shard's or a mapping shard's index (clearing hashbrown
     /// tombstones; each costs one pass over the shard, on the slow path).
     pub index_rebuilds: u64,
@@ -39,6 +42,7 @@ pub(crate) struct Counters {
     pub(crate) ports_exhausted: AtomicU64,
     pub(crate) closed_by_rst: AtomicU64,
     pub(crate) recycled: AtomicU64,
+    pub(crate) ended_by_wan_down: AtomicU64,
     pub(crate) index_rebuilds: AtomicU64,
 }
 
@@ -136,6 +140,7 @@ impl Counters {
             ports_exhausted: r(&self.ports_exhausted),
             closed_by_rst: r(&self.closed_by_rst),
             recycled: r(&self.recycled),
+            ended_by_wan_down: r(&self.ended_by_wan_down),
             index_rebuilds: r(&self.index_rebuilds),
         }
     }
@@ -180,6 +185,7 @@ mod tests {
                 ports_exhausted: 2,
                 closed_by_rst: 1,
                 recycled: 1,
+                ended_by_wan_down: 0,
                 index_rebuilds: 2,
             }
         );

@@ -25,7 +25,7 @@ use crate::ports::PortTable;
 use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
 use crate::shard::Shard;
 use crate::stats::{bump, Counters, ShardCounts, TableStats};
-use crate::tcp::Dir;
+use crate::tcp::{Dir, TcpState};
 use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
 
 /// Most WANs a table supports ([`NewSession::eligible`] is a 64-bit mask).
@@ -81,6 +81,42 @@ pub enum Lookup {
     Hit(Rewrite),
     /// No live session (take the slow path, or drop).
     Miss,
+    /// The flow's session was pinned to a WAN of the `ended` set given to the lookup (a WAN
+    /// that went down): the session is gone (its port and mapping reference released); the
+    /// caller decides what the packet becomes (a new flow on a live WAN, a TCP reset, an
+    /// ICMP unreachable). `tcp` is the session's TCP state (`None` for UDP and ICMP).
+    Ended { wan: u8, tcp: Option<TcpState> },
+}
+
+/// A set of WAN indices (bit `i` = WAN `i`; WANs 64 and above are never members).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct WanSet(u64);
+
+impl WanSet {
+    /// No WAN.
+    pub const EMPTY: WanSet = WanSet(0);
+
+    /// Whether WAN `wan` is in the set.
+    #[inline]
+    pub fn contains(self, wan: u8) -> bool {
+        wan < 64 && self.0 & (1u64 << wan) != 0
+    }
+
+    /// The set plus WAN `wan` (unchanged for `wan` ≥ 64).
+    #[must_use]
+    pub fn with(self, wan: usize) -> WanSet {
+        if wan < 64 {
+            WanSet(self.0 | (1u64 << wan))
+        } else {
+            self
+        }
+    }
+
+    /// Whether the set is empty.
+    #[inline]
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
 }
 
 /// Why `create` failed.
@@ -341,6 +377,21 @@ impl ConnTable {
     /// packet ends the session, its mapping shard's).
     #[inline]
     pub fn lookup_outbound(&self, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
+        self.lookup_outbound_live(key, pkt, now, WanSet::EMPTY)
+    }
+
+    /// [`lookup_outbound`](Self::lookup_outbound), except that a session pinned to a WAN in
+    /// `ended` is removed instead of used ([`Lookup::Ended`]; counted in
+    /// [`TableStats::ended_by_wan_down`]). An ICMP error about such a flow (`pkt.icmp_error`)
+    /// leaves it alone (a hit). Hairpin sessions never leave by their WAN and are not ended.
+    #[inline]
+    pub fn lookup_outbound_live(
+        &self,
+        key: &FlowKey,
+        pkt: PacketInfo,
+        now: Duration,
+        ended: WanSet,
+    ) -> Lookup {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, key.src);
         let h = self.shared.hasher.flow(ep, remote_word(key.dst));
@@ -348,6 +399,17 @@ impl ConnTable {
         let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
             return Lookup::Miss;
         };
+        if !ended.is_empty() && !pkt.icmp_error {
+            if let Some(s) = shard
+                .session(slot)
+                .filter(|s| ended.contains(s.wan) && !s.is_hairpin())
+            {
+                let (wan, tcp) = (s.wan, (s.proto == Proto::Tcp).then(|| s.tcp.state()));
+                shard.remove(&self.shared, slot, h);
+                bump(&self.shared.stats.ended_by_wan_down);
+                return Lookup::Ended { wan, tcp };
+            }
+        }
         if !shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
             return Lookup::Miss;
         }

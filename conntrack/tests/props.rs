@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use conntrack::{
     ConnTable, CreateError, Endpoint, FlowKey, Hairpin, Lookup, NewSession, OnFull, PacketInfo,
-    Proto, SessionInfo, TableConfig, TableStats, Timeouts, WanNat, TCP_ACK, TCP_FIN, TCP_PSH,
-    TCP_RST, TCP_SYN,
+    Proto, SessionInfo, TableConfig, TableStats, Timeouts, WanNat, WanSet, TCP_ACK, TCP_FIN,
+    TCP_PSH, TCP_RST, TCP_SYN,
 };
 use proptest::prelude::*;
 
@@ -54,6 +54,8 @@ enum Op {
         proto: u8,
         flags: u8,
         icmp_error: bool,
+        /// Bit w: WAN w has gone down (the lookup ends its sessions).
+        down: u8,
     },
     In {
         wan: u8,
@@ -79,11 +81,13 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|((host, port, remote, proto), (wan, eligible, flags, hairpin))| {
                 Op::Create { host, port, remote, proto, wan, eligible, flags, hairpin }
             }),
-        3 => (0..4u8, 0..5u8, 0..3u8, 0..3u8, 0..7u8, prop::bool::weighted(0.1)).prop_map(
-            |(host, port, remote, proto, flags, icmp_error)| Op::Out {
-                host, port, remote, proto, flags, icmp_error
-            }
-        ),
+        3 => (
+            (0..4u8, 0..5u8, 0..3u8, 0..3u8, 0..7u8, prop::bool::weighted(0.1)),
+            prop::sample::select(vec![0u8, 0, 0, 0b01, 0b10, 0b11]),
+        )
+            .prop_map(|((host, port, remote, proto, flags, icmp_error), down)| Op::Out {
+                host, port, remote, proto, flags, icmp_error, down
+            }),
         3 => (0..3u8, 0..3u8, 0..3u8, 0..7u8, 0..7u8).prop_map(
             |(wan, remote, proto, ext, flags)| Op::In { wan, remote, proto, ext, flags }
         ),
@@ -289,20 +293,43 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                 proto: p,
                 flags,
                 icmp_error,
+                down,
             } => {
                 let p = proto(p);
                 let key = FlowKey::new(p, internal(host, port), remote(p, r));
+                let ended = (0..2)
+                    .filter(|w| down & (1 << w) != 0)
+                    .fold(WanSet::EMPTY, WanSet::with);
+                let on_wan = sessions(&t, now)
+                    .iter()
+                    .find(|i| i.key == key)
+                    .map(|i| i.wan);
                 let pkt = PacketInfo {
                     tcp_flags: FLAGS[usize::from(flags)],
                     len: 100,
                     icmp_error,
                 };
-                match t.lookup_outbound(&key, pkt, now) {
+                match t.lookup_outbound_live(&key, pkt, now, ended) {
                     Lookup::Hit(rw) => {
                         prop_assert!(present(&t, &key, now));
                         prop_assert!(WANS.contains(&rw.src.ip));
+                        let w = WANS.iter().position(|&a| a == rw.src.ip).unwrap() as u8;
+                        prop_assert!(
+                            !ended.contains(w) || icmp_error || rw.egress == HAIRPIN_IFACE
+                        );
                     }
-                    Lookup::Miss => prop_assert!(!present(&t, &key, now)),
+                    Lookup::Miss => {
+                        prop_assert!(!present(&t, &key, now));
+                        prop_assert!(
+                            on_wan.is_none_or(|w| !ended.contains(w)) || !present(&t, &key, now)
+                        );
+                    }
+                    Lookup::Ended { wan, tcp } => {
+                        prop_assert!(!icmp_error && ended.contains(wan));
+                        prop_assert_eq!(on_wan, Some(wan));
+                        prop_assert_eq!(tcp.is_some(), p == Proto::Tcp);
+                        prop_assert!(!present(&t, &key, now));
+                    }
                 }
             }
             Op::In {
@@ -331,6 +358,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                         prop_assert!(present(&t, &canonical, now));
                     }
                     Lookup::Miss => {}
+                    Lookup::Ended { .. } => prop_assert!(false, "inbound lookups end nothing"),
                 }
             }
             Op::Expire { budget } => {

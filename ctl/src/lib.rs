@@ -32,8 +32,9 @@ pub mod server;
 
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT};
 pub use protocol::{
-    Counter, CountersReply, ExplainReply, Flow, FlowsReply, ParseProtoError, Proto, ReloadReply,
-    Reply, Request, Response, RuleEntry, RulesReply, StatusReply, Totals, WanStatus,
-    DEFAULT_FLOW_LIMIT, DEFAULT_SOCKET_PATH, MAX_REQUEST_BYTES,
+    Counter, CountersReply, EventList, EventRecord, ExplainReply, Flow, FlowsReply,
+    ParseProtoError, Proto, ReloadReply, Reply, Request, Response, RuleEntry, RulesReply,
+    StatusReply, Totals, WanAdminResult, WanHealth, WanStatus, DEFAULT_FLOW_LIMIT,
+    DEFAULT_SOCKET_PATH, MAX_REQUEST_BYTES,
 };
 pub use server::{BindError, ControlServer};

@@ -3,8 +3,9 @@
 //!
 //! Wire format, pinned by the tests below:
 //! - a request is a JSON object internally tagged by `cmd`: `{"cmd":"status"}`,
-//!   `{"cmd":"flows","wan":"isp1","limit":5}`; optional fields may be left out (`null` is
-//!   accepted too), unknown fields are an error. Parse requests with [`Request::from_json`]:
+//!   `{"cmd":"flows","wan":"isp1","limit":5}`, `{"cmd":"wan_admin","wan":"isp0","enabled":false}`,
+//!   `{"cmd":"events","after":12}`; optional fields may be left out (`null` is accepted too),
+//!   unknown fields are an error. Parse requests with [`Request::from_json`]:
 //!   the derived `Deserialize` alone checks unknown fields only for the variants with fields
 //!   (`deny_unknown_fields` does not reach internally tagged unit variants) and also takes
 //!   serde's array form (`["status"]`); `from_json` refuses both;
@@ -13,6 +14,9 @@
 //!   unknown fields, so a client keeps working against a daemon that reports more.
 //!
 //! Addresses are strings (`"192.0.2.1"`, `"192.0.2.1:4000"`), as serde writes them for JSON.
+//! Measurements (latency, jitter, loss) are JSON numbers or `null` when unknown; replies that
+//! carry them ([`WanHealth`], [`EventRecord`]) are `PartialEq` only, so [`Reply`] and
+//! [`Response`] are too.
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -67,6 +71,27 @@ pub enum Request {
     },
     /// Read the configuration file again and swap it in if it is valid.
     Reload,
+    /// Link health of every WAN as the prober measures it.
+    Wans,
+    /// Disable a WAN (no new flows, whatever its probes say) or enable it again.
+    WanAdmin {
+        /// The WAN, by name.
+        wan: String,
+        /// `false` disables it, `true` enables it.
+        enabled: bool,
+    },
+    /// WAN state changes from the daemon's event ring, those with `seq > after`, oldest
+    /// first.
+    Events {
+        /// Sequence number of the last event already seen (0, the default, for all).
+        #[serde(default, deserialize_with = "zero_if_null")]
+        after: u64,
+    },
+}
+
+/// Deserializes an optional counter: absent (with `#[serde(default)]`) or `null` is 0.
+fn zero_if_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    Option::<u64>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 impl Request {
@@ -94,9 +119,15 @@ impl Request {
     /// Whether `key` is a field of this request on the wire (`cmd` included).
     fn has_field(&self, key: &str) -> bool {
         let fields: &[&str] = match self {
-            Request::Status | Request::Rules | Request::Counters | Request::Reload => &[],
+            Request::Status
+            | Request::Rules
+            | Request::Counters
+            | Request::Reload
+            | Request::Wans => &[],
             Request::Flows { .. } => &["wan", "limit"],
             Request::Explain { .. } => &["src", "dst", "proto", "sport", "dport"],
+            Request::WanAdmin { .. } => &["wan", "enabled"],
+            Request::Events { .. } => &["after"],
         };
         key == "cmd" || fields.contains(&key)
     }
@@ -110,6 +141,9 @@ impl Request {
             Request::Counters => "counters",
             Request::Explain { .. } => "explain",
             Request::Reload => "reload",
+            Request::Wans => "wans",
+            Request::WanAdmin { .. } => "wan_admin",
+            Request::Events { .. } => "events",
         }
     }
 
@@ -177,7 +211,7 @@ impl FromStr for Proto {
 }
 
 /// The daemon's answer to one request: `{"ok":{...}}` or `{"error":{"message":"..."}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Response {
     /// The request succeeded.
@@ -199,7 +233,7 @@ impl Response {
 }
 
 /// The payload of a successful response, tagged by `kind` (the name of the request).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
     /// Answer to [`Request::Status`].
@@ -214,6 +248,44 @@ pub enum Reply {
     Explain(ExplainReply),
     /// Answer to [`Request::Reload`].
     Reload(ReloadReply),
+    /// Answer to [`Request::Wans`]: every configured WAN, in configuration order. On the wire
+    /// the list is the field `wans`, `{"kind":"wans","wans":[...]}` (an internally tagged
+    /// variant cannot hold a bare array).
+    #[serde(with = "wans_field")]
+    Wans(Vec<WanHealth>),
+    /// Answer to [`Request::WanAdmin`].
+    WanAdmin(WanAdminResult),
+    /// Answer to [`Request::Events`].
+    Events(EventList),
+}
+
+/// The JSON form of [`Reply::Wans`]'s list: an object with one field `wans`.
+mod wans_field {
+    use super::WanHealth;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    struct Wans<'a> {
+        wans: &'a [WanHealth],
+    }
+
+    #[derive(Deserialize)]
+    struct OwnedWans {
+        wans: Vec<WanHealth>,
+    }
+
+    pub(super) fn serialize<S: Serializer>(
+        wans: &[WanHealth],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        Wans { wans }.serialize(serializer)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<WanHealth>, D::Error> {
+        OwnedWans::deserialize(deserializer).map(|w| w.wans)
+    }
 }
 
 /// The daemon at a glance.
@@ -379,6 +451,86 @@ pub struct ReloadReply {
     pub message: String,
 }
 
+/// The health of one WAN: its published state and what the prober last measured (see
+/// [`Reply::Wans`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WanHealth {
+    /// Configured name (e.g. `isp0`).
+    pub name: String,
+    /// Published state: `"up"`, `"degraded"`, `"down"` or `"disabled"` (by an operator).
+    pub state: String,
+    /// Tier in its group (lower is preferred).
+    pub tier: u8,
+    /// Weight among the WANs of its tier.
+    pub weight: u32,
+    /// Whether it has probe targets; a WAN without any is never probed and always up.
+    pub probed: bool,
+    /// Probe method: `"icmp"`, `"tcp"`, `"http"` or `"dns"`; `None` when not probed.
+    pub method: Option<String>,
+    /// Probe targets.
+    pub targets: Vec<Ipv4Addr>,
+    /// Mean round-trip time over the probe window, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Mean variation between consecutive round-trip times, in milliseconds.
+    pub jitter_ms: Option<f64>,
+    /// Probes lost over the window, in percent (0 to 100).
+    pub loss_pct: Option<f64>,
+    /// Seconds since it entered its current state.
+    pub in_state_secs: f64,
+    /// Why it last changed state, for a human; `""` if it never changed.
+    pub reason: String,
+    /// Carrier of its interface, when known.
+    pub carrier: Option<bool>,
+    /// Flows currently leaving by it.
+    pub flows: u64,
+}
+
+/// Outcome of a `wan_admin` request (an unknown WAN is a [`Response::Error`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WanAdminResult {
+    /// The WAN, by name.
+    pub wan: String,
+    /// False when the WAN was already disabled (or enabled) as asked.
+    pub changed: bool,
+    /// Its published state afterwards (`"disabled"` after a disable).
+    pub state: String,
+}
+
+/// A slice of the daemon's ring of WAN state changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventList {
+    /// The events with `seq` greater than the request's `after`, oldest first.
+    pub events: Vec<EventRecord>,
+    /// Sequence number of the newest event the daemon has recorded (0 if none): the `after`
+    /// of the next request to see only newer ones.
+    pub last_seq: u64,
+    /// Events after `after` that had already left the ring before they could be read.
+    pub missed: u64,
+}
+
+/// One WAN state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// Sequence number, from 1, increasing by one per event.
+    pub seq: u64,
+    /// When it happened, in milliseconds since the Unix epoch (UTC).
+    pub unix_ms: u64,
+    /// The WAN, by name.
+    pub wan: String,
+    /// State before.
+    pub old: String,
+    /// State after.
+    pub new: String,
+    /// Why, for a human.
+    pub reason: String,
+    /// Latency measured when it changed, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Jitter measured when it changed, in milliseconds.
+    pub jitter_ms: Option<f64>,
+    /// Loss measured when it changed, in percent.
+    pub loss_pct: Option<f64>,
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
@@ -446,6 +598,90 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn sample_wans() -> Vec<WanHealth> {
+        vec![
+            WanHealth {
+                name: "isp0".into(),
+                state: "up".into(),
+                tier: 0,
+                weight: 2,
+                probed: true,
+                method: Some("icmp".into()),
+                targets: vec![Ipv4Addr::new(1, 1, 1, 1), Ipv4Addr::new(8, 8, 8, 8)],
+                latency_ms: Some(12.34),
+                jitter_ms: Some(1.25),
+                loss_pct: Some(0.0),
+                in_state_secs: 4.2,
+                reason: "recovered: 0% loss over 10 probes".into(),
+                carrier: Some(true),
+                flows: 812,
+            },
+            WanHealth {
+                name: "isp1-lte".into(),
+                state: "degraded".into(),
+                tier: 1,
+                weight: 1,
+                probed: true,
+                method: Some("tcp".into()),
+                targets: vec![Ipv4Addr::new(9, 9, 9, 9)],
+                latency_ms: Some(187.0),
+                jitter_ms: None,
+                loss_pct: Some(35.5),
+                in_state_secs: 192.9,
+                reason: String::new(),
+                carrier: Some(false),
+                flows: 3,
+            },
+            WanHealth {
+                name: "dsl".into(),
+                state: "disabled".into(),
+                tier: 0,
+                weight: 10,
+                probed: false,
+                method: None,
+                targets: vec![],
+                latency_ms: Some(5.0),
+                jitter_ms: None,
+                loss_pct: None,
+                in_state_secs: 7530.0,
+                reason: String::new(),
+                carrier: None,
+                flows: 0,
+            },
+        ]
+    }
+
+    pub(crate) fn sample_events() -> EventList {
+        EventList {
+            events: vec![
+                EventRecord {
+                    seq: 13,
+                    unix_ms: 1_796_094_847_123,
+                    wan: "isp0".into(),
+                    old: "up".into(),
+                    new: "down".into(),
+                    reason: "loss 100% over 5 probes".into(),
+                    latency_ms: None,
+                    jitter_ms: None,
+                    loss_pct: Some(100.0),
+                },
+                EventRecord {
+                    seq: 14,
+                    unix_ms: 1_796_094_912_000,
+                    wan: "isp0".into(),
+                    old: "down".into(),
+                    new: "up".into(),
+                    reason: "recovered".into(),
+                    latency_ms: Some(12.34),
+                    jitter_ms: Some(0.96),
+                    loss_pct: Some(0.0),
+                },
+            ],
+            last_seq: 14,
+            missed: 2,
+        }
+    }
+
     fn all_requests() -> Vec<Request> {
         vec![
             Request::Status,
@@ -474,6 +710,17 @@ pub(crate) mod tests {
                 dport: None,
             },
             Request::Reload,
+            Request::Wans,
+            Request::WanAdmin {
+                wan: "isp0".into(),
+                enabled: false,
+            },
+            Request::WanAdmin {
+                wan: "isp1".into(),
+                enabled: true,
+            },
+            Request::Events { after: 0 },
+            Request::Events { after: u64::MAX },
         ]
     }
 
@@ -510,6 +757,19 @@ pub(crate) mod tests {
             })),
             Response::Ok(Reply::Reload(ReloadReply {
                 message: "reloaded".into(),
+            })),
+            Response::Ok(Reply::Wans(sample_wans())),
+            Response::Ok(Reply::Wans(vec![])),
+            Response::Ok(Reply::WanAdmin(WanAdminResult {
+                wan: "isp0".into(),
+                changed: true,
+                state: "disabled".into(),
+            })),
+            Response::Ok(Reply::Events(sample_events())),
+            Response::Ok(Reply::Events(EventList {
+                events: vec![],
+                last_seq: 0,
+                missed: 0,
             })),
             Response::error("boom"),
         ]
@@ -564,10 +824,34 @@ pub(crate) mod tests {
                 r#"{"cmd":"explain","src":"10.0.0.1","dst":"8.8.8.8","proto":"tcp","dport":443}"#,
             ),
             (Request::Reload, r#"{"cmd":"reload"}"#),
+            (Request::Wans, r#"{"cmd":"wans"}"#),
+            (
+                Request::WanAdmin {
+                    wan: "isp0".into(),
+                    enabled: false,
+                },
+                r#"{"cmd":"wan_admin","wan":"isp0","enabled":false}"#,
+            ),
+            (
+                Request::Events { after: 12 },
+                r#"{"cmd":"events","after":12}"#,
+            ),
+            (
+                Request::Events { after: 0 },
+                r#"{"cmd":"events","after":0}"#,
+            ),
         ];
         for (req, json) in cases {
             assert_eq!(serde_json::to_string(&req).unwrap(), json);
             assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
+        }
+        // `after` may be left out or null: 0, all events.
+        for json in [r#"{"cmd":"events"}"#, r#"{"cmd":"events","after":null}"#] {
+            assert_eq!(
+                Request::from_json(json.as_bytes()).unwrap(),
+                Request::Events { after: 0 },
+                "{json}"
+            );
         }
         // Explicit nulls are accepted for optional fields.
         assert_eq!(
@@ -606,6 +890,119 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn link_health_reply_wire_format_is_pinned() {
+        let wans = Response::Ok(Reply::Wans(vec![
+            WanHealth {
+                name: "isp0".into(),
+                state: "up".into(),
+                tier: 0,
+                weight: 2,
+                probed: true,
+                method: Some("icmp".into()),
+                targets: vec![Ipv4Addr::new(1, 1, 1, 1)],
+                latency_ms: Some(12.5),
+                jitter_ms: Some(0.25),
+                loss_pct: Some(0.0),
+                in_state_secs: 4.5,
+                reason: "probes answered".into(),
+                carrier: Some(true),
+                flows: 7,
+            },
+            WanHealth {
+                name: "isp1".into(),
+                state: "up".into(),
+                tier: 1,
+                weight: 1,
+                probed: false,
+                method: None,
+                targets: vec![],
+                latency_ms: None,
+                jitter_ms: None,
+                loss_pct: None,
+                in_state_secs: 60.0,
+                reason: String::new(),
+                carrier: None,
+                flows: 0,
+            },
+        ]));
+        let json = concat!(
+            r#"{"ok":{"kind":"wans","wans":["#,
+            r#"{"name":"isp0","state":"up","tier":0,"weight":2,"probed":true,"method":"icmp","#,
+            r#""targets":["1.1.1.1"],"latency_ms":12.5,"jitter_ms":0.25,"loss_pct":0.0,"#,
+            r#""in_state_secs":4.5,"reason":"probes answered","carrier":true,"flows":7},"#,
+            r#"{"name":"isp1","state":"up","tier":1,"weight":1,"probed":false,"method":null,"#,
+            r#""targets":[],"latency_ms":null,"jitter_ms":null,"loss_pct":null,"#,
+            r#""in_state_secs":60.0,"reason":"","carrier":null,"flows":0}]}}"#
+        );
+        assert_eq!(serde_json::to_string(&wans).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Response>(json).unwrap(), wans);
+
+        let admin = Response::Ok(Reply::WanAdmin(WanAdminResult {
+            wan: "isp0".into(),
+            changed: false,
+            state: "disabled".into(),
+        }));
+        let json = r#"{"ok":{"kind":"wan_admin","wan":"isp0","changed":false,"state":"disabled"}}"#;
+        assert_eq!(serde_json::to_string(&admin).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Response>(json).unwrap(), admin);
+
+        let events = Response::Ok(Reply::Events(EventList {
+            events: vec![EventRecord {
+                seq: 13,
+                unix_ms: 1_796_094_847_123,
+                wan: "isp0".into(),
+                old: "up".into(),
+                new: "down".into(),
+                reason: "loss 100%".into(),
+                latency_ms: None,
+                jitter_ms: None,
+                loss_pct: Some(100.0),
+            }],
+            last_seq: 13,
+            missed: 1,
+        }));
+        let json = concat!(
+            r#"{"ok":{"kind":"events","events":[{"seq":13,"unix_ms":1796094847123,"wan":"isp0","#,
+            r#""old":"up","new":"down","reason":"loss 100%","latency_ms":null,"jitter_ms":null,"#,
+            r#""loss_pct":100.0}],"last_seq":13,"missed":1}}"#
+        );
+        assert_eq!(serde_json::to_string(&events).unwrap(), json);
+        assert_eq!(serde_json::from_str::<Response>(json).unwrap(), events);
+    }
+
+    #[test]
+    fn link_health_replies_tolerate_more_and_refuse_wrong() {
+        // A newer daemon may report more; absent measurements are unknown.
+        let json = concat!(
+            r#"{"ok":{"kind":"wans","wans":[{"name":"isp0","state":"down","tier":0,"weight":1,"#,
+            r#""probed":true,"targets":["8.8.8.8"],"in_state_secs":1.5,"reason":"","#,
+            r#""flows":0,"mtu":1500}],"probe_interval_ms":500}}"#
+        );
+        let Response::Ok(Reply::Wans(wans)) = serde_json::from_str::<Response>(json).unwrap()
+        else {
+            panic!("not a wans reply");
+        };
+        assert_eq!(wans.len(), 1);
+        assert_eq!(
+            (wans[0].method.as_deref(), wans[0].latency_ms),
+            (None, None)
+        );
+        for bad in [
+            r#"{"ok":{"kind":"wans"}}"#,
+            r#"{"ok":{"kind":"wans","wans":{}}}"#,
+            r#"{"ok":{"kind":"wans","wans":[{"name":"isp0"}]}}"#,
+            r#"{"ok":{"kind":"wan_admin","wan":"isp0","changed":"yes","state":"up"}}"#,
+            r#"{"ok":{"kind":"events","events":[],"last_seq":-1,"missed":0}}"#,
+            r#"{"ok":{"kind":"events","events":[{"seq":1}],"last_seq":1,"missed":0}}"#,
+        ] {
+            assert!(
+                serde_json::from_str::<Response>(bad).is_err(),
+                "accepted: {bad}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_requests_are_errors() {
         let bad = [
             "",
@@ -625,6 +1022,18 @@ pub(crate) mod tests {
             r#"{"cmd":"status"} trailing"#,
             r#"{"cmd":"status","verbose":true}"#,
             r#"{"cmd":"reload","force":1}"#,
+            r#"{"cmd":"wans","wan":"isp0"}"#,
+            r#"{"cmd":"wan_admin","enabled":false}"#,
+            r#"{"cmd":"wan_admin","wan":"isp0"}"#,
+            r#"{"cmd":"wan_admin","wan":"isp0","enabled":"false"}"#,
+            r#"{"cmd":"wan_admin","wan":"isp0","enabled":0}"#,
+            r#"{"cmd":"wan_admin","wan":7,"enabled":true}"#,
+            r#"{"cmd":"wan_admin","wan":null,"enabled":true}"#,
+            r#"{"cmd":"wan_admin","wan":"isp0","enabled":true,"force":true}"#,
+            r#"{"cmd":"events","after":-1}"#,
+            r#"{"cmd":"events","after":"12"}"#,
+            r#"{"cmd":"events","after":1.5}"#,
+            r#"{"cmd":"events","since":3}"#,
             "\"status\"",
             "null",
         ];
@@ -674,5 +1083,14 @@ pub(crate) mod tests {
         assert_eq!(Request::flow_limit(None), DEFAULT_FLOW_LIMIT);
         assert_eq!(Request::flow_limit(Some(3)), 3);
         assert_eq!(Request::Rules.name(), "rules");
+        assert_eq!(Request::Events { after: 1 }.name(), "events");
+        assert_eq!(
+            Request::WanAdmin {
+                wan: "x".into(),
+                enabled: true
+            }
+            .name(),
+            "wan_admin"
+        );
     }
 }

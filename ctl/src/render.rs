@@ -1,12 +1,13 @@
 //! Human views of the replies, as `fwdctl` prints them: aligned tables, byte counts in
-//! decimal units, durations in words. Pure functions from a reply to a `String` (every line
-//! ends with `\n`, no trailing spaces), so the views are tested here and the binary only
-//! prints.
+//! decimal units, durations in words, times in UTC. Pure functions from a reply to a `String`
+//! (every line ends with `\n`, no trailing spaces), so the views are tested here and the
+//! binary only prints.
 
 use std::fmt::Write as _;
 
 use crate::protocol::{
-    Counter, CountersReply, ExplainReply, FlowsReply, ReloadReply, Reply, RulesReply, StatusReply,
+    Counter, CountersReply, EventList, EventRecord, ExplainReply, FlowsReply, ReloadReply, Reply,
+    RulesReply, StatusReply, WanAdminResult, WanHealth,
 };
 
 /// Choices of the human view.
@@ -146,6 +147,9 @@ pub fn render_reply(reply: &Reply, options: RenderOptions) -> String {
         Reply::Counters(r) => render_counters(r, options.all_counters),
         Reply::Explain(r) => render_explain(r),
         Reply::Reload(r) => render_reload(r),
+        Reply::Wans(r) => render_wans(r),
+        Reply::WanAdmin(r) => render_wan_admin(r),
+        Reply::Events(r) => render_events(r),
     }
 }
 
@@ -325,6 +329,188 @@ pub fn render_reload(reply: &ReloadReply) -> String {
     format!("{}\n", reply.message.trim_end())
 }
 
+/// A fractional duration, compact: `4.2s` under a minute, then `3m12s`, `2h05m`, `6d03h`
+/// (whole units, truncated); `-` for a negative or non-finite value.
+pub fn compact_duration(secs: f64) -> String {
+    if !secs.is_finite() || secs < 0.0 {
+        return "-".to_owned();
+    }
+    if secs < 59.95 {
+        return format!("{secs:.1}s");
+    }
+    // Saturates for absurd values; truncation is what a clock shows.
+    let whole = secs as u64;
+    let (d, h, m, s) = (
+        whole / 86_400,
+        whole / 3600 % 24,
+        whole / 60 % 60,
+        whole % 60,
+    );
+    if whole < 3600 {
+        format!("{m}m{s:02}s")
+    } else if whole < 86_400 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{d}d{h:02}h")
+    }
+}
+
+/// Milliseconds since the Unix epoch as a UTC time: `2026-12-01 03:14:07.123Z`.
+pub fn utc_timestamp(unix_ms: u64) -> String {
+    let days = unix_ms / 86_400_000;
+    let in_day = unix_ms % 86_400_000;
+    let (year, month, day) = civil_from_days(days);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}.{:03}Z",
+        in_day / 3_600_000,
+        in_day / 60_000 % 60,
+        in_day / 1000 % 60,
+        in_day % 1000
+    )
+}
+
+/// The proleptic Gregorian date `days` after 1970-01-01 (H. Hinnant's `civil_from_days`,
+/// unsigned since the input is never before the epoch).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Shift the epoch to 0000-03-01 so that leap days end each 400-year era.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097; // [0, 146096]
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365]
+    let mp = (5 * doy + 2) / 153; // [0, 11], March first
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A measurement with one decimal and its unit (`12.3ms`, `0.0%`), `-` when unknown.
+fn measure(value: Option<f64>, unit: &str) -> String {
+    match value {
+        Some(v) if v.is_finite() => format!("{v:.1}{unit}"),
+        _ => "-".to_owned(),
+    }
+}
+
+/// `fwdctl wan`: one row per WAN with its health.
+pub fn render_wans(wans: &[WanHealth]) -> String {
+    if wans.is_empty() {
+        return "no WANs configured\n".to_owned();
+    }
+    let mut table = Table::new(&[
+        "WAN", "STATE", "TIER", "WEIGHT", "LATENCY", "JITTER", "LOSS", "IN-STATE", "CARRIER",
+        "FLOWS", "REASON",
+    ])
+    .right(&[2, 3, 4, 5, 6, 7, 9]);
+    for w in wans {
+        let probed = |value: Option<f64>| if w.probed { value } else { None };
+        let reason = match (w.reason.is_empty(), w.probed) {
+            (false, _) => w.reason.clone(),
+            (true, false) => "not probed".to_owned(),
+            (true, true) => "-".to_owned(),
+        };
+        table.row(vec![
+            w.name.clone(),
+            w.state.clone(),
+            w.tier.to_string(),
+            w.weight.to_string(),
+            measure(probed(w.latency_ms), "ms"),
+            measure(probed(w.jitter_ms), "ms"),
+            measure(probed(w.loss_pct), "%"),
+            compact_duration(w.in_state_secs),
+            match w.carrier {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }
+            .to_owned(),
+            w.flows.to_string(),
+            reason,
+        ]);
+    }
+    table.render()
+}
+
+/// `fwdctl wan enable|disable NAME`: what the command did.
+pub fn render_wan_admin(result: &WanAdminResult) -> String {
+    let action = if result.state == "disabled" {
+        "disabled"
+    } else {
+        "enabled"
+    };
+    if result.changed {
+        format!("{} {action} (state: {})\n", result.wan, result.state)
+    } else {
+        format!(
+            "{} was already {action} (state: {})\n",
+            result.wan, result.state
+        )
+    }
+}
+
+/// One event on one line: `2026-12-01 03:14:07.123Z #13 isp0 up -> down (reason); latency
+/// 12.3ms, jitter 1.0ms, loss 40.0%`. The reason's parentheses are left out when it is empty,
+/// the measurements when none is known.
+pub fn render_event(event: &EventRecord) -> String {
+    let mut out = format!(
+        "{} #{} {} {} -> {}",
+        utc_timestamp(event.unix_ms),
+        event.seq,
+        event.wan,
+        event.old,
+        event.new
+    );
+    if !event.reason.is_empty() {
+        let _ = write!(out, " ({})", event.reason);
+    }
+    if event.latency_ms.is_some() || event.jitter_ms.is_some() || event.loss_pct.is_some() {
+        let _ = write!(
+            out,
+            "; latency {}, jitter {}, loss {}",
+            measure(event.latency_ms, "ms"),
+            measure(event.jitter_ms, "ms"),
+            measure(event.loss_pct, "%")
+        );
+    }
+    // One line whatever the daemon put in the text fields.
+    let mut line: String = out
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    line.truncate(line.trim_end().len());
+    line.push('\n');
+    line
+}
+
+/// The lines of one batch of events, as `fwdctl events --follow` prints each poll: a note
+/// when events were dropped before they could be read, then one line per event; empty when
+/// there is nothing new.
+pub fn render_event_batch(list: &EventList) -> String {
+    let mut out = String::new();
+    if list.missed > 0 {
+        let _ = writeln!(
+            out,
+            "({} older event{} dropped)",
+            list.missed,
+            if list.missed == 1 { " was" } else { "s were" }
+        );
+    }
+    for event in &list.events {
+        out.push_str(&render_event(event));
+    }
+    out
+}
+
+/// `fwdctl events`: [`render_event_batch`], or `no events` when there are none.
+pub fn render_events(list: &EventList) -> String {
+    let mut out = render_event_batch(list);
+    if list.events.is_empty() {
+        out.push_str("no events\n");
+    }
+    out
+}
+
 fn plural(n: u64) -> &'static str {
     if n == 1 {
         ""
@@ -337,7 +523,7 @@ fn plural(n: u64) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::protocol::tests::{sample_flow, sample_status};
+    use crate::protocol::tests::{sample_events, sample_flow, sample_status, sample_wans};
     use crate::protocol::RuleEntry;
 
     #[test]
@@ -553,6 +739,138 @@ because:
                 message: "configuration reloaded\n".into()
             }),
             "configuration reloaded\n"
+        );
+    }
+
+    #[test]
+    fn compact_durations() {
+        for (n, s) in [
+            (0.0, "0.0s"),
+            (4.2, "4.2s"),
+            (4.25, "4.2s"),
+            (59.94, "59.9s"),
+            (59.96, "0m59s"),
+            (60.0, "1m00s"),
+            (192.9, "3m12s"),
+            (3599.9, "59m59s"),
+            (7530.0, "2h05m"),
+            (86_399.0, "23h59m"),
+            (86_400.0, "1d00h"),
+            (200_000.0, "2d07h"),
+            (1e30, "213503982334601d07h"),
+            (-1.0, "-"),
+            (f64::NAN, "-"),
+            (f64::INFINITY, "-"),
+        ] {
+            assert_eq!(compact_duration(n), s, "{n}");
+        }
+    }
+
+    #[test]
+    fn utc_timestamps() {
+        for (ms, s) in [
+            (0, "1970-01-01 00:00:00.000Z"),
+            (1_796_094_847_123, "2026-12-01 03:14:07.123Z"),
+            (951_782_400_000, "2000-02-29 00:00:00.000Z"),
+            (951_868_799_999, "2000-02-29 23:59:59.999Z"),
+            (4_102_444_800_000, "2100-01-01 00:00:00.000Z"),
+            (4_107_542_400_000, "2100-03-01 00:00:00.000Z"),
+            (253_402_300_799_999, "9999-12-31 23:59:59.999Z"),
+            (u64::MAX, "584556019-04-03 14:25:51.615Z"),
+        ] {
+            assert_eq!(utc_timestamp(ms), s, "{ms}");
+        }
+    }
+
+    #[test]
+    fn wans_view() {
+        let expected = "\
+WAN       STATE     TIER  WEIGHT  LATENCY  JITTER   LOSS  IN-STATE  CARRIER  FLOWS  REASON
+isp0      up           0       2   12.3ms   1.2ms   0.0%      4.2s  yes        812  recovered: 0% loss over 10 probes
+isp1-lte  degraded     1       1  187.0ms       -  35.5%     3m12s  no           3  -
+dsl       disabled     0      10        -       -      -     2h05m  -            0  not probed
+";
+        assert_eq!(render_wans(&sample_wans()), expected);
+        assert_eq!(
+            render_reply(&Reply::Wans(sample_wans()), RenderOptions::default()),
+            expected
+        );
+        assert_eq!(render_wans(&[]), "no WANs configured\n");
+        // A reason given wins over `not probed`; garbage measurements show as unknown.
+        let mut odd = sample_wans().remove(2);
+        odd.reason = "disabled by fwdctl".into();
+        odd.probed = true;
+        odd.latency_ms = Some(f64::NAN);
+        odd.in_state_secs = -3.0;
+        assert_eq!(
+            render_wans(&[odd]),
+            "\
+WAN  STATE     TIER  WEIGHT  LATENCY  JITTER  LOSS  IN-STATE  CARRIER  FLOWS  REASON
+dsl  disabled     0      10        -       -     -         -  -            0  disabled by fwdctl
+"
+        );
+    }
+
+    #[test]
+    fn wan_admin_view() {
+        let result = |changed, state: &str| WanAdminResult {
+            wan: "isp0".into(),
+            changed,
+            state: state.into(),
+        };
+        for (r, s) in [
+            (
+                result(true, "disabled"),
+                "isp0 disabled (state: disabled)\n",
+            ),
+            (
+                result(false, "disabled"),
+                "isp0 was already disabled (state: disabled)\n",
+            ),
+            (result(true, "down"), "isp0 enabled (state: down)\n"),
+            (
+                result(false, "up"),
+                "isp0 was already enabled (state: up)\n",
+            ),
+        ] {
+            assert_eq!(render_wan_admin(&r), s);
+        }
+    }
+
+    #[test]
+    fn events_view() {
+        let expected = "\
+(2 older events were dropped)
+2026-12-01 03:14:07.123Z #13 isp0 up -> down (loss 100% over 5 probes); latency -, jitter -, loss 100.0%
+2026-12-01 03:15:12.000Z #14 isp0 down -> up (recovered); latency 12.3ms, jitter 1.0ms, loss 0.0%
+";
+        assert_eq!(render_events(&sample_events()), expected);
+        assert_eq!(render_event_batch(&sample_events()), expected);
+        let mut list = sample_events();
+        list.missed = 1;
+        list.events.truncate(1);
+        list.events[0].reason = "line\nbreak\t".into();
+        list.events[0].loss_pct = None;
+        assert_eq!(
+            render_events(&list),
+            "(1 older event was dropped)\n\
+             2026-12-01 03:14:07.123Z #13 isp0 up -> down (line break )\n"
+        );
+        list.events[0].reason.clear();
+        assert_eq!(
+            render_event(&list.events[0]),
+            "2026-12-01 03:14:07.123Z #13 isp0 up -> down\n"
+        );
+        let empty = EventList {
+            events: vec![],
+            last_seq: 14,
+            missed: 0,
+        };
+        assert_eq!(render_events(&empty), "no events\n");
+        assert_eq!(render_event_batch(&empty), "");
+        assert_eq!(
+            render_reply(&Reply::Events(empty), RenderOptions::default()),
+            "no events\n"
         );
     }
 }

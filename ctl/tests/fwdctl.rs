@@ -9,8 +9,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ctl::render::render_status;
-use ctl::{ControlServer, ExplainReply, Reply, Request, Response, StatusReply, Totals, WanStatus};
+use ctl::render::{render_event_batch, render_events, render_status, render_wans};
+use ctl::{
+    ControlServer, EventList, EventRecord, ExplainReply, Reply, Request, Response, StatusReply,
+    Totals, WanAdminResult, WanHealth, WanStatus,
+};
 
 struct TempDir(PathBuf);
 
@@ -78,9 +81,84 @@ fn status() -> StatusReply {
     }
 }
 
+fn wans() -> Vec<WanHealth> {
+    vec![
+        WanHealth {
+            name: "isp0".into(),
+            state: "up".into(),
+            tier: 0,
+            weight: 1,
+            probed: true,
+            method: Some("icmp".into()),
+            targets: vec![Ipv4Addr::new(192, 0, 2, 1)],
+            latency_ms: Some(8.04),
+            jitter_ms: Some(0.5),
+            loss_pct: Some(0.0),
+            in_state_secs: 75.2,
+            reason: "probes answered".into(),
+            carrier: Some(true),
+            flows: 3,
+        },
+        WanHealth {
+            name: "isp1".into(),
+            state: "disabled".into(),
+            tier: 1,
+            weight: 1,
+            probed: false,
+            method: None,
+            targets: vec![],
+            latency_ms: None,
+            jitter_ms: None,
+            loss_pct: None,
+            in_state_secs: 0.4,
+            reason: String::new(),
+            carrier: None,
+            flows: 0,
+        },
+    ]
+}
+
+/// An event on `wan` at second `seq` of 2026-12-01 03:14.
+fn event(seq: u64, wan: &str, old: &str, new: &str) -> EventRecord {
+    EventRecord {
+        seq,
+        unix_ms: 1_796_094_840_000 + seq * 1000,
+        wan: wan.into(),
+        old: old.into(),
+        new: new.into(),
+        reason: format!("event {seq}"),
+        latency_ms: Some(10.0),
+        jitter_ms: None,
+        loss_pct: Some(50.0),
+    }
+}
+
+/// The daemon's ring: events 1 to 5, of which 1 and 2 were dropped.
+fn ring(after: u64) -> EventList {
+    let events: Vec<EventRecord> = (3..=5)
+        .filter(|&seq| seq > after)
+        .map(|seq| event(seq, "isp0", "up", "down"))
+        .collect();
+    EventList {
+        events,
+        last_seq: 5,
+        missed: 2u64.saturating_sub(after),
+    }
+}
+
 fn handler(request: Request) -> Response {
     match request {
         Request::Status => Response::Ok(Reply::Status(status())),
+        Request::Wans => Response::Ok(Reply::Wans(wans())),
+        Request::WanAdmin { wan, enabled } => match wans().into_iter().find(|w| w.name == wan) {
+            None => Response::error(format!("unknown WAN `{wan}`")),
+            Some(w) => Response::Ok(Reply::WanAdmin(WanAdminResult {
+                changed: (w.state == "disabled") == enabled,
+                state: if enabled { "up" } else { "disabled" }.into(),
+                wan,
+            })),
+        },
+        Request::Events { after } => Response::Ok(Reply::Events(ring(after))),
         Request::Explain {
             proto, dport: None, ..
         } => Response::Ok(Reply::Explain(ExplainReply {
@@ -148,6 +226,14 @@ fn bad_usage_exits_2() {
         &[
             "explain", "--src", "10.0.0.1", "--dst", "8.8.8.8", "--proto", "sctp",
         ],
+        &["wan", "bogus"],
+        &["wan", "disable"],
+        &["wan", "enable", "isp0", "isp1"],
+        &["wan", "--follow"],
+        &["events", "--after", "-1"],
+        &["events", "--after", "soon"],
+        &["events", "--after"],
+        &["events", "isp0"],
     ] {
         let out = run(&mut fwdctl(args));
         assert_eq!(out.status.code(), Some(2), "{args:?}");
@@ -180,4 +266,206 @@ fn answers_are_printed_and_errors_exit_1() {
             "fwdctl: config line 3: unknown group `nope`; old config kept\n"
         );
     });
+}
+
+#[test]
+fn wan_health_and_admin() {
+    with_daemon("wan", |sock| {
+        let out = run(&mut fwdctl(&["--socket", sock, "wan"]));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), render_wans(&wans()));
+        assert_eq!(
+            text(&out.stdout),
+            "\
+WAN   STATE     TIER  WEIGHT  LATENCY  JITTER  LOSS  IN-STATE  CARRIER  FLOWS  REASON
+isp0  up           0       1    8.0ms   0.5ms  0.0%     1m15s  yes          3  probes answered
+isp1  disabled     1       1        -       -     -      0.4s  -            0  not probed
+"
+        );
+
+        let out = run(&mut fwdctl(&["--socket", sock, "wan", "--json"]));
+        assert_eq!(out.status.code(), Some(0));
+        let reply: Reply = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(reply, Reply::Wans(wans()));
+
+        let out = run(&mut fwdctl(&["--socket", sock, "wan", "disable", "isp0"]));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), "isp0 disabled (state: disabled)\n");
+
+        let out = run(&mut fwdctl(&["--socket", sock, "wan", "enable", "isp0"]));
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(text(&out.stdout), "isp0 was already enabled (state: up)\n");
+
+        let out = run(&mut fwdctl(&[
+            "--json", "--socket", sock, "wan", "enable", "isp1",
+        ]));
+        assert_eq!(out.status.code(), Some(0));
+        let reply: Reply = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            reply,
+            Reply::WanAdmin(WanAdminResult {
+                wan: "isp1".into(),
+                changed: true,
+                state: "up".into(),
+            })
+        );
+
+        let out = run(&mut fwdctl(&["--socket", sock, "wan", "disable", "isp9"]));
+        assert_eq!(out.status.code(), Some(1));
+        assert!(out.stdout.is_empty());
+        assert_eq!(text(&out.stderr), "fwdctl: unknown WAN `isp9`\n");
+    });
+}
+
+#[test]
+fn events_once() {
+    with_daemon("events", |sock| {
+        let out = run(&mut fwdctl(&["--socket", sock, "events"]));
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), render_events(&ring(0)));
+        assert_eq!(
+            text(&out.stdout),
+            "(2 older events were dropped)\n\
+             2026-12-01 03:14:03.000Z #3 isp0 up -> down (event 3); latency 10.0ms, jitter -, loss 50.0%\n\
+             2026-12-01 03:14:04.000Z #4 isp0 up -> down (event 4); latency 10.0ms, jitter -, loss 50.0%\n\
+             2026-12-01 03:14:05.000Z #5 isp0 up -> down (event 5); latency 10.0ms, jitter -, loss 50.0%\n"
+        );
+
+        let out = run(&mut fwdctl(&["--socket", sock, "events", "--after", "4"]));
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(
+            text(&out.stdout),
+            "2026-12-01 03:14:05.000Z #5 isp0 up -> down (event 5); latency 10.0ms, jitter -, loss 50.0%\n"
+        );
+
+        let out = run(&mut fwdctl(&["--socket", sock, "events", "--after", "5"]));
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(text(&out.stdout), "no events\n");
+
+        let out = run(&mut fwdctl(&[
+            "--socket",
+            sock,
+            "events",
+            "--after=3",
+            "--json",
+        ]));
+        assert_eq!(out.status.code(), Some(0));
+        let reply: Reply = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(reply, Reply::Events(ring(3)));
+    });
+}
+
+/// Runs `fwdctl events --follow` (plus `extra`) against a daemon that hands out two batches
+/// of events, then answers the next poll and goes away.
+fn follow_until_daemon_leaves(name: &str, extra: &[&str]) -> (Output, [EventList; 2]) {
+    let batches = [
+        EventList {
+            events: vec![
+                event(7, "isp0", "up", "degraded"),
+                event(8, "isp1", "up", "down"),
+            ],
+            last_seq: 8,
+            missed: 0,
+        },
+        EventList {
+            events: vec![event(9, "isp0", "degraded", "down")],
+            last_seq: 9,
+            missed: 0,
+        },
+    ];
+    let dir = TempDir::new(name);
+    let mut server = ControlServer::bind(&dir.sock()).unwrap();
+    let served = batches.clone();
+    let leave = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&leave);
+    let thread = std::thread::spawn(move || {
+        let mut polls_after_8 = 0;
+        let mut handler = |request: Request| {
+            let after = match request {
+                Request::Events { after } => after,
+                other => return Response::error(format!("{} unexpected", other.name())),
+            };
+            let nothing_new = |last_seq| {
+                Response::Ok(Reply::Events(EventList {
+                    events: vec![],
+                    last_seq,
+                    missed: 0,
+                }))
+            };
+            match after {
+                6 => Response::Ok(Reply::Events(served[0].clone())),
+                // One empty poll before the second batch: nothing is printed for it.
+                8 if polls_after_8 == 0 => {
+                    polls_after_8 += 1;
+                    nothing_new(8)
+                }
+                8 => Response::Ok(Reply::Events(served[1].clone())),
+                9 => {
+                    flag.store(true, Ordering::Relaxed);
+                    nothing_new(9)
+                }
+                _ => Response::error(format!("unexpected after {after}")),
+            }
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !flag.load(Ordering::Relaxed) && Instant::now() < deadline {
+            server
+                .poll(Duration::from_millis(10), &mut handler)
+                .unwrap();
+        }
+        // Dropping the server closes the socket and every connection.
+    });
+    let sock = dir.sock();
+    let mut args = vec!["--socket", sock.to_str().unwrap(), "events", "--after", "6"];
+    args.push("--follow");
+    args.extend_from_slice(extra);
+    let out = run(&mut fwdctl(&args));
+    thread.join().unwrap();
+    assert!(
+        leave.load(Ordering::Relaxed),
+        "the daemon never served the last poll"
+    );
+    (out, batches)
+}
+
+#[test]
+fn events_follow_prints_batches_until_the_daemon_leaves() {
+    let (out, batches) = follow_until_daemon_leaves("follow", &[]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        render_event_batch(&batches[0]) + &render_event_batch(&batches[1])
+    );
+    assert_eq!(text(&out.stdout).lines().count(), 3);
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.starts_with("fwdctl: fwd went away, stopped following events: "),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let (out, batches) = follow_until_daemon_leaves("follow-json", &["--json"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let printed: Vec<EventRecord> = text(&out.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let expected: Vec<EventRecord> = batches.into_iter().flat_map(|b| b.events).collect();
+    assert_eq!(printed, expected);
+    assert!(text(&out.stderr).starts_with("fwdctl: fwd went away, stopped following events: "));
+}
+
+#[test]
+fn follow_without_daemon_exits_3() {
+    let dir = TempDir::new("follow-none");
+    let sock = dir.sock();
+    let out = run(&mut fwdctl(&[
+        "--socket",
+        sock.to_str().unwrap(),
+        "events",
+        "--follow",
+    ]));
+    assert_eq!(out.status.code(), Some(3));
+    assert!(out.stdout.is_empty());
+    assert!(text(&out.stderr).starts_with("fwdctl: fwd is not running"));
 }

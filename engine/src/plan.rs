@@ -12,7 +12,7 @@ use balancer::{
 };
 use ipnet::Ipv4Net;
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, OnWanDown};
 
 /// What an interface is to the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,6 +80,8 @@ pub struct Plan {
     pub lans: Vec<LanPlan>,
     pub wans: Vec<WanPlan>,
     pub policy: Policy,
+    /// What happens to flows of a WAN that went down.
+    pub on_wan_down: OnWanDown,
     destinations: Vec<Prefix>,
     rule_hits: Box<[AtomicU64]>,
 }
@@ -134,6 +136,7 @@ impl Plan {
             lans,
             wans,
             policy,
+            on_wan_down: cfg.health.on_wan_down,
             destinations,
             rule_hits,
         })

@@ -109,7 +109,7 @@ fn info(t: &ConnTable, k: &FlowKey, now: Duration) -> Option<SessionInfo> {
 fn hit(l: Lookup) -> Rewrite {
     match l {
         Lookup::Hit(rw) => rw,
-        Lookup::Miss => panic!("expected a hit"),
+        other => panic!("expected a hit, got {other:?}"),
     }
 }
 
@@ -149,6 +149,59 @@ fn create_then_hit_in_both_directions() {
     assert_eq!(i.idle, s(1));
     assert_eq!(i.age, s(3));
     assert_eq!(t.stats().created, 1);
+    t.check().unwrap();
+}
+
+#[test]
+fn a_session_on_an_ended_wan_is_removed_by_its_next_outbound_packet() {
+    let t = table(64, 4, OnFull::Refuse);
+    let src = lan(10, 40000);
+    let k0 = udp(src, remote(1, 53));
+    let k1 = udp(src, remote(2, 53));
+    let rw0 = t.create(new(k0, 0), pkt(1), s(0)).unwrap();
+    let tk = key(Proto::Tcp, lan(11, 50000), remote(3, 443));
+    t.create(new(tk, 0), tcp(TCP_SYN), s(0)).unwrap();
+    t.create(new(k1, 1), pkt(1), s(0)).unwrap();
+    let down = WanSet::EMPTY.with(0);
+    assert!(down.contains(0) && !down.contains(1) && !down.contains(200));
+    // a session on a live WAN is a plain hit
+    assert!(matches!(
+        t.lookup_outbound_live(&k1, pkt(1), s(1), down),
+        Lookup::Hit(_)
+    ));
+    // an ICMP error about a flow on the ended WAN changes nothing
+    let err = PacketInfo {
+        icmp_error: true,
+        ..pkt(1)
+    };
+    let l = t.lookup_outbound_live(&k0, err, s(1), down);
+    assert!(matches!(l, Lookup::Hit(_)), "{l:?}");
+    assert_eq!(t.len(), 3);
+    // UDP on the ended WAN: removed, the mapping's port released with its last session
+    assert_eq!(
+        t.lookup_outbound_live(&k0, pkt(1), s(1), down),
+        Lookup::Ended { wan: 0, tcp: None }
+    );
+    assert_eq!(t.binding(0, Proto::Udp, rw0.src.port), None);
+    assert_eq!(t.lookup_outbound(&k0, pkt(1), s(1)), Lookup::Miss);
+    // TCP reports its state
+    assert_eq!(
+        t.lookup_outbound_live(&tk, tcp(TCP_ACK), s(1), down),
+        Lookup::Ended {
+            wan: 0,
+            tcp: Some(TcpState::SynSent)
+        }
+    );
+    assert_eq!((t.len(), t.wan_sessions(0), t.wan_sessions(1)), (1, 0, 1));
+    assert_eq!(t.stats().ended_by_wan_down, 2);
+    // the flow starts again on the live WAN, keeping its port (the old mapping is gone)
+    let rw = t.create(new(k0, 1), pkt(1), s(2)).unwrap();
+    assert_eq!(rw.src, Endpoint::new(WAN1, 40000));
+    // the empty set never ends anything
+    assert!(matches!(
+        t.lookup_outbound_live(&k0, pkt(1), s(2), WanSet::EMPTY),
+        Lookup::Hit(_)
+    ));
     t.check().unwrap();
 }
 
@@ -1164,7 +1217,7 @@ fn concurrent_create_and_lookup_stay_consistent() {
                         let p = tcp(flags);
                         let rw = match t.lookup_outbound(k, p, now) {
                             Lookup::Hit(rw) => rw,
-                            Lookup::Miss => {
+                            Lookup::Miss | Lookup::Ended { .. } => {
                                 let wan = ((j as u64 + th) % 2) as u8;
                                 t.create(new(*k, wan), p, now).expect("room and ports")
                             }
@@ -1354,7 +1407,7 @@ fn concurrent_create_lookup_and_expire_on_shared_endpoints() {
                     };
                     let rw = match t.lookup_outbound(k, p, now) {
                         Lookup::Hit(rw) => rw,
-                        Lookup::Miss => {
+                        Lookup::Miss | Lookup::Ended { .. } => {
                             let wan = ((j as u64 + th + round) % 2) as u8;
                             let n = eligible(*k, wan, if round % 3 == 0 { 0b01 } else { 0b11 });
                             t.create(n, p, now).expect("room is made by eviction")

@@ -26,6 +26,7 @@ pub(crate) struct RawConfig {
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
     pub conntrack: Option<Spanned<RawConntrack>>,
+    pub health: Option<Spanned<RawHealth>>,
 }
 
 /// `[[lan]]`
@@ -49,6 +50,7 @@ pub(crate) struct RawWan {
     pub weight: Option<Spanned<i64>>,
     pub tier: Option<Spanned<i64>>,
     pub nat_ports: Option<Spanned<IntOrStr>>,
+    pub probe: Option<Spanned<RawProbe>>,
 }
 
 /// `[[group]]`
@@ -97,6 +99,41 @@ pub(crate) struct RawConntrack {
     pub fragment_timeout: Option<Spanned<IntOrStr>>,
     pub sticky_max: Option<Spanned<i64>>,
     pub timeouts: Option<Spanned<RawTimeouts>>,
+}
+
+/// `[health]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealth {
+    pub on_wan_down: Option<Spanned<String>>,
+    pub hook: Option<Spanned<String>>,
+    pub probe: Option<Spanned<RawProbe>>,
+}
+
+/// `[health.probe]` (defaults for every WAN) and `[wan.probe]` (one WAN's, key by key over
+/// the defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProbe {
+    pub targets: Option<List<String>>,
+    pub method: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub path: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<i64>>,
+    pub query: Option<Spanned<String>>,
+    pub reliability: Option<Spanned<i64>>,
+    pub interval: Option<Spanned<IntOrStr>>,
+    pub timeout: Option<Spanned<IntOrStr>>,
+    pub fail_interval: Option<Spanned<IntOrStr>>,
+    pub recover_interval: Option<Spanned<IntOrStr>>,
+    pub down_after: Option<Spanned<i64>>,
+    pub up_after: Option<Spanned<i64>>,
+    pub initial: Option<Spanned<String>>,
+    pub window: Option<Spanned<i64>>,
+    pub latency_degraded: Option<Spanned<IntOrStr>>,
+    pub latency_down: Option<Spanned<IntOrStr>>,
+    pub loss_degraded: Option<Spanned<i64>>,
+    pub loss_down: Option<Spanned<i64>>,
 }
 
 /// `[conntrack.timeouts]`

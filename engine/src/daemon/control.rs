@@ -59,6 +59,9 @@ pub fn handle(shared: &Shared, request: Request) -> Response {
             },
         )
         .map(Reply::Explain),
+        Request::Wans | Request::WanAdmin { .. } | Request::Events { .. } => {
+            Err("link health is not available in this build".to_owned())
+        }
         Request::Reload => match reload(shared) {
             Ok(message) => {
                 log::info!("fwdctl reload: {message}");

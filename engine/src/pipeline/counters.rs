@@ -53,10 +53,13 @@ pub enum DropReason {
     NoNeighbor,
     /// The egress queue was full.
     TxQueueFull,
+    /// A packet of a flow pinned to a WAN that went down (`on_wan_down = migrate | reset`):
+    /// a TCP reset or an ICMP host unreachable went back to the sender instead, when allowed.
+    WanDown,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -80,6 +83,7 @@ impl DropReason {
         DropReason::PortsExhausted,
         DropReason::NoNeighbor,
         DropReason::TxQueueFull,
+        DropReason::WanDown,
     ];
 
     pub fn name(self) -> &'static str {
@@ -107,6 +111,7 @@ impl DropReason {
             DropReason::PortsExhausted => "ports_exhausted",
             DropReason::NoNeighbor => "no_neighbor",
             DropReason::TxQueueFull => "tx_queue_full",
+            DropReason::WanDown => "wan_down",
         }
     }
 }
@@ -126,15 +131,21 @@ pub enum Event {
     IcmpErrorsSent,
     /// ICMP errors not sent because of the rate limit or RFC 1812's rules.
     IcmpErrorsSuppressed,
+    /// TCP resets sent to LAN clients whose connection's WAN went down.
+    TcpResetsSent,
+    /// Flows of a WAN that went down continued on another WAN (`on_wan_down = migrate`).
+    FlowsMigrated,
 }
 
 impl Event {
-    pub const ALL: [Event; 5] = [
+    pub const ALL: [Event; 7] = [
         Event::Forwarded,
         Event::ToKernel,
         Event::SessionsCreated,
         Event::IcmpErrorsSent,
         Event::IcmpErrorsSuppressed,
+        Event::TcpResetsSent,
+        Event::FlowsMigrated,
     ];
 
     pub fn name(self) -> &'static str {
@@ -144,6 +155,8 @@ impl Event {
             Event::SessionsCreated => "sessions_created",
             Event::IcmpErrorsSent => "icmp_errors_sent",
             Event::IcmpErrorsSuppressed => "icmp_errors_suppressed",
+            Event::TcpResetsSent => "tcp_resets_sent",
+            Event::FlowsMigrated => "flows_migrated",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The fast path: packets of flows the connection table knows. One lookup (which refreshes
 //! the session and advances its TCP state), then the session's rewrite applied in place.
 
-use conntrack::{Lookup, PacketInfo, Rewrite};
+use conntrack::{Lookup, PacketInfo, Rewrite, TcpState, WanSet};
 
 use super::flow::{error_flow_key, flow_key, fragment_key, packet_info};
 use super::{Context, Counters, DropReason, Outcome};
@@ -16,37 +16,51 @@ const ERROR_INFO: PacketInfo = PacketInfo {
     icmp_error: true,
 };
 
-/// A packet from a LAN. `None`: no session, the slow path decides.
+/// What the fast path made of a packet from a LAN.
+pub(super) enum Outbound {
+    Done(Outcome),
+    /// No session: the slow path decides.
+    Miss,
+    /// Its session was pinned to a WAN of the `ended` set and is gone; `tcp` is its TCP state
+    /// (`None` for UDP and ICMP).
+    WanDown {
+        tcp: Option<TcpState>,
+    },
+}
+
+/// A packet from a LAN. Sessions on a WAN of `ended` (down, and flows do not stay) end here.
 #[inline]
 pub(super) fn outbound(
     ctx: &Context<'_>,
     counters: &Counters,
     frame: &mut Frame,
     pkt: &Ipv4Packet,
-) -> Option<Outcome> {
+    ended: WanSet,
+) -> Outbound {
     let table = &ctx.tables.conntrack;
-    match pkt.transport {
-        Transport::None => Some(
-            match ctx.tables.fragments.lookup(&fragment_key(pkt), ctx.now) {
-                Some(rw) => {
-                    rewrite_fragment(frame.data_mut(), pkt, rw.src.ip, rw.dst.ip);
-                    account_tx(ctx, counters, rw.egress, pkt.total_len());
-                    Outcome::Forward { egress: rw.egress }
-                }
-                None => Outcome::Drop(DropReason::FragmentWithoutFirst),
-            },
-        ),
-        Transport::IcmpError => Some(outbound_error(ctx, counters, frame, pkt)),
-        Transport::IcmpOther => Some(Outcome::Drop(DropReason::UnsupportedIcmp)),
-        Transport::OtherProtocol => Some(Outcome::Drop(DropReason::UnsupportedProtocol)),
+    Outbound::Done(match pkt.transport {
+        Transport::None => match ctx.tables.fragments.lookup(&fragment_key(pkt), ctx.now) {
+            Some(rw) => {
+                rewrite_fragment(frame.data_mut(), pkt, rw.src.ip, rw.dst.ip);
+                account_tx(ctx, counters, rw.egress, pkt.total_len());
+                Outcome::Forward { egress: rw.egress }
+            }
+            None => Outcome::Drop(DropReason::FragmentWithoutFirst),
+        },
+        Transport::IcmpError => outbound_error(ctx, counters, frame, pkt),
+        Transport::IcmpOther => Outcome::Drop(DropReason::UnsupportedIcmp),
+        Transport::OtherProtocol => Outcome::Drop(DropReason::UnsupportedProtocol),
         Transport::Tcp { .. } | Transport::Udp { .. } | Transport::IcmpEcho { .. } => {
-            let key = flow_key(pkt)?;
-            match table.lookup_outbound(&key, packet_info(pkt), ctx.now) {
-                Lookup::Hit(rw) => Some(apply(ctx, counters, frame, pkt, rw)),
-                Lookup::Miss => None,
+            let Some(key) = flow_key(pkt) else {
+                return Outbound::Miss;
+            };
+            match table.lookup_outbound_live(&key, packet_info(pkt), ctx.now, ended) {
+                Lookup::Hit(rw) => apply(ctx, counters, frame, pkt, rw),
+                Lookup::Miss => return Outbound::Miss,
+                Lookup::Ended { tcp, .. } => return Outbound::WanDown { tcp },
             }
         }
-    }
+    })
 }
 
 /// What the fast path made of a packet from a WAN.
@@ -91,7 +105,7 @@ pub(super) fn inbound(
                     counters.wan_rx(wan, pkt.total_len());
                     Inbound::Forward(apply(ctx, counters, frame, pkt, rw))
                 }
-                Lookup::Miss => Inbound::NoSession,
+                Lookup::Miss | Lookup::Ended { .. } => Inbound::NoSession,
             }
         }
         Transport::IcmpOther | Transport::OtherProtocol => Inbound::NoSession,
@@ -125,7 +139,7 @@ fn outbound_error(
             account_tx(ctx, counters, rw.egress, pkt.total_len());
             Outcome::Forward { egress: rw.egress }
         }
-        Lookup::Miss => Outcome::Drop(DropReason::IcmpErrorNoSession),
+        Lookup::Miss | Lookup::Ended { .. } => Outcome::Drop(DropReason::IcmpErrorNoSession),
     }
 }
 
@@ -159,7 +173,7 @@ fn inbound_error(
             counters.wan_rx(wan, pkt.total_len());
             Inbound::Forward(Outcome::Forward { egress: rw.egress })
         }
-        Lookup::Miss => Inbound::NoSession,
+        Lookup::Miss | Lookup::Ended { .. } => Inbound::NoSession,
     }
 }
 

@@ -20,11 +20,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balancer::{LinkState, Selector};
+use conntrack::{TcpState, WanSet, TCP_ACK, TCP_SYN};
 
+use crate::config::OnWanDown;
 use crate::device::{Batch, Frame};
 use crate::neighbors::Neighbors;
 use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind};
 use crate::packet::parse::{self, ParseError};
+use crate::packet::tcp_reset::build_tcp_reset;
 use crate::packet::{Ipv4Packet, Medium};
 use crate::plan::{Destination, Plan, Role};
 use crate::tables::Tables;
@@ -68,6 +71,11 @@ enum Outcome {
         egress: u8,
         dropped: DropReason,
     },
+    /// The frame now holds a TCP reset for the sender (link header already swapped): its
+    /// connection's WAN went down; the original packet counts as dropped (`wan_down`).
+    Reset {
+        egress: u8,
+    },
     Kernel,
     Drop(DropReason),
 }
@@ -79,6 +87,9 @@ pub struct Pipeline {
     selector: Selector,
     counters: Arc<Counters>,
     icmp_errors: rate_limit::TokenBucket,
+    /// WANs whose flows end on their next outbound packet, for the batch in progress: the
+    /// WANs that are down, unless the plan says `on_wan_down = keep`.
+    ended: WanSet,
 }
 
 impl Pipeline {
@@ -88,6 +99,7 @@ impl Pipeline {
             selector: Selector::new(&plan.policy),
             counters,
             icmp_errors: rate_limit::TokenBucket::new(ICMP_ERRORS_PER_SECOND, ICMP_ERRORS_BURST),
+            ended: WanSet::EMPTY,
         }
     }
 
@@ -104,6 +116,7 @@ impl Pipeline {
     /// first). A forwarded frame's `iface` is set to its egress interface.
     pub fn process(&mut self, ctx: &Context<'_>, batch: &mut Batch, out: &mut Output) {
         out.clear();
+        self.begin_batch(ctx);
         for frame in batch.frames_mut() {
             let verdict = self.process_frame(ctx, frame);
             // An output sized for another plan turns a forward to an unknown interface into a drop.
@@ -113,7 +126,16 @@ impl Pipeline {
         }
     }
 
-    /// Processes one frame in place.
+    /// Reads what holds for a whole batch from `ctx` (which WANs' flows end). [`process`]
+    /// calls it; a caller of [`process_frame`] calls it once per batch first.
+    ///
+    /// [`process`]: Self::process
+    /// [`process_frame`]: Self::process_frame
+    pub fn begin_batch(&mut self, ctx: &Context<'_>) {
+        self.ended = ended_wans(ctx);
+    }
+
+    /// Processes one frame in place (after [`begin_batch`](Self::begin_batch)).
     pub fn process_frame(&mut self, ctx: &Context<'_>, frame: &mut Frame) -> Verdict {
         let verdict = match self.handle(ctx, frame) {
             Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
@@ -121,6 +143,12 @@ impl Pipeline {
                 // The packet is dropped; the frame now carries the router's own ICMP error.
                 self.counters.count_drop(dropped);
                 self.counters.event(Event::IcmpErrorsSent);
+                frame.iface = egress;
+                return Verdict::Forward(egress);
+            }
+            Outcome::Reset { egress } => {
+                self.counters.count_drop(DropReason::WanDown);
+                self.counters.event(Event::TcpResetsSent);
                 frame.iface = egress;
                 return Verdict::Forward(egress);
             }
@@ -173,9 +201,58 @@ impl Pipeline {
             _ if pkt.ttl <= 1 => return self.time_exceeded(ctx, frame, pkt, ingress),
             _ => {}
         }
-        match fast_path::outbound(ctx, &self.counters, frame, pkt) {
-            Some(outcome) => outcome,
-            None => self.new_flow(ctx, frame, pkt, destination, ingress),
+        match fast_path::outbound(ctx, &self.counters, frame, pkt, self.ended) {
+            fast_path::Outbound::Done(outcome) => outcome,
+            fast_path::Outbound::Miss => self.new_flow(ctx, frame, pkt, destination, ingress),
+            fast_path::Outbound::WanDown { tcp } => {
+                self.wan_down(ctx, frame, pkt, destination, ingress, tcp)
+            }
+        }
+    }
+
+    /// A packet whose session was pinned to a WAN that went down (the session is gone). A
+    /// TCP connection cannot change address: the client gets a reset, unless this is a
+    /// retransmitted SYN (nothing was established yet, so it simply starts over on a live
+    /// WAN). UDP and ICMP flows start over on a live WAN (`migrate`) or are told the host is
+    /// unreachable (`reset`).
+    fn wan_down(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        destination: Destination,
+        ingress: u8,
+        tcp: Option<TcpState>,
+    ) -> Outcome {
+        let syn_only = matches!(
+            pkt.transport,
+            crate::packet::Transport::Tcp { flags, .. } if flags & (TCP_SYN | TCP_ACK) == TCP_SYN
+        );
+        let start_over = match tcp {
+            Some(state) => state == TcpState::SynSent && syn_only,
+            None => ctx.plan.on_wan_down == OnWanDown::Migrate,
+        };
+        if start_over {
+            self.counters.event(Event::FlowsMigrated);
+            return self.new_flow(ctx, frame, pkt, destination, ingress);
+        }
+        if tcp.is_none() {
+            return self.icmp_error(
+                ctx,
+                frame,
+                pkt,
+                IcmpErrorKind::HostUnreachable,
+                ingress,
+                DropReason::WanDown,
+            );
+        }
+        let (buf, _) = frame.buffer_mut();
+        match build_tcp_reset(buf, self.medium, pkt) {
+            Some(len) => {
+                frame.set_len(len);
+                Outcome::Reset { egress: ingress }
+            }
+            None => Outcome::Drop(DropReason::WanDown),
         }
     }
 
@@ -289,6 +366,20 @@ impl Pipeline {
             None => Verdict::Drop(DropReason::NoNeighbor),
         }
     }
+}
+
+/// The WANs whose flows end on their next outbound packet: those that are down (or disabled),
+/// unless the plan keeps flows where they are.
+fn ended_wans(ctx: &Context<'_>) -> WanSet {
+    if ctx.plan.on_wan_down == OnWanDown::Keep {
+        return WanSet::EMPTY;
+    }
+    ctx.health
+        .iter()
+        .take(ctx.plan.wans.len())
+        .enumerate()
+        .filter(|(_, &state)| state == LinkState::Down)
+        .fold(WanSet::EMPTY, |set, (wan, _)| set.with(wan))
 }
 
 fn parse_outcome(error: ParseError) -> Outcome {

@@ -6,6 +6,7 @@
 mod conntrack;
 mod example;
 mod groups;
+mod health;
 mod lan_wan;
 mod proptests;
 mod rules;

@@ -7,6 +7,7 @@
 
 mod conntrack;
 mod group;
+mod health;
 mod interface;
 mod lan;
 mod rule;
@@ -32,11 +33,17 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
         .enumerate()
         .map(|(i, l)| lan::draft(i, l, report))
         .collect();
+    let probe_defaults = raw
+        .health
+        .as_ref()
+        .and_then(|h| h.get_ref().probe.as_ref())
+        .map(Spanned::get_ref);
+    let health = health::validate(raw.health.as_ref(), report);
     let wans: Vec<_> = raw
         .wan
         .iter()
         .enumerate()
-        .map(|(i, w)| wan::draft(i, w, report))
+        .map(|(i, w)| wan::draft(i, w, probe_defaults, report))
         .collect();
     topology::check(&lans, &wans, report);
 
@@ -75,6 +82,7 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
             groups: groups.into_iter().map(|g| g.group).collect::<Option<_>>()?,
             rules: rules.into_iter().collect::<Option<_>>()?,
             conntrack: conntrack?,
+            health: health?,
         })
     })();
     if built.is_none() {

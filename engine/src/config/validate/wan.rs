@@ -6,10 +6,11 @@ use std::ops::{Range, RangeInclusive};
 use ipnet::Ipv4Net;
 use toml::Spanned;
 
+use super::health;
 use super::interface::{self, InterfaceDraft};
 use super::{check, required};
-use crate::config::model::Wan;
-use crate::config::raw::{IntOrStr, RawWan};
+use crate::config::model::{Probe, Wan};
+use crate::config::raw::{IntOrStr, RawProbe, RawWan};
 use crate::config::source::Report;
 use crate::config::values;
 
@@ -27,11 +28,14 @@ pub(super) struct WanDraft<'r> {
     pub nat_ports: Option<RangeInclusive<u16>>,
     /// Span of `nat_ports`, or of `address` when `nat_ports` is not given.
     pub nat_ports_span: Range<usize>,
+    pub probe: Option<Option<Probe>>,
 }
 
+/// `probe_defaults`: the `[health.probe]` table, whose keys the WAN's `probe` keys override.
 pub(super) fn draft<'r>(
     index: usize,
     raw: &'r Spanned<RawWan>,
+    probe_defaults: Option<&RawProbe>,
     report: &mut Report<'_>,
 ) -> WanDraft<'r> {
     let wan = raw.get_ref();
@@ -70,7 +74,9 @@ pub(super) fn draft<'r>(
             report,
         ),
     };
+    let probe = health::probe(path, wan.probe.as_ref(), probe_defaults, report);
     WanDraft {
+        probe,
         nat_ports_span: wan
             .nat_ports
             .as_ref()
@@ -169,6 +175,7 @@ impl WanDraft<'_> {
             weight: self.weight?,
             tier: self.tier?,
             nat_ports: self.nat_ports.clone()?,
+            probe: self.probe.clone()?,
         })
     }
 }

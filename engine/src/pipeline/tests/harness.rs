@@ -145,6 +145,7 @@ impl Router {
             neighbors: &self.neighbors,
             now: self.now,
         };
+        self.pipeline.begin_batch(&ctx);
         let verdict = self.pipeline.process_frame(&ctx, &mut self.frame);
         (verdict, self.frame.data().to_vec())
     }

@@ -7,3 +7,4 @@ mod golden;
 mod harness;
 mod packets;
 mod props;
+mod wan_down;
