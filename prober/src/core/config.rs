@@ -209,10 +209,7 @@ impl ProbeConfig {
         ] {
             if let Some(v) = value {
                 if !(0.0..100.0).contains(&v) {
-                    return Err(err(
-                        field,
-                        format!("{v} is not a percentage in 0 ..< 100"),
-                    ));
+                    return Err(err(field, format!("{v} is not a percentage in 0 ..< 100")));
                 }
             }
         }

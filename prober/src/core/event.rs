@@ -284,7 +284,10 @@ mod tests {
         assert_eq!(seqs(5), Vec::<u64>::new());
         assert_eq!(seqs(99), Vec::<u64>::new());
         assert_eq!(seqs(u64::MAX), Vec::<u64>::new());
-        assert_eq!(r.after(3).next().map(|l| l.event.reason.as_str()), Some("event 4"));
+        assert_eq!(
+            r.after(3).next().map(|l| l.event.reason.as_str()),
+            Some("event 4")
+        );
         // A follower that read up to 1 missed event 2; one at 2 or later missed nothing.
         assert_eq!(r.missed_after(0), 2);
         assert_eq!(r.missed_after(1), 1);
@@ -335,6 +338,9 @@ mod tests {
         assert_eq!(fmt_pct(45.0), "45%");
         assert_eq!(fmt_pct(300.0 / 7.0), "42.9%");
         assert_eq!(PublishedState::Disabled.link_state(), LinkState::Down);
-        assert_eq!(PublishedState::from(LinkState::Degraded), PublishedState::Degraded);
+        assert_eq!(
+            PublishedState::from(LinkState::Degraded),
+            PublishedState::Degraded
+        );
     }
 }

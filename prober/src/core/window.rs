@@ -177,7 +177,14 @@ mod tests {
     #[test]
     fn window_wraps_and_forgets_the_oldest() {
         let mut w = Window::new(4, 1);
-        for s in [lost(0), lost(0), ok(0, 100), ok(0, 10), ok(0, 20), ok(0, 30)] {
+        for s in [
+            lost(0),
+            lost(0),
+            ok(0, 100),
+            ok(0, 10),
+            ok(0, 20),
+            ok(0, 30),
+        ] {
             w.push(s);
         }
         // Held: 100, 10, 20, 30 (both losses dropped).
