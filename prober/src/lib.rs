@@ -13,6 +13,8 @@
 //! Invariants: a WAN's published state changes only through an [`core::Event`], and every
 //! event carries the figures it was decided on.
 
+#![warn(missing_docs)]
+
 pub mod core;
 pub mod net;
 pub mod run;

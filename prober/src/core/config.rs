@@ -29,17 +29,28 @@ pub enum Method {
     Icmp,
     /// TCP connect to `port`; answered by a completed handshake or a reset (either proves
     /// the path to the target works).
-    Tcp { port: u16 },
+    Tcp {
+        /// The target's port.
+        port: u16,
+    },
     /// `GET path` over HTTP/1.0 on `port`; answered only by a status line with
     /// `expect_status` (any other status, a reset or a closed connection is a failure).
     Http {
+        /// The server's port.
         port: u16,
+        /// The path requested (starts with `/`).
         path: String,
+        /// The only status that counts as an answer.
         expect_status: u16,
     },
     /// A DNS `A` query for `name` over UDP to `port`; answered by a response with the
     /// query's id, QR set, RCODE 0 and at least one answer record.
-    Dns { port: u16, name: String },
+    Dns {
+        /// The server's port.
+        port: u16,
+        /// The name queried.
+        name: String,
+    },
 }
 
 impl Method {
@@ -71,6 +82,7 @@ pub struct ProbeConfig {
     pub name: String,
     /// Probe destinations; every round sends one probe to each.
     pub targets: Vec<Ipv4Addr>,
+    /// How each target is probed.
     pub method: Method,
     /// How many targets must answer for a round to be good (1 ..= targets).
     pub reliability: usize,
@@ -88,6 +100,7 @@ pub struct ProbeConfig {
     pub down_after: u32,
     /// Consecutive good rounds that bring the link back up (or from degraded to up).
     pub up_after: u32,
+    /// The state before any round has closed.
     pub initial: Initial,
     /// Probe results (of all targets together) kept for latency, jitter and loss.
     pub window: usize,
@@ -315,5 +328,6 @@ pub struct ProbeConfigError {
     pub wan: String,
     /// The field at fault, as named in [`ProbeConfig`] (`method.path` for a method field).
     pub field: &'static str,
+    /// What is wrong with it.
     pub message: String,
 }

@@ -11,8 +11,11 @@ use balancer::LinkState;
 /// an operator has disabled the WAN (workers then treat it as [`LinkState::Down`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum PublishedState {
+    /// Healthy.
     Up,
+    /// Usable but over a quality threshold.
     Degraded,
+    /// Not usable.
     Down,
     /// Administratively disabled (`fwdctl wan disable`).
     Disabled,
@@ -62,14 +65,19 @@ pub struct Event {
     pub at: Duration,
     /// Index of the WAN in the configurations given to the prober.
     pub wan: usize,
+    /// The WAN's name.
     pub wan_name: String,
+    /// The published state before.
     pub old: PublishedState,
+    /// The published state after.
     pub new: PublishedState,
     /// Why, e.g. `loss 45% > 40%`, `3 consecutive failed rounds: ...`, `disabled by operator`.
     pub reason: String,
     /// Figures over the window at that moment.
     pub latency: Option<Duration>,
+    /// Mean RTT difference of consecutive answers of a target, if known.
     pub jitter: Option<Duration>,
+    /// Lost probes in the window, in percent.
     pub loss_pct: f64,
 }
 
@@ -119,6 +127,7 @@ pub fn fmt_pct(p: f64) -> String {
 pub struct Logged {
     /// 1 for the first event pushed, then +1 per event; never reused.
     pub seq: u64,
+    /// The event itself.
     pub event: Event,
 }
 
@@ -191,14 +200,17 @@ impl EventRing {
         self.last_seq
     }
 
+    /// Events kept.
     pub fn len(&self) -> usize {
         self.events.len()
     }
 
+    /// Whether no event is kept.
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }
 
+    /// Most events kept.
     pub fn capacity(&self) -> usize {
         self.capacity
     }

@@ -25,6 +25,7 @@ pub struct ProbeRequest {
     pub wan: usize,
     /// Index of the target in the WAN's `targets`.
     pub target_index: usize,
+    /// The target's address.
     pub target: Ipv4Addr,
     /// Identifies the probe in [`Prober::on_answer`] and [`Prober::on_failure`]; unique
     /// per probe.

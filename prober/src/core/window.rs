@@ -25,8 +25,11 @@ pub struct Sample {
 /// Latency, jitter and loss over a window.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Figures {
+    /// Mean RTT of the answered samples.
     pub latency: Option<Duration>,
+    /// Mean RTT difference of consecutive answered samples of the same target.
     pub jitter: Option<Duration>,
+    /// Lost samples in percent of the samples held.
     pub loss_pct: f64,
     /// Samples the figures were computed from.
     pub samples: usize,
@@ -51,6 +54,7 @@ impl Window {
         }
     }
 
+    /// Appends `sample`, dropping the oldest when full.
     pub fn push(&mut self, sample: Sample) {
         if self.samples.len() == self.capacity {
             self.samples.pop_front();
@@ -58,10 +62,12 @@ impl Window {
         self.samples.push_back(sample);
     }
 
+    /// Samples held.
     pub fn len(&self) -> usize {
         self.samples.len()
     }
 
+    /// Whether no sample is held.
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
@@ -71,6 +77,7 @@ impl Window {
         self.samples.len() == self.capacity
     }
 
+    /// Most samples held.
     pub fn capacity(&self) -> usize {
         self.capacity
     }

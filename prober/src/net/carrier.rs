@@ -28,7 +28,9 @@ const HEADER_LEN: usize = 16;
 /// One device's carrier.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LinkCarrier {
+    /// The device's name.
     pub device: String,
+    /// Up and lower layer up.
     pub carrier: bool,
 }
 

@@ -14,7 +14,9 @@ pub const MAX_STATUS_LINE: usize = 1024;
 pub enum StatusLine {
     /// More bytes are needed.
     Incomplete,
+    /// A well-formed status line with this status.
     Status(u16),
+    /// Not an HTTP/1.x status line.
     Malformed,
 }
 

@@ -18,7 +18,9 @@ const ECHO_HEADER_LEN: usize = 8;
 pub struct EchoReply {
     /// Who sent the reply (the IP source).
     pub source: Ipv4Addr,
+    /// The echo identifier.
     pub ident: u16,
+    /// The echo sequence number.
     pub seq: u16,
 }
 

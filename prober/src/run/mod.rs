@@ -36,7 +36,9 @@ pub use hooks::HOOK_TIMEOUT;
 /// One WAN to probe: how, and from where.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ProbeSpec {
+    /// What to probe and how, for the core.
     pub config: ProbeConfig,
+    /// Where the probes leave from.
     pub link: WanLink,
 }
 
@@ -44,11 +46,15 @@ pub struct ProbeSpec {
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(transparent)]
+    /// A configuration is invalid.
     Config(#[from] ProbeConfigError),
     #[error("{what}: {source}")]
+    /// A system resource could not be set up.
     Io {
+        /// What was being set up.
         what: &'static str,
         #[source]
+        /// The OS error.
         source: io::Error,
     },
 }
