@@ -39,6 +39,7 @@ mod netns;
 pub mod plan;
 mod privilege;
 mod servers;
+pub mod stream;
 mod topology;
 pub mod wait;
 mod workdir;

@@ -138,6 +138,25 @@ pub fn fwd_config_with(weights: &[u32], rules: &str) -> String {
     s
 }
 
+/// An fwd configuration with link health: WAN `isp{i}` in tier `tiers[i]` (weight 1) of group
+/// `all` (last resort `last_resort`), every WAN probed by ICMP echo to [`SERVER`] with the
+/// default timing, then `health` (more `[health]` keys, e.g. `on_wan_down = "keep"`), and a
+/// default rule to `all`.
+pub fn fwd_config_probed(tiers: &[u8], last_resort: &str, health: &str) -> String {
+    let mut s = fwd_config_with(&vec![1; tiers.len()], "");
+    for (i, tier) in tiers.iter().enumerate() {
+        s = s.replace(
+            &format!("name = \"isp{i}\"\ninterface"),
+            &format!("name = \"isp{i}\"\ntier = {tier}\ninterface"),
+        );
+    }
+    s = s.replace(
+        "[[group]]\nname = \"all\"\n",
+        &format!("[[group]]\nname = \"all\"\nlast_resort = \"{last_resort}\"\n"),
+    );
+    s + &format!("\n[health]\n{health}\n[health.probe]\ntargets = [\"{SERVER}\"]\n")
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -153,5 +172,12 @@ mod tests {
         assert_eq!(wan_of(Ipv4Addr::new(10, 2, 0, 2)), Some(1));
         assert_eq!(wan_of(SERVER), None);
         assert!(fwd_config_toml(2).contains("gateway = \"10.2.0.1\""));
+        let probed = fwd_config_probed(&[1, 2], "unreachable", "on_wan_down = \"keep\"");
+        assert!(probed.contains("name = \"isp1\"\ntier = 2\n"), "{probed}");
+        assert!(probed.contains("last_resort = \"unreachable\""), "{probed}");
+        assert!(
+            probed.ends_with("targets = [\"203.0.113.10\"]\n"),
+            "{probed}"
+        );
     }
 }

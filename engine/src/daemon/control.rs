@@ -18,6 +18,7 @@ use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{DropReason, Event};
 use crate::plan::HAIRPIN_RULE;
 
+use super::health_requests;
 use super::reload::reload;
 use super::shared::Shared;
 
@@ -59,9 +60,11 @@ pub fn handle(shared: &Shared, request: Request) -> Response {
             },
         )
         .map(Reply::Explain),
-        Request::Wans | Request::WanAdmin { .. } | Request::Events { .. } => {
-            Err("link health is not available in this build".to_owned())
+        Request::Wans => health_requests::wans(shared).map(Reply::Wans),
+        Request::WanAdmin { wan, enabled } => {
+            health_requests::wan_admin(shared, &wan, enabled).map(Reply::WanAdmin)
         }
+        Request::Events { after } => health_requests::events(shared, after).map(Reply::Events),
         Request::Reload => match reload(shared) {
             Ok(message) => {
                 log::info!("fwdctl reload: {message}");
@@ -87,6 +90,8 @@ fn status(shared: &Shared) -> StatusReply {
     let (dp, _) = shared.dataplane();
     let config = shared.config();
     let load = |v: &std::sync::atomic::AtomicU64| v.load(std::sync::atomic::Ordering::Relaxed);
+    // The prober's published state tells "disabled" from "down"; the board has the rest.
+    let published = shared.with_link_health(|p| p.status()).unwrap_or_default();
     let wans = config
         .wans
         .iter()
@@ -96,7 +101,11 @@ fn status(shared: &Shared) -> StatusReply {
             name: w.name.clone(),
             interface: w.interface.clone(),
             address: w.address,
-            state: dp.health.get(i).as_str().to_string(),
+            state: published
+                .iter()
+                .find(|s| s.name == w.name)
+                .map_or_else(|| dp.health.get(i).as_str(), |s| s.state.as_str())
+                .to_string(),
             tier: w.tier,
             weight: w.weight,
             flows: dp.tables.conntrack.wan_sessions(i as u8),

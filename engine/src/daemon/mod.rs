@@ -1,14 +1,17 @@
 //! `fwd run`: the daemon. It loads the config, claims the control socket (refusing to start
 //! beside another fwd), creates one multi-queue TUN device per interface, installs the kernel
-//! steering (routes, rules, sysctls), starts pinned worker threads and a control thread, and
-//! then waits for signals: SIGHUP reloads the config, SIGTERM and SIGINT stop it. On the way
-//! out it stops the threads, removes every route, rule and sysctl it installed, closes the
+//! steering (routes, rules, sysctls), starts the prober, pinned worker threads and a control
+//! thread, and then waits for signals: SIGHUP reloads the config, SIGTERM and SIGINT stop it.
+//! On the way out it stops the threads, removes every route, rule and sysctl it installed, closes the
 //! TUNs (the kernel deletes them) and removes the socket. A failure half-way through start-up
 //! undoes what was done before it.
 
 pub mod control;
+pub mod health_requests;
+pub mod link_health;
 pub mod reload;
 pub mod shared;
+pub mod tcp_nudge;
 pub mod tuns;
 pub mod worker;
 
@@ -59,6 +62,8 @@ pub enum DaemonError {
     Signals(std::io::Error),
     #[error("threads: {0}")]
     Thread(std::io::Error),
+    #[error("link health: {0}")]
+    LinkHealth(String),
 }
 
 /// Runs the daemon until SIGTERM/SIGINT (Ok) or a fatal error.
@@ -89,8 +94,17 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
         workers,
         "tun",
     ));
-    let result = serve(&shared, queues, &mut server);
+    let result = match link_health::start(&shared) {
+        Ok(prober) => {
+            shared.set_link_health(prober);
+            serve(&shared, queues, &mut server)
+        }
+        Err(e) => Err(DaemonError::LinkHealth(e.to_string())),
+    };
     shared.request_stop();
+    if let Some(prober) = shared.take_link_health() {
+        prober.stop();
+    }
     for e in installed.remove() {
         log::warn!("removing kernel steering: {e}");
     }

@@ -42,6 +42,12 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
         new.rules.len(),
         dataplane.tables.conntrack.len()
     );
+    let specs = super::link_health::probe_specs(&new);
     shared.publish(dataplane, new);
+    // Probing follows the new config; WANs whose probe did not change keep their state.
+    if let Some(Err(e)) = shared.with_link_health(|p| p.reconfigure(specs)) {
+        log::error!("reload: link health keeps its old probes: {e}");
+        return Ok(format!("{summary}; link health keeps its old probes: {e}"));
+    }
     Ok(summary)
 }

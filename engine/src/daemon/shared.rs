@@ -1,5 +1,6 @@
 //! What the daemon's threads share: the current data plane (swapped whole on reload), the
-//! config it was built from, every worker's counters, the clock and the stop flag.
+//! config it was built from, every worker's counters, the clock, the stop flag and the
+//! prober thread's handle.
 //!
 //! Workers read the data plane without a lock on the packet path: they compare the
 //! generation number (one atomic load per batch) and take the mutex only when it changed,
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 use crate::config::Config;
 use crate::dataplane::DataPlane;
 use crate::pipeline::Counters;
+use prober::run::ProberHandle;
 
 /// Monotonic time since the daemon started: the `now` of every table.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,8 @@ pub struct Shared {
     /// One set per worker, in worker order.
     pub counters: Vec<Arc<Counters>>,
     pub backend: &'static str,
+    /// The prober thread, once started (see `link_health`); `None` before and after.
+    link_health: Mutex<Option<ProberHandle>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -79,7 +83,23 @@ impl Shared {
                 .map(|_| Arc::new(Counters::default()))
                 .collect(),
             backend,
+            link_health: Mutex::new(None),
         }
+    }
+
+    /// Hands the running prober to the other threads.
+    pub fn set_link_health(&self, handle: ProberHandle) {
+        *lock(&self.link_health) = Some(handle);
+    }
+
+    /// Runs `f` on the prober, if it runs.
+    pub fn with_link_health<T>(&self, f: impl FnOnce(&ProberHandle) -> T) -> Option<T> {
+        lock(&self.link_health).as_ref().map(f)
+    }
+
+    /// Takes the prober out (to stop it).
+    pub fn take_link_health(&self) -> Option<ProberHandle> {
+        lock(&self.link_health).take()
     }
 
     /// The current data plane and its generation.

@@ -139,6 +139,13 @@ impl ProbeConfig {
         }
     }
 
+    /// Whether the WAN is probed at all: a configuration without targets never sends a probe;
+    /// its WAN stays in its initial state except for carrier changes and the operator's
+    /// switch.
+    pub fn is_probed(&self) -> bool {
+        !self.targets.is_empty()
+    }
+
     /// The interval used while failing.
     pub fn fail_interval(&self) -> Duration {
         self.fail_interval.unwrap_or(self.interval)
@@ -159,9 +166,6 @@ impl ProbeConfig {
         if self.name.is_empty() {
             return Err(err("name", "must not be empty".into()));
         }
-        if self.targets.is_empty() {
-            return Err(err("targets", "at least one target is needed".into()));
-        }
         if self.targets.len() > MAX_TARGETS {
             return Err(err(
                 "targets",
@@ -178,7 +182,7 @@ impl ProbeConfig {
         }
         self.validate_method()
             .map_err(|(field, message)| err(field, message))?;
-        if self.reliability == 0 || self.reliability > self.targets.len() {
+        if self.is_probed() && (self.reliability == 0 || self.reliability > self.targets.len()) {
             return Err(err(
                 "reliability",
                 format!(

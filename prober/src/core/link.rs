@@ -173,6 +173,9 @@ impl Link {
     /// The next probe to send at `now` (target index, token), starting a round if one is
     /// due; tokens are drawn from `next_token`.
     pub fn poll_transmit(&mut self, now: Duration, next_token: &mut u64) -> Option<(usize, u64)> {
+        if !self.config.is_probed() {
+            return None;
+        }
         for round in &mut self.rounds {
             if let Some(probe) = round.take_unsent(now) {
                 return Some(probe);
@@ -218,7 +221,7 @@ impl Link {
     /// past), the next round start, or the earliest open round's timeout.
     pub fn next_deadline(&self) -> Duration {
         let mut next = Duration::MAX;
-        if self.rounds.len() < MAX_OPEN_ROUNDS {
+        if self.config.is_probed() && self.rounds.len() < MAX_OPEN_ROUNDS {
             next = self.next_start();
         }
         for round in &self.rounds {
@@ -241,6 +244,15 @@ impl Link {
         self.carrier_epoch = self.carrier_epoch.wrapping_add(1);
         if up {
             self.last_start = None;
+            if !self.config.is_probed() {
+                // No rounds will vouch for it: the carrier alone decides.
+                self.set_measured(
+                    LinkState::Up,
+                    "carrier restored (not probed)".into(),
+                    now,
+                    out,
+                );
+            }
         } else {
             self.reachable = false;
             self.good_rounds = 0;

@@ -457,6 +457,25 @@ fn carrier_loss_and_return() {
 }
 
 #[test]
+fn a_wan_without_targets_is_never_probed_but_follows_its_carrier_and_the_operator() {
+    let mut s = Sim::new(vec![config("isp1", 1), config("static", 0)]);
+    s.run_until(ms(1000));
+    assert_eq!(s.send_times(1), Vec::<u64>::new(), "no probe ever goes out");
+    assert_eq!(s.state(1), Up);
+    s.p.carrier(1, false, s.now);
+    s.drain();
+    assert_eq!(s.state(1), Down);
+    s.run_until(ms(1500));
+    s.p.carrier(1, true, s.now);
+    s.drain();
+    assert_eq!(s.state(1), Up, "the carrier alone brings it back");
+    assert_eq!(s.p.set_enabled("static", false, s.now), Ok(true));
+    s.drain();
+    assert_eq!(s.state(1), Disabled);
+    assert_eq!(s.state(0), Up, "the probed WAN is untouched");
+}
+
+#[test]
 fn admin_disable_and_enable() {
     let mut s = Sim::new(vec![config("isp1", 1), config("isp2", 1)]);
     s.run_until(ms(1000));

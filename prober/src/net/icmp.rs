@@ -1,5 +1,12 @@
-//! One WAN's raw ICMP socket: sends echo requests with the WAN's identifier and reads the
+//! One WAN's raw ICMP sockets: sends echo requests with the WAN's identifier and reads the
 //! echo replies that match an outstanding probe.
+//!
+//! Requests leave by a socket bound to the WAN's device and address. Replies are read from a
+//! second raw socket bound to the address only: under fwd, an ICMP message addressed to a WAN
+//! address first goes through fwd's TUN device (it may belong to a NATed ping) and reaches
+//! the box's own sockets from there, with the TUN as its incoming interface, which a socket
+//! bound to the WAN's device would never see. Whatever reaches the sending socket is drained
+//! and dropped.
 //!
 //! Invariants: a reply counts only if its identifier is the WAN's, its sequence number is
 //! outstanding and its source is the target that probe went to; each outstanding sequence
@@ -12,7 +19,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, RawFd};
 use std::time::Instant;
 
-use socket2::{Protocol, Socket, Type};
+use socket2::{Domain, Protocol, Socket, Type};
 
 use super::icmp_wire::{echo_request, parse_echo_reply};
 use super::{bound_socket, WanLink};
@@ -27,10 +34,13 @@ struct Outstanding {
     expires: Instant,
 }
 
-/// A raw ICMP socket bound to one WAN.
+/// The raw ICMP sockets of one WAN.
 #[derive(Debug)]
 pub struct IcmpSocket {
+    /// Bound to the WAN's device and address: sends.
     socket: Socket,
+    /// Bound to the WAN's address: receives.
+    replies: Socket,
     ident: u16,
     next_seq: u16,
     outstanding: HashMap<u16, Outstanding>,
@@ -39,17 +49,22 @@ pub struct IcmpSocket {
 impl IcmpSocket {
     /// Opens the socket on `link` (needs CAP_NET_RAW).
     pub fn open(link: &WanLink) -> io::Result<IcmpSocket> {
+        let replies = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::ICMPV4))?;
+        replies.set_nonblocking(true)?;
+        replies.set_cloexec(true)?;
+        replies.bind(&SocketAddrV4::new(link.source, 0).into())?;
         Ok(IcmpSocket {
             socket: bound_socket(link, Type::RAW, Protocol::ICMPV4)?,
+            replies,
             ident: link.icmp_ident,
             next_seq: 0,
             outstanding: HashMap::new(),
         })
     }
 
-    /// The descriptor to register for readability.
+    /// The descriptor to register for readability (the receiving socket).
     pub fn raw_fd(&self) -> RawFd {
-        self.socket.as_raw_fd()
+        self.replies.as_raw_fd()
     }
 
     /// Sends an echo request to `target` for probe `token`, remembered until `expires`.
@@ -77,8 +92,9 @@ impl IcmpSocket {
     pub fn receive(&mut self) -> io::Result<Vec<u64>> {
         let mut answered = Vec::new();
         let mut buf = [0u8; 1500];
+        while (&self.socket).read(&mut buf).is_ok() {}
         loop {
-            match (&self.socket).read(&mut buf) {
+            match (&self.replies).read(&mut buf) {
                 Ok(len) => {
                     let Some(reply) = buf.get(..len).and_then(parse_echo_reply) else {
                         continue;
