@@ -35,6 +35,22 @@ fn example_values_reach_the_model() {
     let lte = &c.wans[2];
     assert_eq!((lte.weight, lte.tier), (1, 2));
     assert_eq!(lte.nat_ports, 32768..=49151);
+    // link health: the defaults for isp1, the LTE modem's own HTTP probe over them
+    assert_eq!(c.health.on_wan_down, crate::config::OnWanDown::Migrate);
+    let isp1_probe = isp1.probe.as_ref().unwrap();
+    assert_eq!((isp1_probe.targets.len(), isp1_probe.reliability), (3, 2));
+    assert_eq!(isp1_probe.loss_down, Some(50));
+    let lte_probe = lte.probe.as_ref().unwrap();
+    assert_eq!(
+        lte_probe.method,
+        crate::config::ProbeMethod::Http {
+            port: 80,
+            path: "/generate_204".into(),
+            expect_status: 204
+        }
+    );
+    assert_eq!((lte_probe.reliability, lte_probe.interval), (1, Duration::from_secs(1)));
+    assert_eq!(lte_probe.latency_degraded, isp1_probe.latency_degraded, "inherited");
 
     let balanced = &c.groups[0];
     assert_eq!(balanced.last_resort, LastResort::Unreachable);
