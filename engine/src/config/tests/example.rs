@@ -49,8 +49,14 @@ fn example_values_reach_the_model() {
             expect_status: 204
         }
     );
-    assert_eq!((lte_probe.reliability, lte_probe.interval), (1, Duration::from_secs(1)));
-    assert_eq!(lte_probe.latency_degraded, isp1_probe.latency_degraded, "inherited");
+    assert_eq!(
+        (lte_probe.reliability, lte_probe.interval),
+        (1, Duration::from_secs(1))
+    );
+    assert_eq!(
+        lte_probe.latency_degraded, isp1_probe.latency_degraded,
+        "inherited"
+    );
 
     let balanced = &c.groups[0];
     assert_eq!(balanced.last_resort, LastResort::Unreachable);
