@@ -40,6 +40,7 @@ mod health;
 mod ids;
 mod matcher;
 mod policy;
+mod recall;
 mod selector;
 mod sticky;
 mod swrr;

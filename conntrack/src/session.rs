@@ -137,7 +137,7 @@ pub(crate) struct Session {
     pub(crate) packets_in: u64,
     pub(crate) bytes_in: u64,
     rw_port: u16,
-    rule: u16,
+    pub(crate) rule: u16,
     prev: u32,
     pub(crate) next: u32,
     /// Creation time, whole seconds (saturating).

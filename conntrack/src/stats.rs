@@ -28,6 +28,9 @@ pub struct TableStats {
     /// Sessions removed by an outbound packet because their WAN went down
     /// ([`Lookup::Ended`](crate::Lookup::Ended)).
     pub ended_by_wan_down: u64,
+    /// UDP and ICMP sessions removed by an outbound packet because a better WAN for their
+    /// rule came back ([`Lookup::Recalled`](crate::Lookup::Recalled)).
+    pub recalled: u64,
     /// In-place rebuilds of a session shard's or a mapping shard's index (clearing hashbrown
     /// tombstones; each costs one pass over the shard, on the slow path).
     pub index_rebuilds: u64,
@@ -43,6 +46,7 @@ pub(crate) struct Counters {
     pub(crate) closed_by_rst: AtomicU64,
     pub(crate) recycled: AtomicU64,
     pub(crate) ended_by_wan_down: AtomicU64,
+    pub(crate) recalled: AtomicU64,
     pub(crate) index_rebuilds: AtomicU64,
 }
 
@@ -141,6 +145,7 @@ impl Counters {
             closed_by_rst: r(&self.closed_by_rst),
             recycled: r(&self.recycled),
             ended_by_wan_down: r(&self.ended_by_wan_down),
+            recalled: r(&self.recalled),
             index_rebuilds: r(&self.index_rebuilds),
         }
     }
@@ -186,6 +191,7 @@ mod tests {
                 closed_by_rst: 1,
                 recycled: 1,
                 ended_by_wan_down: 0,
+                recalled: 0,
                 index_rebuilds: 2,
             }
         );

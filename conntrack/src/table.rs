@@ -86,6 +86,38 @@ pub enum Lookup {
     /// caller decides what the packet becomes (a new flow on a live WAN, a TCP reset, an
     /// ICMP unreachable). `tcp` is the session's TCP state (`None` for UDP and ICMP).
     Ended { wan: u8, tcp: Option<TcpState> },
+    /// The flow's UDP or ICMP session was on a WAN its rule no longer prefers (a better tier
+    /// came back; see [`Liveness`]): the session is gone, the caller starts the flow over.
+    Recalled { wan: u8 },
+}
+
+/// What an outbound lookup needs to know about the WANs, for the batch at hand.
+#[derive(Clone, Copy)]
+pub struct Liveness<'a> {
+    /// WANs whose sessions end on their next outbound packet (down, and flows do not stay).
+    pub ended: WanSet,
+    /// WANs some of whose sessions may belong on a better WAN now; for a UDP or ICMP session
+    /// on one of them, `recall(wan, rule)` decides.
+    pub outranked: WanSet,
+    pub recall: &'a dyn Fn(u8, u16) -> bool,
+}
+
+impl Liveness<'_> {
+    /// Nothing ends, nothing is recalled.
+    pub const ALL_LIVE: Liveness<'static> = Liveness {
+        ended: WanSet::EMPTY,
+        outranked: WanSet::EMPTY,
+        recall: &|_, _| false,
+    };
+}
+
+impl fmt::Debug for Liveness<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Liveness")
+            .field("ended", &self.ended)
+            .field("outranked", &self.outranked)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A set of WAN indices (bit `i` = WAN `i`; WANs 64 and above are never members).
@@ -377,20 +409,22 @@ impl ConnTable {
     /// packet ends the session, its mapping shard's).
     #[inline]
     pub fn lookup_outbound(&self, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
-        self.lookup_outbound_live(key, pkt, now, WanSet::EMPTY)
+        self.lookup_outbound_live(key, pkt, now, &Liveness::ALL_LIVE)
     }
 
-    /// [`lookup_outbound`](Self::lookup_outbound), except that a session pinned to a WAN in
-    /// `ended` is removed instead of used ([`Lookup::Ended`]; counted in
-    /// [`TableStats::ended_by_wan_down`]). An ICMP error about such a flow (`pkt.icmp_error`)
-    /// leaves it alone (a hit). Hairpin sessions never leave by their WAN and are not ended.
+    /// [`lookup_outbound`](Self::lookup_outbound), except that a session pinned to a WAN of
+    /// `live.ended` is removed instead of used ([`Lookup::Ended`]; counted in
+    /// [`TableStats::ended_by_wan_down`]), and so is a UDP or ICMP session on a WAN of
+    /// `live.outranked` that `live.recall` calls back ([`Lookup::Recalled`]; counted in
+    /// [`TableStats::recalled`]). An ICMP error about such a flow (`pkt.icmp_error`) leaves
+    /// it alone (a hit). Hairpin sessions never leave by their WAN and are left alone.
     #[inline]
     pub fn lookup_outbound_live(
         &self,
         key: &FlowKey,
         pkt: PacketInfo,
         now: Duration,
-        ended: WanSet,
+        live: &Liveness<'_>,
     ) -> Lookup {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, key.src);
@@ -399,15 +433,20 @@ impl ConnTable {
         let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
             return Lookup::Miss;
         };
-        if !ended.is_empty() && !pkt.icmp_error {
-            if let Some(s) = shard
-                .session(slot)
-                .filter(|s| ended.contains(s.wan) && !s.is_hairpin())
-            {
+        let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
+        if anything_to_check && !pkt.icmp_error {
+            if let Some(s) = shard.session(slot).filter(|s| !s.is_hairpin()) {
                 let (wan, tcp) = (s.wan, (s.proto == Proto::Tcp).then(|| s.tcp.state()));
-                shard.remove(&self.shared, slot, h);
-                bump(&self.shared.stats.ended_by_wan_down);
-                return Lookup::Ended { wan, tcp };
+                if live.ended.contains(wan) {
+                    shard.remove(&self.shared, slot, h);
+                    bump(&self.shared.stats.ended_by_wan_down);
+                    return Lookup::Ended { wan, tcp };
+                }
+                if tcp.is_none() && live.outranked.contains(wan) && (live.recall)(wan, s.rule) {
+                    shard.remove(&self.shared, slot, h);
+                    bump(&self.shared.stats.recalled);
+                    return Lookup::Recalled { wan };
+                }
             }
         }
         if !shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {

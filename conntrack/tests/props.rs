@@ -9,9 +9,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use conntrack::{
-    ConnTable, CreateError, Endpoint, FlowKey, Hairpin, Lookup, NewSession, OnFull, PacketInfo,
-    Proto, SessionInfo, TableConfig, TableStats, Timeouts, WanNat, WanSet, TCP_ACK, TCP_FIN,
-    TCP_PSH, TCP_RST, TCP_SYN,
+    ConnTable, CreateError, Endpoint, FlowKey, Hairpin, Liveness, Lookup, NewSession, OnFull,
+    PacketInfo, Proto, SessionInfo, TableConfig, TableStats, Timeouts, WanNat, WanSet, TCP_ACK,
+    TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN,
 };
 use proptest::prelude::*;
 
@@ -309,7 +309,11 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     len: 100,
                     icmp_error,
                 };
-                match t.lookup_outbound_live(&key, pkt, now, ended) {
+                let live = Liveness {
+                    ended,
+                    ..Liveness::ALL_LIVE
+                };
+                match t.lookup_outbound_live(&key, pkt, now, &live) {
                     Lookup::Hit(rw) => {
                         prop_assert!(present(&t, &key, now));
                         prop_assert!(WANS.contains(&rw.src.ip));
@@ -324,6 +328,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                             on_wan.is_none_or(|w| !ended.contains(w)) || !present(&t, &key, now)
                         );
                     }
+                    Lookup::Recalled { .. } => prop_assert!(false, "nothing is outranked here"),
                     Lookup::Ended { wan, tcp } => {
                         prop_assert!(!icmp_error && ended.contains(wan));
                         prop_assert_eq!(on_wan, Some(wan));
@@ -358,7 +363,9 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                         prop_assert!(present(&t, &canonical, now));
                     }
                     Lookup::Miss => {}
-                    Lookup::Ended { .. } => prop_assert!(false, "inbound lookups end nothing"),
+                    Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+                        prop_assert!(false, "inbound lookups end nothing")
+                    }
                 }
             }
             Op::Expire { budget } => {

@@ -162,8 +162,12 @@ fn a_session_on_an_ended_wan_is_removed_by_its_next_outbound_packet() {
     let tk = key(Proto::Tcp, lan(11, 50000), remote(3, 443));
     t.create(new(tk, 0), tcp(TCP_SYN), s(0)).unwrap();
     t.create(new(k1, 1), pkt(1), s(0)).unwrap();
-    let down = WanSet::EMPTY.with(0);
-    assert!(down.contains(0) && !down.contains(1) && !down.contains(200));
+    let down_set = WanSet::EMPTY.with(0);
+    assert!(down_set.contains(0) && !down_set.contains(1) && !down_set.contains(200));
+    let down = &Liveness {
+        ended: down_set,
+        ..Liveness::ALL_LIVE
+    };
     // a session on a live WAN is a plain hit
     assert!(matches!(
         t.lookup_outbound_live(&k1, pkt(1), s(1), down),
@@ -199,9 +203,55 @@ fn a_session_on_an_ended_wan_is_removed_by_its_next_outbound_packet() {
     assert_eq!(rw.src, Endpoint::new(WAN1, 40000));
     // the empty set never ends anything
     assert!(matches!(
-        t.lookup_outbound_live(&k0, pkt(1), s(2), WanSet::EMPTY),
+        t.lookup_outbound_live(&k0, pkt(1), s(2), &Liveness::ALL_LIVE),
         Lookup::Hit(_)
     ));
+    t.check().unwrap();
+}
+
+#[test]
+fn udp_and_icmp_sessions_on_an_outranked_wan_are_recalled_when_their_rule_says_so() {
+    let t = table(64, 4, OnFull::Refuse);
+    let udp_k = udp(lan(10, 40000), remote(1, 53));
+    let other_rule = udp(lan(10, 40001), remote(1, 53));
+    let tcp_k = key(Proto::Tcp, lan(11, 50000), remote(3, 443));
+    t.create(new(udp_k, 1), pkt(1), s(0)).unwrap();
+    t.create(
+        NewSession {
+            rule: 9,
+            ..new(other_rule, 1)
+        },
+        pkt(1),
+        s(0),
+    )
+    .unwrap();
+    t.create(new(tcp_k, 1), tcp(TCP_SYN), s(0)).unwrap();
+    // WAN 1 is outranked; rule 3 (that of `new`) wants its flows elsewhere, rule 9 does not
+    let asked = std::cell::RefCell::new(Vec::new());
+    let recall = |wan: u8, rule: u16| {
+        asked.borrow_mut().push((wan, rule));
+        rule == 3
+    };
+    let live = Liveness {
+        ended: WanSet::EMPTY,
+        outranked: WanSet::EMPTY.with(1),
+        recall: &recall,
+    };
+    assert_eq!(
+        t.lookup_outbound_live(&udp_k, pkt(1), s(1), &live),
+        Lookup::Recalled { wan: 1 }
+    );
+    assert!(matches!(
+        t.lookup_outbound_live(&other_rule, pkt(1), s(1), &live),
+        Lookup::Hit(_)
+    ));
+    // TCP connections stay where they are (moving them would break them)
+    assert!(matches!(
+        t.lookup_outbound_live(&tcp_k, tcp(TCP_ACK), s(1), &live),
+        Lookup::Hit(_)
+    ));
+    assert_eq!(*asked.borrow(), vec![(1, 3), (1, 9)]);
+    assert_eq!((t.len(), t.stats().recalled), (2, 1));
     t.check().unwrap();
 }
 
@@ -1217,7 +1267,7 @@ fn concurrent_create_and_lookup_stay_consistent() {
                         let p = tcp(flags);
                         let rw = match t.lookup_outbound(k, p, now) {
                             Lookup::Hit(rw) => rw,
-                            Lookup::Miss | Lookup::Ended { .. } => {
+                            Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
                                 let wan = ((j as u64 + th) % 2) as u8;
                                 t.create(new(*k, wan), p, now).expect("room and ports")
                             }
@@ -1407,7 +1457,7 @@ fn concurrent_create_lookup_and_expire_on_shared_endpoints() {
                     };
                     let rw = match t.lookup_outbound(k, p, now) {
                         Lookup::Hit(rw) => rw,
-                        Lookup::Miss | Lookup::Ended { .. } => {
+                        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
                             let wan = ((j as u64 + th + round) % 2) as u8;
                             let n = eligible(*k, wan, if round % 3 == 0 { 0b01 } else { 0b11 });
                             t.create(n, p, now).expect("room is made by eviction")

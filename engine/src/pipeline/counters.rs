@@ -135,10 +135,12 @@ pub enum Event {
     TcpResetsSent,
     /// Flows of a WAN that went down continued on another WAN (`on_wan_down = migrate`).
     FlowsMigrated,
+    /// UDP and ICMP flows that moved back from a backup tier once a better one was usable.
+    FlowsRecalled,
 }
 
 impl Event {
-    pub const ALL: [Event; 7] = [
+    pub const ALL: [Event; 8] = [
         Event::Forwarded,
         Event::ToKernel,
         Event::SessionsCreated,
@@ -146,6 +148,7 @@ impl Event {
         Event::IcmpErrorsSuppressed,
         Event::TcpResetsSent,
         Event::FlowsMigrated,
+        Event::FlowsRecalled,
     ];
 
     pub fn name(self) -> &'static str {
@@ -157,6 +160,7 @@ impl Event {
             Event::IcmpErrorsSuppressed => "icmp_errors_suppressed",
             Event::TcpResetsSent => "tcp_resets_sent",
             Event::FlowsMigrated => "flows_migrated",
+            Event::FlowsRecalled => "flows_recalled",
         }
     }
 }

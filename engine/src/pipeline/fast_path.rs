@@ -1,7 +1,8 @@
 //! The fast path: packets of flows the connection table knows. One lookup (which refreshes
 //! the session and advances its TCP state), then the session's rewrite applied in place.
 
-use conntrack::{Lookup, PacketInfo, Rewrite, TcpState, WanSet};
+use balancer::{RuleId, WanId};
+use conntrack::{Liveness, Lookup, PacketInfo, Rewrite, TcpState, WanSet};
 
 use super::flow::{error_flow_key, flow_key, fragment_key, packet_info};
 use super::{Context, Counters, DropReason, Outcome};
@@ -26,9 +27,14 @@ pub(super) enum Outbound {
     WanDown {
         tcp: Option<TcpState>,
     },
+    /// Its UDP or ICMP session was on a WAN its rule no longer prefers and is gone: the flow
+    /// starts over.
+    Recalled,
 }
 
-/// A packet from a LAN. Sessions on a WAN of `ended` (down, and flows do not stay) end here.
+/// A packet from a LAN. Sessions on a WAN of `ended` (down, and flows do not stay) end here,
+/// and so do UDP and ICMP sessions on a WAN of `outranked` whose rule now prefers a better
+/// tier.
 #[inline]
 pub(super) fn outbound(
     ctx: &Context<'_>,
@@ -36,6 +42,7 @@ pub(super) fn outbound(
     frame: &mut Frame,
     pkt: &Ipv4Packet,
     ended: WanSet,
+    outranked: WanSet,
 ) -> Outbound {
     let table = &ctx.tables.conntrack;
     Outbound::Done(match pkt.transport {
@@ -54,10 +61,21 @@ pub(super) fn outbound(
             let Some(key) = flow_key(pkt) else {
                 return Outbound::Miss;
             };
-            match table.lookup_outbound_live(&key, packet_info(pkt), ctx.now, ended) {
+            let recall = |wan: u8, rule: u16| {
+                ctx.plan
+                    .policy
+                    .outranks(RuleId(rule), WanId(wan), ctx.health)
+            };
+            let live = Liveness {
+                ended,
+                outranked,
+                recall: &recall,
+            };
+            match table.lookup_outbound_live(&key, packet_info(pkt), ctx.now, &live) {
                 Lookup::Hit(rw) => apply(ctx, counters, frame, pkt, rw),
                 Lookup::Miss => return Outbound::Miss,
                 Lookup::Ended { tcp, .. } => return Outbound::WanDown { tcp },
+                Lookup::Recalled { .. } => return Outbound::Recalled,
             }
         }
     })
@@ -105,7 +123,7 @@ pub(super) fn inbound(
                     counters.wan_rx(wan, pkt.total_len());
                     Inbound::Forward(apply(ctx, counters, frame, pkt, rw))
                 }
-                Lookup::Miss | Lookup::Ended { .. } => Inbound::NoSession,
+                Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => Inbound::NoSession,
             }
         }
         Transport::IcmpOther | Transport::OtherProtocol => Inbound::NoSession,
@@ -139,7 +157,9 @@ fn outbound_error(
             account_tx(ctx, counters, rw.egress, pkt.total_len());
             Outcome::Forward { egress: rw.egress }
         }
-        Lookup::Miss | Lookup::Ended { .. } => Outcome::Drop(DropReason::IcmpErrorNoSession),
+        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+            Outcome::Drop(DropReason::IcmpErrorNoSession)
+        }
     }
 }
 
@@ -173,7 +193,7 @@ fn inbound_error(
             counters.wan_rx(wan, pkt.total_len());
             Inbound::Forward(Outcome::Forward { egress: rw.egress })
         }
-        Lookup::Miss | Lookup::Ended { .. } => Inbound::NoSession,
+        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => Inbound::NoSession,
     }
 }
 

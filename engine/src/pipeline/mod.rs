@@ -90,6 +90,9 @@ pub struct Pipeline {
     /// WANs whose flows end on their next outbound packet, for the batch in progress: the
     /// WANs that are down, unless the plan says `on_wan_down = keep`.
     ended: WanSet,
+    /// WANs in a tier worse than their group's active one, for the batch in progress (empty
+    /// with `on_wan_down = keep`): their UDP and ICMP flows may be recalled.
+    outranked: WanSet,
 }
 
 impl Pipeline {
@@ -100,6 +103,7 @@ impl Pipeline {
             counters,
             icmp_errors: rate_limit::TokenBucket::new(ICMP_ERRORS_PER_SECOND, ICMP_ERRORS_BURST),
             ended: WanSet::EMPTY,
+            outranked: WanSet::EMPTY,
         }
     }
 
@@ -133,6 +137,7 @@ impl Pipeline {
     /// [`process_frame`]: Self::process_frame
     pub fn begin_batch(&mut self, ctx: &Context<'_>) {
         self.ended = ended_wans(ctx);
+        self.outranked = outranked_wans(ctx);
     }
 
     /// Processes one frame in place (after [`begin_batch`](Self::begin_batch)).
@@ -201,9 +206,13 @@ impl Pipeline {
             _ if pkt.ttl <= 1 => return self.time_exceeded(ctx, frame, pkt, ingress),
             _ => {}
         }
-        match fast_path::outbound(ctx, &self.counters, frame, pkt, self.ended) {
+        match fast_path::outbound(ctx, &self.counters, frame, pkt, self.ended, self.outranked) {
             fast_path::Outbound::Done(outcome) => outcome,
             fast_path::Outbound::Miss => self.new_flow(ctx, frame, pkt, destination, ingress),
+            fast_path::Outbound::Recalled => {
+                self.counters.event(Event::FlowsRecalled);
+                self.new_flow(ctx, frame, pkt, destination, ingress)
+            }
             fast_path::Outbound::WanDown { tcp } => {
                 self.wan_down(ctx, frame, pkt, destination, ingress, tcp)
             }
@@ -380,6 +389,19 @@ fn ended_wans(ctx: &Context<'_>) -> WanSet {
         .enumerate()
         .filter(|(_, &state)| state == LinkState::Down)
         .fold(WanSet::EMPTY, |set, (wan, _)| set.with(wan))
+}
+
+/// The WANs whose UDP and ICMP flows may be recalled to a better tier: members of a group in a
+/// tier worse than its active one; none when flows stay where they are (`keep`).
+fn outranked_wans(ctx: &Context<'_>) -> WanSet {
+    if ctx.plan.on_wan_down == OnWanDown::Keep {
+        return WanSet::EMPTY;
+    }
+    ctx.plan
+        .policy
+        .outranked_wans(ctx.health)
+        .iter()
+        .fold(WanSet::EMPTY, |set, wan| set.with(usize::from(wan.0)))
 }
 
 fn parse_outcome(error: ParseError) -> Outcome {

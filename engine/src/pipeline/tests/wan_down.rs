@@ -1,6 +1,7 @@
 //! Flows pinned to a WAN that goes down (`[health] on_wan_down`): UDP and ICMP continue on a
 //! live WAN (`migrate`) or get an ICMP host unreachable (`reset`), TCP connections get a reset
-//! towards the LAN client, and `keep` leaves everything where it was.
+//! towards the LAN client, and `keep` leaves everything where it was; once a better tier is
+//! back, UDP flows left on the backup tier return to it.
 
 use balancer::LinkState;
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
@@ -178,4 +179,40 @@ fn replies_on_a_down_wan_still_reach_the_client_and_a_degraded_wan_ends_nothing(
     assert_eq!(r.forward(ISP1, &reply).0, LAN);
     r.set_link(0, LinkState::Degraded);
     assert_eq!(r.forward(LAN, &flow).0, ISP1, "degraded is not down");
+}
+
+#[test]
+fn udp_flows_return_from_the_backup_tier_and_tcp_connections_stay() {
+    let mut r = router(None);
+    let flow = udp((HOST_A, 24400), (SERVER, 9)).bytes();
+    assert_eq!(r.forward(LAN, &flow).0, ISP1);
+    r.set_link(0, LinkState::Down);
+    r.set_link(1, LinkState::Down);
+    assert_eq!(r.forward(LAN, &flow).0, LTE, "the backup tier takes it over");
+    let syn = tcp((HOST_A, 40010), (SERVER, 443), SYN).bytes();
+    assert_eq!(r.forward(LAN, &syn).0, LTE, "a connection opened during the outage");
+    // the backup tier is the active one: nothing is recalled yet
+    assert_eq!(r.forward(LAN, &flow).0, LTE);
+    r.set_link(0, LinkState::Up);
+    assert_eq!(r.forward(LAN, &flow).0, ISP1, "the UDP flow comes back at its next packet");
+    assert_eq!(r.counters.events(Event::FlowsRecalled), 1);
+    assert_eq!(r.dp.tables.conntrack.stats().recalled, 1);
+    assert_eq!(r.forward(LAN, &flow).0, ISP1, "and stays");
+    assert_eq!(
+        r.forward(LAN, &client_ack(40010, 1)).0,
+        LTE,
+        "the TCP connection keeps its address: moving it would break it"
+    );
+}
+
+#[test]
+fn keep_mode_recalls_nothing() {
+    let mut r = router(Some("keep"));
+    let flow = udp((HOST_A, 24500), (SERVER, 9)).bytes();
+    r.set_link(0, LinkState::Down);
+    r.set_link(1, LinkState::Down);
+    assert_eq!(r.forward(LAN, &flow).0, LTE);
+    r.set_link(0, LinkState::Up);
+    assert_eq!(r.forward(LAN, &flow).0, LTE);
+    assert_eq!(r.counters.events(Event::FlowsRecalled), 0);
 }
