@@ -6,9 +6,10 @@ use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
+use prober::core::ProbeConfig;
 
 /// A whole, validated configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// LANs in file order (`[[lan]]`).
     pub lans: Vec<Lan>,
@@ -40,7 +41,7 @@ pub struct Lan {
 }
 
 /// A WAN uplink.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Wan {
     /// Unique among LANs and WANs.
     pub name: String,
@@ -58,9 +59,9 @@ pub struct Wan {
     pub tier: u8,
     /// Ports (and ICMP ids) fwd owns on `address` for source NAT; first ≥ 1024.
     pub nat_ports: RangeInclusive<u16>,
-    /// How the link is probed (`[wan.probe]` over `[health.probe]`); `None` when no targets
-    /// are configured: the WAN is never probed and counts as up.
-    pub probe: Option<Probe>,
+    /// How the link is probed (`[wan.probe]` over `[health.probe]`, named after the WAN);
+    /// `None` when no targets are configured: the WAN is never probed and counts as up.
+    pub probe: Option<ProbeConfig>,
 }
 
 /// `[health]`.
@@ -84,55 +85,6 @@ pub enum OnWanDown {
     Reset,
     /// Flows stay on the WAN until they expire; only new flows avoid it.
     Keep,
-}
-
-/// How one WAN's link is probed. Every probe leaves by the WAN's interface from its address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probe {
-    /// Destinations, each probed every round; at most 64, distinct.
-    pub targets: Vec<Ipv4Addr>,
-    pub method: ProbeMethod,
-    /// Targets that must answer for a round to count as good (1..=targets).
-    pub reliability: u32,
-    /// Time between rounds. Default 100 ms.
-    pub interval: Duration,
-    /// Time a probe may take. Default 300 ms.
-    pub timeout: Duration,
-    /// Time between rounds while failing (default: `interval`).
-    pub fail_interval: Option<Duration>,
-    /// Time between rounds while down and recovering (default: `interval`).
-    pub recover_interval: Option<Duration>,
-    /// Consecutive failed rounds that take the WAN down. Default 3.
-    pub down_after: u32,
-    /// Consecutive good rounds that bring it back. Default 5.
-    pub up_after: u32,
-    /// Whether the WAN starts up (default) or down.
-    pub initially_up: bool,
-    /// Probe results kept for latency, jitter and loss. Default 20.
-    pub window: u32,
-    /// Average latency over the window above which the WAN is degraded / down.
-    pub latency_degraded: Option<Duration>,
-    pub latency_down: Option<Duration>,
-    /// Loss percentage (0-99) over the window above which the WAN is degraded / down.
-    pub loss_degraded: Option<u8>,
-    pub loss_down: Option<u8>,
-}
-
-/// How a target is probed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeMethod {
-    /// ICMP echo (the default).
-    Icmp,
-    /// A TCP connection to `port` (accepted or refused: either proves the path).
-    Tcp { port: u16 },
-    /// `GET path` on `port` answered with `expect_status`.
-    Http {
-        port: u16,
-        path: String,
-        expect_status: u16,
-    },
-    /// A DNS `A` query for `query` to `port` answered with at least one record.
-    Dns { port: u16, query: String },
 }
 
 /// A set of WANs that rules can send traffic to.

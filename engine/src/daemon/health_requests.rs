@@ -6,7 +6,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ctl::protocol::{EventList, EventRecord, WanAdminResult, WanHealth};
 use prober::core::Logged;
 
-use crate::config::{Config, ProbeMethod};
+use crate::config::Config;
 
 use super::shared::Shared;
 
@@ -36,10 +36,7 @@ pub fn wans(shared: &Shared) -> Result<Vec<WanHealth>, String> {
                 tier: wan.tier,
                 weight: wan.weight,
                 probed,
-                method: wan
-                    .probe
-                    .as_ref()
-                    .map(|p| method_name(&p.method).to_owned()),
+                method: wan.probe.as_ref().map(|p| p.method.kind().to_owned()),
                 targets: wan
                     .probe
                     .as_ref()
@@ -58,15 +55,6 @@ pub fn wans(shared: &Shared) -> Result<Vec<WanHealth>, String> {
             }
         })
         .collect())
-}
-
-fn method_name(method: &ProbeMethod) -> &'static str {
-    match method {
-        ProbeMethod::Icmp => "icmp",
-        ProbeMethod::Tcp { .. } => "tcp",
-        ProbeMethod::Http { .. } => "http",
-        ProbeMethod::Dns { .. } => "dns",
-    }
 }
 
 /// `fwdctl wan enable|disable NAME`.

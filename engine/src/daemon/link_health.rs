@@ -11,10 +11,10 @@
 use std::sync::{Arc, Weak};
 
 use balancer::LinkState;
-use prober::core::{Initial, Method, ProbeConfig, PublishedState};
+use prober::core::{Method, ProbeConfig, PublishedState};
 use prober::run::{ProbeSpec, ProberHandle, StartError, WanLink};
 
-use crate::config::{Config, OnWanDown, Probe, ProbeMethod, Wan};
+use crate::config::{Config, OnWanDown, Wan};
 
 use super::shared::Shared;
 use super::tcp_nudge::{self, NudgeSender};
@@ -42,64 +42,9 @@ pub fn probe_specs(config: &Config) -> Vec<ProbeSpec> {
 
 /// The prober's configuration of one WAN; no targets when the WAN is not probed.
 pub fn probe_config(wan: &Wan) -> ProbeConfig {
-    let Some(p) = &wan.probe else {
-        return ProbeConfig::new(wan.name.clone(), Vec::new(), Method::Icmp);
-    };
-    let mut c = ProbeConfig::new(wan.name.clone(), p.targets.clone(), method(p));
-    let Probe {
-        reliability,
-        interval,
-        timeout,
-        fail_interval,
-        recover_interval,
-        down_after,
-        up_after,
-        initially_up,
-        window,
-        latency_degraded,
-        latency_down,
-        loss_degraded,
-        loss_down,
-        ..
-    } = p;
-    c.reliability = usize::try_from(*reliability).unwrap_or(1);
-    c.interval = *interval;
-    c.timeout = *timeout;
-    c.fail_interval = *fail_interval;
-    c.recover_interval = *recover_interval;
-    c.down_after = *down_after;
-    c.up_after = *up_after;
-    c.initial = if *initially_up {
-        Initial::Up
-    } else {
-        Initial::Down
-    };
-    c.window = usize::try_from(*window).unwrap_or(1);
-    c.latency_degraded = *latency_degraded;
-    c.latency_down = *latency_down;
-    c.loss_degraded_pct = loss_degraded.map(f64::from);
-    c.loss_down_pct = loss_down.map(f64::from);
-    c
-}
-
-fn method(p: &Probe) -> Method {
-    match &p.method {
-        ProbeMethod::Icmp => Method::Icmp,
-        ProbeMethod::Tcp { port } => Method::Tcp { port: *port },
-        ProbeMethod::Http {
-            port,
-            path,
-            expect_status,
-        } => Method::Http {
-            port: *port,
-            path: path.clone(),
-            expect_status: *expect_status,
-        },
-        ProbeMethod::Dns { port, query } => Method::Dns {
-            port: *port,
-            name: query.clone(),
-        },
-    }
+    wan.probe
+        .clone()
+        .unwrap_or_else(|| ProbeConfig::new(wan.name.clone(), Vec::new(), Method::Icmp))
 }
 
 /// Starts the prober for the current config of `shared`. State changes go to the current

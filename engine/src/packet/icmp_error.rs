@@ -12,7 +12,8 @@ use etherparse::{
     Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header,
 };
 
-use super::parse::{Fragment, Ipv4Packet, Medium, Transport, ETHERNET_HEADER_LEN};
+use super::parse::{Fragment, Ipv4Packet, Medium, Transport};
+use super::rewrite::reply_link_header;
 
 /// Which error to send.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,11 +86,6 @@ pub fn build_icmp_error(
     buf[l3..icmp_at].copy_from_slice(&ip.to_bytes());
     buf[icmp_at..quote_at].copy_from_slice(&icmp.to_bytes());
 
-    if medium == Medium::Ethernet && l3 >= ETHERNET_HEADER_LEN {
-        let mut dst = [0u8; 6];
-        dst.copy_from_slice(&buf[0..6]);
-        buf.copy_within(6..12, 0);
-        buf[6..12].copy_from_slice(&dst);
-    }
+    reply_link_header(buf, medium, l3);
     Some(end)
 }

@@ -9,7 +9,10 @@
 use std::net::Ipv4Addr;
 
 use super::checksum::Delta;
-use super::parse::{Embedded, Ipv4Packet, Transport, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use super::parse::{
+    Embedded, Ipv4Packet, Medium, Transport, ETHERNET_HEADER_LEN, IPPROTO_ICMP, IPPROTO_TCP,
+    IPPROTO_UDP,
+};
 
 /// An address and port (or ICMP identifier) a packet is given.
 pub use conntrack::Endpoint;
@@ -153,6 +156,19 @@ fn rewrite_embedded(frame: &mut [u8], emb: &Embedded, src: Endpoint, dst: Endpoi
         _ => {}
     }
     quoted
+}
+
+/// Points an Ethernet frame back at the neighbour that sent it (swaps the destination and
+/// source MAC addresses), for a reply built in the frame of the packet it answers. IP frames
+/// (TUN) have no link header and are left alone.
+pub fn reply_link_header(frame: &mut [u8], medium: Medium, l3: usize) {
+    if medium != Medium::Ethernet || l3 < ETHERNET_HEADER_LEN {
+        return;
+    }
+    if let Some(macs) = frame.get_mut(..12) {
+        let (dst, src) = macs.split_at_mut(6);
+        dst.swap_with_slice(src);
+    }
 }
 
 /// Moves the TTL of a raw IPv4 packet (no link header) one step up (`up`) or down, fixing

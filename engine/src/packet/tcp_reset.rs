@@ -11,7 +11,8 @@
 
 use etherparse::{IpNumber, Ipv4Header, TcpHeader};
 
-use super::parse::{Fragment, Ipv4Packet, Medium, Transport, ETHERNET_HEADER_LEN};
+use super::parse::{Fragment, Ipv4Packet, Medium, Transport};
+use super::rewrite::reply_link_header;
 
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
@@ -69,12 +70,7 @@ pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Opti
     let (ip_out, tcp_out) = out.split_at_mut(Ipv4Header::MIN_LEN);
     ip_out.copy_from_slice(&ip.to_bytes());
     tcp_out.copy_from_slice(&tcp.to_bytes());
-    if medium == Medium::Ethernet && l3 >= ETHERNET_HEADER_LEN {
-        let mut dst = [0u8; 6];
-        dst.copy_from_slice(&buf[0..6]);
-        buf.copy_within(6..12, 0);
-        buf[6..12].copy_from_slice(&dst);
-    }
+    reply_link_header(buf, medium, l3);
     Some(end)
 }
 
@@ -82,7 +78,7 @@ pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Opti
 #[allow(clippy::unwrap_used, clippy::panic)]
 mod tests {
     use super::*;
-    use crate::packet::parse::parse_ipv4;
+    use crate::packet::parse::{parse_ipv4, ETHERNET_HEADER_LEN};
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
 
     const CLIENT: [u8; 4] = [192, 168, 1, 10];

@@ -39,11 +39,11 @@ fn example_values_reach_the_model() {
     assert_eq!(c.health.on_wan_down, crate::config::OnWanDown::Migrate);
     let isp1_probe = isp1.probe.as_ref().unwrap();
     assert_eq!((isp1_probe.targets.len(), isp1_probe.reliability), (3, 2));
-    assert_eq!(isp1_probe.loss_down, Some(50));
+    assert_eq!(isp1_probe.loss_down_pct, Some(50.0));
     let lte_probe = lte.probe.as_ref().unwrap();
     assert_eq!(
         lte_probe.method,
-        crate::config::ProbeMethod::Http {
+        prober::core::Method::Http {
             port: 80,
             path: "/generate_204".into(),
             expect_status: 204

@@ -4,7 +4,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use super::{errors, line_of, ok, with, LAN, WAN};
-use crate::config::{ConfigError, Health, OnWanDown, Probe, ProbeMethod};
+use prober::core::{Method, ProbeConfig};
+
+use crate::config::{ConfigError, Health, OnWanDown};
 
 /// An error at `path` whose message contains `message` (any line).
 fn assert_has(errs: &[ConfigError], path: &str, message: &str) {
@@ -48,28 +50,18 @@ fn probe_defaults_apply_to_every_wan_and_a_wan_overrides_key_by_key() {
     );
     let isp1 = c.wans[0].probe.clone().unwrap();
     let isp2 = c.wans[1].probe.clone().unwrap();
-    let expected_isp2 = Probe {
-        targets: vec![ip(1, 1, 1, 1), ip(8, 8, 8, 8)],
-        method: ProbeMethod::Icmp,
-        reliability: 2,
-        interval: Duration::from_millis(250),
-        timeout: Duration::from_millis(300),
-        fail_interval: None,
-        recover_interval: None,
-        down_after: 3,
-        up_after: 5,
-        initially_up: true,
-        window: 20,
-        latency_degraded: Some(Duration::from_millis(150)),
-        latency_down: None,
-        loss_degraded: None,
-        loss_down: Some(40),
-    };
+    let mut expected_isp2 =
+        ProbeConfig::new("isp2", vec![ip(1, 1, 1, 1), ip(8, 8, 8, 8)], Method::Icmp);
+    expected_isp2.reliability = 2;
+    expected_isp2.interval = Duration::from_millis(250);
+    expected_isp2.latency_degraded = Some(Duration::from_millis(150));
+    expected_isp2.loss_down_pct = Some(40.0);
     assert_eq!(isp2, expected_isp2);
     assert_eq!(
         isp1,
-        Probe {
-            method: ProbeMethod::Tcp { port: 443 },
+        ProbeConfig {
+            name: "isp1".into(),
+            method: Method::Tcp { port: 443 },
             down_after: 2,
             ..expected_isp2
         }
@@ -83,7 +75,7 @@ fn http_and_dns_methods_have_their_defaults() {
     ));
     assert_eq!(
         c.wans[0].probe.as_ref().unwrap().method,
-        ProbeMethod::Http {
+        Method::Http {
             port: 80,
             path: "/".into(),
             expect_status: 204
@@ -94,9 +86,9 @@ fn http_and_dns_methods_have_their_defaults() {
     ));
     assert_eq!(
         c.wans[1].probe.as_ref().unwrap().method,
-        ProbeMethod::Dns {
+        Method::Dns {
             port: 53,
-            query: "example.com".into()
+            name: "example.com".into()
         }
     );
 }

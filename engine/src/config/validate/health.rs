@@ -10,7 +10,10 @@ use toml::Spanned;
 
 use super::check;
 use crate::config::duration::parse_duration;
-use crate::config::model::{Health, OnWanDown, Probe, ProbeMethod};
+use prober::core::config::{check_dns_name, DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER, DEFAULT_WINDOW};
+use prober::core::{Initial, Method, ProbeConfig};
+
+use crate::config::model::{Health, OnWanDown};
 use crate::config::raw::{IntOrStr, RawHealth, RawProbe};
 use crate::config::source::Report;
 use crate::config::values;
@@ -36,7 +39,7 @@ const METHODS: [(&str, MethodKind); 4] = [
     ("dns", MethodKind::Dns),
 ];
 
-const INITIAL: [(&str, bool); 2] = [("up", true), ("down", false)];
+const INITIAL: [(&str, Initial); 2] = [("up", Initial::Up), ("down", Initial::Down)];
 
 /// Most probe targets per WAN.
 pub(crate) const MAX_PROBE_TARGETS: usize = 64;
@@ -80,14 +83,15 @@ pub(super) fn validate(
     })
 }
 
-/// The probe of the WAN at `path`: its own `probe` table's keys over `defaults`. `Some(None)`:
-/// no targets anywhere, the WAN is not probed. `None`: an error was reported.
+/// The probe of the WAN `name` at `path`: its own `probe` table's keys over `defaults`.
+/// `Some(None)`: no targets anywhere, the WAN is not probed. `None`: an error was reported.
 pub(super) fn probe(
+    name: &str,
     path: &str,
     own: Option<&Spanned<RawProbe>>,
     defaults: Option<&RawProbe>,
     report: &mut Report<'_>,
-) -> Option<Option<Probe>> {
+) -> Option<Option<ProbeConfig>> {
     let empty = RawProbe::default();
     let mine = own.map_or(&empty, Spanned::get_ref);
     let base = defaults.unwrap_or(&empty);
@@ -162,7 +166,7 @@ pub(super) fn probe(
     );
     let down_after = count_of(
         &pick(|p| p.down_after.is_some()).down_after,
-        3,
+        i64::from(DEFAULT_DOWN_AFTER),
         1,
         MAX_ROUNDS,
         "down_after",
@@ -170,7 +174,7 @@ pub(super) fn probe(
     );
     let up_after = count_of(
         &pick(|p| p.up_after.is_some()).up_after,
-        5,
+        i64::from(DEFAULT_UP_AFTER),
         1,
         MAX_ROUNDS,
         "up_after",
@@ -178,14 +182,14 @@ pub(super) fn probe(
     );
     let window = count_of(
         &pick(|p| p.window.is_some()).window,
-        20,
+        i64::try_from(DEFAULT_WINDOW).unwrap_or(20),
         1,
         MAX_WINDOW,
         "window",
         report,
     );
-    let initially_up = match &pick(|p| p.initial.is_some()).initial {
-        None => Some(true),
+    let initial = match &pick(|p| p.initial.is_some()).initial {
+        None => Some(Initial::Up),
         Some(i) => check(
             values::keyword(i.get_ref(), &INITIAL),
             &i.span(),
@@ -238,23 +242,30 @@ pub(super) fn probe(
             );
         }
     }
-    Some(Some(Probe {
-        targets: targets?,
-        method: method?,
-        reliability: reliability?,
-        interval: interval?.unwrap_or(Duration::from_millis(100)),
-        timeout: timeout?.unwrap_or(Duration::from_millis(300)),
-        fail_interval: fail_interval?,
-        recover_interval: recover_interval?,
-        down_after: down_after?,
-        up_after: up_after?,
-        initially_up: initially_up?,
-        window: window?,
-        latency_degraded: latency_degraded?,
-        latency_down: latency_down?,
-        loss_degraded: loss_degraded?,
-        loss_down: loss_down?,
-    }))
+    let mut c = ProbeConfig::new(name, targets?, method?);
+    c.reliability = usize::try_from(reliability?).ok()?;
+    if let Some(interval) = interval? {
+        c.interval = interval;
+    }
+    if let Some(timeout) = timeout? {
+        c.timeout = timeout;
+    }
+    c.fail_interval = fail_interval?;
+    c.recover_interval = recover_interval?;
+    c.down_after = down_after?;
+    c.up_after = up_after?;
+    c.initial = initial?;
+    c.window = usize::try_from(window?).ok()?;
+    c.latency_degraded = latency_degraded?;
+    c.latency_down = latency_down?;
+    c.loss_degraded_pct = loss_degraded?.map(f64::from);
+    c.loss_down_pct = loss_down?.map(f64::from);
+    // Every value was checked above with its line; the prober's own check is a safety net.
+    if let Err(e) = c.validate() {
+        report.global(format!("{path}.probe.{}", e.field), e.message);
+        return None;
+    }
+    Some(Some(c))
 }
 
 /// Probe targets: 1..=64 distinct unicast addresses.
@@ -301,7 +312,7 @@ fn method(
     mine: &RawProbe,
     base: &RawProbe,
     report: &mut Report<'_>,
-) -> Option<ProbeMethod> {
+) -> Option<Method> {
     let key = |k: &str| format!("{path}.probe.{k}");
     let port_raw = mine.port.as_ref().or(base.port.as_ref());
     let port = |default: Option<u16>, report: &mut Report<'_>| match (port_raw, default) {
@@ -319,8 +330,8 @@ fn method(
         }
     };
     match kind {
-        MethodKind::Icmp => Some(ProbeMethod::Icmp),
-        MethodKind::Tcp => Some(ProbeMethod::Tcp {
+        MethodKind::Icmp => Some(Method::Icmp),
+        MethodKind::Tcp => Some(Method::Tcp {
             port: port(None, report)?,
         }),
         MethodKind::Http => {
@@ -339,7 +350,7 @@ fn method(
                 )
                 .and_then(|s| u16::try_from(s).ok()),
             };
-            Some(ProbeMethod::Http {
+            Some(Method::Http {
                 port: port?,
                 path: url_path?,
                 expect_status: status?,
@@ -357,11 +368,17 @@ fn method(
                     );
                     None
                 }
-                Some(q) => check(dns_name(q.get_ref()), &q.span(), key("query"), report),
+                Some(q) => check(
+                    check_dns_name(q.get_ref())
+                        .map(|()| q.get_ref().trim_end_matches('.').to_owned()),
+                    &q.span(),
+                    key("query"),
+                    report,
+                ),
             };
-            Some(ProbeMethod::Dns {
+            Some(Method::Dns {
                 port: port?,
-                query: query?,
+                name: query?,
             })
         }
     }
@@ -396,21 +413,5 @@ fn http_path(path: &str) -> Result<String, String> {
         Err(format!(
             "\"{path}\" must start with '/' and hold at most 1024 printable characters without spaces"
         ))
-    }
-}
-
-/// A DNS name: dot-separated labels of 1-63 letters, digits, '-' or '_', at most 253 bytes.
-fn dns_name(name: &str) -> Result<String, String> {
-    let trimmed = name.strip_suffix('.').unwrap_or(name);
-    let label_ok = |l: &str| {
-        !l.is_empty()
-            && l.len() <= 63
-            && l.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    };
-    if !trimmed.is_empty() && trimmed.len() <= 253 && trimmed.split('.').all(label_ok) {
-        Ok(trimmed.to_owned())
-    } else {
-        Err(format!("\"{name}\" is not a DNS name"))
     }
 }

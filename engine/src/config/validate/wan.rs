@@ -9,10 +9,11 @@ use toml::Spanned;
 use super::health;
 use super::interface::{self, InterfaceDraft};
 use super::{check, required};
-use crate::config::model::{Probe, Wan};
+use crate::config::model::Wan;
 use crate::config::raw::{IntOrStr, RawProbe, RawWan};
 use crate::config::source::Report;
 use crate::config::values;
+use prober::core::ProbeConfig;
 
 /// Default `nat_ports`.
 pub(crate) const DEFAULT_NAT_PORTS: RangeInclusive<u16> = 20000..=59999;
@@ -28,7 +29,7 @@ pub(super) struct WanDraft<'r> {
     pub nat_ports: Option<RangeInclusive<u16>>,
     /// Span of `nat_ports`, or of `address` when `nat_ports` is not given.
     pub nat_ports_span: Range<usize>,
-    pub probe: Option<Option<Probe>>,
+    pub probe: Option<Option<ProbeConfig>>,
 }
 
 /// `probe_defaults`: the `[health.probe]` table, whose keys the WAN's `probe` keys override.
@@ -74,7 +75,8 @@ pub(super) fn draft<'r>(
             report,
         ),
     };
-    let probe = health::probe(path, wan.probe.as_ref(), probe_defaults, report);
+    let name = common.name.map_or("", |n| n.get_ref().as_str());
+    let probe = health::probe(name, path, wan.probe.as_ref(), probe_defaults, report);
     WanDraft {
         probe,
         nat_ports_span: wan

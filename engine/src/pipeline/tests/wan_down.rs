@@ -188,13 +188,25 @@ fn udp_flows_return_from_the_backup_tier_and_tcp_connections_stay() {
     assert_eq!(r.forward(LAN, &flow).0, ISP1);
     r.set_link(0, LinkState::Down);
     r.set_link(1, LinkState::Down);
-    assert_eq!(r.forward(LAN, &flow).0, LTE, "the backup tier takes it over");
+    assert_eq!(
+        r.forward(LAN, &flow).0,
+        LTE,
+        "the backup tier takes it over"
+    );
     let syn = tcp((HOST_A, 40010), (SERVER, 443), SYN).bytes();
-    assert_eq!(r.forward(LAN, &syn).0, LTE, "a connection opened during the outage");
+    assert_eq!(
+        r.forward(LAN, &syn).0,
+        LTE,
+        "a connection opened during the outage"
+    );
     // the backup tier is the active one: nothing is recalled yet
     assert_eq!(r.forward(LAN, &flow).0, LTE);
     r.set_link(0, LinkState::Up);
-    assert_eq!(r.forward(LAN, &flow).0, ISP1, "the UDP flow comes back at its next packet");
+    assert_eq!(
+        r.forward(LAN, &flow).0,
+        ISP1,
+        "the UDP flow comes back at its next packet"
+    );
     assert_eq!(r.counters.events(Event::FlowsRecalled), 1);
     assert_eq!(r.dp.tables.conntrack.stats().recalled, 1);
     assert_eq!(r.forward(LAN, &flow).0, ISP1, "and stays");
