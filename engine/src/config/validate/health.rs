@@ -95,10 +95,9 @@ pub(super) fn probe(
     let empty = RawProbe::default();
     let mine = own.map_or(&empty, Spanned::get_ref);
     let base = defaults.unwrap_or(&empty);
-    let pick = |f: fn(&RawProbe) -> bool| if f(mine) { mine } else { base };
     let key = |k: &str| format!("{path}.probe.{k}");
 
-    let Some(targets_raw) = pick(|p| p.targets.is_some()).targets.as_ref() else {
+    let Some(targets_raw) = either(&mine.targets, &base.targets) else {
         if let Some(own) = own {
             report.at(
                 &own.span(),
@@ -111,7 +110,7 @@ pub(super) fn probe(
     };
     let targets = targets(targets_raw, &key("targets"), report);
 
-    let method = match &pick(|p| p.method.is_some()).method {
+    let method = match either(&mine.method, &base.method) {
         None => Some(MethodKind::Icmp),
         Some(m) => check(
             values::keyword(m.get_ref(), &METHODS),
@@ -122,7 +121,7 @@ pub(super) fn probe(
     };
     let method = method.and_then(|m| self::method(m, path, own, mine, base, report));
 
-    let count_of = |v: &Option<Spanned<i64>>,
+    let count_of = |v: Option<&Spanned<i64>>,
                     default: i64,
                     min: i64,
                     max: i64,
@@ -141,31 +140,31 @@ pub(super) fn probe(
     };
     let n_targets = targets.as_ref().map_or(1, Vec::len);
     let reliability = count_of(
-        &pick(|p| p.reliability.is_some()).reliability,
+        either(&mine.reliability, &base.reliability),
         1,
         1,
         i64::try_from(n_targets).unwrap_or(1),
         "reliability",
         report,
     );
-    let period = |v: &Option<Spanned<IntOrStr>>, k: &str, report: &mut Report<'_>| match v {
+    let period = |v: Option<&Spanned<IntOrStr>>, k: &str, report: &mut Report<'_>| match v {
         None => Some(None),
         Some(v) => check(probe_period(v.get_ref()), &v.span(), key(k), report).map(Some),
     };
-    let interval = period(&pick(|p| p.interval.is_some()).interval, "interval", report);
-    let timeout = period(&pick(|p| p.timeout.is_some()).timeout, "timeout", report);
+    let interval = period(either(&mine.interval, &base.interval), "interval", report);
+    let timeout = period(either(&mine.timeout, &base.timeout), "timeout", report);
     let fail_interval = period(
-        &pick(|p| p.fail_interval.is_some()).fail_interval,
+        either(&mine.fail_interval, &base.fail_interval),
         "fail_interval",
         report,
     );
     let recover_interval = period(
-        &pick(|p| p.recover_interval.is_some()).recover_interval,
+        either(&mine.recover_interval, &base.recover_interval),
         "recover_interval",
         report,
     );
     let down_after = count_of(
-        &pick(|p| p.down_after.is_some()).down_after,
+        either(&mine.down_after, &base.down_after),
         i64::from(DEFAULT_DOWN_AFTER),
         1,
         MAX_ROUNDS,
@@ -173,7 +172,7 @@ pub(super) fn probe(
         report,
     );
     let up_after = count_of(
-        &pick(|p| p.up_after.is_some()).up_after,
+        either(&mine.up_after, &base.up_after),
         i64::from(DEFAULT_UP_AFTER),
         1,
         MAX_ROUNDS,
@@ -181,14 +180,14 @@ pub(super) fn probe(
         report,
     );
     let window = count_of(
-        &pick(|p| p.window.is_some()).window,
+        either(&mine.window, &base.window),
         i64::try_from(DEFAULT_WINDOW).unwrap_or(20),
         1,
         MAX_WINDOW,
         "window",
         report,
     );
-    let initial = match &pick(|p| p.initial.is_some()).initial {
+    let initial = match either(&mine.initial, &base.initial) {
         None => Some(Initial::Up),
         Some(i) => check(
             values::keyword(i.get_ref(), &INITIAL),
@@ -198,13 +197,13 @@ pub(super) fn probe(
         ),
     };
     let latency_degraded = period(
-        &pick(|p| p.latency_degraded.is_some()).latency_degraded,
+        either(&mine.latency_degraded, &base.latency_degraded),
         "latency_degraded",
         report,
     );
-    let latency_down_raw = &pick(|p| p.latency_down.is_some()).latency_down;
+    let latency_down_raw = either(&mine.latency_down, &base.latency_down);
     let latency_down = period(latency_down_raw, "latency_down", report);
-    let loss = |v: &Option<Spanned<i64>>, k: &str, report: &mut Report<'_>| match v {
+    let loss = |v: Option<&Spanned<i64>>, k: &str, report: &mut Report<'_>| match v {
         None => Some(None),
         Some(v) => check(
             values::int_in(*v.get_ref(), 0, 99),
@@ -216,11 +215,11 @@ pub(super) fn probe(
         .map(Some),
     };
     let loss_degraded = loss(
-        &pick(|p| p.loss_degraded.is_some()).loss_degraded,
+        either(&mine.loss_degraded, &base.loss_degraded),
         "loss_degraded",
         report,
     );
-    let loss_down_raw = &pick(|p| p.loss_down.is_some()).loss_down;
+    let loss_down_raw = either(&mine.loss_down, &base.loss_down);
     let loss_down = loss(loss_down_raw, "loss_down", report);
     if let (Some(Some(d)), Some(Some(x)), Some(raw)) =
         (latency_degraded, latency_down, latency_down_raw)
@@ -266,6 +265,11 @@ pub(super) fn probe(
         return None;
     }
     Some(Some(c))
+}
+
+/// The WAN's own value of a key if it has one, else the `[health.probe]` default.
+fn either<'a, T>(own: &'a Option<T>, default: &'a Option<T>) -> Option<&'a T> {
+    own.as_ref().or(default.as_ref())
 }
 
 /// Probe targets: 1..=64 distinct unicast addresses.
@@ -314,7 +318,7 @@ fn method(
     report: &mut Report<'_>,
 ) -> Option<Method> {
     let key = |k: &str| format!("{path}.probe.{k}");
-    let port_raw = mine.port.as_ref().or(base.port.as_ref());
+    let port_raw = either(&mine.port, &base.port);
     let port = |default: Option<u16>, report: &mut Report<'_>| match (port_raw, default) {
         (Some(p), _) => check(
             values::int_in(*p.get_ref(), 1, 65535),
@@ -336,11 +340,11 @@ fn method(
         }),
         MethodKind::Http => {
             let port = port(Some(80), report);
-            let url_path = match mine.path.as_ref().or(base.path.as_ref()) {
+            let url_path = match either(&mine.path, &base.path) {
                 None => Some("/".to_owned()),
                 Some(p) => check(http_path(p.get_ref()), &p.span(), key("path"), report),
             };
-            let status = match mine.expect_status.as_ref().or(base.expect_status.as_ref()) {
+            let status = match either(&mine.expect_status, &base.expect_status) {
                 None => Some(200),
                 Some(s) => check(
                     values::int_in(*s.get_ref(), 100, 599),
@@ -358,7 +362,7 @@ fn method(
         }
         MethodKind::Dns => {
             let port = port(Some(53), report);
-            let query = match mine.query.as_ref().or(base.query.as_ref()) {
+            let query = match either(&mine.query, &base.query) {
                 None => {
                     report_missing(
                         own,
