@@ -7,6 +7,10 @@
 //! to saturate a router on these machines (FINDINGS.md); the sink is an nft counter in the
 //! internet namespace's prerouting hook, so the receiving end costs almost nothing and
 //! cannot be the bottleneck.
+//!
+//! [`failover`] measures fwd's failover (fwd only: the kernel's ECMP has no health checks).
+
+pub mod failover;
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;

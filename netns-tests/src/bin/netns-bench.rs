@@ -7,6 +7,11 @@
 //! configuration gets: ping round trips (idle), iperf3 TCP with 1 and 4 streams, iperf3 UDP
 //! with 64-byte datagrams, and a UDP flood of 64-byte datagrams from several sockets
 //! (counted at the server by an nft rule), with machine CPU and fwd's own CPU over each.
+//! Then, fwd only (the kernel's ECMP has no health checks), failover: fwd with a probed
+//! 2-WAN config, a 1000 pkt/s UDP stream, the WAN it rides cut (link down, then a silent
+//! blackhole past the ISP) and restored; the stream's longest receive gap and the time until
+//! fwd reported the WAN down (polled every 10 ms). `--skip-failover` and `--only-failover`
+//! run one part alone.
 //! Prints a table of medians (min–max) and fwd/kernel ratios; `--json PATH` writes the same
 //! and every sample. Needs root and the tools of `scripts/netns-deps`.
 //!
@@ -22,6 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use netns_tests::bench::failover::{self, CutKind, CutMeasurement, CutPlan};
 use netns_tests::bench::{self, CpuWindow};
 use netns_tests::plan::{self, SERVER};
 use netns_tests::{
@@ -56,7 +62,24 @@ struct Cli {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Leave out the failover measurement.
+    #[arg(long, conflicts_with = "only_failover")]
+    skip_failover: bool,
+    /// Only the failover measurement (no kernel, no throughput).
+    #[arg(long)]
+    only_failover: bool,
 }
+
+/// Rate of the failover measurement's UDP stream.
+const FAILOVER_PPS: u32 = 1000;
+/// Stream time before the cut, and after fwd saw the WAN down.
+const FAILOVER_PLAN: CutPlan = CutPlan {
+    pps: FAILOVER_PPS,
+    before: Duration::from_millis(1500),
+    after: Duration::from_millis(1500),
+};
+/// How long fwd's WANs may take to come up after its start.
+const WANS_UP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Subcommand)]
 enum Sub {
@@ -74,15 +97,48 @@ enum Sub {
     },
 }
 
-/// One row of the table: key in the JSON, label, unit.
+/// One row of the table: key in the JSON, label, unit; `fwd_only` rows have no kernel value
+/// by design.
 struct Metric {
     key: &'static str,
     label: &'static str,
     unit: &'static str,
+    fwd_only: bool,
 }
 
 const fn m(key: &'static str, label: &'static str, unit: &'static str) -> Metric {
-    Metric { key, label, unit }
+    Metric {
+        key,
+        label,
+        unit,
+        fwd_only: false,
+    }
+}
+
+/// A failover row (fwd only).
+const fn f(key: &'static str, label: &'static str) -> Metric {
+    Metric {
+        key,
+        label,
+        unit: "ms",
+        fwd_only: true,
+    }
+}
+
+/// The JSON keys of a cut's gap, detection and recovery.
+fn failover_keys(kind: CutKind) -> [&'static str; 3] {
+    match kind {
+        CutKind::LinkDown => [
+            "failover_gap_link_down_ms",
+            "detection_link_down_ms",
+            "recovery_link_down_ms",
+        ],
+        CutKind::Blackhole => [
+            "failover_gap_blackhole_ms",
+            "detection_blackhole_ms",
+            "recovery_blackhole_ms",
+        ],
+    }
 }
 
 const METRICS: &[Metric] = &[
@@ -115,6 +171,12 @@ const METRICS: &[Metric] = &[
     m("flood_fwd_forwarded_kpps", "  fwd forwarded", "kpps"),
     m("flood_fwd_dropped_kpps", "  fwd dropped", "kpps"),
     m("flood_fwd_us_per_pkt", "  fwd CPU per forwarded pkt", "µs"),
+    f("failover_gap_link_down_ms", "failover gap, link down"),
+    f("failover_gap_blackhole_ms", "failover gap, blackhole"),
+    f("detection_link_down_ms", "detection, link down"),
+    f("detection_blackhole_ms", "detection, blackhole"),
+    f("recovery_link_down_ms", "back up after restore, link down"),
+    f("recovery_blackhole_ms", "back up after restore, blackhole"),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +216,8 @@ struct Bench<'a> {
     fwd_drops: Vec<Value>,
     /// Interfaces that dropped packets during each flood.
     flood_link_drops: Vec<Value>,
+    /// Every failover cut measured.
+    cuts: Vec<Value>,
     /// The run in progress.
     run: u32,
 }
@@ -202,6 +266,9 @@ fn run(cli: &Cli) -> Result<bool> {
         netns_tests::which(tool)?;
     }
     let fwd_bin = netns_tests::fwd_binary()?;
+    if !cli.skip_failover {
+        failover::udp_stream_binary()?;
+    }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         // A second signal while the flag is set exits at once.
@@ -230,6 +297,7 @@ fn run(cli: &Cli) -> Result<bool> {
         errors: Vec::new(),
         fwd_drops: Vec::new(),
         flood_link_drops: Vec::new(),
+        cuts: Vec::new(),
         run: 0,
     };
     let mut samples = Vec::new();
@@ -250,8 +318,11 @@ fn run(cli: &Cli) -> Result<bool> {
             &facts,
             &samples,
             &b.errors,
-            &b.fwd_drops,
-            &b.flood_link_drops,
+            &Details {
+                fwd_drops: &b.fwd_drops,
+                flood_link_drops: &b.flood_link_drops,
+                cuts: &b.cuts,
+            },
         );
         let text = serde_json::to_string_pretty(&doc).map_err(|e| Error::new(e.to_string()))?;
         std::fs::write(path, text + "\n")
@@ -280,11 +351,45 @@ impl Bench<'_> {
     }
 
     fn all_runs(&mut self, samples: &mut Vec<Sample>) -> Result<()> {
-        let topo = self.topo;
-        let rules_baseline = ip_rules(topo)?;
+        let rules_baseline = ip_rules(self.topo)?;
         for run in 1..=self.cli.runs {
             self.run = run;
             self.check_stop()?;
+            if !self.cli.only_failover {
+                self.throughput_run(samples, &rules_baseline)?;
+            }
+            if !self.cli.skip_failover {
+                self.check_stop()?;
+                let values = self.failover_run(&rules_baseline)?;
+                match samples
+                    .iter_mut()
+                    .find(|s| s.run == run && s.config == Config::Fwd)
+                {
+                    Some(s) => s.values.extend(values),
+                    None => samples.push(Sample {
+                        run,
+                        config: Config::Fwd,
+                        values,
+                    }),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fwd_options(&self) -> FwdOptions {
+        FwdOptions {
+            workers: self.cli.workers,
+            log_level: "warn".to_string(),
+            extra: Vec::new(),
+        }
+    }
+
+    /// The kernel measured, then fwd, in run [`Bench::run`].
+    fn throughput_run(&mut self, samples: &mut Vec<Sample>, rules_baseline: &str) -> Result<()> {
+        let topo = self.topo;
+        let run = self.run;
+        {
             eprintln!("== run {run}/{}: kernel (ECMP + masquerade)", self.cli.runs);
             topo.router_kernel_baseline(&BaselineMode::Ecmp)?;
             let values = self.measure(Config::Kernel, None)?;
@@ -307,12 +412,7 @@ impl Bench<'_> {
                     "router rules differ from the start:\n{rules_before}\nwas:\n{rules_baseline}"
                 )));
             }
-            let options = FwdOptions {
-                workers: self.cli.workers,
-                log_level: "warn".to_string(),
-                extra: Vec::new(),
-            };
-            let fwd = Fwd::start_opts(topo, &plan::fwd_config_toml(2), &options)?;
+            let fwd = Fwd::start_opts(topo, &plan::fwd_config_toml(2), &self.fwd_options())?;
             let values = self.measure(Config::Fwd, Some(&fwd));
             if let Ok(c) = fwd.counters() {
                 let drops: Vec<Value> = c
@@ -355,6 +455,94 @@ impl Bench<'_> {
             });
         }
         Ok(())
+    }
+
+    /// fwd with probed WANs: each [`CutKind`] measured once. A failed cut is recorded in
+    /// `errors` and leaves its metrics out; fwd must still stop cleanly and leave the
+    /// router's rules as they were.
+    fn failover_run(&mut self, rules_baseline: &str) -> Result<Values> {
+        let topo = self.topo;
+        let run = self.run;
+        eprintln!(
+            "== run {run}/{}: fwd failover ({FAILOVER_PPS} pkt/s UDP stream; link down, then blackhole)",
+            self.cli.runs
+        );
+        let config = plan::fwd_config_probed(&[1, 1], "unreachable", "");
+        let fwd = Fwd::start_opts(topo, &config, &self.fwd_options())?;
+        let mut v = Values::new();
+        for wan in ["isp0", "isp1"] {
+            failover::wait_wan_state(&fwd, wan, "up", failover::DETECT_POLL, WANS_UP_TIMEOUT)
+                .map_err(|e| e.context(format!("fwd log:\n{}", fwd.log_text().trim())))?;
+        }
+        for kind in CutKind::ALL {
+            self.check_stop()?;
+            match failover::measure_cut(topo, &fwd, kind, FAILOVER_PLAN) {
+                Ok(cut) => self.record_cut(&cut, &mut v),
+                Err(e) => self
+                    .errors
+                    .push(format!("run {run}: failover, {}: {e}", kind.label())),
+            }
+            self.settle()?;
+        }
+        let log = fwd.log_text();
+        let status = fwd.stop()?;
+        if !status.success() {
+            self.errors.push(format!(
+                "run {run}: fwd (failover) exited with {status}; log:\n{}",
+                log.trim()
+            ));
+        }
+        let rules_after = ip_rules(topo)?;
+        if rules_after != rules_baseline {
+            return Err(Error::new(format!(
+                "fwd left the router's rules changed:\n{rules_after}\nwas:\n{rules_baseline}"
+            )));
+        }
+        Ok(v)
+    }
+
+    /// One cut's values into `v`, its details into the JSON's cuts, a progress line.
+    fn record_cut(&mut self, cut: &CutMeasurement, v: &mut Values) {
+        let [gap_key, detect_key, recovery_key] = failover_keys(cut.kind);
+        let r = &cut.stream.report;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        v.insert(gap_key, r.max_gap_ms);
+        v.insert(detect_key, ms(cut.detection));
+        v.insert(recovery_key, ms(cut.recovery));
+        let moved = r.switches.iter().any(|s| {
+            netns_tests::plan::wan_of(s.from).map(|i| format!("isp{i}")) == Some(cut.wan.clone())
+        });
+        if !moved {
+            self.errors.push(format!(
+                "run {}: failover, {}: the stream never left {} (switches: {:?})",
+                self.run,
+                cut.kind.label(),
+                cut.wan,
+                r.switches
+            ));
+        }
+        eprintln!(
+            "   {}: cut {}; fwd saw it down after {:.0} ms; stream gap {:.0} ms, {} of {} datagrams; up {:.0} ms after the restore",
+            cut.kind.label(),
+            cut.wan,
+            ms(cut.detection),
+            r.max_gap_ms,
+            r.received,
+            r.sent_at_least,
+            ms(cut.recovery)
+        );
+        self.cuts.push(json!({
+            "run": self.run,
+            "kind": cut.kind.key(),
+            "wan": cut.wan,
+            "detection_ms": ms(cut.detection),
+            "recovery_ms": ms(cut.recovery),
+            "gap_ms": r.max_gap_ms,
+            "gap_at_ms": r.max_gap_at_ms,
+            "received": r.received,
+            "sent_at_least": r.sent_at_least,
+            "switches": r.switches,
+        }));
     }
 
     /// Every measurement of one configuration. A failed measurement is recorded in
@@ -598,7 +786,11 @@ fn render_table(
         rows.push([
             m.label.to_string(),
             m.unit.to_string(),
-            cell(k),
+            if m.fwd_only {
+                "n/a".to_string()
+            } else {
+                cell(k)
+            },
             cell(f),
             ratio(k, f).map_or(String::new(), |r| format!("{r:.2}")),
         ]);
@@ -617,7 +809,18 @@ fn render_table(
         "setup: 2 WANs, 1 LAN host; kernel = ECMP (L4 hash) + masquerade; fwd = TUN backend, {} workers; {} runs x {} s per throughput test; flood = {} sockets of {FLOOD_PAYLOAD}-byte UDP, counted at the server; ping = {} echoes 10 ms apart\n",
         cli.workers, cli.runs, cli.seconds, cli.flood_threads, cli.pings
     );
-    out += "(% all = share of all cores; % core = share of one core)\n\n";
+    out += "(% all = share of all cores; % core = share of one core)\n";
+    if !cli.skip_failover {
+        out += &format!(
+            "failover rows: fwd only (n/a for the kernel: ECMP has no health checks). fwd probes by ICMP every\n  \
+             100 ms (down after 3 failed rounds, up after 5 good); a {FAILOVER_PPS} pkt/s UDP stream from h0; the WAN\n  \
+             it rides is cut (link down at the ISP, or the ISP silently dropping), then restored.\n  \
+             gap = the stream's longest receive gap; detection = cut until fwd's `wans` answer said down\n  \
+             (polled every {} ms); back up = restore until it said up\n",
+            failover::DETECT_POLL.as_millis()
+        );
+    }
+    out.push('\n');
     for (i, r) in rows.iter().enumerate() {
         let line: Vec<String> = r
             .iter()
@@ -649,6 +852,16 @@ fn render_table(
     out
 }
 
+/// Per-run details for the JSON besides the samples.
+struct Details<'a> {
+    /// Non-zero fwd drop counters after each fwd run.
+    fwd_drops: &'a [Value],
+    /// Interfaces that dropped packets during each flood.
+    flood_link_drops: &'a [Value],
+    /// Every failover cut measured.
+    cuts: &'a [Value],
+}
+
 fn summary_json(s: Option<bench::Summary>) -> Value {
     s.map_or(
         Value::Null,
@@ -662,8 +875,7 @@ fn to_json(
     facts: &[(&str, String)],
     samples: &[Sample],
     errors: &[String],
-    fwd_drops: &[Value],
-    flood_link_drops: &[Value],
+    details: &Details<'_>,
 ) -> Value {
     let machine: serde_json::Map<String, Value> = facts
         .iter()
@@ -680,6 +892,7 @@ fn to_json(
                 "unit": m.unit,
                 "kernel": summary_json(k),
                 "fwd": summary_json(f),
+                "fwd_only": m.fwd_only,
                 "ratio_fwd_over_kernel": ratio(k, f),
             })
         })
@@ -701,11 +914,22 @@ fn to_json(
             "topology": "2 WANs, 1 LAN host",
             "kernel": "ECMP (fib_multipath_hash_policy=1) + masquerade",
             "fwd": "TUN backend, plan::fwd_config_toml(2)",
+            "failover": if cli.skip_failover {
+                Value::Null
+            } else {
+                json!({
+                    "fwd_config": "plan::fwd_config_probed(&[1, 1], \"unreachable\", \"\") (ICMP probes to the server, default timing)",
+                    "stream_pps": FAILOVER_PPS,
+                    "detection_poll_ms": failover::DETECT_POLL.as_millis() as u64,
+                    "cuts": CutKind::ALL.iter().map(|k| k.key()).collect::<Vec<_>>(),
+                })
+            },
         },
         "metrics": metrics,
         "runs": runs,
-        "fwd_drop_counters": fwd_drops,
-        "flood_link_drops": flood_link_drops,
+        "fwd_drop_counters": details.fwd_drops,
+        "flood_link_drops": details.flood_link_drops,
+        "failover_cuts": details.cuts,
         "errors": errors,
     })
 }

@@ -1,31 +1,39 @@
 //! `fwd-demo`: fwd routing real traffic between network namespaces, watched live.
 //!
 //! A 2-WAN topology with 2 LAN hosts ([`crate::Topology`]), nginx, dnsmasq and two iperf3
-//! servers in the internet namespace, fwd in the router namespace with WANs weighted 2:1
-//! and a rule pinning DNS to `isp1` ([`demo_config`]). Bounded client loops on the hosts
-//! ([`traffic`]) run for the chosen time while a per-WAN view ([`view`]) is redrawn once a
-//! second from fwd's control socket; then a [`summary`] of what the servers saw per WAN, the
-//! clients' results and `fwdctl status`. fwd is stopped with SIGTERM and the topology dropped,
-//! which removes every namespace. Ctrl-C or SIGTERM (a flag the caller sets) ends the run
-//! early, with the same summary and teardown.
+//! servers in the internet namespace, fwd in the router namespace with WANs weighted 2:1,
+//! probed by ICMP to the server, a rule pinning DNS to `isp1` and one sending the UDP stream
+//! to `isp0` first ([`demo_config`]). Bounded client loops on the hosts ([`traffic`]) and a
+//! constant-rate UDP stream from h0 run for the chosen time while a per-WAN view ([`view`])
+//! is redrawn once a second from fwd's control socket; then a [`summary`] of what the servers
+//! saw per WAN, the failover, the clients' results and `fwdctl status`. fwd is stopped with
+//! SIGTERM and the topology dropped, which removes every namespace. Ctrl-C or SIGTERM (a flag
+//! the caller sets) ends the run early, with the same summary and teardown (a cut link is
+//! not restored: it goes with its namespace).
 //!
-//! The run's script over time is [`Phase`]: the place where failover (cut `isp0` mid-run,
-//! restore it) goes once fwd probes link health.
+//! The run's script over time is [`Phase`] on a [`Schedule`]: balancing; `isp0`'s link cut
+//! in its ISP's namespace at a third of the run; restored at two thirds. Phases are entered
+//! within [`TICK`] of their time, and the times they were actually entered are what the
+//! view and the summary show.
 
+pub mod failover;
 pub mod summary;
 pub mod traffic;
 pub mod view;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ctl::protocol::{Reply, Request};
 
+use crate::bench::failover::{self as measure, StreamRun, StreamSpec};
 use crate::error::{Error, Result};
 use crate::fwd::Fwd;
 use crate::plan::{self, DNS_NAME, DNS_PORT, HTTP_PORT, IPERF_PORT, SERVER};
 use crate::topology::Topology;
+use failover::{per_phase, secs, FailoverSummary, RunEvent, StreamResult, CUT_WAN_INDEX};
+pub use failover::{Phase, Schedule};
 use summary::{by_wan, problems, render_summary, Summary};
 use traffic::{Traffic, TCP_PORT};
 use view::{paint, render_view, Frame, Snapshot};
@@ -36,6 +44,24 @@ pub const WEIGHTS: [u32; 2] = [2, 1];
 pub const DNS_RULE: &str = "dns";
 /// The WAN every DNS query leaves by.
 pub const DNS_WAN: &str = "isp1";
+/// Name of the rule that sends the UDP stream to [`STREAM_GROUP`].
+pub const STREAM_RULE: &str = "stream";
+/// Group of the UDP stream: `isp0` first (tier 1), `isp1` as its backup (tier 2), so the
+/// stream rides the WAN that is cut.
+pub const STREAM_GROUP: &str = "isp0-first";
+/// UDP port of the stream's receiver.
+pub const STREAM_PORT: u16 = measure::STREAM_PORT;
+/// Rate of the UDP stream.
+pub const STREAM_PPS: u32 = 500;
+/// LAN host that sends the UDP stream.
+pub const STREAM_HOST: usize = 0;
+/// The stream's receiver ends this long after the last datagram (longer than any gap worth
+/// reporting).
+const STREAM_IDLE: Duration = Duration::from_secs(4);
+/// How long fwd's WANs may take to come up after its start.
+const WANS_UP: Duration = Duration::from_secs(10);
+/// How often the run checks whether a phase begins (and for Ctrl-C).
+pub const TICK: Duration = Duration::from_millis(50);
 /// Tools the demo runs (the topology's own and the servers' and clients').
 pub const TOOLS: &[&str] = &[
     "ip", "sysctl", "kill", "ethtool", "nft", "curl", "nginx", "iperf3", "dnsmasq", "dig",
@@ -58,45 +84,27 @@ pub struct Options {
 }
 
 /// fwd's configuration for the demo: `isp0` weight 2, `isp1` weight 1, group `all`; rule
-/// `dns` sends udp/53 out of `isp1`, rule `default` balances everything else over `all`.
+/// `dns` sends udp/53 out of `isp1`, rule `stream` sends the UDP stream to group
+/// `isp0-first`, rule `default` balances everything else over `all`. Every WAN is probed by
+/// ICMP echo to the server with fwd's default timing.
 pub fn demo_config() -> String {
-    let rule = format!(
-        "[[rule]]\nname = \"{DNS_RULE}\"\nproto = \"udp\"\ndst_ports = [{DNS_PORT}]\nwan = \"{DNS_WAN}\"\n"
+    let rules = format!(
+        "[[group]]\nname = \"{STREAM_GROUP}\"\nmembers = [{{ wan = \"isp0\", tier = 1 }}, \
+         {{ wan = \"isp1\", tier = 2 }}]\n\n\
+         [[rule]]\nname = \"{DNS_RULE}\"\nproto = \"udp\"\ndst_ports = [{DNS_PORT}]\nwan = \"{DNS_WAN}\"\n\n\
+         [[rule]]\nname = \"{STREAM_RULE}\"\nproto = \"udp\"\ndst_ports = [{STREAM_PORT}]\n\
+         group = \"{STREAM_GROUP}\"\n"
     );
-    plan::fwd_config_with(&WEIGHTS, &rule)
+    plan::fwd_config_with(&WEIGHTS, &rules)
+        + &format!("\n[health.probe]\ntargets = [\"{SERVER}\"]\n")
 }
 
-/// The script of the run over time. Today fwd balances for the whole run.
-///
-/// Failover goes here once fwd probes link health (a later issue; until then fwd does not
-/// notice a dead link): add `Isp0Cut` from a third of the run and `Isp0Restored` from two
-/// thirds to [`Phase::at`], and in [`enter_phase`] call `topo.set_wan_link(0, false)` and
-/// `topo.set_wan_link(0, true)`. The view already shows each WAN's state and traffic, and
-/// the summary counts connections per WAN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// New connections spread over both WANs by weight.
-    Balancing,
-}
-
-impl Phase {
-    /// The phase at `elapsed` into a run of `total`.
-    pub fn at(_elapsed: Duration, _total: Duration) -> Phase {
-        Phase::Balancing
-    }
-
-    /// What the live view's title says.
-    pub fn label(self) -> &'static str {
-        match self {
-            Phase::Balancing => "balancing 2:1",
-        }
-    }
-}
-
-/// Acts on entering `phase` (see [`Phase`]).
-fn enter_phase(_topo: &Topology, phase: Phase) -> Result<()> {
+/// Acts on entering `phase`: cuts or restores [`CUT_WAN`]'s link in its ISP's namespace.
+fn enter_phase(topo: &Topology, phase: Phase) -> Result<()> {
     match phase {
         Phase::Balancing => Ok(()),
+        Phase::Cut => topo.set_wan_link(CUT_WAN_INDEX, false),
+        Phase::Restored => topo.set_wan_link(CUT_WAN_INDEX, true),
     }
 }
 
@@ -176,8 +184,7 @@ fn with_topology(
 ) -> Result<()> {
     topo.start_nginx()?;
     topo.start_dns()?;
-    topo.start_iperf3()?;
-    topo.start_iperf3_on(TCP_PORT)?;
+    traffic::start_servers(topo)?;
     let fwd = Fwd::start(topo, &demo_config()).map_err(|e| e.context("fwd did not start"))?;
     let problems = match drive(topo, &fwd, opts, stop, screen) {
         Ok(problems) => problems,
@@ -219,18 +226,21 @@ fn drive(
     stop: &AtomicBool,
     screen: &mut Screen,
 ) -> Result<Vec<String>> {
-    header(topo, fwd, opts, screen)?;
+    let schedule = Schedule::for_run(opts.seconds);
+    header(topo, fwd, opts, &schedule, screen)?;
+    wait_wans_up(fwd, screen)?;
     let total = Duration::from_secs(opts.seconds);
+    let mut run = Run::start(topo, fwd, schedule)?;
+    let stream = StreamRun::start(topo, stream_spec(opts.seconds))?;
+    let stream_offset = run.started.elapsed();
     let mut traffic = Traffic::start(topo, opts.seconds)?;
-    let started = Instant::now();
-    let mut phase = Phase::at(Duration::ZERO, total);
-    enter_phase(topo, phase)?;
     let mut prev = snapshot(topo, fwd)?;
     let mut prev_at = Instant::now();
     loop {
         let next = prev_at + REFRESH;
         while Instant::now() < next && !stop.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
+            run.advance(topo)?;
+            std::thread::sleep(TICK);
         }
         if stop.load(Ordering::Relaxed) {
             break;
@@ -238,19 +248,16 @@ fn drive(
         if !fwd.is_running() {
             return Err(Error::new("fwd exited during the demo"));
         }
+        run.poll_events(fwd)?;
         let cur = snapshot(topo, fwd)?;
         let now = Instant::now();
-        let elapsed = now - started;
-        let next_phase = Phase::at(elapsed, total);
-        if next_phase != phase {
-            enter_phase(topo, next_phase)?;
-            phase = next_phase;
-        }
+        let elapsed = now - run.started;
         let frame = Frame {
             elapsed,
             total,
             interval: now - prev_at,
-            phase: phase.label(),
+            phase: run.label(),
+            last_event: run.events.last().map(RunEvent::describe),
             color: opts.live,
         };
         screen.frame(&render_view(&prev, &cur, &frame));
@@ -260,60 +267,219 @@ fn drive(
         }
     }
     let interrupted = stop.load(Ordering::Relaxed);
-    let ran = started.elapsed().as_secs().min(opts.seconds);
+    let ran = run.started.elapsed().min(total);
     if interrupted {
         screen.line("\nInterrupted: stopping the clients, then the summary and teardown.");
         traffic.stop(Duration::ZERO);
+        stream.kill();
     } else {
         screen.line("\nTime is up: letting the clients finish their last run.");
         traffic.stop(FINISH_GRACE);
     }
+    let stream_outcome = if interrupted {
+        None
+    } else {
+        Some(stream.finish(STREAM_IDLE + FINISH_GRACE)?)
+    };
     let results = traffic.results();
     // The servers log a request just after answering it.
     std::thread::sleep(Duration::from_millis(300));
+    run.poll_events(fwd)?;
     let status = fwd.status()?;
     let n = status.wans.len();
+    let http_by_wan = by_wan(&topo.nginx_clients()?, n);
+    let failover = FailoverSummary {
+        schedule,
+        cut_at: run.entered_at(Phase::Cut),
+        restored_at: run.entered_at(Phase::Restored),
+        phases: per_phase(&run.entered, ran, &http_by_wan),
+        events: run.events,
+        stream: StreamResult {
+            host: STREAM_HOST,
+            port: STREAM_PORT,
+            pps: STREAM_PPS,
+            offset: stream_offset,
+            report: stream_outcome.as_ref().map(|o| o.report.clone()),
+            sent: stream_outcome.and_then(|o| o.sent),
+        },
+        tcp_resets_sent: fwd.counter("tcp_resets_sent")?,
+        flows_migrated: fwd.counter("flows_migrated")?,
+    };
     let summary = Summary {
-        seconds: ran,
+        seconds: ran.as_secs(),
         interrupted,
-        http_by_wan: by_wan(&topo.nginx_clients()?, n),
+        http_by_wan,
         dns_by_wan: by_wan(&topo.dns_clients()?, n),
         status,
         traffic: results,
+        failover,
     };
     screen.line(String::new());
     screen.text(&render_summary(&summary));
-    for args in [["status"], ["rules"]] {
-        let out = fwd.fwdctl(&args)?;
-        if !out.success() {
-            return Err(Error::new(format!(
-                "fwdctl {} failed ({}): {}",
-                args[0],
-                out.status,
-                out.stderr.trim()
-            )));
-        }
-        screen.line(String::new());
-        screen.line(paint(&format!("$ fwdctl {}", args[0]), "1", opts.live));
-        screen.text(&out.stdout);
+    for args in [&["status"][..], &["wan"], &["events"], &["rules"]] {
+        fwdctl_block(fwd, args, opts, screen)?;
     }
     screen.line(String::new());
     Ok(problems(&summary))
+}
+
+/// `$ fwdctl ARGS` and its output; an error if it fails.
+fn fwdctl_block(fwd: &Fwd<'_>, args: &[&str], opts: &Options, screen: &mut Screen) -> Result<()> {
+    let out = fwd.fwdctl(args)?;
+    if !out.success() {
+        return Err(Error::new(format!(
+            "fwdctl {} failed ({}): {}",
+            args.join(" "),
+            out.status,
+            out.stderr.trim()
+        )));
+    }
+    screen.line(String::new());
+    screen.line(paint(
+        &format!("$ fwdctl {}", args.join(" ")),
+        "1",
+        opts.live,
+    ));
+    screen.text(&out.stdout);
+    Ok(())
+}
+
+/// The demo's UDP stream for a run of `seconds`.
+fn stream_spec(seconds: u64) -> StreamSpec {
+    StreamSpec {
+        host: STREAM_HOST,
+        port: STREAM_PORT,
+        pps: STREAM_PPS,
+        seconds: seconds as f64,
+        idle: STREAM_IDLE,
+    }
+}
+
+/// Waits until fwd's probes see every WAN up, so the run starts balanced.
+fn wait_wans_up(fwd: &Fwd<'_>, screen: &mut Screen) -> Result<()> {
+    screen.line("Waiting for fwd's probes to see both WANs up...");
+    for w in 0..WEIGHTS.len() {
+        let name = format!("isp{w}");
+        measure::wait_wan_state(fwd, &name, "up", TICK, WANS_UP)?;
+    }
+    Ok(())
+}
+
+/// The run's clock and what happened on it: the phases entered (with nginx's per-WAN totals
+/// at that moment) and fwd's WAN state changes.
+struct Run {
+    started: Instant,
+    start_unix_ms: u64,
+    schedule: Schedule,
+    /// Phase, when it was entered, nginx's per-WAN totals then; in order, from Balancing.
+    entered: Vec<(Phase, Duration, Vec<u64>)>,
+    events: Vec<RunEvent>,
+    /// Sequence number of the last event of fwd's that was read.
+    last_seq: u64,
+}
+
+impl Run {
+    /// Starts the clock in phase Balancing; only events after this moment are collected.
+    fn start(topo: &Topology, fwd: &Fwd<'_>, schedule: Schedule) -> Result<Run> {
+        // From 0, not u64::MAX: with nothing newer fwd echoes `after` as `last_seq`.
+        let before = events_after(fwd, 0)?;
+        let last_seq = before
+            .events
+            .iter()
+            .map(|e| e.seq)
+            .fold(before.last_seq, u64::max);
+        let http = by_wan(&topo.nginx_clients()?, WEIGHTS.len());
+        let start_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Ok(Run {
+            started: Instant::now(),
+            start_unix_ms,
+            schedule,
+            entered: vec![(Phase::Balancing, Duration::ZERO, http)],
+            events: Vec::new(),
+            last_seq,
+        })
+    }
+
+    fn phase(&self) -> Phase {
+        self.entered.last().map_or(Phase::Balancing, |e| e.0)
+    }
+
+    /// When `phase` was entered, if it was.
+    fn entered_at(&self, phase: Phase) -> Option<Duration> {
+        self.entered.iter().find(|e| e.0 == phase).map(|e| e.1)
+    }
+
+    /// The live view's title for the current phase.
+    fn label(&self) -> String {
+        let since = self.entered.last().map_or(Duration::ZERO, |e| e.1);
+        self.phase().label(since)
+    }
+
+    /// Enters the next phase once its time has come (one step at a time, so none is skipped).
+    fn advance(&mut self, topo: &Topology) -> Result<()> {
+        let Some(next) = self.phase().next() else {
+            return Ok(());
+        };
+        if self.started.elapsed() < self.schedule.start_of(next) {
+            return Ok(());
+        }
+        let http = by_wan(&topo.nginx_clients()?, WEIGHTS.len());
+        let at = self.started.elapsed();
+        enter_phase(topo, next)?;
+        self.entered.push((next, at, http));
+        Ok(())
+    }
+
+    /// Reads fwd's new WAN state changes.
+    fn poll_events(&mut self, fwd: &Fwd<'_>) -> Result<()> {
+        let list = events_after(fwd, self.last_seq)?;
+        self.last_seq = list.last_seq.max(self.last_seq);
+        self.events.extend(
+            list.events
+                .iter()
+                .map(|e| RunEvent::from_record(e, self.start_unix_ms)),
+        );
+        Ok(())
+    }
+}
+
+/// fwd's events after sequence number `after`.
+fn events_after(fwd: &Fwd<'_>, after: u64) -> Result<ctl::protocol::EventList> {
+    match fwd.request(&Request::Events { after })? {
+        Reply::Events(list) => Ok(list),
+        other => Err(Error::new(format!("events answered {other:?}"))),
+    }
 }
 
 fn snapshot(topo: &Topology, fwd: &Fwd<'_>) -> Result<Snapshot> {
     let status = fwd.status()?;
     let drops = fwd.counters()?.drops;
     let n = status.wans.len();
+    let stream_wan = fwd
+        .flows(None, None)?
+        .flows
+        .into_iter()
+        .find(|f| f.remote.port() == STREAM_PORT)
+        .map(|f| f.wan);
     Ok(Snapshot {
         http_by_wan: by_wan(&topo.nginx_clients()?, n),
         dns_by_wan: by_wan(&topo.dns_clients()?, n),
+        health: measure::wan_states(fwd)?,
+        stream_wan,
         status,
         drops,
     })
 }
 
-fn header(topo: &Topology, fwd: &Fwd<'_>, opts: &Options, screen: &mut Screen) -> Result<()> {
+fn header(
+    topo: &Topology,
+    fwd: &Fwd<'_>,
+    opts: &Options,
+    schedule: &Schedule,
+    screen: &mut Screen,
+) -> Result<()> {
     let bold = |s: &str| paint(s, "1", opts.live);
     let hosts: Vec<String> = (0..topo.hosts().len())
         .map(|k| plan::lan_host(k).to_string())
@@ -361,14 +527,17 @@ fn header(topo: &Topology, fwd: &Fwd<'_>, opts: &Options, screen: &mut Screen) -
     );
     text += &format!(
         "  inet        {SERVER}: nginx :{HTTP_PORT}, dnsmasq :{DNS_PORT} ({DNS_NAME}), \
-         iperf3 :{IPERF_PORT}, :{TCP_PORT}\n"
+         iperf3 :{IPERF_PORT}, :{TCP_PORT}, udp-stream :{STREAM_PORT}\n"
     );
     let rules = match fwd.request(&Request::Rules)? {
         Reply::Rules(r) => ctl::render::render_rules(&r),
         other => return Err(Error::new(format!("rules answered {other:?}"))),
     };
     text += &format!(
-        "{} isp0 weight {}, isp1 weight {}, group all of both; rules (first match wins):\n",
+        "{} isp0 weight {}, isp1 weight {}, in group all; group {STREAM_GROUP} has isp0\n  \
+         with isp1 as its backup (tier 2). Link health: both WANs probed by ping to\n  \
+         {SERVER} every 100 ms; down after 3 failed rounds, or at once when the link\n  \
+         loses carrier; up after 5 good rounds. Rules (first match wins):\n",
         bold("Config:"),
         WEIGHTS[0],
         WEIGHTS[1]
@@ -381,14 +550,28 @@ fn header(topo: &Topology, fwd: &Fwd<'_>, opts: &Options, screen: &mut Screen) -
         text += &format!("  {line}\n");
     }
     text += &format!(
+        "  h{STREAM_HOST}  udp-stream: {STREAM_PPS} datagrams/s to :{STREAM_PORT} for the whole run \
+         (rule {STREAM_RULE})\n"
+    );
+    text += &format!(
+        "{} balancing until {}; then isp0's link is cut (taken down in the isp0\n  \
+         namespace: fwd's {} loses carrier); at {} it is restored.\n",
+        bold("Script:"),
+        secs(schedule.cut),
+        plan::wan_if(CUT_WAN_INDEX),
+        secs(schedule.restore)
+    );
+    text += &format!(
         "{} new connections split about 2:1 over isp0 and isp1, every DNS query on {DNS_WAN}\n  \
-         (the servers see the WAN's address as the client: {} or {}).\n",
+         (the servers see the WAN's address as the client: {} or {}).\n  \
+         At the cut fwd marks isp0 down: new connections and the UDP stream go to isp1,\n  \
+         TCP connections on isp0 are reset so their clients reconnect at once. After the\n  \
+         restore fwd marks isp0 up again: new connections use it again and the stream\n  \
+         goes back to isp0, its preferred tier.\n",
         bold("Expect:"),
         plan::wan_router(0),
         plan::wan_router(1)
     );
-    text += "Failover (cutting isp0 mid-run) is not in this demo yet: it needs link health\n  \
-             probing, which comes later; the in-memory `fwd demo` shows failover today.\n";
     text += "The view refreshes every second; HTTP and DNS count what the servers logged.\n\
              Ctrl-C stops early; the summary and the teardown follow either way.\n";
     screen.text(&text);

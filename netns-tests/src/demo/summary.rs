@@ -1,5 +1,6 @@
-//! The demo's closing summary: what the servers saw per WAN, what the clients achieved, what
-//! fwd counted; and the problems that make the demo fail.
+//! The demo's closing summary: what the servers saw per WAN, the failover
+//! ([`super::failover`]), what the clients achieved, what fwd counted; and the problems that
+//! make the demo fail.
 
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
@@ -7,6 +8,7 @@ use std::net::Ipv4Addr;
 use ctl::protocol::StatusReply;
 use ctl::render::Table;
 
+use super::failover::{failover_problems, render_failover, FailoverSummary};
 use super::traffic::{TrafficResults, TCP_PORT};
 use super::{DNS_RULE, DNS_WAN};
 use crate::plan::{IPERF_PORT, SERVER};
@@ -26,6 +28,8 @@ pub struct Summary {
     pub dns_by_wan: Vec<u64>,
     /// What the clients achieved.
     pub traffic: TrafficResults,
+    /// The cut and the restore of `isp0`, and what they did.
+    pub failover: FailoverSummary,
 }
 
 /// Per-WAN connections and queries as the servers logged them, by source address.
@@ -56,6 +60,10 @@ pub fn render_summary(s: &Summary) -> String {
         "after"
     };
     let _ = writeln!(out, "Summary, {how} {} s of traffic:", s.seconds);
+    let _ = writeln!(
+        out,
+        "  New HTTP connections and DNS queries per WAN over the whole run:"
+    );
     let http_total: u64 = s.http_by_wan.iter().sum();
     let weight_total: u64 = s.status.wans.iter().map(|w| u64::from(w.weight)).sum();
     let mut table = Table::new(&[
@@ -81,13 +89,21 @@ pub fn render_summary(s: &Summary) -> String {
         ]);
     }
     for line in table.render().lines() {
-        let _ = writeln!(out, "  {line}");
+        let _ = writeln!(out, "    {line}");
     }
     let t = &s.traffic;
     let _ = writeln!(
         out,
-        "  (from nginx's and dnsmasq's logs: the source address tells the WAN)"
+        "    (from nginx's and dnsmasq's logs: the source address tells the WAN)"
     );
+    if s.failover.cut_at.is_some() {
+        let _ = writeln!(
+            out,
+            "    (isp0's share is below its weight's: it was cut for part of the run)"
+        );
+    }
+    out += &render_failover(&s.failover);
+    let _ = writeln!(out, "Clients:");
     let _ = writeln!(
         out,
         "  HTTP: {} of {} curl requests answered; DNS: {} of {} digs answered",
@@ -100,16 +116,21 @@ pub fn render_summary(s: &Summary) -> String {
     if u.pieces == 0 {
         let _ = writeln!(
             out,
-            "  UDP stream to {SERVER}:{IPERF_PORT}: no piece finished"
+            "  iperf3 UDP to {SERVER}:{IPERF_PORT}: no piece finished"
         );
     } else {
         let _ = writeln!(
             out,
-            "  UDP stream to {SERVER}:{IPERF_PORT}: {} datagrams in {} piece{}, {} lost ({:.2}%), \
+            "  iperf3 UDP to {SERVER}:{IPERF_PORT}: {} datagrams in {} piece{}{}, {} lost ({:.2}%), \
              {:.1} Mbit/s received",
             u.packets,
             u.pieces,
             if u.pieces == 1 { "" } else { "s" },
+            if u.pieces_failed > 0 {
+                format!(" ({} more failed)", u.pieces_failed)
+            } else {
+                String::new()
+            },
             u.lost,
             u.loss_percent(),
             u.mbps()
@@ -119,9 +140,20 @@ pub fn render_summary(s: &Summary) -> String {
         let avg = t.tcp_mbps.iter().sum::<f64>() / t.tcp_mbps.len() as f64;
         let _ = writeln!(
             out,
-            "  TCP to {SERVER}:{TCP_PORT}: {} run{}, {avg:.0} Mbit/s on average",
+            "  TCP to {SERVER}:{TCP_PORT}: {} run{}, {avg:.0} Mbit/s on average{}",
             t.tcp_mbps.len(),
             if t.tcp_mbps.len() == 1 { "" } else { "s" },
+            if t.tcp_runs_failed > 0 {
+                format!(" ({} more cut short)", t.tcp_runs_failed)
+            } else {
+                String::new()
+            }
+        );
+    }
+    if t.http_failed > 0 || t.dns_failed > 0 || t.udp.pieces_failed > 0 || t.tcp_runs_failed > 0 {
+        let _ = writeln!(
+            out,
+            "  (failures are expected around the cut: requests in flight on isp0 are lost or reset)"
         );
     }
     let tot = &s.status.totals;
@@ -135,7 +167,10 @@ pub fn render_summary(s: &Summary) -> String {
 
 /// What went wrong in a run, one sentence each (empty: the demo succeeded).
 pub fn problems(s: &Summary) -> Vec<String> {
-    let mut out = Vec::new();
+    let mut out = failover_problems(&s.failover);
+    if !s.interrupted && s.failover.stream.report.is_none() {
+        out.push("the UDP stream's receiver gave no report".to_string());
+    }
     if s.traffic.http_ok == 0 {
         out.push("no HTTP request got through fwd".to_string());
     }
@@ -169,6 +204,7 @@ mod tests {
             status: snapshot(1).status,
             http_by_wan: vec![200, 100],
             dns_by_wan: vec![0, 60],
+            failover: super::super::failover::tests::sample(),
             traffic: TrafficResults {
                 http_ok: 300,
                 http_failed: 0,
@@ -194,17 +230,22 @@ mod tests {
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines[0], "Summary, after 30 s of traffic:");
         assert_eq!(
-            lines[1],
-            "  WAN   ADDRESS   WEIGHT  HTTP CONNS  SHARE  EXPECTED  DNS QUERIES"
-        );
-        assert_eq!(
             lines[2],
-            "  isp0  10.1.0.2       2         200  66.7%     66.7%            0"
+            "    WAN   ADDRESS   WEIGHT  HTTP CONNS  SHARE  EXPECTED  DNS QUERIES"
         );
         assert_eq!(
             lines[3],
-            "  isp1  10.2.0.2       1         100  33.3%     33.3%           60"
+            "    isp0  10.1.0.2       2         200  66.7%     66.7%            0"
         );
+        assert_eq!(
+            lines[4],
+            "    isp1  10.2.0.2       1         100  33.3%     33.3%           60"
+        );
+        assert_eq!(
+            lines[7],
+            "Failover: isp0's link cut at 10.0 s (in its ISP's namespace), restored at 20.0 s:"
+        );
+        assert!(text.contains("\nClients:\n  HTTP: 300 of 300"), "{text}");
         assert!(text.contains("HTTP: 300 of 300 curl requests answered; DNS: 60 of 60"));
         assert!(text.contains("60000 datagrams in 6 pieces, 6 lost (0.01%), 19.2 Mbit/s"));
         assert!(text.contains("2 runs, 195 Mbit/s on average"));
@@ -218,6 +259,7 @@ mod tests {
         s.dns_by_wan = vec![1, 59];
         s.traffic.http_ok = 0;
         s.interrupted = true;
+        s.failover.stream.report = None;
         assert_eq!(
             problems(&s),
             [
@@ -226,6 +268,9 @@ mod tests {
             ]
         );
         assert!(render_summary(&s).starts_with("Summary, interrupted after 30 s"));
+        // Without Ctrl-C, a missing stream report is a problem of its own.
+        s.interrupted = false;
+        assert!(problems(&s).contains(&"the UDP stream's receiver gave no report".to_string()));
     }
 
     #[test]

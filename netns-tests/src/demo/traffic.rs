@@ -6,6 +6,9 @@
 //! - host 1: an iperf3 UDP stream at [`UDP_RATE`] to port 5201 in pieces of at most
 //!   [`UDP_PIECE_SECS`] s, and now and then a TCP iperf3 to [`TCP_PORT`] (a second server,
 //!   so both run at once).
+//!
+//! The iperf3 servers are the demo's own ([`start_servers`]): a test whose client was reset
+//! when its WAN died must not keep a server "busy" for iperf3's default two minutes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,9 +16,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::cmd;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::plan::{self, DNS_NAME, IPERF_PORT, SERVER};
 use crate::topology::Topology;
+use crate::wait::{is_listening, wait_until, Proto};
 
 /// Rate of the UDP stream (iperf3 `-b`).
 pub const UDP_RATE: &str = "20M";
@@ -30,6 +34,10 @@ pub const TCP_RATE: &str = "200M";
 /// Length of a TCP run, and the pause between two.
 pub const TCP_SECS: u64 = 2;
 const TCP_PAUSE_SECS: u64 = 6;
+/// How long an iperf3 server waits for a test's data before it gives the test up.
+pub const IPERF_RCV_TIMEOUT_MS: u32 = 3000;
+/// Pause of the UDP loop after a piece that failed (e.g. the server was still busy).
+const UDP_RETRY_SECS: u64 = 1;
 /// Every how many requests host 0 downloads 1 MB instead of the index page.
 pub const BIG_EVERY: u32 = 5;
 /// Size of the big download.
@@ -60,6 +68,39 @@ pub fn describe() -> Vec<String> {
             TCP_SECS + TCP_PAUSE_SECS
         ),
     ]
+}
+
+/// Starts the iperf3 servers of the loops (ports [`IPERF_PORT`] and [`TCP_PORT`]) in the
+/// internet namespace, with [`IPERF_RCV_TIMEOUT_MS`], and waits until they listen.
+pub fn start_servers(topo: &Topology) -> Result<()> {
+    let (addr, timeout) = (SERVER.to_string(), IPERF_RCV_TIMEOUT_MS.to_string());
+    for port in [IPERF_PORT, TCP_PORT] {
+        let p = port.to_string();
+        let log = topo.workdir().join(format!("demo-iperf3-{port}.log"));
+        let args = [
+            "iperf3",
+            "-s",
+            "-B",
+            &addr,
+            "-p",
+            &p,
+            "--rcv-timeout",
+            &timeout,
+        ];
+        let pid = topo.internet().spawn(&args, &log)?;
+        wait_until(
+            &format!("iperf3 on :{port}"),
+            Duration::from_secs(5),
+            || {
+                if !topo.internet().is_running(pid) {
+                    let text = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Err(Error::new(format!("iperf3 -s exited: {}", text.trim())));
+                }
+                is_listening(pid, Proto::Tcp, SERVER, port)
+            },
+        )?;
+    }
+    Ok(())
 }
 
 impl<'t> Traffic<'t> {
@@ -295,7 +336,8 @@ fn udp_script(dir: &str, seconds: u64) -> String {
             "i=0\nwhile running; do\n  left=$(( end - $(date +%s) ))\n  \
              [ \"$left\" -gt {UDP_PIECE_SECS} ] && left={UDP_PIECE_SECS}\n  i=$((i + 1))\n  \
              iperf3 -J -u -c {SERVER} -p {IPERF_PORT} -t \"$left\" -b {UDP_RATE} \
-             -l {UDP_PAYLOAD} --connect-timeout 3000 > udp-$i.json 2>&1 || sleep 0.5\ndone\n"
+             -l {UDP_PAYLOAD} --connect-timeout 3000 > udp-$i.json 2>&1\n  \
+             grep -q '\"error\"' udp-$i.json && sleep {UDP_RETRY_SECS}\ndone\n"
         )
 }
 
@@ -356,5 +398,7 @@ mod tests {
         }
         assert!(web_script("/d", 5).contains("--max-time 5"));
         assert!(udp_script("/d", 5).contains("-b 20M -l 1200"));
+        // A failed piece (a busy server answers at once) is not retried in a tight loop.
+        assert!(udp_script("/d", 5).contains("udp-$i.json && sleep 1\n"));
     }
 }

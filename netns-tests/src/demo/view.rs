@@ -1,9 +1,12 @@
 //! The live per-WAN view: pure functions from two snapshots of fwd's status (a second apart)
-//! to the lines shown, at most [`WIDTH`] columns each so a redraw in place never wraps.
+//! to the lines shown, at most [`WIDTH`] columns each so a redraw in place never wraps, and
+//! always the same number of lines for a given number of WANs.
 
 use std::time::Duration;
 
-use ctl::protocol::{Counter, StatusReply};
+use ctl::protocol::{Counter, StatusReply, WanHealth};
+
+use super::{STREAM_GROUP, STREAM_HOST, STREAM_PORT, STREAM_PPS};
 use ctl::render::{human_bytes, human_duration};
 
 /// Widest line of the view (an 80-column terminal).
@@ -11,12 +14,16 @@ pub const WIDTH: usize = 79;
 /// How many drop reasons the drops line names.
 const NOTABLE_DROPS: usize = 3;
 
-/// What the demo knows at one refresh: fwd's status and drop counters, and what the servers
-/// logged so far per WAN (index `i` is `isp{i}`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What the demo knows at one refresh: fwd's status, WAN health and drop counters, the WAN
+/// of the UDP stream, and what the servers logged so far per WAN (index `i` is `isp{i}`).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Snapshot {
     /// `fwdctl status`.
     pub status: StatusReply,
+    /// `fwdctl wan`: the state each WAN is in.
+    pub health: Vec<WanHealth>,
+    /// The WAN fwd sends the UDP stream by (`None` while it has no flow).
+    pub stream_wan: Option<String>,
     /// The drop counters of `fwdctl counters`.
     pub drops: Vec<Counter>,
     /// HTTP connections nginx logged from each WAN's address.
@@ -26,7 +33,7 @@ pub struct Snapshot {
 }
 
 /// Where in the run a view is drawn.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
     /// Time since the traffic started.
     pub elapsed: Duration,
@@ -35,7 +42,9 @@ pub struct Frame {
     /// Time between the two snapshots (the divisor of every rate).
     pub interval: Duration,
     /// What the demo is doing (the phase's label).
-    pub phase: &'static str,
+    pub phase: String,
+    /// fwd's latest WAN state change in this run, described.
+    pub last_event: Option<String>,
     /// ANSI colors.
     pub color: bool,
 }
@@ -97,7 +106,8 @@ fn state_style(state: &str) -> &'static str {
 }
 
 /// The view for `cur`, with rates from `prev` to `cur`: a title line, a header, one line per
-/// WAN, the totals, the most notable drops. Always `4 + WANs` lines.
+/// WAN (its state from `cur.health`), the UDP stream's WAN, fwd's latest WAN event, the
+/// totals, the most notable drops. Always [`view_lines`] lines.
 pub fn render_view(prev: &Snapshot, cur: &Snapshot, frame: &Frame) -> Vec<String> {
     let color = frame.color;
     let rate = |now: u64, before: u64| per_second(now.saturating_sub(before), frame.interval);
@@ -129,7 +139,12 @@ pub fn render_view(prev: &Snapshot, cur: &Snapshot, frame: &Frame) -> Vec<String
     for (i, w) in s.wans.iter().enumerate() {
         let before = prev.status.wans.iter().find(|p| p.name == w.name);
         let old = |f: fn(&ctl::protocol::WanStatus) -> u64| before.map_or(0, f);
-        let state = paint(&format!("{:<8}", w.state), state_style(&w.state), color);
+        let state = cur
+            .health
+            .iter()
+            .find(|h| h.name == w.name)
+            .map_or(w.state.as_str(), |h| h.state.as_str());
+        let state = paint(&format!("{state:<8}"), state_style(state), color);
         lines.push(format!(
             "{:<5} {state} {:>6} {:>5} {:>9} {:>10} {:>8} {:>10} {:>5} {:>4}",
             w.name,
@@ -143,6 +158,17 @@ pub fn render_view(prev: &Snapshot, cur: &Snapshot, frame: &Frame) -> Vec<String
             cur.dns_by_wan.get(i).copied().unwrap_or(0),
         ));
     }
+    lines.push(stream_line(cur));
+    lines.push(fit(
+        &format!(
+            "last WAN event: {}",
+            frame
+                .last_event
+                .as_deref()
+                .unwrap_or("none in this run yet")
+        ),
+        WIDTH,
+    ));
     let (t, p) = (&s.totals, &prev.status.totals);
     let totals = format!(
         "total {} flows, {} new/s, forwarded {} pkt/s ({}), dropped {}/s ({})",
@@ -156,6 +182,25 @@ pub fn render_view(prev: &Snapshot, cur: &Snapshot, frame: &Frame) -> Vec<String
     lines.push(fit(&totals, WIDTH));
     lines.push(drops_line(prev, cur, color));
     lines
+}
+
+/// How many lines [`render_view`] draws for `wans` WANs.
+pub fn view_lines(wans: usize) -> usize {
+    6 + wans
+}
+
+/// `UDP stream h0 -> :7000 (500 pkt/s, isp0-first): on isp1`.
+fn stream_line(cur: &Snapshot) -> String {
+    let on = cur
+        .stream_wan
+        .as_deref()
+        .map_or_else(|| "no flow".to_string(), |w| format!("on {w}"));
+    fit(
+        &format!(
+            "UDP stream h{STREAM_HOST} -> :{STREAM_PORT} ({STREAM_PPS} pkt/s, group {STREAM_GROUP}): {on}"
+        ),
+        WIDTH,
+    )
 }
 
 /// `drops: none`, or the [`NOTABLE_DROPS`] largest drop counters with their growth since the
@@ -202,7 +247,7 @@ fn drops_line(prev: &Snapshot, cur: &Snapshot, color: bool) -> String {
 #[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
-    use ctl::protocol::{Totals, WanStatus};
+    use ctl::protocol::{Totals, WanHealth, WanStatus};
     use std::net::Ipv4Addr;
 
     fn wan(i: u8, weight: u32, flows: u64, packets: u64, bytes: u64) -> WanStatus {
@@ -221,8 +266,29 @@ pub(crate) mod tests {
         }
     }
 
+    fn health(name: &str, state: &str) -> WanHealth {
+        WanHealth {
+            name: name.into(),
+            state: state.into(),
+            tier: 1,
+            weight: 1,
+            probed: true,
+            method: Some("icmp".into()),
+            targets: vec![Ipv4Addr::new(203, 0, 113, 10)],
+            latency_ms: Some(0.1),
+            jitter_ms: Some(0.0),
+            loss_pct: Some(0.0),
+            in_state_secs: 1.0,
+            reason: String::new(),
+            carrier: Some(true),
+            flows: 0,
+        }
+    }
+
     pub(crate) fn snapshot(scale: u64) -> Snapshot {
         Snapshot {
+            health: vec![health("isp0", "up"), health("isp1", "up")],
+            stream_wan: Some("isp0".into()),
             status: StatusReply {
                 uptime_secs: 3 + scale,
                 workers: 2,
@@ -260,7 +326,8 @@ pub(crate) mod tests {
             elapsed: Duration::from_secs(12),
             total: Duration::from_secs(30),
             interval: Duration::from_millis(2000),
-            phase: "balancing 2:1",
+            phase: "balancing 2:1".into(),
+            last_event: None,
             color,
         }
     }
@@ -288,7 +355,7 @@ pub(crate) mod tests {
     fn view_shows_rates_between_two_snapshots() {
         // From scale 1 to scale 3 over 2 s: every rate is (3 - 1) * base / 2 = base per second.
         let lines = render_view(&snapshot(1), &snapshot(3), &frame(false));
-        assert_eq!(lines.len(), 4 + 2, "{lines:#?}");
+        assert_eq!(lines.len(), view_lines(2), "{lines:#?}");
         assert_eq!(
             lines[0],
             "fwd-demo  12s of 30s  balancing 2:1  (fwd up 6s, 2 workers, tun)"
@@ -304,9 +371,14 @@ pub(crate) mod tests {
         );
         assert_eq!(
             lines[4],
+            "UDP stream h0 -> :7000 (500 pkt/s, group isp0-first): on isp0"
+        );
+        assert_eq!(lines[5], "last WAN event: none in this run yet");
+        assert_eq!(
+            lines[6],
             "total 45 flows, 20 new/s, forwarded 4.5k pkt/s (13.5k), dropped 2/s (6)"
         );
-        assert_eq!(lines[5], "drops: no_session_inbound 6 (+4)");
+        assert_eq!(lines[7], "drops: no_session_inbound 6 (+4)");
         for l in &lines {
             assert!(l.chars().count() <= WIDTH, "too wide: {l}");
             assert_eq!(l.trim_end(), l);
@@ -316,19 +388,48 @@ pub(crate) mod tests {
     #[test]
     fn view_in_color_keeps_its_shape_and_first_view_has_no_negative_rates() {
         let lines = render_view(&snapshot(1), &snapshot(3), &frame(true));
-        assert_eq!(lines.len(), 6);
+        assert_eq!(lines.len(), view_lines(2));
         assert!(
             lines[2].contains("\x1b[32mup      \x1b[0m"),
             "{:?}",
             lines[2]
         );
-        assert!(lines[5].starts_with("\x1b[33mdrops:"), "{:?}", lines[5]);
+        assert!(lines[7].starts_with("\x1b[33mdrops:"), "{:?}", lines[7]);
         // Counters that went backwards (a restarted fwd) read as 0, not as huge rates.
         let lines = render_view(&snapshot(3), &snapshot(1), &frame(false));
         assert!(lines[2].contains("    0      0 B/s"), "{}", lines[2]);
         let mut quiet = snapshot(1);
         quiet.drops.clear();
         let lines = render_view(&quiet, &quiet, &frame(false));
-        assert_eq!(lines[5], "drops: none");
+        assert_eq!(lines[7], "drops: none");
+    }
+
+    #[test]
+    fn view_shows_the_health_state_the_stream_and_the_last_event() {
+        let mut cur = snapshot(3);
+        cur.health[0].state = "down".into();
+        cur.stream_wan = Some("isp1".into());
+        let mut f = frame(true);
+        f.phase = "isp0 cut at 10.0 s".into();
+        f.last_event = Some("10.0 s isp0 up -> down (carrier lost)".into());
+        let lines = render_view(&snapshot(1), &cur, &f);
+        assert_eq!(lines.len(), view_lines(2));
+        assert!(lines[0].contains("isp0 cut at 10.0 s"), "{}", lines[0]);
+        // Status still says up: the health state wins, in red.
+        assert!(
+            lines[2].contains("\x1b[31mdown    \x1b[0m"),
+            "{:?}",
+            lines[2]
+        );
+        assert!(lines[4].ends_with(": on isp1"), "{}", lines[4]);
+        assert_eq!(
+            lines[5],
+            "last WAN event: 10.0 s isp0 up -> down (carrier lost)"
+        );
+        cur.stream_wan = None;
+        f.last_event = Some("x".repeat(200));
+        let lines = render_view(&snapshot(1), &cur, &f);
+        assert!(lines[4].ends_with(": no flow"), "{}", lines[4]);
+        assert_eq!(lines[5].chars().count(), WIDTH);
     }
 }
