@@ -87,17 +87,9 @@ pub fn wan_admin(shared: &Shared, wan: &str, enabled: bool) -> Result<WanAdminRe
 
 /// `fwdctl events`: the events after `after`.
 pub fn events(shared: &Shared, after: u64) -> Result<EventList, String> {
-    let (logged, missed) = shared
-        .with_link_health(|p| p.events_after(after))
+    let (logged, missed, last_seq) = shared
+        .with_link_health(|p| p.events_and_last_seq(after))
         .ok_or_else(|| NOT_RUNNING.to_owned())?;
-    // The newest event's number, also when nothing is newer than `after` (a follower that
-    // starts with a large `after` learns where the ring is).
-    let last_seq = match logged.last() {
-        Some((l, _)) => l.seq,
-        None => shared
-            .with_link_health(|p| p.events_after(0).0.last().map_or(0, |(l, _)| l.seq))
-            .unwrap_or(0),
-    };
     Ok(EventList {
         events: logged.iter().map(|(l, at)| record(l, *at)).collect(),
         last_seq,

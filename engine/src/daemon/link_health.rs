@@ -11,7 +11,7 @@
 use std::sync::{Arc, Weak};
 
 use balancer::LinkState;
-use prober::core::{Method, ProbeConfig, PublishedState};
+use prober::core::{Initial, Method, ProbeConfig, PublishedState};
 use prober::run::{ProbeSpec, ProberHandle, StartError, WanLink};
 
 use crate::config::{Config, OnWanDown, Wan};
@@ -34,7 +34,11 @@ pub fn probe_specs(config: &Config) -> Vec<ProbeSpec> {
             link: WanLink {
                 device: wan.interface.clone(),
                 source: wan.address,
-                icmp_ident: PROBE_ICMP_IDENT_BASE + u16::try_from(i).unwrap_or(0),
+                // i < 64 (at most 64 WANs): never past 0x033f.
+                icmp_ident: u16::try_from(i)
+                    .ok()
+                    .and_then(|i| PROBE_ICMP_IDENT_BASE.checked_add(i))
+                    .unwrap_or(PROBE_ICMP_IDENT_BASE),
             },
         })
         .collect()
@@ -45,6 +49,19 @@ pub fn probe_config(wan: &Wan) -> ProbeConfig {
     wan.probe
         .clone()
         .unwrap_or_else(|| ProbeConfig::new(wan.name.clone(), Vec::new(), Method::Icmp))
+}
+
+/// Each WAN's state before the prober's first word: down if its probe says it starts down.
+pub fn seed_health(config: &Config, board: &crate::health::HealthBoard) {
+    for (i, wan) in config.wans.iter().enumerate() {
+        if wan
+            .probe
+            .as_ref()
+            .is_some_and(|p| p.initial == Initial::Down)
+        {
+            board.set(i, LinkState::Down);
+        }
+    }
 }
 
 /// Starts the prober for the current config of `shared`. State changes go to the current
@@ -81,8 +98,14 @@ fn on_change(
     };
     let (dataplane, _) = shared.dataplane();
     let link = state.link_state();
+    let was = dataplane.health.get(wan);
     dataplane.health.set(wan, link);
-    if link != LinkState::Down || dataplane.plan.on_wan_down == OnWanDown::Keep {
+    // Only a WAN that just went down is nudged (the prober announces every WAN again after a
+    // reload, and a disabled WAN that goes down in its probes changes nothing here).
+    if link != LinkState::Down
+        || was == LinkState::Down
+        || dataplane.plan.on_wan_down == OnWanDown::Keep
+    {
         return;
     }
     let (Some(nudger), Ok(wan_u8)) = (nudger, u8::try_from(wan)) else {
@@ -98,10 +121,11 @@ fn on_change(
                 return;
             }
             let sent = nudger.nudge(&conns, tcp_nudge::seed());
+            let (clients, more) = tcp_nudge::clients(&conns);
             log::info!(
-                "wan {wan}: nudged {sent} of {} TCP connections towards a reset (clients {:?})",
+                "wan {wan}: nudged {sent} of {} TCP connections towards a reset (clients {clients:?}{})",
                 conns.len(),
-                tcp_nudge::clients(&conns)
+                if more > 0 { format!(" and {more} more") } else { String::new() }
             );
         });
     if let Err(e) = spawned {

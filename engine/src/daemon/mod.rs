@@ -74,6 +74,7 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
     log::info!("control socket {}", options.control_socket.display());
 
     let dataplane = DataPlane::new(&config, random_seed(), LinkState::Up)?;
+    link_health::seed_health(&config, &dataplane.health);
     let workers = options
         .workers
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))

@@ -117,12 +117,18 @@ pub fn seed() -> u32 {
     u32::try_from(h.finish() & u64::from(u32::MAX)).unwrap_or(0)
 }
 
-/// The client address of a stranded connection, for logs.
-pub fn clients(conns: &[Stranded]) -> Vec<Ipv4Addr> {
+/// Clients shown in a log line, at most.
+const LOGGED_CLIENTS: usize = 8;
+
+/// The client addresses of stranded connections, for a log line: sorted, distinct, at most
+/// [`LOGGED_CLIENTS`] of them, and how many more there were.
+pub fn clients(conns: &[Stranded]) -> (Vec<Ipv4Addr>, usize) {
     let mut ips: Vec<Ipv4Addr> = conns.iter().map(|c| *c.client.ip()).collect();
     ips.sort_unstable();
     ips.dedup();
-    ips
+    let more = ips.len().saturating_sub(LOGGED_CLIENTS);
+    ips.truncate(LOGGED_CLIENTS);
+    (ips, more)
 }
 
 #[cfg(test)]
@@ -184,10 +190,16 @@ mod tests {
         ];
         assert_eq!(
             clients(&conns),
-            vec![
-                Ipv4Addr::new(192, 168, 1, 10),
-                Ipv4Addr::new(192, 168, 1, 20)
-            ]
+            (
+                vec![
+                    Ipv4Addr::new(192, 168, 1, 10),
+                    Ipv4Addr::new(192, 168, 1, 20)
+                ],
+                0
+            )
         );
+        let many: Vec<Stranded> = (1..=20).map(|i| c(&format!("10.0.0.{i}:1"))).collect();
+        let (shown, more) = clients(&many);
+        assert_eq!((shown.len(), more), (LOGGED_CLIENTS, 12));
     }
 }

@@ -220,9 +220,9 @@ impl Pipeline {
     }
 
     /// A packet whose session was pinned to a WAN that went down (the session is gone). A
-    /// TCP connection cannot change address: the client gets a reset, unless this is a
-    /// retransmitted SYN (nothing was established yet, so it simply starts over on a live
-    /// WAN). UDP and ICMP flows start over on a live WAN (`migrate`) or are told the host is
+    /// TCP connection cannot change address: the client gets a reset, unless this is a SYN
+    /// (a retransmitted opening, or a new connection reusing the tuple of a closed one: it
+    /// simply starts over on a live WAN). UDP and ICMP flows start over on a live WAN (`migrate`) or are told the host is
     /// unreachable (`reset`).
     fn wan_down(
         &mut self,
@@ -237,8 +237,10 @@ impl Pipeline {
             pkt.transport,
             crate::packet::Transport::Tcp { flags, .. } if flags & (TCP_SYN | TCP_ACK) == TCP_SYN
         );
+        // A bare SYN opens a connection (or retransmits the opening of one that never got
+        // an answer): there is nothing to reset, it simply goes out by a live WAN.
         let start_over = match tcp {
-            Some(state) => state == TcpState::SynSent && syn_only,
+            Some(_) => syn_only,
             None => ctx.plan.on_wan_down == OnWanDown::Migrate,
         };
         if start_over {

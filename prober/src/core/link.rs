@@ -146,12 +146,14 @@ impl Link {
     }
 
     /// Takes over the operator's switch and the carrier of `old` (the same WAN under its
-    /// previous configuration); returns the event if that changes the published state
-    /// from `old`'s.
+    /// previous configuration), and its being down; returns the event if that changes the
+    /// published state from `old`'s.
     pub fn inherit(&mut self, old: &Link, now: Duration) -> Option<Event> {
         self.enabled = old.enabled;
         self.carrier = old.carrier;
-        if !self.carrier {
+        // A WAN that was down stays down until its new probes bring it up: starting it at
+        // its initial state would send new flows into a dead link for `down_after` rounds.
+        if !self.carrier || old.measured == LinkState::Down || !old.reachable {
             self.reachable = false;
             self.measured = LinkState::Down;
         }

@@ -543,6 +543,29 @@ fn event_ring_and_sequence_numbers() {
 }
 
 #[test]
+fn a_dead_wan_stays_down_when_its_probe_settings_change() {
+    let mut s = Sim::new(vec![config("a", 1)]);
+    s.set_all(0, Behavior::Silent);
+    s.run_until(ms(1000));
+    assert_eq!(s.state(0), Down);
+    let events = s.events.len();
+    let mut changed = config("a", 1);
+    changed.window = 40;
+    s.p.reconfigure(vec![changed], s.now).expect("valid");
+    s.drain();
+    assert_eq!(s.state(0), Down, "not up again at its initial state");
+    assert_eq!(
+        s.events.len(),
+        events,
+        "no event: nothing changed for the workers"
+    );
+    // it comes back only through good rounds
+    s.set_all(0, Behavior::Answer(ms(10)));
+    s.run_until(ms(2000));
+    assert_eq!(s.state(0), Up);
+}
+
+#[test]
 fn reconfigure_keeps_unchanged_wans() {
     let mut s = Sim::new(vec![config("a", 1), config("b", 1), config("gone", 1)]);
     s.set_all(0, Behavior::Silent);

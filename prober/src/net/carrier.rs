@@ -43,6 +43,9 @@ pub enum CarrierNews {
     Overrun,
 }
 
+/// Most datagrams dropped after an overrun (far more than a socket buffer holds).
+const DISCARD_LIMIT: usize = 100_000;
+
 /// A NETLINK_ROUTE socket subscribed to link notifications.
 #[derive(Debug)]
 pub struct CarrierMonitor {
@@ -64,6 +67,18 @@ impl CarrierMonitor {
         self.socket.as_raw_fd()
     }
 
+    /// Drops every notification waiting (bounded: the socket is non-blocking).
+    fn discard_queued(&mut self) {
+        for _ in 0..DISCARD_LIMIT {
+            match self.socket.recv_from_full() {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(_) => return,
+            }
+        }
+    }
+
     /// Every notification waiting.
     pub fn read(&mut self) -> io::Result<CarrierNews> {
         let mut changes = Vec::new();
@@ -79,7 +94,10 @@ impl CarrierMonitor {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
-                    return Ok(CarrierNews::Overrun)
+                    // Whatever is still queued is older than the full read that follows an
+                    // overrun; applied after it, it would undo it.
+                    self.discard_queued();
+                    return Ok(CarrierNews::Overrun);
                 }
                 Err(e) => return Err(e),
             }

@@ -157,9 +157,18 @@ impl ProberHandle {
     /// The events kept after sequence number `seq`, each with its wall-clock time, and how
     /// many after `seq` were dropped before they could be read.
     pub fn events_after(&self, seq: u64) -> (Vec<(Logged, SystemTime)>, u64) {
+        let (events, missed, _) = self.events_and_last_seq(seq);
+        (events, missed)
+    }
+
+    /// [`events_after`](Self::events_after), and the sequence number of the newest event
+    /// pushed (0 before the first), read under the same lock: a follower that asks again
+    /// after that number misses nothing.
+    pub fn events_and_last_seq(&self, seq: u64) -> (Vec<(Logged, SystemTime)>, u64, u64) {
         let now = self.shared.now();
         let wall_now = SystemTime::now();
         let state = self.shared.lock();
+        let last_seq = state.prober.ring().last_seq();
         let (events, missed) = state.prober.events_after(seq);
         let events = events
             .into_iter()
@@ -177,7 +186,7 @@ impl ProberHandle {
                 (l, wall)
             })
             .collect();
-        (events, missed)
+        (events, missed, last_seq)
     }
 
     /// Administratively enables or disables the WAN named `wan`; `Ok(true)` if that

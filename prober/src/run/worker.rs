@@ -6,6 +6,7 @@
 //! until the earliest of the core's next deadline and, while hooks run, their next check;
 //! `on_change` sees every WAN's initial state before the first probe is sent.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -34,6 +35,8 @@ pub(crate) struct Worker {
     on_change: OnChange,
     sockets: Sockets,
     generation: u64,
+    /// WANs whose last probe could not be sent (their next failure is not logged again).
+    send_failing: HashSet<usize>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -60,6 +63,7 @@ impl Worker {
             on_change,
             sockets: Sockets::new(),
             generation: 0,
+            send_failing: HashSet::new(),
         }
     }
 
@@ -92,6 +96,8 @@ impl Worker {
             if carrier_news {
                 self.read_carrier();
             }
+            // A state change reaches the workers before the next probes go out.
+            self.report_events();
             let (stop, generation) = {
                 let state = self.shared.lock();
                 (state.stop, state.generation)
@@ -183,13 +189,24 @@ impl Worker {
             let mut failed = Vec::new();
             for out in &due {
                 if let Err(e) = self.sockets.send(self.poll.registry(), out) {
-                    log::debug!(
+                    // The first failure of a WAN says why its probes fail (no CAP_NET_RAW, no
+                    // such device, ...); the rest would flood the log.
+                    let first = self.send_failing.insert(out.request.wan);
+                    let level = if first {
+                        log::Level::Warn
+                    } else {
+                        log::Level::Debug
+                    };
+                    log::log!(
+                        level,
                         "probe to {} from {} ({}): {e}",
                         out.request.target,
                         out.link.device,
                         out.method.kind()
                     );
                     failed.push(out.request.token);
+                } else {
+                    self.send_failing.remove(&out.request.wan);
                 }
             }
             self.report_outcomes(&Outcomes {
@@ -212,13 +229,14 @@ impl Worker {
             events
         };
         for logged in events {
+            // The workers first: the log line and the hook can wait.
+            (self.on_change)(logged.event.wan, logged.event.new);
             if logged.event.new == PublishedState::Down {
                 log::warn!("{}", logged.event);
             } else {
                 log::info!("{}", logged.event);
             }
             self.hooks.spawn(&logged, wall);
-            (self.on_change)(logged.event.wan, logged.event.new);
         }
     }
 

@@ -8,11 +8,14 @@ use std::time::Duration;
 
 use toml::Spanned;
 
-use super::check;
-use crate::config::duration::parse_duration;
-use prober::core::config::{check_dns_name, DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER, DEFAULT_WINDOW};
+use prober::core::config::{
+    check_dns_name, DEFAULT_DOWN_AFTER, DEFAULT_UP_AFTER, DEFAULT_WINDOW, MAX_PERIOD, MAX_TARGETS,
+    MAX_WINDOW,
+};
 use prober::core::{Initial, Method, ProbeConfig};
 
+use super::check;
+use crate::config::duration::parse_duration;
 use crate::config::model::{Health, OnWanDown};
 use crate::config::raw::{IntOrStr, RawHealth, RawProbe};
 use crate::config::source::Report;
@@ -41,15 +44,11 @@ const METHODS: [(&str, MethodKind); 4] = [
 
 const INITIAL: [(&str, Initial); 2] = [("up", Initial::Up), ("down", Initial::Down)];
 
-/// Most probe targets per WAN.
-pub(crate) const MAX_PROBE_TARGETS: usize = 64;
-/// Largest probe window.
-const MAX_WINDOW: i64 = 10_000;
 /// Most rounds `down_after` / `up_after` may ask for.
 const MAX_ROUNDS: i64 = 1000;
-/// Bounds of probe intervals and timeouts.
+/// Shortest probe interval or timeout the config accepts (the prober itself takes 1 ms: a
+/// config asking for less than 10 ms is more likely a unit mistake).
 const MIN_PERIOD: Duration = Duration::from_millis(10);
-const MAX_PERIOD: Duration = Duration::from_secs(3600);
 
 /// `[health]` without its probe defaults (see [`probe`]).
 pub(super) fn validate(
@@ -183,7 +182,7 @@ pub(super) fn probe(
         either(&mine.window, &base.window),
         i64::try_from(DEFAULT_WINDOW).unwrap_or(20),
         1,
-        MAX_WINDOW,
+        i64::try_from(MAX_WINDOW).unwrap_or(i64::MAX),
         "window",
         report,
     );
@@ -279,11 +278,11 @@ fn targets(
     report: &mut Report<'_>,
 ) -> Option<Vec<Ipv4Addr>> {
     let list = raw.get_ref();
-    if list.is_empty() || list.len() > MAX_PROBE_TARGETS {
+    if list.is_empty() || list.len() > MAX_TARGETS {
         report.at(
             &raw.span(),
             key,
-            format!("{} targets; give 1 to {MAX_PROBE_TARGETS}", list.len()),
+            format!("{} targets; give 1 to {MAX_TARGETS}", list.len()),
         );
         return None;
     }

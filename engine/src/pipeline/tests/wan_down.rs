@@ -228,3 +228,33 @@ fn keep_mode_recalls_nothing() {
     assert_eq!(r.forward(LAN, &flow).0, LTE);
     assert_eq!(r.counters.events(Event::FlowsRecalled), 0);
 }
+
+#[test]
+fn a_new_connection_on_the_tuple_of_a_closed_or_expired_one_is_not_reset() {
+    let mut r = router(None);
+    let syn = tcp((HOST_A, 40020), (SERVER, 443), SYN).bytes();
+    assert_eq!(r.forward(LAN, &syn).0, ISP1);
+    // the connection is torn down by a reset from the client: Closed
+    r.forward(LAN, &tcp((HOST_A, 40020), (SERVER, 443), RST).bytes());
+    r.set_link(0, LinkState::Down);
+    assert_eq!(
+        r.forward(LAN, &syn).0,
+        ISP2,
+        "the new connection goes out, no reset"
+    );
+    assert_eq!(r.counters.events(Event::TcpResetsSent), 0);
+
+    // a UDP flow whose session expired on the dead WAN is a new flow, also under `reset`
+    let mut r = router(Some("reset"));
+    let flow = udp((HOST_A, 24600), (SERVER, 9)).bytes();
+    assert_eq!(r.forward(LAN, &flow).0, ISP1);
+    r.set_link(0, LinkState::Down);
+    r.advance(std::time::Duration::from_secs(301));
+    assert_eq!(
+        r.forward(LAN, &flow).0,
+        ISP2,
+        "no ICMP unreachable for an expired flow"
+    );
+    assert_eq!(r.dp.tables.conntrack.stats().ended_by_wan_down, 0);
+    assert_eq!(r.dp.tables.conntrack.stats().expired, 1);
+}
