@@ -9,15 +9,12 @@
 //! With `SEQ=SEG.ACK` the reset carries exactly the sequence number the client expects next
 //! (its RCV.NXT), so even an RFC 5961 stack accepts it without a challenge ACK.
 
+use conntrack::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use etherparse::{IpNumber, Ipv4Header, TcpHeader};
 
 use super::parse::{Fragment, Ipv4Packet, Medium, Transport};
 use super::rewrite::reply_link_header;
 
-const TCP_FIN: u8 = 0x01;
-const TCP_SYN: u8 = 0x02;
-const TCP_RST: u8 = 0x04;
-const TCP_ACK: u8 = 0x10;
 const RESET_TTL: u8 = 64;
 const TCP_HEADER_LEN: usize = 20;
 
