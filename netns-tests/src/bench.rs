@@ -14,7 +14,7 @@ pub mod failover;
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
-use crate::plan::{IPERF_PORT, SERVER};
+use crate::plan::SERVER;
 use crate::topology::Topology;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -505,42 +505,6 @@ pub fn ping_rtt(ns: &Netns, dst: Ipv4Addr, count: u32, interval: f64) -> Result<
         median_ms: s.median,
         avg_ms: times.iter().sum::<f64>() / times.len() as f64,
     })
-}
-
-/// `iperf3 -J -c 203.0.113.10 -p 5201 -t SECONDS --connect-timeout 3000 EXTRA...` from
-/// `ns`; the JSON it printed. Errors carry iperf3's own error message.
-pub fn iperf3_json(ns: &Netns, seconds: u32, extra: &[&str]) -> Result<String> {
-    let (host, port, t) = (
-        SERVER.to_string(),
-        IPERF_PORT.to_string(),
-        seconds.max(1).to_string(),
-    );
-    let mut args = vec![
-        "iperf3",
-        "-J",
-        "-c",
-        &host,
-        "-p",
-        &port,
-        "-t",
-        &t,
-        "--connect-timeout",
-        "3000",
-    ];
-    args.extend_from_slice(extra);
-    let out = ns.output(&args, None, Duration::from_secs(u64::from(seconds) + 15))?;
-    if out.success() {
-        return Ok(out.stdout);
-    }
-    let why = serde_json::from_str::<Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["error"].as_str().map(str::to_string))
-        .unwrap_or_else(|| out.stderr.trim().to_string());
-    Err(Error::new(format!(
-        "`{}` in {} failed: {why}",
-        args.join(" "),
-        ns.name()
-    )))
 }
 
 // ---------------------------------------------------------------------------------------

@@ -90,7 +90,7 @@ impl Netns {
 
     /// [`Netns::iperf3_tcp`] to another server.
     pub fn iperf3_tcp_to(&self, server: SocketAddrV4, seconds: u32) -> Result<f64> {
-        let json = self.iperf3(server, seconds, &[])?;
+        let json = self.iperf3_json(server, seconds, &[])?;
         parse_iperf3_tcp(&json)
     }
 
@@ -114,11 +114,18 @@ impl Netns {
         payload: u16,
     ) -> Result<UdpRate> {
         let (b, l) = (rate_bps.to_string(), payload.to_string());
-        let json = self.iperf3(server, seconds, &["-u", "-b", &b, "-l", &l])?;
+        let json = self.iperf3_json(server, seconds, &["-u", "-b", &b, "-l", &l])?;
         parse_iperf3_udp(&json)
     }
 
-    fn iperf3(&self, server: SocketAddrV4, seconds: u32, extra: &[&str]) -> Result<String> {
+    /// `iperf3 -J -c SERVER -p PORT -t SECONDS --connect-timeout 3000 EXTRA...` from this
+    /// namespace: the JSON it printed. Errors carry iperf3's own message.
+    pub fn iperf3_json(
+        &self,
+        server: SocketAddrV4,
+        seconds: u32,
+        extra: &[&str],
+    ) -> Result<String> {
         let (host, port, t) = (
             server.ip().to_string(),
             server.port().to_string(),

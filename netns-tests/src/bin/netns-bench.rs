@@ -594,7 +594,9 @@ impl Bench<'_> {
             let window = CpuWindow::start(pid, self.ticks)?;
             let p = streams.to_string();
             let extra: Vec<&str> = if streams > 1 { vec!["-P", &p] } else { vec![] };
-            let result = bench::iperf3_json(host, secs, &extra).and_then(|j| parse_iperf3_tcp(&j));
+            let result = host
+                .iperf3_json(SocketAddrV4::new(SERVER, plan::IPERF_PORT), secs, &extra)
+                .and_then(|j| parse_iperf3_tcp(&j));
             let cpu = window.finish()?;
             match result {
                 Ok(mbps) => {
@@ -612,7 +614,12 @@ impl Bench<'_> {
         }
 
         let l = FLOOD_PAYLOAD.to_string();
-        let udp = bench::iperf3_json(host, secs, &["-u", "-b", "0", "-l", &l])
+        let udp = host
+            .iperf3_json(
+                SocketAddrV4::new(SERVER, plan::IPERF_PORT),
+                secs,
+                &["-u", "-b", "0", "-l", &l],
+            )
             .and_then(|j| parse_iperf3_udp(&j));
         match udp {
             Ok(u) => {
