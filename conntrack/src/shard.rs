@@ -202,14 +202,14 @@ impl Shard {
             e.remove();
         }
         sh.mappings_of(s.endpoint_word())
-            .unref(sh, s.proto, s.internal(), s.wan);
+            .unref(sh, s.proto, s.internal(), s.wan());
         if let Some(v) = self.sessions.get_mut(slot as usize) {
             *v = Session::vacant(self.free);
         }
         self.free = slot;
         self.len = self.len.saturating_sub(1);
         if let Some(c) = sh.counts.get(self.id) {
-            c.removed(s.wan);
+            c.removed(s.wan());
         }
     }
 
@@ -274,9 +274,8 @@ impl Shard {
     ) -> Option<u32> {
         let slot = self.free;
         let next_free = self.sessions.get(slot as usize)?.next;
-        let iface = sh.wans.get(usize::from(wan))?.iface;
-        let egress = new.hairpin.map_or(iface, |hp| hp.egress);
-        let mut s = Session::create(new, wan, egress, ext_port, pkt.tcp_flags, now);
+        sh.wans.get(usize::from(wan))?;
+        let mut s = Session::create(new, wan, ext_port, pkt.tcp_flags, now);
         if !pkt.icmp_error {
             s.count(true, pkt.len);
         }
@@ -376,7 +375,7 @@ impl Shard {
                 if self.find(h, s.proto, s.internal(), s.remote()) != Some(slot) {
                     return Err(format!("slot {slot} not indexed"));
                 }
-                let w = sh.wans.get(usize::from(s.wan)).ok_or("bad wan")?;
+                let w = sh.wans.get(usize::from(s.wan())).ok_or("bad wan")?;
                 if w.ports.owner(s.proto, s.ext_port) != Some(s.internal()) {
                     return Err(format!("slot {slot}: port {} not bound", s.ext_port));
                 }
