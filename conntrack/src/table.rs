@@ -440,6 +440,12 @@ impl ConnTable {
         if anything_to_check && !pkt.icmp_error {
             if let Some(s) = shard.session(slot).filter(|s| !s.is_hairpin()) {
                 let (wan, tcp) = (s.wan(), (s.proto == Proto::Tcp).then(|| s.tcp.state()));
+                if self.shared.timeouts.expired(s.class(), s.last_seen, now) {
+                    // Gone anyway: a new flow, not the end of a live one.
+                    shard.remove(&self.shared, slot, h);
+                    bump(&self.shared.stats.expired);
+                    return Lookup::Miss;
+                }
                 if live.ended.contains(wan) {
                     shard.remove(&self.shared, slot, h);
                     bump(&self.shared.stats.ended_by_wan_down);
