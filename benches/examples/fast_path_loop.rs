@@ -1,6 +1,8 @@
 //! Runs the fast path (or, with `new`, the slow path: a new flow per packet) in a loop for
 //! profiling with `perf record -e cpu-clock`:
-//! `cargo run --profile bench -p benches --example fast_path_loop -- SESSIONS SECONDS [new]`.
+//! `cargo run --profile bench -p benches --example fast_path_loop -- SESSIONS SECONDS [new|spread]`.
+//! By default one batch of 64 flows is replayed (hot in cache); `spread` cycles through 64
+//! batches spread over the whole table, as `fast_path` in the pipeline bench does.
 
 use std::time::{Duration, Instant};
 
@@ -11,10 +13,28 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let sessions: u32 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1000);
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
-    let new_flows = args.next().as_deref() == Some("new");
+    let mode = args.next();
+    let new_flows = mode.as_deref() == Some("new");
+    let spread = mode.as_deref() == Some("spread");
     let mut router = router_with_sessions(sessions);
-    let packets: Vec<Vec<u8>> = (0..BATCH as u32)
-        .map(|i| tcp_packet(i % sessions, false))
+    let stride = if spread {
+        (sessions / (BATCH as u32 * 64)).max(1)
+    } else {
+        0
+    };
+    let templates: Vec<Vec<Vec<u8>>> = (0..if spread { 64u32 } else { 1 })
+        .map(|b| {
+            (0..BATCH as u32)
+                .map(|i| {
+                    let n = if spread {
+                        (b * BATCH as u32 + i) * stride
+                    } else {
+                        i
+                    };
+                    tcp_packet(n % sessions, false)
+                })
+                .collect()
+        })
         .collect();
     let mut frames = batch();
     let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
@@ -36,8 +56,8 @@ fn main() {
                 router.process(&mut frames, &mut out);
             }
         } else {
-            for _ in 0..1000 {
-                fill(&mut frames, &packets);
+            for i in 0..1000 {
+                fill(&mut frames, &templates[i % templates.len()]);
                 router.process(&mut frames, &mut out);
             }
         }

@@ -53,15 +53,15 @@
 //!   counted events ([`TableStats`]); there is no `unsafe`.
 //!
 //! Memory: everything is sized from `max_sessions` up front. A session shard holds
-//! `c = ceil(max_sessions / shards)` sessions: the 80-byte session and its 4-byte index entry
-//! (7 to 15 bytes per slot with the index's slack). A mapping shard holds `c + 8 √c + 8`
-//! mappings (at most the table's capacity; the headroom is explained in `mapping.rs`): a
-//! 16-byte slot and its index entry (7 to 15 bytes) each. Per session of capacity that is
-//! about 110 to 128 bytes in all for shards of 4096 sessions or more (`ConnTable::memory_bytes`); port
-//! tables add 8 bytes per port, protocol and WAN.
+//! `c = ceil(max_sessions / shards)` sessions: the 64-byte session (one cache line, aligned to
+//! one) and its 4-byte index entry (7 to 15 bytes per slot with the index's slack). A mapping
+//! shard holds `c + 8 √c + 8` mappings (at most the table's capacity; the headroom is
+//! explained in `mapping.rs`): a 16-byte slot and its index entry (7 to 15 bytes) each. Per
+//! session of capacity that is about 94 to 112 bytes in all for shards of 4096 sessions or
+//! more (`ConnTable::memory_bytes`); port tables add 8 bytes per port, protocol and WAN.
 //!
 //! Modules: `key` (flow identity and hashing), `timeouts` (timeouts and classes), `tcp` (TCP
-//! state machine), `session` (the 80-byte session and its public views), `lru` (intrusive
+//! state machine), `session` (the 64-byte session and its public views), `lru` (intrusive
 //! per-class lists), `ports` (lock-free port tables), `mapping` (one mapping shard:
 //! endpoint-independent mappings), `index` (sizing and in-place upkeep of the slot indexes),
 //! `shard` (one session shard's storage and operations), `table` (the public table),

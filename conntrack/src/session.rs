@@ -1,5 +1,5 @@
 //! One tracked flow: its canonical key, translation, TCP state, counters and class-list links,
-//! packed into 80 bytes; plus the public types that describe sessions to callers.
+//! packed into one 64-byte cache line; plus the public types that describe sessions to callers.
 //!
 //! The canonical key is the flow as it arrives from the LAN: source = internal endpoint,
 //! destination = remote endpoint. The external address is not stored (it is the WAN's
@@ -92,9 +92,9 @@ pub struct SessionInfo {
     pub created: Duration,
     /// When the last packet was seen (since the caller's origin).
     pub last_seen: Duration,
-    /// Packets from the LAN side.
+    /// Packets from the LAN side. Counted in 32 bits per session: stops at 4,294,967,295.
     pub packets_out: u64,
-    /// Packets to the LAN side.
+    /// Packets to the LAN side. Counted in 32 bits per session: stops at 4,294,967,295.
     pub packets_in: u64,
     /// Bytes from the LAN side.
     pub bytes_out: u64,
@@ -102,20 +102,30 @@ pub struct SessionInfo {
     pub bytes_in: u64,
 }
 
-/// Session flag: `rw_ip`/`rw_port` hold a hairpin destination.
-const HAS_RW: u8 = 0x01;
+/// Bit of [`Session::wan_hp`]: the session is a hairpin (its destination is rewritten to a
+/// LAN endpoint kept in `in_word`). WAN indices are below [`MAX_WANS`](crate::MAX_WANS) = 64,
+/// so they never reach this bit.
+const HAIRPIN: u8 = 0x80;
 
-/// One tracked flow in a shard's slab. Free slots chain through `next`.
+/// One tracked flow in a shard's slab: one cache line. Free slots chain through `next`.
 ///
-/// `repr(C)`, hottest fields first: a fast-path hit reads the key (compared by the index
-/// probe), the TCP byte, the external port, `last_seen`, the WAN, egress and flags, and writes
-/// one direction's counters. With that order an outbound hit touches bytes 0..48 and a reply
-/// hit bytes 0..32 and 48..64; a session starts at a multiple of 16 bytes (80-byte slots), so
-/// these fall in one cache line for half the slots and in two for the rest (the default layout,
-/// which sorted fields by alignment, put the key at bytes 40..74, behind the five counters:
-/// always two lines). Links, rule and creation time, used off the per-packet path, come last.
+/// `repr(C, align(64))`, 64 bytes: every session fills exactly one cache line, so a fast-path
+/// hit (key, TCP byte, external port, `last_seen`, WAN, counters of one direction) touches one
+/// line whatever its slot. Links, rule and creation time, used off the per-packet path, share
+/// it. What fits in 64 bytes and why:
+/// - the egress interface is not stored: it is the WAN's interface
+///   ([`WanNat::iface`](crate::WanNat::iface), fixed for the table's life) for an ordinary
+///   session, and kept with the hairpin target for a hairpin one;
+/// - a hairpin session never sees a reply-direction packet (it never matches inbound: the
+///   target's replies make the target's own hairpin session), so its reply byte counter's
+///   word (`in_word`) holds its destination rewrite and egress instead; the `HAIRPIN` bit of
+///   `wan_hp` says which. The rewrite is stored, not looked up again in the port table at
+///   each packet, so that the port being released and claimed by another host cannot
+///   redirect an established hairpin flow;
+/// - packet counters are `u32` and saturate (they are statistics for display); byte counters
+///   stay `u64`.
 #[derive(Clone, Copy, Debug)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub(crate) struct Session {
     src_ip: u32,
     dst_ip: u32,
@@ -127,21 +137,27 @@ pub(crate) struct Session {
     /// Last packet, table time units. Its whole second is also the second the session last
     /// moved to its class list's head (see `shard.rs`): no separate stamp is needed.
     pub(crate) last_seen: u64,
-    pub(crate) wan: u8,
-    egress: u8,
-    flags: u8,
+    /// WAN index (below 64), plus `HAIRPIN`.
+    wan_hp: u8,
     lan_iface: u8,
-    rw_ip: u32,
-    pub(crate) packets_out: u64,
-    pub(crate) bytes_out: u64,
-    pub(crate) packets_in: u64,
-    pub(crate) bytes_in: u64,
-    rw_port: u16,
     pub(crate) rule: u16,
-    prev: u32,
-    pub(crate) next: u32,
+    /// Packets from the LAN side (saturating).
+    packets_out: u32,
+    bytes_out: u64,
+    /// Packets to the LAN side (saturating; always 0 for a hairpin session).
+    packets_in: u32,
     /// Creation time, whole seconds (saturating).
     created_s: u32,
+    /// Bytes to the LAN side; for a hairpin session instead its destination rewrite and egress:
+    /// `ip << 32 | port << 16 | egress` (see [`hairpin_word`]).
+    in_word: u64,
+    prev: u32,
+    pub(crate) next: u32,
+}
+
+/// `in_word` of a hairpin session to `target`, leaving by `egress`.
+fn hairpin_word(target: Endpoint, egress: u8) -> u64 {
+    u64::from(u32::from(target.ip)) << 32 | u64::from(target.port) << 16 | u64::from(egress)
 }
 
 impl Node for Session {
@@ -167,45 +183,41 @@ impl Session {
     /// A free slot whose free-list successor is `next`.
     pub(crate) fn vacant(next: u32) -> Session {
         Session {
-            last_seen: 0,
-            packets_out: 0,
-            packets_in: 0,
-            bytes_out: 0,
-            bytes_in: 0,
             src_ip: 0,
             dst_ip: 0,
-            rw_ip: 0,
-            prev: NIL,
-            next,
-            created_s: 0,
             src_port: 0,
             dst_port: 0,
-            rw_port: 0,
-            ext_port: 0,
-            rule: 0,
             proto: Proto::Udp,
-            wan: 0,
-            egress: 0,
-            lan_iface: 0,
             tcp: TcpTrack::default(),
-            flags: 0,
+            ext_port: 0,
+            last_seen: 0,
+            wan_hp: 0,
+            lan_iface: 0,
+            rule: 0,
+            packets_out: 0,
+            bytes_out: 0,
+            packets_in: 0,
+            created_s: 0,
+            in_word: 0,
+            prev: NIL,
+            next,
         }
     }
 
-    /// A live session for `new` on WAN `wan`, translated to `ext_port`, leaving by `egress`,
-    /// created at `now` by a packet with TCP flags `tcp_flags`. Links and counters are left
-    /// for the caller.
+    /// A live session for `new` on WAN `wan` (below [`MAX_WANS`](crate::MAX_WANS)),
+    /// translated to `ext_port`, created at `now` by a packet with TCP flags `tcp_flags`.
+    /// Links and counters are left for the caller.
     pub(crate) fn create(
         new: &NewSession,
         wan: u8,
-        egress: u8,
         ext_port: u16,
         tcp_flags: u8,
         now: u64,
     ) -> Session {
-        let (rw_ip, rw_port, flags) = match new.hairpin {
-            Some(hp) => (u32::from(hp.target.ip), hp.target.port, HAS_RW),
-            None => (0, 0, 0),
+        debug_assert!(usize::from(wan) < crate::MAX_WANS);
+        let (hairpin, in_word) = match new.hairpin {
+            Some(hp) => (HAIRPIN, hairpin_word(hp.target, hp.egress)),
+            None => (0, 0),
         };
         Session {
             last_seen: now,
@@ -214,18 +226,21 @@ impl Session {
             src_port: new.key.src.port,
             dst_ip: new.key.dst.ip.into(),
             dst_port: new.key.dst.port,
-            rw_ip,
-            rw_port,
             ext_port,
             rule: new.rule,
             proto: new.key.proto,
-            wan,
-            egress,
+            wan_hp: (wan & !HAIRPIN) | hairpin,
             lan_iface: new.lan_iface,
             tcp: TcpTrack::initial(tcp_flags),
-            flags,
+            in_word,
             ..Session::vacant(NIL)
         }
+    }
+
+    /// The session's WAN index.
+    #[inline]
+    pub(crate) fn wan(&self) -> u8 {
+        self.wan_hp & !HAIRPIN
     }
 
     /// Whether this is the session of canonical key (proto, src = internal, dst = remote).
@@ -264,14 +279,42 @@ impl Session {
         FlowKey::new(self.proto, self.internal(), self.remote())
     }
 
+    /// A hairpin session's destination (the LAN endpoint it is sent to) and egress interface.
+    #[inline]
+    fn hairpin(&self) -> Option<(Endpoint, u8)> {
+        self.is_hairpin().then(|| {
+            let w = self.in_word;
+            // truncations pick the packed fields (see `hairpin_word`)
+            let target = Endpoint::new(Ipv4Addr::from((w >> 32) as u32), (w >> 16) as u16);
+            (target, w as u8)
+        })
+    }
+
     #[inline]
     pub(crate) fn dst_rewrite(&self) -> Option<Endpoint> {
-        (self.flags & HAS_RW != 0).then(|| Endpoint::new(Ipv4Addr::from(self.rw_ip), self.rw_port))
+        self.hairpin().map(|(target, _)| target)
     }
 
     #[inline]
     pub(crate) fn is_hairpin(&self) -> bool {
-        self.flags & HAS_RW != 0
+        self.wan_hp & HAIRPIN != 0
+    }
+
+    /// Interface original-direction packets leave by: the hairpin target's LAN, or the
+    /// interface `wan_iface` of the session's WAN.
+    #[inline]
+    fn egress(&self, wan_iface: u8) -> u8 {
+        self.hairpin().map_or(wan_iface, |(_, egress)| egress)
+    }
+
+    /// Bytes to the LAN side (none for a hairpin session, whose `in_word` is its rewrite).
+    #[inline]
+    fn bytes_in(&self) -> u64 {
+        if self.is_hairpin() {
+            0
+        } else {
+            self.in_word
+        }
     }
 
     pub(crate) fn tcp_state(&self) -> Option<TcpState> {
@@ -288,13 +331,18 @@ impl Session {
         }
     }
 
-    /// Original-direction rewrite; `wan_ip` is the address of the session's WAN.
+    /// Original-direction rewrite; `wan_ip` and `wan_iface` are the address and interface of
+    /// the session's WAN.
     #[inline]
-    pub(crate) fn rewrite_out(&self, wan_ip: Ipv4Addr) -> Rewrite {
-        Rewrite {
-            src: Endpoint::new(wan_ip, self.ext_port),
-            dst: self.dst_rewrite().unwrap_or_else(|| self.remote()),
-            egress: self.egress,
+    pub(crate) fn rewrite_out(&self, wan_ip: Ipv4Addr, wan_iface: u8) -> Rewrite {
+        let src = Endpoint::new(wan_ip, self.ext_port);
+        match self.hairpin() {
+            Some((dst, egress)) => Rewrite { src, dst, egress },
+            None => Rewrite {
+                src,
+                dst: self.remote(),
+                egress: wan_iface,
+            },
         }
     }
 
@@ -323,26 +371,29 @@ impl Session {
         due
     }
 
-    /// Counts one packet of `len` bytes in the original (`out`) or reply direction.
+    /// Counts one packet of `len` bytes in the original (`out`) or reply direction. Packet
+    /// counts saturate at `u32::MAX`. A hairpin session counts no reply-direction packet (it
+    /// never has one: it never matches inbound), so its `in_word` keeps its rewrite.
     #[inline]
     pub(crate) fn count(&mut self, out: bool, len: u32) {
         if out {
-            self.packets_out = self.packets_out.wrapping_add(1);
+            self.packets_out = self.packets_out.saturating_add(1);
             self.bytes_out = self.bytes_out.wrapping_add(u64::from(len));
-        } else {
-            self.packets_in = self.packets_in.wrapping_add(1);
-            self.bytes_in = self.bytes_in.wrapping_add(u64::from(len));
+        } else if !self.is_hairpin() {
+            self.packets_in = self.packets_in.saturating_add(1);
+            self.in_word = self.in_word.wrapping_add(u64::from(len));
         }
     }
 
-    pub(crate) fn info(&self, wan_ip: Ipv4Addr, now: u64) -> SessionInfo {
+    /// A snapshot; `wan_ip` and `wan_iface` are the address and interface of the session's WAN.
+    pub(crate) fn info(&self, wan_ip: Ipv4Addr, wan_iface: u8, now: u64) -> SessionInfo {
         let created = Duration::from_secs(u64::from(self.created_s));
         let now_d = duration(now);
         SessionInfo {
             key: self.key(),
             external: Endpoint::new(wan_ip, self.ext_port),
-            wan: self.wan,
-            egress: self.egress,
+            wan: self.wan(),
+            egress: self.egress(wan_iface),
             lan_iface: self.lan_iface,
             dst_rewrite: self.dst_rewrite(),
             tcp_state: self.tcp_state(),
@@ -351,10 +402,10 @@ impl Session {
             idle: duration(now.saturating_sub(self.last_seen)),
             created,
             last_seen: duration(self.last_seen),
-            packets_out: self.packets_out,
-            packets_in: self.packets_in,
+            packets_out: u64::from(self.packets_out),
+            packets_in: u64::from(self.packets_in),
             bytes_out: self.bytes_out,
-            bytes_in: self.bytes_in,
+            bytes_in: self.bytes_in(),
         }
     }
 }
@@ -379,38 +430,40 @@ mod tests {
         }
     }
 
-    /// `Session::create` on the new session's WAN, leaving by interface 5.
+    /// `Session::create` on the new session's WAN.
     fn create(new: &NewSession, ext_port: u16, tcp_flags: u8, now: u64) -> Session {
-        Session::create(new, new.wan, 5, ext_port, tcp_flags, now)
+        Session::create(new, new.wan, ext_port, tcp_flags, now)
     }
 
     #[test]
-    fn session_size() {
+    fn session_is_one_cache_line() {
         let size = std::mem::size_of::<Session>();
         println!("size_of::<Session>() = {size}");
-        assert!(size <= 96, "Session is {size} bytes");
-        assert_eq!(size, 80);
+        assert_eq!(size, 64);
+        assert_eq!(std::mem::align_of::<Session>(), 64);
         assert_eq!(crate::SESSION_SIZE, size);
     }
 
     #[test]
-    fn hot_fields_lead_the_layout() {
+    fn fields_fill_the_line_without_padding() {
         use std::mem::offset_of;
-        // an outbound hit reads and writes bytes 0..48, a reply hit 0..32 and 48..64
-        assert!(offset_of!(Session, proto) < 16 && offset_of!(Session, ext_port) < 16);
+        assert_eq!(offset_of!(Session, ext_port), 14);
         assert_eq!(offset_of!(Session, last_seen), 16);
-        assert!(offset_of!(Session, wan) < 32 && offset_of!(Session, flags) < 32);
-        assert_eq!(offset_of!(Session, bytes_out), 40);
-        assert_eq!(offset_of!(Session, bytes_in), 56);
-        assert!(offset_of!(Session, prev) >= 64);
+        assert_eq!(offset_of!(Session, wan_hp), 24);
+        assert_eq!(offset_of!(Session, packets_out), 28);
+        assert_eq!(offset_of!(Session, bytes_out), 32);
+        assert_eq!(offset_of!(Session, packets_in), 40);
+        assert_eq!(offset_of!(Session, in_word), 48);
+        assert_eq!(offset_of!(Session, next), 60);
     }
 
     #[test]
     fn rewrites_in_both_directions() {
         let s = create(&new(None), 40000, TCP_SYN, 5_000_000_000);
         let wan_ip = Ipv4Addr::new(203, 0, 113, 1);
+        assert_eq!(s.wan(), 2);
         assert_eq!(
-            s.rewrite_out(wan_ip),
+            s.rewrite_out(wan_ip, 5),
             Rewrite {
                 src: Endpoint::new(wan_ip, 40000),
                 dst: ep(9, 9, 443),
@@ -432,12 +485,50 @@ mod tests {
 
     #[test]
     fn hairpin_rewrites_the_destination() {
-        let b = ep(0, 2, 80);
-        let s = create(&new(Some(b)), 40000, 0, 0);
+        let b = Endpoint::new(Ipv4Addr::new(192, 168, 255, 254), 65535);
+        let mut n = new(Some(b));
+        n.wan = 63;
+        n.hairpin = Some(Hairpin {
+            target: b,
+            egress: 0xfe,
+        });
+        let mut s = create(&n, 40000, 0, 0);
         assert!(s.is_hairpin());
+        assert_eq!(s.wan(), 63);
         assert_eq!(s.dst_rewrite(), Some(b));
-        assert_eq!(s.rewrite_out(Ipv4Addr::LOCALHOST).dst, b);
+        let rw = s.rewrite_out(Ipv4Addr::LOCALHOST, 5);
+        assert_eq!(
+            (rw.src, rw.dst, rw.egress),
+            (Endpoint::new(Ipv4Addr::LOCALHOST, 40000), b, 0xfe)
+        );
         assert_eq!(s.class(), Class::TcpEstablished);
+        // counting leaves the rewrite alone; the reply direction is never counted for it
+        s.count(true, 1500);
+        s.count(false, 1500);
+        assert_eq!(s.dst_rewrite(), Some(b));
+        let i = s.info(Ipv4Addr::LOCALHOST, 5, 0);
+        assert_eq!((i.egress, i.dst_rewrite, i.wan), (0xfe, Some(b), 63));
+        assert_eq!(
+            (i.packets_out, i.bytes_out, i.packets_in, i.bytes_in),
+            (1, 1500, 0, 0)
+        );
+    }
+
+    #[test]
+    fn packet_counts_saturate() {
+        let mut s = create(&new(None), 7, 0, 0);
+        s.packets_out = u32::MAX - 1;
+        s.packets_in = u32::MAX;
+        s.count(true, 10);
+        s.count(true, 10);
+        s.count(false, 10);
+        let i = s.info(Ipv4Addr::LOCALHOST, 5, 0);
+        assert_eq!(
+            (i.packets_out, i.packets_in),
+            (u64::from(u32::MAX), u64::from(u32::MAX))
+        );
+        assert_eq!((i.bytes_out, i.bytes_in), (20, 10));
+        assert_eq!(i.egress, 5);
     }
 
     #[test]
@@ -478,7 +569,7 @@ mod tests {
         s.count(true, 100);
         s.count(false, 60);
         s.count(false, 40);
-        let i = s.info(Ipv4Addr::new(1, 2, 3, 4), 4_500_000_000);
+        let i = s.info(Ipv4Addr::new(1, 2, 3, 4), 5, 4_500_000_000);
         assert_eq!(
             (i.packets_out, i.bytes_out, i.packets_in, i.bytes_in),
             (1, 100, 2, 100)

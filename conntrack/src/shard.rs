@@ -62,6 +62,10 @@ use crate::table::Shared;
 use crate::tcp::{Dir, Step};
 use crate::timeouts::{Class, CLASS_COUNT};
 
+/// Lines between the first free slots of consecutive shards (see `Shard::new`): 64 shards
+/// cover a 4 KiB page's 64 lines once, with a few sessions each before they overlap.
+const STAGGER: u64 = 5;
+
 /// The sessions of one shard.
 #[derive(Debug)]
 pub(crate) struct Shard {
@@ -86,7 +90,15 @@ impl Shard {
     pub(crate) fn new(id: usize, cap: u32, hasher: &KeyHasher) -> Option<Shard> {
         let mut sessions = Vec::new();
         sessions.try_reserve_exact(cap as usize).ok()?;
-        sessions.extend((0..cap).map(|i| Session::vacant(if i + 1 < cap { i + 1 } else { NIL })));
+        // The free list runs from `start` round the slab. Slabs are usually a power of two of
+        // 64-byte lines, so slot k of every shard sits at the same page offset: had every shard
+        // started at slot 0, a table of few sessions would crowd them all into the same few
+        // cache sets. Shard `id` starts `STAGGER * id` lines in.
+        let start = (id as u64 * STAGGER % u64::from(cap.max(1))) as u32;
+        sessions.extend((0..cap).map(|i| {
+            let next = if i + 1 < cap { i + 1 } else { 0 };
+            Session::vacant(if next == start { NIL } else { next })
+        }));
         let mut index = HashTable::new();
         index
             .try_reserve(slack_capacity(cap as usize), |&s: &u32| {
@@ -96,7 +108,7 @@ impl Shard {
         Some(Shard {
             id,
             sessions,
-            free: if cap > 0 { 0 } else { NIL },
+            free: if cap > 0 { start } else { NIL },
             len: 0,
             index,
             lists: [List::new(); CLASS_COUNT],
@@ -202,14 +214,14 @@ impl Shard {
             e.remove();
         }
         sh.mappings_of(s.endpoint_word())
-            .unref(sh, s.proto, s.internal(), s.wan);
+            .unref(sh, s.proto, s.internal(), s.wan());
         if let Some(v) = self.sessions.get_mut(slot as usize) {
             *v = Session::vacant(self.free);
         }
         self.free = slot;
         self.len = self.len.saturating_sub(1);
         if let Some(c) = sh.counts.get(self.id) {
-            c.removed(s.wan);
+            c.removed(s.wan());
         }
     }
 
@@ -274,9 +286,8 @@ impl Shard {
     ) -> Option<u32> {
         let slot = self.free;
         let next_free = self.sessions.get(slot as usize)?.next;
-        let iface = sh.wans.get(usize::from(wan))?.iface;
-        let egress = new.hairpin.map_or(iface, |hp| hp.egress);
-        let mut s = Session::create(new, wan, egress, ext_port, pkt.tcp_flags, now);
+        sh.wans.get(usize::from(wan))?;
+        let mut s = Session::create(new, wan, ext_port, pkt.tcp_flags, now);
         if !pkt.icmp_error {
             s.count(true, pkt.len);
         }
@@ -376,7 +387,7 @@ impl Shard {
                 if self.find(h, s.proto, s.internal(), s.remote()) != Some(slot) {
                     return Err(format!("slot {slot} not indexed"));
                 }
-                let w = sh.wans.get(usize::from(s.wan)).ok_or("bad wan")?;
+                let w = sh.wans.get(usize::from(s.wan())).ok_or("bad wan")?;
                 if w.ports.owner(s.proto, s.ext_port) != Some(s.internal()) {
                     return Err(format!("slot {slot}: port {} not bound", s.ext_port));
                 }
@@ -403,5 +414,28 @@ impl Shard {
             return Err(format!("listed {listed} + free {free} != slots"));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn free_lists_start_staggered_and_cover_the_slab() {
+        let hasher = KeyHasher::new(1);
+        for (id, cap) in [(0, 8u32), (1, 8), (2, 8), (7, 3), (3, 1), (100, 8192)] {
+            let shard = Shard::new(id, cap, &hasher).unwrap();
+            assert_eq!(u64::from(shard.free), id as u64 * STAGGER % u64::from(cap));
+            let mut seen = vec![false; cap as usize];
+            let mut f = shard.free;
+            while f != NIL {
+                let s = seen.get_mut(f as usize).unwrap();
+                assert!(!*s, "slot {f} twice");
+                *s = true;
+                f = shard.session(f).unwrap().next;
+            }
+            assert!(seen.iter().all(|&s| s), "id {id} cap {cap}");
+        }
     }
 }

@@ -251,10 +251,13 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    fn wan_ip(&self, wan: u8) -> Ipv4Addr {
+    /// Address and interface of WAN `wan` (unspecified and 0 for an unknown index, which a
+    /// session never has).
+    #[inline]
+    fn wan_nat(&self, wan: u8) -> (Ipv4Addr, u8) {
         self.wans
             .get(usize::from(wan))
-            .map_or(Ipv4Addr::UNSPECIFIED, |w| w.address)
+            .map_or((Ipv4Addr::UNSPECIFIED, 0), |w| (w.address, w.iface))
     }
 
     /// Locks the mapping shard of the internal endpoint with endpoint word `ep_word`. The
@@ -436,7 +439,7 @@ impl ConnTable {
         let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
         if anything_to_check && !pkt.icmp_error {
             if let Some(s) = shard.session(slot).filter(|s| !s.is_hairpin()) {
-                let (wan, tcp) = (s.wan, (s.proto == Proto::Tcp).then(|| s.tcp.state()));
+                let (wan, tcp) = (s.wan(), (s.proto == Proto::Tcp).then(|| s.tcp.state()));
                 if self.shared.timeouts.expired(s.class(), s.last_seen, now) {
                     // Gone anyway: a new flow, not the end of a live one.
                     shard.remove(&self.shared, slot, h);
@@ -459,7 +462,10 @@ impl ConnTable {
             return Lookup::Miss;
         }
         match shard.session(slot) {
-            Some(s) => Lookup::Hit(s.rewrite_out(self.shared.wan_ip(s.wan))),
+            Some(s) => {
+                let (ip, iface) = self.shared.wan_nat(s.wan());
+                Lookup::Hit(s.rewrite_out(ip, iface))
+            }
             None => Lookup::Miss,
         }
     }
@@ -492,7 +498,7 @@ impl ConnTable {
             return Lookup::Miss;
         };
         match shard.session(slot) {
-            Some(s) if s.wan == wan && s.ext_port == key.dst.port && !s.is_hairpin() => {}
+            Some(s) if s.wan() == wan && s.ext_port == key.dst.port && !s.is_hairpin() => {}
             _ => return Lookup::Miss,
         }
         if !shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
@@ -556,7 +562,8 @@ impl ConnTable {
         if let Some(slot) = shard.find(h, key.proto, key.src, key.dst) {
             if shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
                 if let Some(s) = shard.session(slot) {
-                    return Ok(s.rewrite_out(self.shared.wan_ip(s.wan)));
+                    let (ip, iface) = self.shared.wan_nat(s.wan());
+                    return Ok(s.rewrite_out(ip, iface));
                 }
             }
         }
@@ -601,7 +608,10 @@ impl ConnTable {
             return Err(CreateError::TableFull);
         };
         match shard.session(slot) {
-            Some(s) => Ok(s.rewrite_out(self.shared.wan_ip(s.wan))),
+            Some(s) => {
+                let (ip, iface) = self.shared.wan_nat(s.wan());
+                Ok(s.rewrite_out(ip, iface))
+            }
             None => Err(CreateError::TableFull),
         }
     }
@@ -678,7 +688,10 @@ impl ConnTable {
     fn visit(&self, now: u64, mut f: impl FnMut(&SessionInfo)) {
         for i in 0..self.shards.len() {
             let shard = self.lock(i);
-            shard.for_each(|s| f(&s.info(self.shared.wan_ip(s.wan), now)));
+            shard.for_each(|s| {
+                let (ip, iface) = self.shared.wan_nat(s.wan());
+                f(&s.info(ip, iface, now));
+            });
         }
     }
 
@@ -735,7 +748,7 @@ impl ConnTable {
                     err = Some(format!("{:?} in session shard {i}", x.key()));
                 }
                 let r = refs
-                    .entry((x.proto, x.internal(), x.wan))
+                    .entry((x.proto, x.internal(), x.wan()))
                     .or_insert((0, x.ext_port));
                 r.0 += 1;
                 if r.1 != x.ext_port {

@@ -693,6 +693,47 @@ fn hairpin_rewrites_destination_and_establishes_from_one_side() {
     t.check().unwrap();
 }
 
+/// A hairpin session keeps the target it was created with: when the target's mapping goes and
+/// another host is given its external port, the hairpin flow is not redirected to that host
+/// (the rewrite is stored in the session, not looked up in the port table per packet).
+#[test]
+fn hairpin_keeps_its_target_when_the_port_is_remapped() {
+    let t = table(64, 4, OnFull::Refuse);
+    let b = lan(20, 8080);
+    t.create(new(udp(b, remote(9, 53)), 0), pkt(1), s(0))
+        .unwrap();
+    let ka = udp(lan(10, 50000), Endpoint::new(WAN0, 8080));
+    let hp = NewSession {
+        hairpin: Some(Hairpin {
+            target: b,
+            egress: 2,
+        }),
+        ..new(ka, 0)
+    };
+    let rw = t.create(hp, pkt(100), s(1)).unwrap();
+    assert_eq!((rw.dst, rw.egress), (b, 2));
+    // B's only session expires (UDP, 300 s) while A keeps its hairpin flow busy
+    assert_eq!(hit(t.lookup_outbound(&ka, pkt(100), s(200))), rw);
+    assert_eq!(t.expire(s(300), 10), 1);
+    assert_eq!(t.binding(0, Proto::Udp, 8080), None);
+    // C takes WAN0:8080 (its internal port, free now)
+    let c = lan(30, 8080);
+    let rc = t
+        .create(new(udp(c, remote(9, 53)), 0), pkt(1), s(301))
+        .unwrap();
+    assert_eq!(rc.src, Endpoint::new(WAN0, 8080));
+    assert_eq!(t.binding(0, Proto::Udp, 8080), Some(c));
+    // A's packets still go to B, by B's LAN
+    assert_eq!(hit(t.lookup_outbound(&ka, pkt(100), s(302))), rw);
+    let i = info(&t, &ka, s(302)).unwrap();
+    assert_eq!((i.dst_rewrite, i.egress, i.wan), (Some(b), 2, 0));
+    assert_eq!(
+        (i.packets_out, i.bytes_out, i.packets_in, i.bytes_in),
+        (3, 300, 0, 0)
+    );
+    t.check().unwrap();
+}
+
 #[test]
 fn icmp_echo_uses_the_identifier_as_port() {
     let t = table(64, 4, OnFull::Refuse);
