@@ -314,6 +314,15 @@ impl CutKind {
     /// Both kinds, in the order they are measured.
     pub const ALL: [CutKind; 2] = [CutKind::LinkDown, CutKind::Blackhole];
 
+    /// The receiver port of this kind's stream: each cut its own, so that the flow of an
+    /// earlier cut's stream, still in fwd's table, is never taken for this one's.
+    pub fn stream_port(self) -> u16 {
+        match self {
+            CutKind::LinkDown => STREAM_PORT,
+            CutKind::Blackhole => STREAM_PORT + 1,
+        }
+    }
+
     /// `link down`, `blackhole`.
     pub fn label(self) -> &'static str {
         match self {
@@ -378,13 +387,13 @@ pub fn measure_cut(
     let seconds = (plan.before + STATE_TIMEOUT + plan.after).as_secs_f64();
     let spec = StreamSpec {
         host: 0,
-        port: STREAM_PORT,
+        port: kind.stream_port(),
         pps: plan.pps,
         seconds,
         idle,
     };
     let stream = StreamRun::start(topo, spec)?;
-    let wan = stream_wan(fwd, STREAM_PORT, Duration::from_secs(5))?;
+    let wan = stream_wan(fwd, kind.stream_port(), Duration::from_secs(5))?;
     let index = wan_index(&wan).ok_or_else(|| Error::new(format!("unknown WAN {wan}")))?;
     std::thread::sleep(plan.before);
     let cut_at = Instant::now();

@@ -426,27 +426,8 @@ impl Bench<'_> {
                 }
                 self.fwd_drops.push(json!({"run": run, "drops": drops}));
             }
-            let log = fwd.log_text();
             let values = values?;
-            let status = fwd.stop()?;
-            if !status.success() {
-                self.errors.push(format!(
-                    "run {run}: fwd exited with {status}; log:\n{}",
-                    log.trim()
-                ));
-            }
-            let rules_after = ip_rules(topo)?;
-            if rules_after != rules_before {
-                return Err(Error::new(format!(
-                    "fwd left the router's rules changed:\n{rules_after}\nwas:\n{rules_before}"
-                )));
-            }
-            let links = topo.router().exec(&["ip", "-o", "link", "show"])?;
-            if links.contains("fwd") {
-                return Err(Error::new(format!(
-                    "fwd left devices in the router: {links}"
-                )));
-            }
+            self.stop_fwd(fwd, "fwd", &rules_before)?;
             progress(Config::Fwd, &values);
             samples.push(Sample {
                 run,
@@ -484,21 +465,35 @@ impl Bench<'_> {
             }
             self.settle()?;
         }
+        self.stop_fwd(fwd, "fwd (failover)", rules_baseline)?;
+        Ok(v)
+    }
+
+    /// Stops `fwd` (a failed exit is recorded in `errors` with its log) and checks that it
+    /// left the router's rules as `rules_baseline` and no device of its own behind.
+    fn stop_fwd(&mut self, fwd: Fwd<'_>, what: &str, rules_baseline: &str) -> Result<()> {
+        let run = self.run;
         let log = fwd.log_text();
         let status = fwd.stop()?;
         if !status.success() {
             self.errors.push(format!(
-                "run {run}: fwd (failover) exited with {status}; log:\n{}",
+                "run {run}: {what} exited with {status}; log:\n{}",
                 log.trim()
             ));
         }
-        let rules_after = ip_rules(topo)?;
+        let rules_after = ip_rules(self.topo)?;
         if rules_after != rules_baseline {
             return Err(Error::new(format!(
                 "fwd left the router's rules changed:\n{rules_after}\nwas:\n{rules_baseline}"
             )));
         }
-        Ok(v)
+        let links = self.topo.router().exec(&["ip", "-o", "link", "show"])?;
+        if links.contains("fwd") {
+            return Err(Error::new(format!(
+                "fwd left devices in the router: {links}"
+            )));
+        }
+        Ok(())
     }
 
     /// One cut's values into `v`, its details into the JSON's cuts, a progress line.
