@@ -8,9 +8,9 @@
 //! - a *remote word* `ip << 16 | port` names the other end of a flow; with an endpoint word it
 //!   names a canonical flow, whose hash picks the session shard and indexes it there.
 //!
-//! A shard is picked by bits 40 to 55 of a hash ([`shard_index`]): hashbrown takes a bucket
-//! from the low bits and its control byte from the top seven, so the sessions of one shard do
-//! not all share bits their index relies on.
+//! A shard is picked by bits 40 to 55 of a hash ([`shard_index`]): a shard's index takes the
+//! home entry from the low bits and its tag from a remix of all of them (`index.rs`), so the
+//! sessions of one shard do not all share bits their index relies on.
 
 use std::fmt;
 use std::net::Ipv4Addr;

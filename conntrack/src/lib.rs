@@ -33,7 +33,7 @@
 //! - the per-packet path ([`ConnTable::lookup_outbound`], [`ConnTable::lookup_inbound`]) never
 //!   allocates or logs and takes one session-shard lock (plus, when the packet ends its session
 //!   — expired, or recycled by a SYN — that session's mapping-shard lock); creating sessions
-//!   never allocates either: slabs, indexes (rebuilt in place, never grown: see `index.rs`) and
+//!   never allocates either: slabs, indexes (sized once, never grown: see `index.rs`) and
 //!   port tables are preallocated by the constructors;
 //! - a session lives in the session shard its canonical key hashes to, a mapping in the
 //!   mapping shard its (proto, internal endpoint) hashes to;
@@ -54,16 +54,17 @@
 //!
 //! Memory: everything is sized from `max_sessions` up front. A session shard holds
 //! `c = ceil(max_sessions / shards)` sessions: the 64-byte session (one cache line, aligned to
-//! one) and its 4-byte index entry (7 to 15 bytes per slot with the index's slack). A mapping
-//! shard holds `c + 8 √c + 8` mappings (at most the table's capacity; the headroom is
-//! explained in `mapping.rs`): a 16-byte slot and its index entry (7 to 15 bytes) each. Per
-//! session of capacity that is about 94 to 112 bytes in all for shards of 4096 sessions or
-//! more (`ConnTable::memory_bytes`); port tables add 8 bytes per port, protocol and WAN.
+//! one) and its 4-byte index entry (6.4 to 12.8 bytes per slot with the index's slack, see
+//! `index.rs`). A mapping shard holds `c + 8 √c + 8` mappings (at most the table's capacity;
+//! the headroom is explained in `mapping.rs`): a 16-byte slot and its index entry (6.4 to 12.8
+//! bytes) each. Per session of capacity that is about 94 to 108 bytes in all for shards of
+//! 4096 sessions or more (`ConnTable::memory_bytes`); port tables add 8 bytes per port,
+//! protocol and WAN.
 //!
 //! Modules: `key` (flow identity and hashing), `timeouts` (timeouts and classes), `tcp` (TCP
 //! state machine), `session` (the 64-byte session and its public views), `lru` (intrusive
 //! per-class lists), `ports` (lock-free port tables), `mapping` (one mapping shard:
-//! endpoint-independent mappings), `index` (sizing and in-place upkeep of the slot indexes),
+//! endpoint-independent mappings), `index` (the slot indexes: open addressing, never rebuilt),
 //! `shard` (one session shard's storage and operations), `table` (the public table),
 //! `fragments` (fragment rewrites), `stats` (event counters).
 

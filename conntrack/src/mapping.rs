@@ -10,19 +10,16 @@
 //! ([`Mappings::claim`]) and by session removal ([`Mappings::unref`]).
 //!
 //! Storage is a preallocated slab with a free list (threaded through the reference-count
-//! field) and a `HashTable<u32>` of slot numbers, rebuilt in place when it runs out of room
-//! (see `index.rs`): nothing here allocates after construction. A shard is sized by
+//! field) and a [`SlotIndex`] of slot numbers (see `index.rs`): nothing here allocates after
+//! construction. A shard is sized by
 //! [`shard_capacity`]: mappings never outnumber sessions table-wide, but they are placed by
 //! endpoint while sessions are placed by flow, so a mapping shard's share of them varies around
 //! the session shard size and gets some headroom above it.
 
-use hashbrown::HashTable;
-
-use crate::index::{out_of_room, slack_capacity};
+use crate::index::SlotIndex;
 use crate::key::{endpoint_word, Endpoint, KeyHasher, Proto};
 use crate::lru::NIL;
 use crate::session::NewSession;
-use crate::stats::bump;
 use crate::table::{CreateError, Shared};
 
 /// Mappings one mapping shard holds, for `shards` mapping shards beside as many session shards
@@ -84,12 +81,12 @@ pub(crate) struct Mappings {
     slab: Vec<Mapping>,
     free: u32,
     len: u32,
-    index: HashTable<u32>,
+    index: SlotIndex,
 }
 
 impl Mappings {
     /// Room for `cap` mappings, all preallocated. `None` if memory is unavailable.
-    pub(crate) fn new(cap: u32, hasher: &KeyHasher) -> Option<Mappings> {
+    pub(crate) fn new(cap: u32) -> Option<Mappings> {
         let n = cap as usize;
         let mut slab = Vec::new();
         slab.try_reserve_exact(n).ok()?;
@@ -101,10 +98,7 @@ impl Mappings {
             proto: Proto::Udp,
             wan: FREE_WAN,
         }));
-        let mut index = HashTable::new();
-        index
-            .try_reserve(slack_capacity(n), |&s: &u32| slot_hash(&slab, hasher, s))
-            .ok()?;
+        let index = SlotIndex::new(cap)?;
         Some(Mappings {
             slab,
             free: if cap > 0 { 0 } else { NIL },
@@ -121,12 +115,10 @@ impl Mappings {
     #[inline]
     pub(crate) fn find(&self, h: u64, proto: Proto, internal: Endpoint, wan: u8) -> Option<u32> {
         let slab = &self.slab;
-        self.index
-            .find(h, |&s| {
-                slab.get(s as usize)
-                    .is_some_and(|m| m.is(proto, internal, wan))
-            })
-            .copied()
+        self.index.find(h, |s| {
+            slab.get(s as usize)
+                .is_some_and(|m| m.is(proto, internal, wan))
+        })
     }
 
     /// Adds a reference to mapping `slot`; returns its external port.
@@ -136,17 +128,16 @@ impl Mappings {
         Some(m.ext_port)
     }
 
-    /// Inserts a new mapping with one reference; returns its slot and whether the index had to
-    /// be rebuilt first. `None` when the slab is full.
+    /// Inserts a new mapping (hash `h`) with one reference; returns its slot. `None` when the
+    /// slab is full.
     pub(crate) fn insert(
         &mut self,
-        hasher: &KeyHasher,
         h: u64,
         proto: Proto,
         internal: Endpoint,
         wan: u8,
         ext_port: u16,
-    ) -> Option<(u32, bool)> {
+    ) -> Option<u32> {
         let slot = self.free;
         let m = self.slab.get_mut(slot as usize)?;
         self.free = m.refs;
@@ -158,35 +149,17 @@ impl Mappings {
             proto,
             wan,
         };
-        let rebuilt = out_of_room(&self.index);
-        if rebuilt {
-            self.rebuild(hasher, slot);
-        }
-        let Mappings { slab, index, .. } = self;
-        index.insert_unique(h, slot, |&s| slot_hash(slab, hasher, s));
+        // The index has room for every slot of the slab.
+        self.index.insert(h, slot);
         self.len += 1;
-        Some((slot, rebuilt))
-    }
-
-    /// Refills the index from the slab (all live mappings but `except`), dropping tombstones.
-    fn rebuild(&mut self, hasher: &KeyHasher, except: u32) {
-        let Mappings { slab, index, .. } = self;
-        index.clear();
-        for (i, m) in slab.iter().enumerate() {
-            // slab length fits u32 (capacity is a u32)
-            let s = i as u32;
-            if m.wan != FREE_WAN && s != except {
-                index.insert_unique(hasher.mapping(m.word(), m.wan), s, |&x| {
-                    slot_hash(slab, hasher, x)
-                });
-            }
-        }
+        Some(slot)
     }
 
     /// Drops one reference to the mapping of `internal` on `wan`. When it was the last one the
     /// mapping is removed and its external port returned, for the caller to release.
     pub(crate) fn release(
         &mut self,
+        hasher: &KeyHasher,
         h: u64,
         proto: Proto,
         internal: Endpoint,
@@ -199,13 +172,15 @@ impl Mappings {
             return None;
         }
         let port = m.ext_port;
-        m.refs = self.free;
-        m.wan = FREE_WAN;
+        let Mappings { slab, index, .. } = self;
+        // before the slot is freed: the slab gives the hashes of the entries that move back
+        index.remove(h, slot, |x| slot_hash(slab, hasher, x));
+        if let Some(m) = self.slab.get_mut(slot as usize) {
+            m.refs = self.free;
+            m.wan = FREE_WAN;
+        }
         self.free = slot;
         self.len -= 1;
-        if let Ok(e) = self.index.find_entry(h, |&s| s == slot) {
-            e.remove();
-        }
         Some(port)
     }
 
@@ -263,13 +238,8 @@ impl Mappings {
             .ports
             .allocate(proto, internal.port, internal)
             .ok_or(CreateError::PortsExhausted)?;
-        match self.insert(&sh.hasher, mh, proto, internal, new.wan, port) {
-            Some((_, rebuilt)) => {
-                if rebuilt {
-                    bump(&sh.stats.index_rebuilds);
-                }
-                Ok((new.wan, port))
-            }
+        match self.insert(mh, proto, internal, new.wan, port) {
+            Some(_) => Ok((new.wan, port)),
             None => {
                 // unreachable: a free slot was checked above
                 wan.ports.release(proto, port, internal);
@@ -283,7 +253,7 @@ impl Mappings {
     /// released in the WAN's port table.
     pub(crate) fn unref(&mut self, sh: &Shared, proto: Proto, internal: Endpoint, wan: u8) {
         let mh = sh.hasher.mapping(endpoint_word(proto, internal), wan);
-        if let Some(port) = self.release(mh, proto, internal, wan) {
+        if let Some(port) = self.release(&sh.hasher, mh, proto, internal, wan) {
             if let Some(w) = sh.wans.get(usize::from(wan)) {
                 w.ports.release(proto, port, internal);
             }
@@ -292,7 +262,7 @@ impl Mappings {
 
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
-        self.slab.capacity() * std::mem::size_of::<Mapping>() + self.index.allocation_size()
+        self.slab.capacity() * std::mem::size_of::<Mapping>() + self.index.memory()
     }
 
     /// Slots in the slab.
@@ -360,7 +330,8 @@ impl Mappings {
                 return Err("mapping free list cycle".into());
             }
         }
-        if live != self.len || self.index.len() != self.len as usize {
+        self.index.check(|x| slot_hash(&self.slab, &sh.hasher, x))?;
+        if live != self.len || self.index.len() != self.len {
             return Err(format!(
                 "mappings: len {} live {live} indexed {}",
                 self.len,
@@ -375,7 +346,7 @@ impl Mappings {
 
     #[cfg(test)]
     pub(crate) fn index_buckets(&self) -> usize {
-        self.index.num_buckets()
+        self.index.buckets()
     }
 
     #[cfg(test)]
@@ -417,73 +388,68 @@ mod tests {
     #[test]
     fn refcounted_insert_find_release() {
         let k = KeyHasher::new(7);
-        let mut m = Mappings::new(4, &k).expect("alloc");
+        let mut m = Mappings::new(4).expect("alloc");
         let e = ep(1, 5000);
         let hh = h(&k, Proto::Udp, e, 0);
         assert_eq!(m.find(hh, Proto::Udp, e, 0), None);
-        let (s, _) = m.insert(&k, hh, Proto::Udp, e, 0, 6000).expect("room");
+        let s = m.insert(hh, Proto::Udp, e, 0, 6000).expect("room");
         assert_eq!(m.find(hh, Proto::Udp, e, 0), Some(s));
         assert_eq!(m.find(h(&k, Proto::Tcp, e, 0), Proto::Tcp, e, 0), None);
         assert_eq!(m.find(h(&k, Proto::Udp, e, 1), Proto::Udp, e, 1), None);
         assert_eq!(m.acquire(s), Some(6000));
         assert_eq!(m.refs(s), 2);
-        assert_eq!(m.release(hh, Proto::Udp, e, 0), None);
+        assert_eq!(m.release(&k, hh, Proto::Udp, e, 0), None);
         assert_eq!(m.len(), 1);
-        assert_eq!(m.release(hh, Proto::Udp, e, 0), Some(6000));
+        assert_eq!(m.release(&k, hh, Proto::Udp, e, 0), Some(6000));
         assert_eq!(m.len(), 0);
         assert_eq!(m.find(hh, Proto::Udp, e, 0), None);
-        assert_eq!(m.release(hh, Proto::Udp, e, 0), None);
+        assert_eq!(m.release(&k, hh, Proto::Udp, e, 0), None);
     }
 
     #[test]
     fn slab_full_then_reused() {
         let k = KeyHasher::new(7);
-        let mut m = Mappings::new(2, &k).expect("alloc");
+        let mut m = Mappings::new(2).expect("alloc");
         let hs: Vec<_> = (0..3).map(|i| h(&k, Proto::Tcp, ep(i, 1), 0)).collect();
-        assert!(m.insert(&k, hs[0], Proto::Tcp, ep(0, 1), 0, 1).is_some());
-        assert!(m.insert(&k, hs[1], Proto::Tcp, ep(1, 1), 0, 2).is_some());
-        assert!(m.insert(&k, hs[2], Proto::Tcp, ep(2, 1), 0, 3).is_none());
-        assert_eq!(m.release(hs[0], Proto::Tcp, ep(0, 1), 0), Some(1));
-        assert!(m.insert(&k, hs[2], Proto::Tcp, ep(2, 1), 0, 3).is_some());
+        assert!(m.insert(hs[0], Proto::Tcp, ep(0, 1), 0, 1).is_some());
+        assert!(m.insert(hs[1], Proto::Tcp, ep(1, 1), 0, 2).is_some());
+        assert!(m.insert(hs[2], Proto::Tcp, ep(2, 1), 0, 3).is_none());
+        assert_eq!(m.release(&k, hs[0], Proto::Tcp, ep(0, 1), 0), Some(1));
+        assert!(m.insert(hs[2], Proto::Tcp, ep(2, 1), 0, 3).is_some());
         assert_eq!(m.len(), 2);
-        let empty = Mappings::new(0, &k).expect("alloc");
+        let empty = Mappings::new(0).expect("alloc");
         assert_eq!(empty.len(), 0);
     }
 
     #[test]
-    fn churn_never_grows_the_index_and_rebuilds_stay_correct() {
+    fn churn_never_grows_the_index_and_finds_stay_correct() {
         let k = KeyHasher::new(3);
-        // 179 slots: 1.25 * 179 fills the capacity of 256 buckets exactly (the tightest sizing)
         let cap = 179u32;
-        let mut m = Mappings::new(cap, &k).expect("alloc");
+        let mut m = Mappings::new(cap).expect("alloc");
         let buckets = m.index_buckets();
         let e = |i: u32| Endpoint::new(Ipv4Addr::from(i), 1);
-        let mut rebuilds = 0;
         // keep the slab full, replacing the oldest mapping at each step
         for i in 0..cap {
-            m.insert(&k, h(&k, Proto::Udp, e(i), 0), Proto::Udp, e(i), 0, 1)
+            m.insert(h(&k, Proto::Udp, e(i), 0), Proto::Udp, e(i), 0, 1)
                 .expect("room");
         }
         for i in cap..30_000 {
             let old = e(i - cap);
             assert_eq!(
-                m.release(h(&k, Proto::Udp, old, 0), Proto::Udp, old, 0),
+                m.release(&k, h(&k, Proto::Udp, old, 0), Proto::Udp, old, 0),
                 Some(1)
             );
-            let (_, rebuilt) = m
-                .insert(&k, h(&k, Proto::Udp, e(i), 0), Proto::Udp, e(i), 0, 1)
+            m.insert(h(&k, Proto::Udp, e(i), 0), Proto::Udp, e(i), 0, 1)
                 .expect("room");
-            rebuilds += usize::from(rebuilt);
         }
         assert_eq!(m.index_buckets(), buckets, "the index grew");
-        assert!(
-            rebuilds > 0,
-            "never rebuilt: the test does not exercise rebuilds"
-        );
         for i in 30_000 - cap..30_000 {
             let hh = h(&k, Proto::Udp, e(i), 0);
             assert!(m.find(hh, Proto::Udp, e(i), 0).is_some(), "{i} lost");
         }
         assert_eq!(m.len(), cap);
+        m.index
+            .check(|x| slot_hash(&m.slab, &k, x))
+            .expect("probing invariant");
     }
 }

@@ -2,15 +2,15 @@
 //! Always used under its mutex (see `table.rs`); session removal also takes the mutex of the
 //! session's mapping shard, after this one (lock order: session shard, then mapping shard).
 //!
-//! Holds a preallocated slab of [`Session`]s with a free list, a `HashTable<u32>` index of slot
-//! numbers keyed by the canonical flow (the key is compared against the slab), and one list
+//! Holds a preallocated slab of [`Session`]s with a free list, a [`SlotIndex`] of slot numbers
+//! keyed by the hash of the canonical flow (the key is compared against the slab), and one list
 //! per timeout class. Invariants, at every unlock:
 //! - a slot is either free (on the free list) or live (in the index, and in exactly the list
 //!   of its current class);
 //! - every live session holds one reference to the mapping of (proto, internal, wan) in that
 //!   endpoint's mapping shard; a removed session has given its reference back;
 //! - `len` = live slots = index entries;
-//! - the index never reallocates: it is rebuilt in place when out of room (`index.rs`).
+//! - the index never reallocates, and never needs a rebuild (`index.rs`).
 //!
 //! # Class lists: in order of last packet, to within one second
 //!
@@ -51,9 +51,7 @@
 //! right after creation but queued behind an unanswered one then lived almost twice its
 //! timeout, holding its slot and its NAT port.
 
-use hashbrown::HashTable;
-
-use crate::index::{out_of_room, slack_capacity};
+use crate::index::SlotIndex;
 use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
 use crate::session::{NewSession, PacketInfo, Session};
@@ -74,7 +72,7 @@ pub(crate) struct Shard {
     sessions: Vec<Session>,
     free: u32,
     len: u32,
-    index: HashTable<u32>,
+    index: SlotIndex,
     lists: [List; CLASS_COUNT],
 }
 
@@ -87,7 +85,7 @@ fn session_hash(sessions: &[Session], hasher: &KeyHasher, slot: u32) -> u64 {
 impl Shard {
     /// Shard number `id` of its table, for `cap` sessions, everything preallocated. `None` if
     /// memory is unavailable.
-    pub(crate) fn new(id: usize, cap: u32, hasher: &KeyHasher) -> Option<Shard> {
+    pub(crate) fn new(id: usize, cap: u32) -> Option<Shard> {
         let mut sessions = Vec::new();
         sessions.try_reserve_exact(cap as usize).ok()?;
         // The free list runs from `start` round the slab. Slabs are usually a power of two of
@@ -99,12 +97,7 @@ impl Shard {
             let next = if i + 1 < cap { i + 1 } else { 0 };
             Session::vacant(if next == start { NIL } else { next })
         }));
-        let mut index = HashTable::new();
-        index
-            .try_reserve(slack_capacity(cap as usize), |&s: &u32| {
-                session_hash(&sessions, hasher, s)
-            })
-            .ok()?;
+        let index = SlotIndex::new(cap)?;
         Some(Shard {
             id,
             sessions,
@@ -138,13 +131,11 @@ impl Shard {
         remote: Endpoint,
     ) -> Option<u32> {
         let sessions = &self.sessions;
-        self.index
-            .find(h, |&s| {
-                sessions
-                    .get(s as usize)
-                    .is_some_and(|x| x.is(proto, internal, remote))
-            })
-            .copied()
+        self.index.find(h, |s| {
+            sessions
+                .get(s as usize)
+                .is_some_and(|x| x.is(proto, internal, remote))
+        })
     }
 
     /// Applies one packet travelling in `dir` to live session `slot` (flow hash `h`): expiry
@@ -210,9 +201,10 @@ impl Shard {
             return;
         };
         self.lists[s.class().index()].unlink(&mut self.sessions, slot);
-        if let Ok(e) = self.index.find_entry(h, |&x| x == slot) {
-            e.remove();
-        }
+        let Shard {
+            sessions, index, ..
+        } = self;
+        index.remove(h, slot, |x| session_hash(sessions, &sh.hasher, x));
         sh.mappings_of(s.endpoint_word())
             .unref(sh, s.proto, s.internal(), s.wan());
         if let Some(v) = self.sessions.get_mut(slot as usize) {
@@ -296,38 +288,14 @@ impl Shard {
             *v = s;
         }
         self.free = next_free;
-        if out_of_room(&self.index) {
-            self.rebuild_index(&sh.hasher);
-            bump(&sh.stats.index_rebuilds);
-        }
-        let Shard {
-            sessions, index, ..
-        } = self;
-        index.insert_unique(h, slot, |&x| session_hash(sessions, &sh.hasher, x));
+        // The index has room for every slot of the slab.
+        self.index.insert(h, slot);
         self.lists[class.index()].push_front(&mut self.sessions, slot);
         self.len += 1;
         if let Some(c) = sh.counts.get(self.id) {
             c.inserted(wan);
         }
         Some(slot)
-    }
-
-    /// Refills the index from the class lists (every live session), dropping tombstones. Keeps
-    /// the index's memory (see `index.rs`).
-    fn rebuild_index(&mut self, hasher: &KeyHasher) {
-        let Shard {
-            sessions,
-            index,
-            lists,
-            ..
-        } = self;
-        index.clear();
-        for l in lists.iter() {
-            for slot in l.iter(sessions) {
-                let h = session_hash(sessions, hasher, slot);
-                index.insert_unique(h, slot, |&x| session_hash(sessions, hasher, x));
-            }
-        }
     }
 
     /// Calls `f` on every live session, class by class, most recently (re)inserted first.
@@ -343,7 +311,7 @@ impl Shard {
 
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
-        self.sessions.capacity() * std::mem::size_of::<Session>() + self.index.allocation_size()
+        self.sessions.capacity() * std::mem::size_of::<Session>() + self.index.memory()
     }
 
     /// Slots of each class list, head first (tests).
@@ -366,7 +334,7 @@ impl Shard {
     /// Bucket count of the session index (to check it never grows).
     #[cfg(test)]
     pub(crate) fn index_buckets(&self) -> usize {
-        self.index.num_buckets()
+        self.index.buckets()
     }
 
     /// Checks the shard's structural invariants; returns a description of the first violation.
@@ -403,7 +371,9 @@ impl Shard {
                 return Err("free list cycle".into());
             }
         }
-        if listed != self.len || self.index.len() != self.len as usize {
+        self.index
+            .check(|x| session_hash(&self.sessions, &sh.hasher, x))?;
+        if listed != self.len || self.index.len() != self.len {
             return Err(format!(
                 "len {} listed {listed} indexed {}",
                 self.len,
@@ -423,9 +393,8 @@ mod tests {
 
     #[test]
     fn free_lists_start_staggered_and_cover_the_slab() {
-        let hasher = KeyHasher::new(1);
         for (id, cap) in [(0, 8u32), (1, 8), (2, 8), (7, 3), (3, 1), (100, 8192)] {
-            let shard = Shard::new(id, cap, &hasher).unwrap();
+            let shard = Shard::new(id, cap).unwrap();
             assert_eq!(u64::from(shard.free), id as u64 * STAGGER % u64::from(cap));
             let mut seen = vec![false; cap as usize];
             let mut f = shard.free;

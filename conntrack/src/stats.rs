@@ -31,9 +31,6 @@ pub struct TableStats {
     /// UDP and ICMP sessions removed by an outbound packet because a better WAN for their
     /// rule came back ([`Lookup::Recalled`](crate::Lookup::Recalled)).
     pub recalled: u64,
-    /// In-place rebuilds of a session shard's or a mapping shard's index (clearing hashbrown
-    /// tombstones; each costs one pass over the shard, on the slow path).
-    pub index_rebuilds: u64,
 }
 
 /// The live counters (sessions created are counted per shard: [`ShardCounts`]).
@@ -47,7 +44,6 @@ pub(crate) struct Counters {
     pub(crate) recycled: AtomicU64,
     pub(crate) ended_by_wan_down: AtomicU64,
     pub(crate) recalled: AtomicU64,
-    pub(crate) index_rebuilds: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -146,7 +142,6 @@ impl Counters {
             recycled: r(&self.recycled),
             ended_by_wan_down: r(&self.ended_by_wan_down),
             recalled: r(&self.recalled),
-            index_rebuilds: r(&self.index_rebuilds),
         }
     }
 }
@@ -179,7 +174,6 @@ mod tests {
         bump(&c.ports_exhausted);
         bump(&c.closed_by_rst);
         bump(&c.recycled);
-        add(&c.index_rebuilds, 2);
         assert_eq!(
             c.snapshot(1),
             TableStats {
@@ -192,7 +186,6 @@ mod tests {
                 recycled: 1,
                 ended_by_wan_down: 0,
                 recalled: 0,
-                index_rebuilds: 2,
             }
         );
     }

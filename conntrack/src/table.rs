@@ -360,14 +360,13 @@ impl ConnTable {
         let hasher = KeyHasher::new(config.hash_seed);
         let mut shards = Vec::with_capacity(nshards);
         for _ in 0..nshards {
-            let shard = Shard::new(shards.len(), shard_cap, &hasher)
-                .ok_or(TableConfigError::OutOfMemory)?;
+            let shard = Shard::new(shards.len(), shard_cap).ok_or(TableConfigError::OutOfMemory)?;
             shards.push(ShardCell(Mutex::new(shard)));
         }
         let mapping_cap = mapping::shard_capacity(shard_cap, u32::from(config.shards));
         let mut mappings = Vec::with_capacity(nshards);
         for _ in 0..nshards {
-            let m = Mappings::new(mapping_cap, &hasher).ok_or(TableConfigError::OutOfMemory)?;
+            let m = Mappings::new(mapping_cap).ok_or(TableConfigError::OutOfMemory)?;
             mappings.push(MappingCell(Mutex::new(m)));
         }
         Ok(ConnTable {

@@ -1197,9 +1197,9 @@ fn config_errors() {
 
 #[test]
 fn churn_never_grows_the_indexes() {
-    // 2 x 179 sessions: each session shard's index has the least slack the sizing allows, so
-    // tombstones run it out of room and it gets rebuilt in place; the mapping shards (179 slots
-    // plus headroom each) hold one mapping per session and run out of room less often
+    // 2 x 179 sessions, full, with constant churn (evictions, expiry): the indexes of the
+    // session shards and the mapping shards (179 slots plus headroom each, one mapping per
+    // session) see every removal shift entries back, and never grow
     let t = table(358, 2, OnFull::EvictOldest);
     let buckets = t.index_buckets();
     let mut now = 0;
@@ -1216,13 +1216,12 @@ fn churn_never_grows_the_indexes() {
         }
     }
     assert_eq!(t.index_buckets(), buckets, "an index grew");
-    assert!(t.stats().index_rebuilds > 0, "never rebuilt: vacuous");
     assert!(t.stats().evicted > 0);
     // one mapping per session, placed by endpoint: the mapping shards never ran out first
     assert_eq!(t.stats().refused_full, 0);
     assert!(t.len() > 300);
     t.check().unwrap();
-    // every unexpired session still resolves in both directions after the rebuilds
+    // every unexpired session still resolves in both directions after the churn
     let mut resolved = 0;
     for i in sessions(&t, s(now)) {
         if i.idle >= s(300) {

@@ -314,7 +314,6 @@ fn counters(shared: &Shared) -> CountersReply {
         ("conntrack_ports_exhausted", t.ports_exhausted),
         ("conntrack_closed_by_rst", t.closed_by_rst),
         ("conntrack_recycled", t.recycled),
-        ("conntrack_index_rebuilds", t.index_rebuilds),
     ] {
         events.push(Counter {
             name: name.to_string(),
