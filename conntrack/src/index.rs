@@ -26,18 +26,27 @@
 //! not between the hole and itself. Removal therefore needs the hash of the keys it passes:
 //! the owner gives it a function from slot to hash (it reads the slab).
 //!
+//! Entries are `AtomicU32`s read and written with relaxed ordering (plain moves on x86), so
+//! that the lock-free readers of a session shard (`shard.rs`) may probe the index while the
+//! holder of the shard's lock changes it; such a reader can see a run half shifted, and relies
+//! on the shard's sequence number to notice. Only the holder of the owner's lock calls
+//! [`SlotIndex::insert`] and [`SlotIndex::remove`] (they take `&self` for that reason).
+//!
 //! Costs 4 bytes per entry: 6.4 to 12.8 bytes per slot of the slab.
+
+use std::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 /// An open-addressing index of slab slots (see the module docs). No loop runs more than one
 /// round of the table, whatever its contents.
 #[derive(Debug)]
 pub(crate) struct SlotIndex {
-    entries: Box<[u32]>,
+    entries: Box<[AtomicU32]>,
     /// `entries.len() - 1`.
     mask: usize,
     /// Bits of an entry that hold `slot + 1`.
     slot_bits: u32,
-    len: u32,
+    /// Entries in use (written under the owner's lock).
+    len: AtomicU32,
 }
 
 /// Multiplier that remixes a hash into the tag (so the tag does not repeat the bits that
@@ -51,21 +60,21 @@ impl SlotIndex {
         let len = usize::try_from(wanted.checked_next_power_of_two()?).ok()?;
         let mut entries = Vec::new();
         entries.try_reserve_exact(len).ok()?;
-        entries.resize(len, 0u32);
+        entries.extend((0..len).map(|_| AtomicU32::new(0)));
         // slot + 1 ranges over 1..=max_slots
         let slot_bits = u32::BITS - max_slots.leading_zeros();
         Some(SlotIndex {
             entries: entries.into_boxed_slice(),
             mask: len - 1,
             slot_bits,
-            len: 0,
+            len: AtomicU32::new(0),
         })
     }
 
     /// Entries in use.
     #[cfg(test)]
     pub(crate) fn len(&self) -> u32 {
-        self.len
+        self.len.load(Relaxed)
     }
 
     /// Number of entries (4 bytes each).
@@ -76,7 +85,7 @@ impl SlotIndex {
 
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
-        self.entries.len() * std::mem::size_of::<u32>()
+        self.entries.len() * std::mem::size_of::<AtomicU32>()
     }
 
     #[inline]
@@ -99,7 +108,9 @@ impl SlotIndex {
 
     #[inline]
     fn entry(&self, i: usize) -> u32 {
-        self.entries.get(i & self.mask).copied().unwrap_or(0)
+        self.entries
+            .get(i & self.mask)
+            .map_or(0, |e| e.load(Relaxed))
     }
 
     /// The slot of the key with hash `h`: the first slot with `h`'s tag for which `is_key`
@@ -127,18 +138,19 @@ impl SlotIndex {
     /// Adds `slot` under hash `h` (the caller has checked that its key is not indexed yet).
     /// Returns `false`, changing nothing, if the slot number does not fit or the index is
     /// full: neither happens to an owner that stays within the `max_slots` it was built for.
-    pub(crate) fn insert(&mut self, h: u64, slot: u32) -> bool {
+    pub(crate) fn insert(&self, h: u64, slot: u32) -> bool {
         let slot_mask = self.slot_mask();
-        if slot >= slot_mask || self.len as usize >= self.mask {
+        let len = self.len.load(Relaxed);
+        if slot >= slot_mask || len as usize >= self.mask {
             return false;
         }
         let value = self.tag(h) | (slot + 1);
         let mut i = self.home(h);
         for _ in 0..self.entries.len() {
-            if let Some(e) = self.entries.get_mut(i) {
-                if *e == 0 {
-                    *e = value;
-                    self.len += 1;
+            if let Some(e) = self.entries.get(i) {
+                if e.load(Relaxed) == 0 {
+                    e.store(value, Relaxed);
+                    self.len.store(len + 1, Relaxed);
                     return true;
                 }
             }
@@ -149,7 +161,7 @@ impl SlotIndex {
 
     /// Removes `slot`, indexed under hash `h`; `hash_of` gives the hash of any other indexed
     /// slot (the entries after it in its run may move back). Returns whether it was found.
-    pub(crate) fn remove(&mut self, h: u64, slot: u32, hash_of: impl Fn(u32) -> u64) -> bool {
+    pub(crate) fn remove(&self, h: u64, slot: u32, hash_of: impl Fn(u32) -> u64) -> bool {
         let slot_mask = self.slot_mask();
         let value = self.tag(h) | (slot.wrapping_add(1) & slot_mask);
         let mut hole = self.home(h);
@@ -179,16 +191,17 @@ impl SlotIndex {
             }
             let home = self.home(hash_of((e & slot_mask).wrapping_sub(1)));
             if (j.wrapping_sub(home) & self.mask) >= (j.wrapping_sub(hole) & self.mask) {
-                if let Some(x) = self.entries.get_mut(hole) {
-                    *x = e;
+                if let Some(x) = self.entries.get(hole) {
+                    x.store(e, Relaxed);
                 }
                 hole = j;
             }
         }
-        if let Some(x) = self.entries.get_mut(hole) {
-            *x = 0;
+        if let Some(x) = self.entries.get(hole) {
+            x.store(0, Relaxed);
         }
-        self.len -= 1;
+        self.len
+            .store(self.len.load(Relaxed).saturating_sub(1), Relaxed);
         true
     }
 
@@ -198,7 +211,8 @@ impl SlotIndex {
     pub(crate) fn check(&self, hash_of: impl Fn(u32) -> u64) -> Result<(), String> {
         let slot_mask = self.slot_mask();
         let mut used = 0;
-        for (i, &e) in self.entries.iter().enumerate() {
+        for (i, e) in self.entries.iter().enumerate() {
+            let e = e.load(Relaxed);
             if e == 0 {
                 continue;
             }
@@ -216,8 +230,8 @@ impl SlotIndex {
                 k = (k + 1) & self.mask;
             }
         }
-        if used != self.len {
-            return Err(format!("{used} entries used, len {}", self.len));
+        if used != self.len() {
+            return Err(format!("{used} entries used, len {}", self.len()));
         }
         Ok(())
     }
@@ -262,7 +276,7 @@ mod tests {
     fn a_full_slab_fits_and_every_slot_is_found() {
         for seed in 0..3 {
             let n = 1000;
-            let mut ix = SlotIndex::new(n).unwrap();
+            let ix = SlotIndex::new(n).unwrap();
             for s in 0..n {
                 assert!(ix.insert(hash(seed, s), s));
             }
@@ -277,7 +291,7 @@ mod tests {
 
     #[test]
     fn refuses_slots_beyond_its_size() {
-        let mut ix = SlotIndex::new(8).unwrap();
+        let ix = SlotIndex::new(8).unwrap();
         assert!(!ix.insert(1, ix.slot_mask()));
         assert_eq!(ix.len(), 0);
     }
@@ -287,7 +301,7 @@ mod tests {
         /// holds after every step, and the table never needs more room than it started with.
         #[test]
         fn behaves_like_a_map(seed in 0u64..6, ops in prop::collection::vec((any::<bool>(), 0u32..64), 1..400)) {
-            let mut ix = SlotIndex::new(64).unwrap();
+            let ix = SlotIndex::new(64).unwrap();
             let buckets = ix.buckets();
             let mut live: HashMap<u32, ()> = HashMap::new();
             for (add, s) in ops {

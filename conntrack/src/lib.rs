@@ -31,8 +31,11 @@
 //!
 //! Invariants:
 //! - the per-packet path ([`ConnTable::lookup_outbound`], [`ConnTable::lookup_inbound`]) never
-//!   allocates or logs and takes one session-shard lock (plus, when the packet ends its session
-//!   — expired, or recycled by a SYN — that session's mapping-shard lock); creating sessions
+//!   allocates or logs; a hit that changes nothing but the session's `last_seen` and counters
+//!   (most packets) takes no lock and no atomic read-modify-write: it reads the session under
+//!   its shard's sequence number (a seqlock, see `shard.rs`). Any other packet takes one
+//!   session-shard lock (plus, when the packet ends its session — expired, or recycled by a
+//!   SYN — that session's mapping-shard lock); creating sessions
 //!   never allocates either: slabs, indexes (sized once, never grown: see `index.rs`) and
 //!   port tables are preallocated by the constructors;
 //! - a session lives in the session shard its canonical key hashes to, a mapping in the
@@ -62,7 +65,8 @@
 //! protocol and WAN.
 //!
 //! Modules: `key` (flow identity and hashing), `timeouts` (timeouts and classes), `tcp` (TCP
-//! state machine), `session` (the 64-byte session and its public views), `lru` (intrusive
+//! state machine), `session` (the 64-byte session and its public views), `cell` (a
+//! session's atomic storage in the slab, read by lock-free hits), `lru` (intrusive
 //! per-class lists), `ports` (lock-free port tables), `mapping` (one mapping shard:
 //! endpoint-independent mappings), `index` (the slot indexes: open addressing, never rebuilt),
 //! `shard` (one session shard's storage and operations), `table` (the public table),
@@ -70,6 +74,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod cell;
 mod fragments;
 mod index;
 mod key;
@@ -96,4 +101,4 @@ pub use timeouts::Timeouts;
 
 /// Bytes of one session in a session shard's slab. A session of capacity costs more in all (its
 /// index entry, and its share of the mapping shards): see [`ConnTable::memory_bytes`].
-pub const SESSION_SIZE: usize = std::mem::size_of::<session::Session>();
+pub const SESSION_SIZE: usize = std::mem::size_of::<cell::SessionCell>();

@@ -5,7 +5,9 @@
 //! stores and never allocates. Elements enter at the head, so the head is the most recently
 //! (re)inserted element and the tail the least; when an element is moved is the caller's
 //! business (the session shards move a session at most once per second: see `shard.rs`). A
-//! node is in at most one list; callers unlink before re-linking.
+//! node is in at most one list; callers unlink before re-linking. Links are set through `&self`
+//! (the session slab is shared with the lock-free readers of `shard.rs`, which never read
+//! links): only the holder of the slab's lock may change them.
 
 /// "No node".
 pub(crate) const NIL: u32 = u32::MAX;
@@ -14,8 +16,8 @@ pub(crate) const NIL: u32 = u32::MAX;
 pub(crate) trait Node {
     fn prev(&self) -> u32;
     fn next(&self) -> u32;
-    fn set_prev(&mut self, i: u32);
-    fn set_next(&mut self, i: u32);
+    fn set_prev(&self, i: u32);
+    fn set_next(&self, i: u32);
 }
 
 /// A list of slab slots, most recently inserted first.
@@ -57,15 +59,15 @@ impl List {
     }
 
     /// Links slot `i` (currently in no list) at the head.
-    pub(crate) fn push_front<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+    pub(crate) fn push_front<N: Node>(&mut self, nodes: &[N], i: u32) {
         let old = self.head;
-        if let Some(n) = nodes.get_mut(i as usize) {
+        if let Some(n) = nodes.get(i as usize) {
             n.set_prev(NIL);
             n.set_next(old);
         } else {
             return;
         }
-        match nodes.get_mut(old as usize) {
+        match nodes.get(old as usize) {
             Some(h) => h.set_prev(i),
             None => self.tail = i,
         }
@@ -74,20 +76,20 @@ impl List {
     }
 
     /// Unlinks slot `i`, which must be in this list.
-    pub(crate) fn unlink<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+    pub(crate) fn unlink<N: Node>(&mut self, nodes: &[N], i: u32) {
         let (prev, next) = match nodes.get(i as usize) {
             Some(n) => (n.prev(), n.next()),
             None => return,
         };
-        match nodes.get_mut(prev as usize) {
+        match nodes.get(prev as usize) {
             Some(p) => p.set_next(next),
             None => self.head = next,
         }
-        match nodes.get_mut(next as usize) {
+        match nodes.get(next as usize) {
             Some(n) => n.set_prev(prev),
             None => self.tail = prev,
         }
-        if let Some(n) = nodes.get_mut(i as usize) {
+        if let Some(n) = nodes.get(i as usize) {
             n.set_prev(NIL);
             n.set_next(NIL);
         }
@@ -96,7 +98,7 @@ impl List {
 
     /// Moves slot `i`, which must be in this list, to the head. Writes nothing when it is
     /// already there; otherwise `i`, its neighbours and the old head.
-    pub(crate) fn move_to_front<N: Node>(&mut self, nodes: &mut [N], i: u32) {
+    pub(crate) fn move_to_front<N: Node>(&mut self, nodes: &[N], i: u32) {
         if self.head == i {
             return;
         }
@@ -142,29 +144,37 @@ impl<N: Node> Iterator for Iter<'_, N> {
 mod tests {
     use super::*;
 
-    #[derive(Clone, Copy, Debug)]
+    use std::cell::Cell;
+
+    #[derive(Clone, Debug)]
     struct N {
-        p: u32,
-        n: u32,
+        p: Cell<u32>,
+        n: Cell<u32>,
     }
 
     impl Node for N {
         fn prev(&self) -> u32 {
-            self.p
+            self.p.get()
         }
         fn next(&self) -> u32 {
-            self.n
+            self.n.get()
         }
-        fn set_prev(&mut self, i: u32) {
-            self.p = i;
+        fn set_prev(&self, i: u32) {
+            self.p.set(i);
         }
-        fn set_next(&mut self, i: u32) {
-            self.n = i;
+        fn set_next(&self, i: u32) {
+            self.n.set(i);
         }
     }
 
     fn nodes(k: usize) -> Vec<N> {
-        vec![N { p: NIL, n: NIL }; k]
+        vec![
+            N {
+                p: Cell::new(NIL),
+                n: Cell::new(NIL)
+            };
+            k
+        ]
     }
 
     fn items(l: &List, ns: &[N]) -> Vec<u32> {
@@ -173,11 +183,11 @@ mod tests {
 
     #[test]
     fn push_front_orders_most_recent_first() {
-        let mut ns = nodes(4);
+        let ns = nodes(4);
         let mut l = List::new();
         assert_eq!(l.tail(), None);
         for i in 0..4 {
-            l.push_front(&mut ns, i);
+            l.push_front(&ns, i);
         }
         assert_eq!(items(&l, &ns), [3, 2, 1, 0]);
         assert_eq!(l.tail(), Some(0));
@@ -187,63 +197,63 @@ mod tests {
 
     #[test]
     fn unlink_head_middle_tail_and_move_to_front() {
-        let mut ns = nodes(5);
+        let ns = nodes(5);
         let mut l = List::new();
         for i in 0..5 {
-            l.push_front(&mut ns, i);
+            l.push_front(&ns, i);
         }
-        l.unlink(&mut ns, 2); // middle
+        l.unlink(&ns, 2); // middle
         assert_eq!(items(&l, &ns), [4, 3, 1, 0]);
-        l.unlink(&mut ns, 4); // head
+        l.unlink(&ns, 4); // head
         assert_eq!(items(&l, &ns), [3, 1, 0]);
-        l.unlink(&mut ns, 0); // tail
+        l.unlink(&ns, 0); // tail
         assert_eq!(items(&l, &ns), [3, 1]);
         assert_eq!(l.tail(), Some(1));
-        l.unlink(&mut ns, 1); // move tail to front
-        l.push_front(&mut ns, 1);
+        l.unlink(&ns, 1); // move tail to front
+        l.push_front(&ns, 1);
         assert_eq!(items(&l, &ns), [1, 3]);
         assert_eq!(l.tail(), Some(3));
-        l.unlink(&mut ns, 1);
-        l.unlink(&mut ns, 3);
+        l.unlink(&ns, 1);
+        l.unlink(&ns, 3);
         assert_eq!(l, List::new());
         assert!(items(&l, &ns).is_empty());
     }
 
     #[test]
     fn move_to_front_from_the_tail_the_middle_and_the_head() {
-        let mut ns = nodes(4);
+        let ns = nodes(4);
         let mut l = List::new();
         for i in 0..4 {
-            l.push_front(&mut ns, i);
+            l.push_front(&ns, i);
         }
         assert_eq!(items(&l, &ns), [3, 2, 1, 0]);
-        l.move_to_front(&mut ns, 0); // tail
+        l.move_to_front(&ns, 0); // tail
         assert_eq!(items(&l, &ns), [0, 3, 2, 1]);
         assert_eq!((l.head(), l.tail(), l.len()), (Some(0), Some(1), 4));
-        l.move_to_front(&mut ns, 2); // middle
+        l.move_to_front(&ns, 2); // middle
         assert_eq!(items(&l, &ns), [2, 0, 3, 1]);
         let before = format!("{ns:?}");
-        l.move_to_front(&mut ns, 2); // head: nothing written
+        l.move_to_front(&ns, 2); // head: nothing written
         assert_eq!(format!("{ns:?}"), before);
         assert_eq!(items(&l, &ns), [2, 0, 3, 1]);
         let mut one = List::new();
-        let mut ms = nodes(1);
-        one.push_front(&mut ms, 0);
-        one.move_to_front(&mut ms, 0);
+        let ms = nodes(1);
+        one.push_front(&ms, 0);
+        one.move_to_front(&ms, 0);
         assert_eq!((one.head(), one.tail(), one.len()), (Some(0), Some(0), 1));
     }
 
     #[test]
     fn two_lists_share_one_slab() {
-        let mut ns = nodes(4);
+        let ns = nodes(4);
         let mut a = List::new();
         let mut b = List::new();
-        a.push_front(&mut ns, 0);
-        b.push_front(&mut ns, 1);
-        a.push_front(&mut ns, 2);
-        b.push_front(&mut ns, 3);
-        a.unlink(&mut ns, 0);
-        b.push_front(&mut ns, 0);
+        a.push_front(&ns, 0);
+        b.push_front(&ns, 1);
+        a.push_front(&ns, 2);
+        b.push_front(&ns, 3);
+        a.unlink(&ns, 0);
+        b.push_front(&ns, 0);
         assert_eq!(items(&a, &ns), [2]);
         assert_eq!(items(&b, &ns), [0, 3, 1]);
     }

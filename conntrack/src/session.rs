@@ -1,5 +1,6 @@
 //! One tracked flow: its canonical key, translation, TCP state, counters and class-list links,
-//! packed into one 64-byte cache line; plus the public types that describe sessions to callers.
+//! which pack into one 64-byte cache line (stored as a `SessionCell`, see `cell.rs`); plus the
+//! public types that describe sessions to callers.
 //!
 //! The canonical key is the flow as it arrives from the LAN: source = internal endpoint,
 //! destination = remote endpoint. The external address is not stored (it is the WAN's
@@ -9,7 +10,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, Proto};
-use crate::lru::{Node, NIL};
+use crate::lru::NIL;
 use crate::tcp::{TcpState, TcpTrack};
 use crate::timeouts::{duration, Class, SECOND};
 
@@ -107,12 +108,13 @@ pub struct SessionInfo {
 /// so they never reach this bit.
 const HAIRPIN: u8 = 0x80;
 
-/// One tracked flow in a shard's slab: one cache line. Free slots chain through `next`.
+/// One tracked flow, as the shard's code reads and changes it; a slab slot holds it packed
+/// into a 64-byte `SessionCell` (`cell.rs`). Free slots chain through `next`.
 ///
-/// `repr(C, align(64))`, 64 bytes: every session fills exactly one cache line, so a fast-path
-/// hit (key, TCP byte, external port, `last_seen`, WAN, counters of one direction) touches one
-/// line whatever its slot. Links, rule and creation time, used off the per-packet path, share
-/// it. What fits in 64 bytes and why:
+/// 64 bytes: every session fills exactly one cache line, so a fast-path hit (key, TCP byte,
+/// external port, `last_seen`, WAN, counters of one direction) touches one line whatever its
+/// slot. Links, rule and creation time, used off the per-packet path, share it. What fits in
+/// 64 bytes and why:
 /// - the egress interface is not stored: it is the WAN's interface
 ///   ([`WanNat::iface`](crate::WanNat::iface), fixed for the table's life) for an ordinary
 ///   session, and kept with the hairpin target for a hairpin one;
@@ -125,7 +127,6 @@ const HAIRPIN: u8 = 0x80;
 /// - packet counters are `u32` and saturate (they are statistics for display); byte counters
 ///   stay `u64`.
 #[derive(Clone, Copy, Debug)]
-#[repr(C, align(64))]
 pub(crate) struct Session {
     src_ip: u32,
     dst_ip: u32,
@@ -160,26 +161,78 @@ fn hairpin_word(target: Endpoint, egress: u8) -> u64 {
     u64::from(u32::from(target.ip)) << 32 | u64::from(target.port) << 16 | u64::from(egress)
 }
 
-impl Node for Session {
-    #[inline]
-    fn prev(&self) -> u32 {
-        self.prev
-    }
-    #[inline]
-    fn next(&self) -> u32 {
-        self.next
-    }
-    #[inline]
-    fn set_prev(&mut self, i: u32) {
-        self.prev = i;
-    }
-    #[inline]
-    fn set_next(&mut self, i: u32) {
-        self.next = i;
-    }
+/// A session's words as a `SessionCell` stores them (layout in `cell.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Packed {
+    pub(crate) ips: u64,
+    pub(crate) ports: u64,
+    pub(crate) last_seen: u64,
+    pub(crate) meta: u64,
+    pub(crate) packets_out: u32,
+    pub(crate) packets_in: u32,
+    pub(crate) bytes_out: u64,
+    pub(crate) in_word: u64,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
 }
 
 impl Session {
+    /// The words a `SessionCell` holds for this session.
+    #[inline]
+    pub(crate) fn pack(&self) -> Packed {
+        Packed {
+            ips: u64::from(self.src_ip) << 32 | u64::from(self.dst_ip),
+            ports: u64::from(self.src_port) << 48
+                | u64::from(self.dst_port) << 32
+                | u64::from(self.ext_port) << 16
+                | u64::from(self.proto as u8) << 8
+                | u64::from(self.tcp.bits()),
+            last_seen: self.last_seen,
+            meta: u64::from(self.wan_hp) << 56
+                | u64::from(self.lan_iface) << 48
+                | u64::from(self.rule) << 32
+                | u64::from(self.created_s),
+            packets_out: self.packets_out,
+            packets_in: self.packets_in,
+            bytes_out: self.bytes_out,
+            in_word: self.in_word,
+            prev: self.prev,
+            next: self.next,
+        }
+    }
+
+    /// The session whose packed words are `p` (truncating casts pick the packed fields; an
+    /// unknown protocol byte, which no cell holds, reads as UDP).
+    #[inline]
+    pub(crate) fn unpack(p: Packed) -> Session {
+        Session {
+            src_ip: (p.ips >> 32) as u32,
+            dst_ip: p.ips as u32,
+            src_port: (p.ports >> 48) as u16,
+            dst_port: (p.ports >> 32) as u16,
+            proto: Proto::from_ip_number((p.ports >> 8) as u8).unwrap_or(Proto::Udp),
+            tcp: TcpTrack::from_bits(p.ports as u8),
+            ext_port: (p.ports >> 16) as u16,
+            last_seen: p.last_seen,
+            wan_hp: (p.meta >> 56) as u8,
+            lan_iface: (p.meta >> 48) as u8,
+            rule: (p.meta >> 32) as u16,
+            packets_out: p.packets_out,
+            bytes_out: p.bytes_out,
+            packets_in: p.packets_in,
+            created_s: p.meta as u32,
+            in_word: p.in_word,
+            prev: p.prev,
+            next: p.next,
+        }
+    }
+
+    /// Free-list successor (of a free slot).
+    #[inline]
+    pub(crate) fn next(&self) -> u32 {
+        self.next
+    }
+
     /// A free slot whose free-list successor is `next`.
     pub(crate) fn vacant(next: u32) -> Session {
         Session {
@@ -243,8 +296,9 @@ impl Session {
         self.wan_hp & !HAIRPIN
     }
 
-    /// Whether this is the session of canonical key (proto, src = internal, dst = remote).
-    #[inline]
+    /// Whether this is the session of canonical key (proto, src = internal, dst = remote)
+    /// (tests; the slab compares keys with `SessionCell::is`).
+    #[cfg(test)]
     pub(crate) fn is(&self, proto: Proto, internal: Endpoint, remote: Endpoint) -> bool {
         self.src_ip == u32::from(internal.ip)
             && self.dst_ip == u32::from(remote.ip)
@@ -436,25 +490,14 @@ mod tests {
     }
 
     #[test]
-    fn session_is_one_cache_line() {
-        let size = std::mem::size_of::<Session>();
-        println!("size_of::<Session>() = {size}");
-        assert_eq!(size, 64);
-        assert_eq!(std::mem::align_of::<Session>(), 64);
-        assert_eq!(crate::SESSION_SIZE, size);
-    }
-
-    #[test]
-    fn fields_fill_the_line_without_padding() {
-        use std::mem::offset_of;
-        assert_eq!(offset_of!(Session, ext_port), 14);
-        assert_eq!(offset_of!(Session, last_seen), 16);
-        assert_eq!(offset_of!(Session, wan_hp), 24);
-        assert_eq!(offset_of!(Session, packets_out), 28);
-        assert_eq!(offset_of!(Session, bytes_out), 32);
-        assert_eq!(offset_of!(Session, packets_in), 40);
-        assert_eq!(offset_of!(Session, in_word), 48);
-        assert_eq!(offset_of!(Session, next), 60);
+    fn packs_and_unpacks_every_field() {
+        let mut s = create(&new(Some(ep(0, 9, 8080))), 40000, TCP_SYN, 5_000_000_000);
+        s.count(true, 60);
+        s.prev = 17;
+        s.next = 23;
+        let back = Session::unpack(s.pack());
+        assert_eq!(format!("{back:?}"), format!("{s:?}"));
+        assert_eq!(back.pack(), s.pack());
     }
 
     #[test]

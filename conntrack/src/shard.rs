@@ -1,10 +1,11 @@
 //! One session shard of the connection table: the sessions whose canonical flow hashes to it.
-//! Always used under its mutex (see `table.rs`); session removal also takes the mutex of the
-//! session's mapping shard, after this one (lock order: session shard, then mapping shard).
+//! Changed only under its mutex ([`Shard::lock`], see `table.rs`); session removal also takes
+//! the mutex of the session's mapping shard, after this one (lock order: session shard, then
+//! mapping shard). Most hits take no lock at all (see "Hits without the lock" below).
 //!
-//! Holds a preallocated slab of [`Session`]s with a free list, a [`SlotIndex`] of slot numbers
-//! keyed by the hash of the canonical flow (the key is compared against the slab), and one list
-//! per timeout class. Invariants, at every unlock:
+//! Holds a preallocated slab of sessions (`SessionCell`s, see `cell.rs`) with a free list, a
+//! [`SlotIndex`] of slot numbers keyed by the hash of the canonical flow (the key is compared
+//! against the slab), and one list per timeout class. Invariants, at every unlock:
 //! - a slot is either free (on the free list) or live (in the index, and in exactly the list
 //!   of its current class);
 //! - every live session holds one reference to the mapping of (proto, internal, wan) in that
@@ -50,7 +51,28 @@
 //! gets past it, up to a timeout later, behind everything created meanwhile. A flow answered
 //! right after creation but queued behind an unanswered one then lived almost twice its
 //! timeout, holding its slot and its NAT port.
+//!
+//! # Hits without the lock
+//!
+//! A fast-path packet first tries [`Shard::peek`]: it reads the shard's sequence number, probes
+//! the index, reads the session's cell, and reads the sequence number again (a seqlock). The
+//! lock holder makes the number odd before it changes a slot's identity or the index (insert,
+//! remove) and even again after; so equal even numbers mean the peek saw one consistent
+//! state, and anything else sends the packet to the locked path. A valid peek that needs no
+//! change but `last_seen` and the counters (not expired, no list move due, no TCP state
+//! change, no WAN check to act on) then stores those with [`Shard::record`], with plain
+//! stores: no atomic read-modify-write, no lock, on the packet path. Everything else (a move
+//! to the list head once a second, a TCP state change, expiry, a WAN that went down) takes the
+//! lock and runs as before. The lock-free store can race a removal: if the session is removed
+//! (and its slot reused) between the peek and the store, the store lands on the slot's next
+//! occupant, created by then at about the same `now`: its `last_seen` may move by the skew
+//! between the workers' clocks and its counters gain one packet (statistics only). Lists,
+//! free list and index are never written without the lock.
 
+use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::cell::SessionCell;
 use crate::index::SlotIndex;
 use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
@@ -58,28 +80,56 @@ use crate::session::{NewSession, PacketInfo, Session};
 use crate::stats::{add, bump};
 use crate::table::Shared;
 use crate::tcp::{Dir, Step};
-use crate::timeouts::{Class, CLASS_COUNT};
+use crate::timeouts::{Class, CLASS_COUNT, SECOND};
 
 /// Lines between the first free slots of consecutive shards (see `Shard::new`): 64 shards
 /// cover a 4 KiB page's 64 lines once, with a few sessions each before they overlap.
 const STAGGER: u64 = 5;
 
-/// The sessions of one shard.
+/// The sessions of one shard: slab, index and sequence number, read without the lock; free
+/// list, count and class lists behind it.
 #[derive(Debug)]
 pub(crate) struct Shard {
+    sessions: Box<[SessionCell]>,
+    index: SlotIndex,
+    /// Even while no slot changes identity; odd while the lock holder inserts or removes a
+    /// session (see the module docs).
+    seq: AtomicU64,
+    state: Padded<Mutex<State>>,
+}
+
+/// The mutex on a cache line of its own: lockers' writes do not disturb lock-free readers of
+/// the shard's other fields.
+#[derive(Debug)]
+#[repr(align(64))]
+struct Padded<T>(T);
+
+/// What only the lock holder reads and writes.
+#[derive(Debug)]
+struct State {
     /// Index of this shard in the table (of its [`ShardCounts`](crate::stats::ShardCounts)).
     id: usize,
-    sessions: Vec<Session>,
     free: u32,
     len: u32,
-    index: SlotIndex,
     lists: [List; CLASS_COUNT],
 }
 
-fn session_hash(sessions: &[Session], hasher: &KeyHasher, slot: u32) -> u64 {
-    sessions
-        .get(slot as usize)
-        .map_or(0, |s| hasher.flow(s.endpoint_word(), s.remote_word()))
+/// What a lock-free [`Shard::peek`] saw.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Peek {
+    /// The live session at this slot, as it was.
+    Found(u32, Session),
+    /// No session has the key.
+    Absent,
+    /// The lock holder was changing the shard: ask again under the lock.
+    Busy,
+}
+
+fn session_hash(sessions: &[SessionCell], hasher: &KeyHasher, slot: u32) -> u64 {
+    sessions.get(slot as usize).map_or(0, |c| {
+        let s = c.load();
+        hasher.flow(s.endpoint_word(), s.remote_word())
+    })
 }
 
 impl Shard {
@@ -95,30 +145,145 @@ impl Shard {
         let start = (id as u64 * STAGGER % u64::from(cap.max(1))) as u32;
         sessions.extend((0..cap).map(|i| {
             let next = if i + 1 < cap { i + 1 } else { 0 };
-            Session::vacant(if next == start { NIL } else { next })
+            SessionCell::new(&Session::vacant(if next == start { NIL } else { next }))
         }));
         let index = SlotIndex::new(cap)?;
         Some(Shard {
-            id,
-            sessions,
-            free: if cap > 0 { start } else { NIL },
-            len: 0,
+            sessions: sessions.into_boxed_slice(),
             index,
-            lists: [List::new(); CLASS_COUNT],
+            seq: AtomicU64::new(0),
+            state: Padded(Mutex::new(State {
+                id,
+                free: if cap > 0 { start } else { NIL },
+                len: 0,
+                lists: [List::new(); CLASS_COUNT],
+            })),
         })
+    }
+
+    /// Takes the shard's lock.
+    #[inline]
+    pub(crate) fn lock(&self) -> Locked<'_> {
+        // A panic while holding the lock cannot leave the shard half-updated in a way later
+        // operations would trip over (every operation checks its slots), so poison is ignored.
+        let st = self.state.0.lock().unwrap_or_else(PoisonError::into_inner);
+        Locked { shard: self, st }
+    }
+
+    /// Lock-free read of the session with canonical key (proto, internal, remote), flow hash
+    /// `h` (see the module docs).
+    #[inline]
+    pub(crate) fn peek(&self, h: u64, proto: Proto, internal: Endpoint, remote: Endpoint) -> Peek {
+        let before = self.seq.load(Ordering::Acquire);
+        if before & 1 != 0 {
+            return Peek::Busy;
+        }
+        let sessions = &self.sessions;
+        let seen = self
+            .index
+            .find(h, |slot| {
+                sessions
+                    .get(slot as usize)
+                    .is_some_and(|c| c.is(proto, internal, remote))
+            })
+            .and_then(|slot| Some((slot, sessions.get(slot as usize)?.load())));
+        fence(Ordering::Acquire);
+        if self.seq.load(Ordering::Relaxed) != before {
+            return Peek::Busy;
+        }
+        match seen {
+            Some((slot, s)) => Peek::Found(slot, s),
+            None => Peek::Absent,
+        }
+    }
+
+    /// Whether a packet travelling in `dir` can be applied to `s` (a session [`peek`]ed at
+    /// `now`) by [`record`](Self::record) alone: the session has not expired, no move to its
+    /// list's head is due (the packet is in the same whole second as the session's last one,
+    /// or earlier), and the packet changes no TCP state. Otherwise the locked path applies it.
+    ///
+    /// [`peek`]: Self::peek
+    #[inline]
+    pub(crate) fn lock_free_hit(
+        sh: &Shared,
+        s: &Session,
+        dir: Dir,
+        pkt: PacketInfo,
+        now: u64,
+    ) -> bool {
+        if sh.timeouts.expired(s.class(), s.last_seen, now) {
+            return false;
+        }
+        if pkt.icmp_error {
+            return true;
+        }
+        if now > s.last_seen && now / SECOND != s.last_seen / SECOND {
+            return false;
+        }
+        s.proto != Proto::Tcp
+            || matches!(s.tcp.step(dir, pkt.tcp_flags), Step::Keep { track, reset: false } if track == s.tcp)
+    }
+
+    /// The lock-free part of a hit on slot `slot` (after [`lock_free_hit`](Self::lock_free_hit)
+    /// said yes): `last_seen` and the counters of the packet's direction.
+    #[inline]
+    pub(crate) fn record(&self, slot: u32, s: &Session, dir: Dir, pkt: PacketInfo, now: u64) {
+        if pkt.icmp_error {
+            return;
+        }
+        if let Some(c) = self.sessions.get(slot as usize) {
+            c.record(dir == Dir::Original, pkt.len, now, s.is_hairpin());
+        }
+    }
+
+    /// Heap bytes.
+    pub(crate) fn memory(&self) -> usize {
+        self.sessions.len() * std::mem::size_of::<SessionCell>() + self.index.memory()
+    }
+}
+
+/// A shard under its lock.
+pub(crate) struct Locked<'a> {
+    shard: &'a Shard,
+    st: MutexGuard<'a, State>,
+}
+
+impl Locked<'_> {
+    /// Marks the start of a change of slot identity or index (sequence number odd).
+    #[inline]
+    fn write_begin(&self) {
+        let seq = &self.shard.seq;
+        seq.store(
+            seq.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        fence(Ordering::Release);
+    }
+
+    /// Marks its end (sequence number even again).
+    #[inline]
+    fn write_end(&self) {
+        let seq = &self.shard.seq;
+        seq.store(
+            seq.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Release,
+        );
     }
 
     #[cfg(test)]
     pub(crate) fn len(&self) -> u32 {
-        self.len
+        self.st.len
     }
 
     pub(crate) fn is_full(&self) -> bool {
-        self.free == NIL
+        self.st.free == NIL
     }
 
-    pub(crate) fn session(&self, slot: u32) -> Option<&Session> {
-        self.sessions.get(slot as usize)
+    pub(crate) fn session(&self, slot: u32) -> Option<Session> {
+        self.shard
+            .sessions
+            .get(slot as usize)
+            .map(SessionCell::load)
     }
 
     /// Slot of the session with canonical key (proto, internal, remote); `h` is its flow hash.
@@ -130,11 +295,11 @@ impl Shard {
         internal: Endpoint,
         remote: Endpoint,
     ) -> Option<u32> {
-        let sessions = &self.sessions;
-        self.index.find(h, |s| {
+        let sessions = &self.shard.sessions;
+        self.shard.index.find(h, |s| {
             sessions
                 .get(s as usize)
-                .is_some_and(|x| x.is(proto, internal, remote))
+                .is_some_and(|c| c.is(proto, internal, remote))
         })
     }
 
@@ -154,7 +319,7 @@ impl Shard {
         pkt: PacketInfo,
         now: u64,
     ) -> bool {
-        let Some(s) = self.sessions.get_mut(slot as usize) else {
+        let Some(mut s) = self.session(slot) else {
             return false;
         };
         let class = s.class();
@@ -183,12 +348,17 @@ impl Shard {
         }
         s.count(dir == Dir::Original, pkt.len);
         let due = s.refresh(now);
+        if let Some(c) = self.shard.sessions.get(slot as usize) {
+            c.store(&s);
+        }
         let new_class = s.class();
+        let sessions = &self.shard.sessions;
+        let lists = &mut self.st.lists;
         if new_class != class {
-            self.lists[class.index()].unlink(&mut self.sessions, slot);
-            self.lists[new_class.index()].push_front(&mut self.sessions, slot);
+            lists[class.index()].unlink(sessions, slot);
+            lists[new_class.index()].push_front(sessions, slot);
         } else if due {
-            self.lists[class.index()].move_to_front(&mut self.sessions, slot);
+            lists[class.index()].move_to_front(sessions, slot);
         }
         true
     }
@@ -197,22 +367,24 @@ impl Shard {
     /// the mapping shard's lock; the mapping and its port binding go with the last reference),
     /// slot to the free list, live counters.
     pub(crate) fn remove(&mut self, sh: &Shared, slot: u32, h: u64) {
-        let Some(s) = self.sessions.get(slot as usize).copied() else {
+        let Some(s) = self.session(slot) else {
             return;
         };
-        self.lists[s.class().index()].unlink(&mut self.sessions, slot);
-        let Shard {
-            sessions, index, ..
-        } = self;
-        index.remove(h, slot, |x| session_hash(sessions, &sh.hasher, x));
+        let sessions = &self.shard.sessions;
+        self.st.lists[s.class().index()].unlink(sessions, slot);
+        self.write_begin();
+        self.shard
+            .index
+            .remove(h, slot, |x| session_hash(sessions, &sh.hasher, x));
+        if let Some(c) = sessions.get(slot as usize) {
+            c.store_all(&Session::vacant(self.st.free));
+        }
+        self.write_end();
         sh.mappings_of(s.endpoint_word())
             .unref(sh, s.proto, s.internal(), s.wan());
-        if let Some(v) = self.sessions.get_mut(slot as usize) {
-            *v = Session::vacant(self.free);
-        }
-        self.free = slot;
-        self.len = self.len.saturating_sub(1);
-        if let Some(c) = sh.counts.get(self.id) {
+        self.st.free = slot;
+        self.st.len = self.st.len.saturating_sub(1);
+        if let Some(c) = sh.counts.get(self.st.id) {
             c.removed(s.wan());
         }
     }
@@ -223,10 +395,10 @@ impl Shard {
         let mut n = 0;
         for c in Class::ALL {
             while n < budget {
-                let Some(t) = self.lists[c.index()].tail() else {
+                let Some(t) = self.st.lists[c.index()].tail() else {
                     break;
                 };
-                let Some(s) = self.sessions.get(t as usize) else {
+                let Some(s) = self.session(t) else {
                     break;
                 };
                 if !sh.timeouts.expired(c, s.last_seen, now) {
@@ -245,9 +417,9 @@ impl Shard {
     /// one second (see the module docs). Returns whether a session was evicted.
     pub(crate) fn evict_oldest(&mut self, sh: &Shared) -> bool {
         let mut oldest: Option<(u64, u32)> = None;
-        for l in &self.lists {
+        for l in &self.st.lists {
             if let Some(t) = l.tail() {
-                if let Some(s) = self.sessions.get(t as usize) {
+                if let Some(s) = self.shard.sessions.get(t as usize).map(SessionCell::load) {
                     if oldest.is_none_or(|(ls, _)| s.last_seen < ls) {
                         oldest = Some((s.last_seen, t));
                     }
@@ -257,7 +429,7 @@ impl Shard {
         let Some((_, t)) = oldest else {
             return false;
         };
-        let h = session_hash(&self.sessions, &sh.hasher, t);
+        let h = session_hash(&self.shard.sessions, &sh.hasher, t);
         self.remove(sh, t, h);
         bump(&sh.stats.evicted);
         true
@@ -276,23 +448,26 @@ impl Shard {
         pkt: PacketInfo,
         now: u64,
     ) -> Option<u32> {
-        let slot = self.free;
-        let next_free = self.sessions.get(slot as usize)?.next;
+        let slot = self.st.free;
+        let next_free = self.session(slot)?.next();
         sh.wans.get(usize::from(wan))?;
         let mut s = Session::create(new, wan, ext_port, pkt.tcp_flags, now);
         if !pkt.icmp_error {
             s.count(true, pkt.len);
         }
         let class = s.class();
-        if let Some(v) = self.sessions.get_mut(slot as usize) {
-            *v = s;
+        self.st.free = next_free;
+        let sessions = &self.shard.sessions;
+        self.write_begin();
+        if let Some(c) = sessions.get(slot as usize) {
+            c.store_all(&s);
         }
-        self.free = next_free;
         // The index has room for every slot of the slab.
-        self.index.insert(h, slot);
-        self.lists[class.index()].push_front(&mut self.sessions, slot);
-        self.len += 1;
-        if let Some(c) = sh.counts.get(self.id) {
+        self.shard.index.insert(h, slot);
+        self.write_end();
+        self.st.lists[class.index()].push_front(sessions, slot);
+        self.st.len += 1;
+        if let Some(c) = sh.counts.get(self.st.id) {
             c.inserted(wan);
         }
         Some(slot)
@@ -300,26 +475,23 @@ impl Shard {
 
     /// Calls `f` on every live session, class by class, most recently (re)inserted first.
     pub(crate) fn for_each(&self, mut f: impl FnMut(&Session)) {
-        for l in &self.lists {
-            for slot in l.iter(&self.sessions) {
-                if let Some(s) = self.sessions.get(slot as usize) {
-                    f(s);
+        let sessions = &self.shard.sessions;
+        for l in &self.st.lists {
+            for slot in l.iter(sessions) {
+                if let Some(c) = sessions.get(slot as usize) {
+                    f(&c.load());
                 }
             }
         }
     }
 
-    /// Heap bytes.
-    pub(crate) fn memory(&self) -> usize {
-        self.sessions.capacity() * std::mem::size_of::<Session>() + self.index.memory()
-    }
-
     /// Slots of each class list, head first (tests).
     #[cfg(test)]
     pub(crate) fn class_lists(&self) -> Vec<Vec<u32>> {
-        self.lists
+        self.st
+            .lists
             .iter()
-            .map(|l| l.iter(&self.sessions).collect())
+            .map(|l| l.iter(&self.shard.sessions).collect())
             .collect()
     }
 
@@ -327,31 +499,40 @@ impl Shard {
     /// and the lists' heads, tails and lengths (tests: to see what an operation wrote).
     #[cfg(test)]
     pub(crate) fn raw(&self) -> (Vec<String>, String) {
-        let slots = self.sessions.iter().map(|s| format!("{s:?}")).collect();
-        (slots, format!("{:?} free {}", self.lists, self.free))
+        let slots = self
+            .shard
+            .sessions
+            .iter()
+            .map(|c| format!("{:?}", c.load()))
+            .collect();
+        (slots, format!("{:?} free {}", self.st.lists, self.st.free))
     }
 
     /// Bucket count of the session index (to check it never grows).
     #[cfg(test)]
     pub(crate) fn index_buckets(&self) -> usize {
-        self.index.buckets()
+        self.shard.index.buckets()
     }
 
     /// Checks the shard's structural invariants; returns a description of the first violation.
     /// (Mapping references are checked table-wide, see `ConnTable::check`.)
     #[cfg(test)]
     pub(crate) fn check(&self, sh: &Shared) -> Result<(), String> {
+        let sessions = &self.shard.sessions;
+        if self.shard.seq.load(Ordering::Relaxed) & 1 != 0 {
+            return Err("sequence number odd at rest".into());
+        }
         let mut listed = 0u32;
-        for (ci, l) in self.lists.iter().enumerate() {
-            for slot in l.iter(&self.sessions) {
-                let s = self.sessions.get(slot as usize).ok_or("bad slot")?;
+        for (ci, l) in self.st.lists.iter().enumerate() {
+            for slot in l.iter(sessions) {
+                let s = self.session(slot).ok_or("bad slot")?;
                 if s.class().index() != ci {
                     return Err(format!(
                         "slot {slot} in list {ci} has class {:?}",
                         s.class()
                     ));
                 }
-                let h = session_hash(&self.sessions, &sh.hasher, slot);
+                let h = session_hash(sessions, &sh.hasher, slot);
                 if self.find(h, s.proto, s.internal(), s.remote()) != Some(slot) {
                     return Err(format!("slot {slot} not indexed"));
                 }
@@ -363,24 +544,25 @@ impl Shard {
             }
         }
         let mut free = 0u32;
-        let mut f = self.free;
+        let mut f = self.st.free;
         while f != NIL {
             free += 1;
-            f = self.sessions.get(f as usize).ok_or("bad free slot")?.next;
-            if free > self.sessions.len() as u32 {
+            f = self.session(f).ok_or("bad free slot")?.next();
+            if free > sessions.len() as u32 {
                 return Err("free list cycle".into());
             }
         }
-        self.index
-            .check(|x| session_hash(&self.sessions, &sh.hasher, x))?;
-        if listed != self.len || self.index.len() != self.len {
+        self.shard
+            .index
+            .check(|x| session_hash(sessions, &sh.hasher, x))?;
+        if listed != self.st.len || self.shard.index.len() != self.st.len {
             return Err(format!(
                 "len {} listed {listed} indexed {}",
-                self.len,
-                self.index.len()
+                self.st.len,
+                self.shard.index.len()
             ));
         }
-        if listed + free != self.sessions.len() as u32 {
+        if listed + free != sessions.len() as u32 {
             return Err(format!("listed {listed} + free {free} != slots"));
         }
         Ok(())
@@ -395,14 +577,18 @@ mod tests {
     fn free_lists_start_staggered_and_cover_the_slab() {
         for (id, cap) in [(0, 8u32), (1, 8), (2, 8), (7, 3), (3, 1), (100, 8192)] {
             let shard = Shard::new(id, cap).unwrap();
-            assert_eq!(u64::from(shard.free), id as u64 * STAGGER % u64::from(cap));
+            let locked = shard.lock();
+            assert_eq!(
+                u64::from(locked.st.free),
+                id as u64 * STAGGER % u64::from(cap)
+            );
             let mut seen = vec![false; cap as usize];
-            let mut f = shard.free;
+            let mut f = locked.st.free;
             while f != NIL {
                 let s = seen.get_mut(f as usize).unwrap();
                 assert!(!*s, "slot {f} twice");
                 *s = true;
-                f = shard.session(f).unwrap().next;
+                f = locked.session(f).unwrap().next();
             }
             assert!(seen.iter().all(|&s| s), "id {id} cap {cap}");
         }

@@ -2,9 +2,11 @@
 //! internal endpoint, and the per-WAN port tables that resolve reply packets (see
 //! `docs/ARCHITECTURE.md`, "The connection table").
 //!
-//! Every packet takes exactly one session-shard mutex, the one its canonical flow hashes to:
+//! Every packet goes to exactly one session shard, the one its canonical flow hashes to:
 //! outbound packets hash their key as it is; inbound packets first read the port table of their
-//! WAN (one atomic load) to learn the internal endpoint and so the canonical key. Mapping
+//! WAN (one atomic load) to learn the internal endpoint and so the canonical key. A hit that
+//! changes nothing but `last_seen` and counters takes no lock (`shard.rs`, "Hits without the
+//! lock"); any other packet takes that shard's mutex, and only that one. Mapping
 //! shards are locked only by `create` and by session removal, always while holding the
 //! session shard's mutex and never the other way round (lock order: session shard, then
 //! mapping shard), so no two threads can wait on each other. No global lock exists; table-wide
@@ -23,7 +25,7 @@ use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, Key
 use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
 use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
-use crate::shard::Shard;
+use crate::shard::{Locked, Peek, Shard};
 use crate::stats::{bump, Counters, ShardCounts, TableStats};
 use crate::tcp::{Dir, TcpState};
 use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
@@ -276,10 +278,10 @@ impl Shared {
     }
 }
 
-/// A session shard's mutex on its own cache lines.
+/// A session shard on its own cache lines.
 #[derive(Debug)]
 #[repr(align(64))]
-struct ShardCell(Mutex<Shard>);
+struct ShardCell(Shard);
 
 /// A mapping shard's mutex on its own cache lines.
 #[derive(Debug)]
@@ -361,7 +363,7 @@ impl ConnTable {
         let mut shards = Vec::with_capacity(nshards);
         for _ in 0..nshards {
             let shard = Shard::new(shards.len(), shard_cap).ok_or(TableConfigError::OutOfMemory)?;
-            shards.push(ShardCell(Mutex::new(shard)));
+            shards.push(ShardCell(shard));
         }
         let mapping_cap = mapping::shard_capacity(shard_cap, u32::from(config.shards));
         let mut mappings = Vec::with_capacity(nshards);
@@ -387,20 +389,21 @@ impl ConnTable {
         })
     }
 
+    /// The session shard of the canonical flow with hash `h`.
+    #[inline]
+    fn shard_of(&self, h: u64) -> &Shard {
+        &self.shards[shard_index(h, self.shared.mask)].0
+    }
+
     /// Locks the session shard of the canonical flow with hash `h`.
     #[inline]
-    fn lock_flow(&self, h: u64) -> MutexGuard<'_, Shard> {
-        self.lock(shard_index(h, self.shared.mask))
+    fn lock_flow(&self, h: u64) -> Locked<'_> {
+        self.shard_of(h).lock()
     }
 
     #[inline]
-    fn lock(&self, i: usize) -> MutexGuard<'_, Shard> {
-        // A panic while holding a shard lock cannot leave it half-updated in a way later
-        // operations would trip over (every operation checks its slots), so poison is ignored.
-        self.shards[i & self.shared.mask]
-            .0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+    fn lock(&self, i: usize) -> Locked<'_> {
+        self.shards[i & self.shared.mask].0.lock()
     }
 
     /// Packet that arrived from a LAN (its key is the canonical key). Hit: refresh, TCP state
@@ -431,11 +434,24 @@ impl ConnTable {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, key.src);
         let h = self.shared.hasher.flow(ep, remote_word(key.dst));
-        let mut shard = self.lock_flow(h);
+        let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
+        let unshared = self.shard_of(h);
+        match unshared.peek(h, key.proto, key.src, key.dst) {
+            Peek::Absent => return Lookup::Miss,
+            Peek::Found(slot, s)
+                if !(anything_to_check && !pkt.icmp_error && !s.is_hairpin())
+                    && Shard::lock_free_hit(&self.shared, &s, Dir::Original, pkt, now) =>
+            {
+                unshared.record(slot, &s, Dir::Original, pkt, now);
+                let (ip, iface) = self.shared.wan_nat(s.wan());
+                return Lookup::Hit(s.rewrite_out(ip, iface));
+            }
+            Peek::Found(..) | Peek::Busy => {}
+        }
+        let mut shard = unshared.lock();
         let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
             return Lookup::Miss;
         };
-        let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
         if anything_to_check && !pkt.icmp_error {
             if let Some(s) = shard.session(slot).filter(|s| !s.is_hairpin()) {
                 let (wan, tcp) = (s.wan(), (s.proto == Proto::Tcp).then(|| s.tcp.state()));
@@ -492,7 +508,21 @@ impl ConnTable {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, internal);
         let h = self.shared.hasher.flow(ep, remote_word(key.src));
-        let mut shard = self.lock_flow(h);
+        let unshared = self.shard_of(h);
+        match unshared.peek(h, key.proto, internal, key.src) {
+            Peek::Absent => return Lookup::Miss,
+            Peek::Found(_, s) if s.wan() != wan || s.ext_port != key.dst.port || s.is_hairpin() => {
+                return Lookup::Miss
+            }
+            Peek::Found(slot, s)
+                if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
+            {
+                unshared.record(slot, &s, Dir::Reply, pkt, now);
+                return Lookup::Hit(s.rewrite_in());
+            }
+            Peek::Found(..) | Peek::Busy => {}
+        }
+        let mut shard = unshared.lock();
         let Some(slot) = shard.find(h, key.proto, internal, key.src) else {
             return Lookup::Miss;
         };
@@ -717,7 +747,7 @@ impl ConnTable {
     /// and their index in the mapping shards); the second is fixed per WAN (8 bytes per port
     /// and protocol).
     pub fn memory_bytes(&self) -> (usize, usize) {
-        let sessions: usize = (0..self.shards.len()).map(|i| self.lock(i).memory()).sum();
+        let sessions: usize = self.shards.iter().map(|c| c.0.memory()).sum();
         let mappings: usize = (0..self.shared.mappings.len())
             .map(|i| self.shared.lock_mappings(i).memory())
             .sum();

@@ -144,6 +144,16 @@ impl TcpTrack {
         TcpTrack(state as u8)
     }
 
+    /// The packed byte (see [`TcpTrack::from_bits`]).
+    pub(crate) fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The tracker whose packed byte is `bits` (any byte gives a valid tracker).
+    pub(crate) fn from_bits(bits: u8) -> TcpTrack {
+        TcpTrack(bits)
+    }
+
     #[inline]
     pub(crate) fn state(self) -> TcpState {
         TcpState::from_bits(self.0)

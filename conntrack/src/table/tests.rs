@@ -2019,3 +2019,65 @@ fn sessions_behind_an_idle_tail_are_removed_within_two_seconds_of_their_deadline
     assert_eq!(t.stats().expired, keys.len() as u64);
     t.check().unwrap();
 }
+
+#[test]
+fn lock_free_hits_stay_exact_while_the_shard_churns() {
+    // One shard: every insertion and removal shifts entries in the index the readers probe
+    // and reuses slots they may be reading. Readers must never see a false miss or another
+    // session's rewrite for the 64 flows that live throughout.
+    let config = TableConfig {
+        timeouts: Timeouts {
+            tcp_closed: s(1),
+            ..Timeouts::default()
+        },
+        ..config(1024, 1, OnFull::Refuse)
+    };
+    let t = ConnTable::new(&config, &two_wans()).unwrap();
+    let stable: Vec<(FlowKey, Rewrite)> = (0..64u8)
+        .map(|i| {
+            let k = udp(lan(i, 5000), remote(200, 53));
+            (k, t.create(new(k, i % 2), pkt(80), s(1)).unwrap())
+        })
+        .collect();
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|sc| {
+        for th in 0..2usize {
+            let (t, stable, stop) = (&t, &stable, &stop);
+            sc.spawn(move || {
+                let mut rounds = 0u64;
+                while !stop.load(Ordering::Relaxed) || rounds < 10 {
+                    for (k, rw) in stable.iter().skip(th) {
+                        assert_eq!(hit(t.lookup_outbound(k, pkt(80), s(1))), *rw);
+                        let wan = u8::from(rw.src.ip == WAN1);
+                        let back = hit(t.lookup_inbound(wan, &reply(k, rw), pkt(80), s(1)));
+                        assert_eq!((back.src, back.dst), (k.dst, k.src));
+                    }
+                    rounds += 1;
+                }
+            });
+        }
+        let (t, stop) = (&t, &stop);
+        sc.spawn(move || {
+            for round in 0..2000u32 {
+                // 200 short TCP flows from fresh endpoints, closed by a reset, then reaped
+                let keys: Vec<FlowKey> = (0..200u32)
+                    .map(|i| {
+                        let n = round * 200 + i;
+                        let src = lan(100 + (n % 100) as u8, 20_000 + (n / 100 % 40_000) as u16);
+                        key(Proto::Tcp, src, remote(7, 443))
+                    })
+                    .collect();
+                for k in &keys {
+                    t.create(new(*k, 0), tcp(TCP_SYN), s(1)).unwrap();
+                }
+                for k in &keys {
+                    hit(t.lookup_outbound(k, tcp(TCP_RST), s(1)));
+                }
+                assert_eq!(t.expire(s(3), usize::MAX), 200);
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
+    });
+    assert_eq!(t.len(), 64);
+    t.check().unwrap();
+}

@@ -1,0 +1,238 @@
+//! A session's place in its shard's slab: the 64 bytes of a [`Session`] held as atomics, so
+//! that a fast-path hit can read a session without its shard's lock (see `shard.rs`, "Hits
+//! without the lock") while the lock's holder may be changing it.
+//!
+//! Every word is read and written with relaxed ordering, which compiles to plain loads and
+//! stores: a cell costs nothing over a plain struct. Consistency comes from elsewhere: the
+//! holder of the shard's lock is the only writer of every word except `last_seen` and the
+//! counters, and marks each change of a slot's identity (insertion, removal) with the shard's
+//! sequence number, which lock-free readers check after reading (a seqlock). Lock-free writers
+//! store only `last_seen` and the counters of their packet's direction.
+//!
+//! Word layout (`repr(C, align(64))`, one cache line, no padding):
+//! - `ips`: `src_ip << 32 | dst_ip` (the canonical key's addresses);
+//! - `ports`: `src_port << 48 | dst_port << 32 | ext_port << 16 | proto << 8 | tcp`;
+//! - `last_seen`;
+//! - `meta`: `wan_hp << 56 | lan_iface << 48 | rule << 32 | created_s`;
+//! - `packets_out`, `packets_in` (u32 each), `bytes_out`, `in_word`;
+//! - `prev`, `next`: class-list links (or the free list's), u32 each.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
+
+use crate::key::{Endpoint, Proto};
+use crate::lru::Node;
+use crate::session::{Packed, Session};
+
+/// One slot of a session slab.
+#[derive(Debug)]
+#[repr(C, align(64))]
+pub(crate) struct SessionCell {
+    ips: AtomicU64,
+    ports: AtomicU64,
+    last_seen: AtomicU64,
+    meta: AtomicU64,
+    packets_out: AtomicU32,
+    packets_in: AtomicU32,
+    bytes_out: AtomicU64,
+    in_word: AtomicU64,
+    prev: AtomicU32,
+    next: AtomicU32,
+}
+
+impl SessionCell {
+    /// A cell holding `s`.
+    pub(crate) fn new(s: &Session) -> SessionCell {
+        let p = s.pack();
+        SessionCell {
+            ips: AtomicU64::new(p.ips),
+            ports: AtomicU64::new(p.ports),
+            last_seen: AtomicU64::new(p.last_seen),
+            meta: AtomicU64::new(p.meta),
+            packets_out: AtomicU32::new(p.packets_out),
+            packets_in: AtomicU32::new(p.packets_in),
+            bytes_out: AtomicU64::new(p.bytes_out),
+            in_word: AtomicU64::new(p.in_word),
+            prev: AtomicU32::new(p.prev),
+            next: AtomicU32::new(p.next),
+        }
+    }
+
+    /// The session held (links included).
+    #[inline]
+    pub(crate) fn load(&self) -> Session {
+        Session::unpack(Packed {
+            ips: self.ips.load(Relaxed),
+            ports: self.ports.load(Relaxed),
+            last_seen: self.last_seen.load(Relaxed),
+            meta: self.meta.load(Relaxed),
+            packets_out: self.packets_out.load(Relaxed),
+            packets_in: self.packets_in.load(Relaxed),
+            bytes_out: self.bytes_out.load(Relaxed),
+            in_word: self.in_word.load(Relaxed),
+            prev: self.prev.load(Relaxed),
+            next: self.next.load(Relaxed),
+        })
+    }
+
+    /// Stores `s`, all but the links (which the lists own). Lock holder only.
+    #[inline]
+    pub(crate) fn store(&self, s: &Session) {
+        let p = s.pack();
+        self.ips.store(p.ips, Relaxed);
+        self.ports.store(p.ports, Relaxed);
+        self.last_seen.store(p.last_seen, Relaxed);
+        self.meta.store(p.meta, Relaxed);
+        self.packets_out.store(p.packets_out, Relaxed);
+        self.packets_in.store(p.packets_in, Relaxed);
+        self.bytes_out.store(p.bytes_out, Relaxed);
+        self.in_word.store(p.in_word, Relaxed);
+    }
+
+    /// Stores `s`, links included. Lock holder only.
+    pub(crate) fn store_all(&self, s: &Session) {
+        self.store(s);
+        let p = s.pack();
+        self.prev.store(p.prev, Relaxed);
+        self.next.store(p.next, Relaxed);
+    }
+
+    /// Whether the cell holds the session of canonical key (proto, internal, remote): two
+    /// loads and compares.
+    #[inline]
+    pub(crate) fn is(&self, proto: Proto, internal: Endpoint, remote: Endpoint) -> bool {
+        let ips = u64::from(u32::from(internal.ip)) << 32 | u64::from(u32::from(remote.ip));
+        let ports = u64::from(internal.port) << 48
+            | u64::from(remote.port) << 32
+            | u64::from(proto as u8) << 8;
+        const KEY_PORTS: u64 = 0xffff_ffff_0000_ff00;
+        self.ips.load(Relaxed) == ips && self.ports.load(Relaxed) & KEY_PORTS == ports
+    }
+
+    /// The lock-free part of a hit: moves `last_seen` on to `now` (the caller has checked that
+    /// `now` is in the same whole second, so no list move is due) and counts one packet of
+    /// `len` bytes in the original (`out`) or reply direction, as [`Session::count`] does.
+    /// Plain loads and stores: two threads counting the same direction of one flow at the
+    /// same instant can lose a count (statistics only).
+    #[inline]
+    pub(crate) fn record(&self, out: bool, len: u32, now: u64, hairpin: bool) {
+        if now > self.last_seen.load(Relaxed) {
+            self.last_seen.store(now, Relaxed);
+        }
+        let len = u64::from(len);
+        if out {
+            let n = self.packets_out.load(Relaxed);
+            self.packets_out.store(n.saturating_add(1), Relaxed);
+            let b = self.bytes_out.load(Relaxed);
+            self.bytes_out.store(b.wrapping_add(len), Relaxed);
+        } else if !hairpin {
+            let n = self.packets_in.load(Relaxed);
+            self.packets_in.store(n.saturating_add(1), Relaxed);
+            let b = self.in_word.load(Relaxed);
+            self.in_word.store(b.wrapping_add(len), Relaxed);
+        }
+    }
+}
+
+impl Node for SessionCell {
+    #[inline]
+    fn prev(&self) -> u32 {
+        self.prev.load(Relaxed)
+    }
+    #[inline]
+    fn next(&self) -> u32 {
+        self.next.load(Relaxed)
+    }
+    #[inline]
+    fn set_prev(&self, i: u32) {
+        self.prev.store(i, Relaxed);
+    }
+    #[inline]
+    fn set_next(&self, i: u32) {
+        self.next.store(i, Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::session::{Hairpin, NewSession};
+    use crate::tcp::TCP_SYN;
+    use crate::FlowKey;
+
+    fn session(hairpin: bool) -> Session {
+        let key = FlowKey::new(
+            Proto::Tcp,
+            Endpoint::new(Ipv4Addr::new(10, 0, 0, 7), 40_001),
+            Endpoint::new(Ipv4Addr::new(192, 0, 2, 9), 443),
+        );
+        let new = NewSession {
+            key,
+            wan: 5,
+            eligible: u64::MAX,
+            lan_iface: 3,
+            hairpin: hairpin.then(|| Hairpin {
+                target: Endpoint::new(Ipv4Addr::new(10, 0, 0, 8), 8080),
+                egress: 2,
+            }),
+            rule: 513,
+        };
+        let mut s = Session::create(&new, 5, 61_000, TCP_SYN, 7_123_456_789);
+        s.count(true, 60);
+        s.count(false, 1500);
+        s
+    }
+
+    #[test]
+    fn is_one_cache_line() {
+        assert_eq!(std::mem::size_of::<SessionCell>(), 64);
+        assert_eq!(std::mem::align_of::<SessionCell>(), 64);
+        assert_eq!(crate::SESSION_SIZE, 64);
+    }
+
+    #[test]
+    fn holds_a_session_exactly() {
+        for hairpin in [false, true] {
+            let s = session(hairpin);
+            let c = SessionCell::new(&s);
+            assert_eq!(format!("{:?}", c.load()), format!("{s:?}"));
+            let k = s.key();
+            assert!(c.is(k.proto, k.src, k.dst));
+            assert!(!c.is(Proto::Udp, k.src, k.dst));
+            assert!(!c.is(k.proto, k.dst, k.src));
+            let other = Endpoint::new(k.dst.ip, k.dst.port + 1);
+            assert!(!c.is(k.proto, k.src, other));
+        }
+    }
+
+    #[test]
+    fn store_leaves_the_links_and_store_all_writes_them() {
+        let c = SessionCell::new(&Session::vacant(9));
+        c.set_prev(4);
+        let s = session(false);
+        c.store(&s);
+        assert_eq!((c.prev(), c.next()), (4, 9));
+        c.store_all(&s);
+        assert_eq!((c.prev(), c.next()), (s.pack().prev, s.pack().next));
+        assert_eq!(format!("{:?}", c.load()), format!("{s:?}"));
+    }
+
+    #[test]
+    fn record_counts_like_a_locked_hit() {
+        for hairpin in [false, true] {
+            let mut s = session(hairpin);
+            let c = SessionCell::new(&s);
+            let now = s.last_seen + 1000;
+            c.record(true, 52, now, hairpin);
+            c.record(false, 1400, now, hairpin);
+            s.count(true, 52);
+            s.count(false, 1400);
+            s.refresh(now);
+            assert_eq!(format!("{:?}", c.load()), format!("{s:?}"));
+            // never moves last_seen back
+            c.record(true, 1, now - 5, hairpin);
+            assert_eq!(c.load().last_seen, now);
+        }
+    }
+}
