@@ -197,6 +197,20 @@ impl Shard {
         }
     }
 
+    /// The address of the index entry a lookup of flow hash `h` reads first (for a prefetch).
+    #[inline]
+    pub(crate) fn index_line(&self, h: u64) -> *const u8 {
+        self.index.home_entry(h)
+    }
+
+    /// The address of the session that `h`'s home index entry names, if its tag is `h`'s: the
+    /// session a lookup of `h` most likely reads (for a prefetch). Reads the entry.
+    #[inline]
+    pub(crate) fn session_line(&self, h: u64) -> Option<*const u8> {
+        let cell = self.sessions.get(self.index.home_slot(h)? as usize)?;
+        Some(std::ptr::from_ref(cell).cast())
+    }
+
     /// Whether a packet travelling in `dir` can be applied to `s` (a session [`peek`]ed at
     /// `now`) by [`record`](Self::record) alone: the session has not expired, no move to its
     /// list's head is due (the packet is in the same whole second as the session's last one,

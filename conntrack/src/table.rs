@@ -76,6 +76,10 @@ pub struct WanNat {
     pub iface: u8,
 }
 
+/// The hash that places a flow in the table (see [`ConnTable::outbound_hash`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowHash(u64);
+
 /// Result of a fast-path lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -536,6 +540,46 @@ impl ConnTable {
         match shard.session(slot) {
             Some(s) => Lookup::Hit(s.rewrite_in()),
             None => Lookup::Miss,
+        }
+    }
+
+    /// The hash under which [`lookup_outbound`](Self::lookup_outbound) will look `key` up,
+    /// for [`prefetch_index`](Self::prefetch_index) and
+    /// [`prefetch_session`](Self::prefetch_session).
+    #[inline]
+    pub fn outbound_hash(&self, key: &FlowKey) -> FlowHash {
+        let ep = endpoint_word(key.proto, key.src);
+        FlowHash(self.shared.hasher.flow(ep, remote_word(key.dst)))
+    }
+
+    /// The hash under which [`lookup_inbound`](Self::lookup_inbound) will look up `key`, a
+    /// packet from WAN `wan` (reads the WAN's port table); `None` if no internal endpoint owns
+    /// its destination port.
+    #[inline]
+    pub fn inbound_hash(&self, wan: u8, key: &FlowKey) -> Option<FlowHash> {
+        let internal = self.binding(wan, key.proto, key.dst.port)?;
+        let ep = endpoint_word(key.proto, internal);
+        Some(FlowHash(self.shared.hasher.flow(ep, remote_word(key.src))))
+    }
+
+    /// Hands `prefetch` the address of the index entry a lookup under `h` reads first. With
+    /// [`prefetch_session`](Self::prefetch_session) this lets a caller start the cache misses
+    /// of a whole batch of lookups at once, so that they overlap instead of stalling one
+    /// packet at a time: first every packet's index entry, then (once those have arrived)
+    /// every packet's session. `prefetch` must only hint the cache (an address of this table
+    /// is never dereferenced through it); the table changes nothing and takes no lock.
+    #[inline]
+    pub fn prefetch_index(&self, h: FlowHash, prefetch: fn(*const u8)) {
+        prefetch(self.shard_of(h.0).index_line(h.0));
+    }
+
+    /// Hands `prefetch` the address of the session a lookup under `h` most likely reads (the
+    /// one its index entry names), if any; reads that entry (see
+    /// [`prefetch_index`](Self::prefetch_index)).
+    #[inline]
+    pub fn prefetch_session(&self, h: FlowHash, prefetch: fn(*const u8)) {
+        if let Some(line) = self.shard_of(h.0).session_line(h.0) {
+            prefetch(line);
         }
     }
 

@@ -13,9 +13,10 @@
 //! - [`daemon`]: `fwd run`: threads, signals, reload, the control socket's handler.
 //!
 //! Invariants: the per-packet path allocates nothing, logs nothing and takes no global lock
-//! (one connection-table shard lock per packet); every frame not forwarded is counted under a
+//! (at most one connection-table shard lock per packet, none on most hits); every frame not
+//! forwarded is counted under a
 //! [`pipeline::DropReason`]; time is an argument everywhere below the worker loop. Only the
-//! I/O backends (`device::tun`, `steering`) may use `unsafe`.
+//! I/O backends (`device::tun`, `device::prefetch`, `steering`) may use `unsafe`.
 
 pub mod config;
 pub mod daemon;

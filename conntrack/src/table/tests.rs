@@ -2081,3 +2081,34 @@ fn lock_free_hits_stay_exact_while_the_shard_churns() {
     assert_eq!(t.len(), 64);
     t.check().unwrap();
 }
+
+#[test]
+fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
+    use std::cell::Cell;
+    thread_local! {
+        static SEEN: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+    }
+    fn count(p: *const u8) {
+        SEEN.with(|s| {
+            let (n, null) = s.get();
+            s.set((n + 1, null + usize::from(p.is_null())));
+        });
+    }
+    let t = table(1024, 4, OnFull::Refuse);
+    let k = udp(lan(3, 5353), remote(9, 53));
+    let rw = t.create(new(k, 1), pkt(80), s(1)).unwrap();
+    let h = t.outbound_hash(&k);
+    assert_eq!(t.inbound_hash(1, &reply(&k, &rw)), Some(h));
+    // no session owns the port on the other WAN, nor another port on this one
+    assert_eq!(t.inbound_hash(0, &reply(&k, &rw)), None);
+    let mut other = reply(&k, &rw);
+    other.dst.port = other.dst.port.wrapping_add(1);
+    assert_eq!(t.inbound_hash(1, &other), None);
+    t.prefetch_index(h, count);
+    t.prefetch_session(h, count);
+    assert_eq!(SEEN.with(Cell::get), (2, 0));
+    // an unknown flow still has an index entry to read, but (almost surely) no session
+    let unknown = t.outbound_hash(&udp(lan(4, 1), remote(9, 53)));
+    t.prefetch_index(unknown, count);
+    assert_eq!(SEEN.with(Cell::get), (3, 0));
+}

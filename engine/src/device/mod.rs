@@ -5,6 +5,7 @@
 //! packet path never allocates.
 
 pub mod memory;
+pub mod prefetch;
 pub mod tun;
 
 use std::io;
