@@ -14,9 +14,9 @@
 //!
 //! Invariants: the per-packet path allocates nothing, logs nothing and takes no global lock
 //! (at most one connection-table shard lock per packet, none on most hits); every frame not
-//! forwarded is counted under a
-//! [`pipeline::DropReason`]; time is an argument everywhere below the worker loop. Only the
-//! I/O backends (`device::tun`, `device::prefetch`, `steering`) may use `unsafe`.
+//! forwarded is counted under a [`pipeline::DropReason`]; time is an argument everywhere below
+//! the worker loop. Only the I/O backends (`device::tun`, `device::prefetch`, `steering`) may
+//! use `unsafe`.
 
 pub mod config;
 pub mod daemon;
