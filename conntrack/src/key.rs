@@ -3,8 +3,8 @@
 //! Everything the table hashes is first packed into `u64` words so that hashing and
 //! comparing are a few integer operations:
 //! - an *endpoint word* `ip << 32 | port << 16 | proto` names an internal endpoint of one
-//!   protocol (its hash picks the endpoint's mapping shard; with a WAN index it names a
-//!   mapping);
+//!   protocol (its hash picks the endpoint's mapping shard and, there, the index entries of
+//!   its mappings, one per WAN);
 //! - a *remote word* `ip << 16 | port` names the other end of a flow; with an endpoint word it
 //!   names a canonical flow, whose hash picks the session shard and indexes it there.
 //!
@@ -158,12 +158,6 @@ impl KeyHasher {
     #[inline]
     pub(crate) fn flow(&self, ep_word: u64, remote_word: u64) -> u64 {
         self.0.hash_one((ep_word, remote_word))
-    }
-
-    /// Hash of a mapping: internal endpoint on one WAN.
-    #[inline]
-    pub(crate) fn mapping(&self, ep_word: u64, wan: u8) -> u64 {
-        self.0.hash_one((ep_word, wan))
     }
 
     /// Hash of any value (fragment keys).

@@ -16,6 +16,8 @@
 //! endpoint while sessions are placed by flow, so a mapping shard's share of them varies around
 //! the session shard size and gets some headroom above it.
 
+use std::sync::Arc;
+
 use crate::index::SlotIndex;
 use crate::key::{endpoint_word, Endpoint, KeyHasher, Proto};
 use crate::lru::NIL;
@@ -81,7 +83,8 @@ pub(crate) struct Mappings {
     slab: Vec<Mapping>,
     free: u32,
     len: u32,
-    index: SlotIndex,
+    /// Shared with the table's mapping cell, which reads it without the lock to prefetch.
+    index: Arc<SlotIndex>,
 }
 
 impl Mappings {
@@ -98,7 +101,7 @@ impl Mappings {
             proto: Proto::Udp,
             wan: FREE_WAN,
         }));
-        let index = SlotIndex::new(cap)?;
+        let index = Arc::new(SlotIndex::new(cap)?);
         Some(Mappings {
             slab,
             free: if cap > 0 { 0 } else { NIL },
@@ -111,7 +114,14 @@ impl Mappings {
         self.len
     }
 
-    /// The mapping of `internal` on `wan`; `h` = `hasher.mapping(..)` of it.
+    /// The index, for lock-free prefetching (only the lock holder changes it).
+    pub(crate) fn index(&self) -> Arc<SlotIndex> {
+        Arc::clone(&self.index)
+    }
+
+    /// The mapping of `internal` on `wan`; `h` = `hasher.endpoint(..)` of the endpoint (all of
+    /// an endpoint's mappings, one per WAN, share its hash, so they lie in one probe run: one
+    /// cache line answers "which WANs is this endpoint mapped on").
     #[inline]
     pub(crate) fn find(&self, h: u64, proto: Proto, internal: Endpoint, wan: u8) -> Option<u32> {
         let slab = &self.slab;
@@ -207,7 +217,7 @@ impl Mappings {
             .get(usize::from(new.wan))
             .ok_or(CreateError::UnknownWan)?;
         let ep = endpoint_word(proto, internal);
-        let mh = sh.hasher.mapping(ep, new.wan);
+        let mh = sh.hasher.endpoint(ep);
         if let Some(m) = self.find(mh, proto, internal, new.wan) {
             let port = self.acquire(m).ok_or(CreateError::TableFull)?;
             return Ok((new.wan, port));
@@ -223,8 +233,7 @@ impl Mappings {
                 // below 64
                 let w = rest.trailing_zeros() as u8;
                 rest &= rest - 1;
-                let h = sh.hasher.mapping(ep, w);
-                if let Some(m) = self.find(h, proto, internal, w) {
+                if let Some(m) = self.find(mh, proto, internal, w) {
                     let port = self.acquire(m).ok_or(CreateError::TableFull)?;
                     return Ok((w, port));
                 }
@@ -252,7 +261,7 @@ impl Mappings {
     /// it is being removed). With the last one the mapping is removed and its external port
     /// released in the WAN's port table.
     pub(crate) fn unref(&mut self, sh: &Shared, proto: Proto, internal: Endpoint, wan: u8) {
-        let mh = sh.hasher.mapping(endpoint_word(proto, internal), wan);
+        let mh = sh.hasher.endpoint(endpoint_word(proto, internal));
         if let Some(port) = self.release(&sh.hasher, mh, proto, internal, wan) {
             if let Some(w) = sh.wans.get(usize::from(wan)) {
                 w.ports.release(proto, port, internal);
@@ -280,7 +289,7 @@ impl Mappings {
         internal: Endpoint,
         wan: u8,
     ) -> bool {
-        let h = hasher.mapping(endpoint_word(proto, internal), wan);
+        let h = hasher.endpoint(endpoint_word(proto, internal));
         self.find(h, proto, internal, wan).is_some()
     }
 
@@ -302,7 +311,7 @@ impl Mappings {
                 continue;
             }
             live += 1;
-            let h = sh.hasher.mapping(m.word(), m.wan);
+            let h = sh.hasher.endpoint(m.word());
             if self.find(h, m.proto, m.internal(), m.wan) != Some(i as u32) {
                 return Err(format!("mapping {i} not indexed"));
             }
@@ -357,7 +366,7 @@ impl Mappings {
 
 fn slot_hash(slab: &[Mapping], hasher: &KeyHasher, s: u32) -> u64 {
     slab.get(s as usize)
-        .map_or(0, |m| hasher.mapping(m.word(), m.wan))
+        .map_or(0, |m| hasher.endpoint(m.word()))
 }
 
 #[cfg(test)]
@@ -369,8 +378,8 @@ mod tests {
         Endpoint::new(Ipv4Addr::new(10, 1, 1, a), port)
     }
 
-    fn h(k: &KeyHasher, proto: Proto, e: Endpoint, wan: u8) -> u64 {
-        k.mapping(endpoint_word(proto, e), wan)
+    fn h(k: &KeyHasher, proto: Proto, e: Endpoint, _wan: u8) -> u64 {
+        k.endpoint(endpoint_word(proto, e))
     }
 
     #[test]

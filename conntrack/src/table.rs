@@ -18,9 +18,10 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::index::SlotIndex;
 use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, KeyHasher, Proto};
 use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
@@ -76,9 +77,13 @@ pub struct WanNat {
     pub iface: u8,
 }
 
-/// The hash that places a flow in the table (see [`ConnTable::outbound_hash`]).
+/// The hash that places a flow in the table, and its internal endpoint (see
+/// [`ConnTable::outbound_hash`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct FlowHash(u64);
+pub struct FlowHash {
+    h: u64,
+    ep: u64,
+}
 
 /// Result of a fast-path lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,6 +278,16 @@ impl Shared {
         self.lock_mappings(shard_index(self.hasher.endpoint(ep_word), self.mask))
     }
 
+    /// The address of the index entry where the mappings of the internal endpoint with
+    /// endpoint word `ep_word` begin (for a prefetch).
+    #[inline]
+    fn mapping_line(&self, ep_word: u64) -> *const u8 {
+        let h = self.hasher.endpoint(ep_word);
+        self.mappings
+            .get(shard_index(h, self.mask))
+            .map_or(std::ptr::null(), |m| m.1.home_entry(h))
+    }
+
     fn lock_mappings(&self, i: usize) -> MutexGuard<'_, Mappings> {
         // As for session shards, poison is ignored: every operation checks its slots.
         self.mappings[i & self.mask]
@@ -287,10 +302,10 @@ impl Shared {
 #[repr(align(64))]
 struct ShardCell(Shard);
 
-/// A mapping shard's mutex on its own cache lines.
+/// A mapping shard's mutex on its own cache lines, and its index for lock-free prefetches.
 #[derive(Debug)]
 #[repr(align(64))]
-struct MappingCell(Mutex<Mappings>);
+struct MappingCell(Mutex<Mappings>, Arc<SlotIndex>);
 
 /// The connection table. `Send + Sync`; share it between workers with an `Arc`.
 pub struct ConnTable {
@@ -373,7 +388,8 @@ impl ConnTable {
         let mut mappings = Vec::with_capacity(nshards);
         for _ in 0..nshards {
             let m = Mappings::new(mapping_cap).ok_or(TableConfigError::OutOfMemory)?;
-            mappings.push(MappingCell(Mutex::new(m)));
+            let index = m.index();
+            mappings.push(MappingCell(Mutex::new(m), index));
         }
         Ok(ConnTable {
             shared: Shared {
@@ -549,7 +565,8 @@ impl ConnTable {
     #[inline]
     pub fn outbound_hash(&self, key: &FlowKey) -> FlowHash {
         let ep = endpoint_word(key.proto, key.src);
-        FlowHash(self.shared.hasher.flow(ep, remote_word(key.dst)))
+        let h = self.shared.hasher.flow(ep, remote_word(key.dst));
+        FlowHash { h, ep }
     }
 
     /// The hash under which [`lookup_inbound`](Self::lookup_inbound) will look up `key`, a
@@ -559,7 +576,8 @@ impl ConnTable {
     pub fn inbound_hash(&self, wan: u8, key: &FlowKey) -> Option<FlowHash> {
         let internal = self.binding(wan, key.proto, key.dst.port)?;
         let ep = endpoint_word(key.proto, internal);
-        Some(FlowHash(self.shared.hasher.flow(ep, remote_word(key.src))))
+        let h = self.shared.hasher.flow(ep, remote_word(key.src));
+        Some(FlowHash { h, ep })
     }
 
     /// Hands `prefetch` the address of the index entry a lookup under `h` reads first. With
@@ -570,16 +588,19 @@ impl ConnTable {
     /// is never dereferenced through it); the table changes nothing and takes no lock.
     #[inline]
     pub fn prefetch_index(&self, h: FlowHash, prefetch: fn(*const u8)) {
-        prefetch(self.shard_of(h.0).index_line(h.0));
+        prefetch(self.shard_of(h.h).index_line(h.h));
     }
 
     /// Hands `prefetch` the address of the session a lookup under `h` most likely reads (the
-    /// one its index entry names), if any; reads that entry (see
-    /// [`prefetch_index`](Self::prefetch_index)).
+    /// one its index entry names); reads that entry (see
+    /// [`prefetch_index`](Self::prefetch_index)). When the entry names none the lookup will
+    /// miss and (for a packet from a LAN) [`create`](Self::create) will look up the internal
+    /// endpoint's mappings: the address of their index entry instead.
     #[inline]
     pub fn prefetch_session(&self, h: FlowHash, prefetch: fn(*const u8)) {
-        if let Some(line) = self.shard_of(h.0).session_line(h.0) {
-            prefetch(line);
+        match self.shard_of(h.h).session_line(h.h) {
+            Some(line) => prefetch(line),
+            None => prefetch(self.shared.mapping_line(h.ep)),
         }
     }
 
