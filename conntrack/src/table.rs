@@ -77,12 +77,14 @@ pub struct WanNat {
     pub iface: u8,
 }
 
-/// The hash that places a flow in the table, and its internal endpoint (see
-/// [`ConnTable::outbound_hash`]).
+/// The hash that places a flow in the table, with the words it was computed from (see
+/// [`ConnTable::outbound_hash`]). A lookup given one checks the words against its key and
+/// computes the hash afresh when they differ, so a stale or foreign hint only costs a hash.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowHash {
     h: u64,
     ep: u64,
+    remote: u64,
 }
 
 /// Result of a fast-path lookup.
@@ -409,6 +411,15 @@ impl ConnTable {
         })
     }
 
+    /// The flow hash of (`ep`, `remote`): `hint`'s if it was computed from those words.
+    #[inline]
+    fn hash_of(&self, ep: u64, remote: u64, hint: Option<FlowHash>) -> u64 {
+        match hint {
+            Some(f) if f.ep == ep && f.remote == remote => f.h,
+            _ => self.shared.hasher.flow(ep, remote),
+        }
+    }
+
     /// The session shard of the canonical flow with hash `h`.
     #[inline]
     fn shard_of(&self, h: u64) -> &Shard {
@@ -451,9 +462,24 @@ impl ConnTable {
         now: Duration,
         live: &Liveness<'_>,
     ) -> Lookup {
+        self.lookup_outbound_hinted(key, None, pkt, now, live)
+    }
+
+    /// [`lookup_outbound_live`](Self::lookup_outbound_live) with the flow's hash from
+    /// [`outbound_hash`](Self::outbound_hash), computed earlier (for its prefetch): saves
+    /// hashing the key again.
+    #[inline]
+    pub fn lookup_outbound_hinted(
+        &self,
+        key: &FlowKey,
+        hint: Option<FlowHash>,
+        pkt: PacketInfo,
+        now: Duration,
+        live: &Liveness<'_>,
+    ) -> Lookup {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, key.src);
-        let h = self.shared.hasher.flow(ep, remote_word(key.dst));
+        let h = self.hash_of(ep, remote_word(key.dst), hint);
         let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
         let unshared = self.shard_of(h);
         match unshared.peek(h, key.proto, key.src, key.dst) {
@@ -516,6 +542,21 @@ impl ConnTable {
     /// sessions never match inbound.
     #[inline]
     pub fn lookup_inbound(&self, wan: u8, key: &FlowKey, pkt: PacketInfo, now: Duration) -> Lookup {
+        self.lookup_inbound_hinted(wan, key, None, pkt, now)
+    }
+
+    /// [`lookup_inbound`](Self::lookup_inbound) with the flow's hash from
+    /// [`inbound_hash`](Self::inbound_hash), computed earlier (for its prefetch): saves
+    /// hashing again unless the port changed hands meanwhile.
+    #[inline]
+    pub fn lookup_inbound_hinted(
+        &self,
+        wan: u8,
+        key: &FlowKey,
+        hint: Option<FlowHash>,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Lookup {
         let Some(w) = self.shared.wans.get(usize::from(wan)) else {
             return Lookup::Miss;
         };
@@ -527,7 +568,7 @@ impl ConnTable {
         };
         let now = nanos(now);
         let ep = endpoint_word(key.proto, internal);
-        let h = self.shared.hasher.flow(ep, remote_word(key.src));
+        let h = self.hash_of(ep, remote_word(key.src), hint);
         let unshared = self.shard_of(h);
         match unshared.peek(h, key.proto, internal, key.src) {
             Peek::Absent => return Lookup::Miss,
@@ -564,9 +605,9 @@ impl ConnTable {
     /// [`prefetch_session`](Self::prefetch_session).
     #[inline]
     pub fn outbound_hash(&self, key: &FlowKey) -> FlowHash {
-        let ep = endpoint_word(key.proto, key.src);
-        let h = self.shared.hasher.flow(ep, remote_word(key.dst));
-        FlowHash { h, ep }
+        let (ep, remote) = (endpoint_word(key.proto, key.src), remote_word(key.dst));
+        let h = self.shared.hasher.flow(ep, remote);
+        FlowHash { h, ep, remote }
     }
 
     /// The hash under which [`lookup_inbound`](Self::lookup_inbound) will look up `key`, a
@@ -575,9 +616,9 @@ impl ConnTable {
     #[inline]
     pub fn inbound_hash(&self, wan: u8, key: &FlowKey) -> Option<FlowHash> {
         let internal = self.binding(wan, key.proto, key.dst.port)?;
-        let ep = endpoint_word(key.proto, internal);
-        let h = self.shared.hasher.flow(ep, remote_word(key.src));
-        Some(FlowHash { h, ep })
+        let (ep, remote) = (endpoint_word(key.proto, internal), remote_word(key.src));
+        let h = self.shared.hasher.flow(ep, remote);
+        Some(FlowHash { h, ep, remote })
     }
 
     /// Hands `prefetch` the address of the index entry a lookup under `h` reads first. With

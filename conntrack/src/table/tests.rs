@@ -2112,3 +2112,21 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     t.prefetch_index(unknown, count);
     assert_eq!(SEEN.with(Cell::get), (3, 0));
 }
+
+#[test]
+fn a_hint_saves_the_hash_and_a_wrong_hint_costs_nothing_else() {
+    let t = table(1024, 4, OnFull::Refuse);
+    let k = udp(lan(3, 5353), remote(9, 53));
+    let rw = t.create(new(k, 1), pkt(80), s(1)).unwrap();
+    let back = reply(&k, &rw);
+    let other = t.outbound_hash(&udp(lan(4, 1), remote(8, 53)));
+    let live = Liveness::ALL_LIVE;
+    for hint in [Some(t.outbound_hash(&k)), Some(other), None] {
+        let out = t.lookup_outbound_hinted(&k, hint, pkt(80), s(2), &live);
+        assert_eq!(hit(out), rw);
+    }
+    for hint in [t.inbound_hash(1, &back), Some(other), None] {
+        let inb = t.lookup_inbound_hinted(1, &back, hint, pkt(80), s(2));
+        assert_eq!(hit(inb).dst, k.src);
+    }
+}

@@ -2,7 +2,7 @@
 //! the session and advances its TCP state), then the session's rewrite applied in place.
 
 use balancer::{RuleId, WanId};
-use conntrack::{Liveness, Lookup, PacketInfo, Rewrite, TcpState, WanSet};
+use conntrack::{FlowHash, Liveness, Lookup, PacketInfo, Rewrite, TcpState, WanSet};
 
 use super::flow::{error_flow_key, flow_key, fragment_key, packet_info};
 use super::{Context, Counters, DropReason, Outcome};
@@ -34,15 +34,15 @@ pub(super) enum Outbound {
 
 /// A packet from a LAN. Sessions on a WAN of `ended` (down, and flows do not stay) end here,
 /// and so do UDP and ICMP sessions on a WAN of `outranked` whose rule now prefers a better
-/// tier.
+/// tier. `hint`: the flow's table hash, if the batch's prefetch pass computed it.
 #[inline]
 pub(super) fn outbound(
     ctx: &Context<'_>,
     counters: &Counters,
     frame: &mut Frame,
     pkt: &Ipv4Packet,
-    ended: WanSet,
-    outranked: WanSet,
+    (ended, outranked): (WanSet, WanSet),
+    hint: Option<FlowHash>,
 ) -> Outbound {
     let table = &ctx.tables.conntrack;
     Outbound::Done(match pkt.transport {
@@ -71,7 +71,7 @@ pub(super) fn outbound(
                 outranked,
                 recall: &recall,
             };
-            match table.lookup_outbound_live(&key, packet_info(pkt), ctx.now, &live) {
+            match table.lookup_outbound_hinted(&key, hint, packet_info(pkt), ctx.now, &live) {
                 Lookup::Hit(rw) => apply(ctx, counters, frame, pkt, rw),
                 Lookup::Miss => return Outbound::Miss,
                 Lookup::Ended { tcp, .. } => return Outbound::WanDown { tcp },
@@ -98,6 +98,7 @@ pub(super) fn inbound(
     frame: &mut Frame,
     pkt: &Ipv4Packet,
     wan: usize,
+    hint: Option<FlowHash>,
 ) -> Inbound {
     let table = &ctx.tables.conntrack;
     let wan_u8 = u8::try_from(wan).unwrap_or(u8::MAX);
@@ -117,7 +118,8 @@ pub(super) fn inbound(
             let Some(key) = flow_key(pkt) else {
                 return Inbound::NoSession;
             };
-            match table.lookup_inbound(wan_u8, &key, packet_info(pkt), ctx.now) {
+            let info = packet_info(pkt);
+            match table.lookup_inbound_hinted(wan_u8, &key, hint, info, ctx.now) {
                 Lookup::Hit(_) if expired => Inbound::TtlExpired,
                 Lookup::Hit(rw) => {
                     counters.wan_rx(wan, pkt.total_len());

@@ -158,7 +158,8 @@ impl Pipeline {
             for (frame, i) in chunk.iter_mut().zip(0..AHEAD) {
                 let parsed = self.parsed.get(i).copied();
                 let parsed = parsed.unwrap_or_else(|| parse_frame(self.medium, frame.data()));
-                let verdict = self.process_parsed(ctx, frame, parsed);
+                let hint = self.hashes.get(i).copied().flatten();
+                let verdict = self.process_parsed(ctx, frame, parsed, hint);
                 // An output sized for another plan turns a forward to an unknown interface
                 // into a drop.
                 if out.push(verdict) != verdict {
@@ -181,17 +182,19 @@ impl Pipeline {
     /// Processes one frame in place (after [`begin_batch`](Self::begin_batch)).
     pub fn process_frame(&mut self, ctx: &Context<'_>, frame: &mut Frame) -> Verdict {
         let parsed = parse_frame(self.medium, frame.data());
-        self.process_parsed(ctx, frame, parsed)
+        self.process_parsed(ctx, frame, parsed, None)
     }
 
-    /// Processes one frame in place, given what parsing it gave.
+    /// Processes one frame in place, given what parsing it gave and its flow's hash in the
+    /// connection table if known.
     fn process_parsed(
         &mut self,
         ctx: &Context<'_>,
         frame: &mut Frame,
         parsed: Result<Ipv4Packet, ParseError>,
+        hint: Option<FlowHash>,
     ) -> Verdict {
-        let verdict = match self.handle(ctx, frame, parsed) {
+        let verdict = match self.handle(ctx, frame, parsed, hint) {
             Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
             Outcome::Reply { egress, dropped } => {
                 // The packet is dropped; the frame now carries the router's own ICMP error.
@@ -225,6 +228,7 @@ impl Pipeline {
         ctx: &Context<'_>,
         frame: &mut Frame,
         parsed: Result<Ipv4Packet, ParseError>,
+        hint: Option<FlowHash>,
     ) -> Outcome {
         let ingress = frame.iface;
         let Some(role) = ctx.plan.interface(ingress).map(|i| i.role) else {
@@ -235,8 +239,8 @@ impl Pipeline {
             Err(e) => return parse_outcome(e),
         };
         match role {
-            Role::Lan(_) => self.lan_packet(ctx, frame, &pkt, ingress),
-            Role::Wan(wan) => self.wan_packet(ctx, frame, &pkt, wan, ingress),
+            Role::Lan(_) => self.lan_packet(ctx, frame, &pkt, ingress, hint),
+            Role::Wan(wan) => self.wan_packet(ctx, frame, &pkt, wan, ingress, hint),
         }
     }
 
@@ -248,6 +252,7 @@ impl Pipeline {
         frame: &mut Frame,
         pkt: &Ipv4Packet,
         ingress: u8,
+        hint: Option<FlowHash>,
     ) -> Outcome {
         let destination = ctx.plan.destination(pkt.dst);
         match destination {
@@ -258,7 +263,8 @@ impl Pipeline {
             _ if pkt.ttl <= 1 => return self.time_exceeded(ctx, frame, pkt, ingress),
             _ => {}
         }
-        match fast_path::outbound(ctx, &self.counters, frame, pkt, self.ended, self.outranked) {
+        let live = (self.ended, self.outranked);
+        match fast_path::outbound(ctx, &self.counters, frame, pkt, live, hint) {
             fast_path::Outbound::Done(outcome) => outcome,
             fast_path::Outbound::Miss => self.new_flow(ctx, frame, pkt, destination, ingress),
             fast_path::Outbound::Recalled => {
@@ -328,12 +334,13 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         wan: usize,
         ingress: u8,
+        hint: Option<FlowHash>,
     ) -> Outcome {
         match ctx.plan.wans.get(wan) {
             Some(w) if w.address == pkt.dst => {}
             _ => return Outcome::Kernel,
         }
-        match fast_path::inbound(ctx, &self.counters, frame, pkt, wan) {
+        match fast_path::inbound(ctx, &self.counters, frame, pkt, wan, hint) {
             fast_path::Inbound::Forward(outcome) => outcome,
             fast_path::Inbound::TtlExpired => self.time_exceeded(ctx, frame, pkt, ingress),
             fast_path::Inbound::NoSession => {
