@@ -45,10 +45,13 @@ pub(crate) fn shard_capacity(shard_cap: u32, shards: u32) -> u32 {
     u32::try_from(cap).unwrap_or(NIL - 1).min(NIL - 1)
 }
 
+/// Bytes of a [`Mapping`].
+pub(crate) const MAPPING_SIZE: usize = std::mem::size_of::<Mapping>();
+
 /// `wan` of a free slot (WAN indexes are below 64).
 const FREE_WAN: u8 = u8::MAX;
 
-/// One mapping (16 bytes).
+/// One mapping (16 bytes: [`MAPPING_SIZE`]).
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Mapping {
     ip: u32,
@@ -117,6 +120,11 @@ impl Mappings {
     /// The index, for lock-free prefetching (only the lock holder changes it).
     pub(crate) fn index(&self) -> Arc<SlotIndex> {
         Arc::clone(&self.index)
+    }
+
+    /// The slab's address (fixed: the slab never reallocates), for lock-free prefetching.
+    pub(crate) fn slab_address(&self) -> usize {
+        self.slab.as_ptr() as usize
     }
 
     /// The mapping of `internal` on `wan`; `h` = `hasher.endpoint(..)` of the endpoint (all of

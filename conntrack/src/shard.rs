@@ -69,7 +69,7 @@
 //! between the workers' clocks and its counters gain one packet (statistics only). Lists,
 //! free list and index are never written without the lock.
 
-use std::sync::atomic::{fence, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cell::SessionCell;
@@ -95,6 +95,9 @@ pub(crate) struct Shard {
     /// Even while no slot changes identity; odd while the lock holder inserts or removes a
     /// session (see the module docs).
     seq: AtomicU64,
+    /// The first free slot, as the lock holder last set it (`NIL`: none); read without the
+    /// lock only to prefetch the slot a new session will take.
+    free_hint: AtomicU32,
     state: Padded<Mutex<State>>,
 }
 
@@ -152,6 +155,7 @@ impl Shard {
             sessions: sessions.into_boxed_slice(),
             index,
             seq: AtomicU64::new(0),
+            free_hint: AtomicU32::new(if cap > 0 { start } else { NIL }),
             state: Padded(Mutex::new(State {
                 id,
                 free: if cap > 0 { start } else { NIL },
@@ -208,6 +212,14 @@ impl Shard {
     #[inline]
     pub(crate) fn session_line(&self, h: u64) -> Option<*const u8> {
         let cell = self.sessions.get(self.index.home_slot(h)? as usize)?;
+        Some(std::ptr::from_ref(cell).cast())
+    }
+
+    /// The address of the slot the next session inserted here will take (for a prefetch).
+    #[inline]
+    pub(crate) fn free_line(&self) -> Option<*const u8> {
+        let slot = self.free_hint.load(Ordering::Relaxed);
+        let cell = self.sessions.get(slot as usize)?;
         Some(std::ptr::from_ref(cell).cast())
     }
 
@@ -282,6 +294,13 @@ impl Locked<'_> {
             seq.load(Ordering::Relaxed).wrapping_add(1),
             Ordering::Release,
         );
+    }
+
+    /// Sets the first free slot (and its lock-free hint).
+    #[inline]
+    fn set_free(&mut self, slot: u32) {
+        self.st.free = slot;
+        self.shard.free_hint.store(slot, Ordering::Relaxed);
     }
 
     #[cfg(test)]
@@ -396,7 +415,7 @@ impl Locked<'_> {
         self.write_end();
         sh.mappings_of(s.endpoint_word())
             .unref(sh, s.proto, s.internal(), s.wan());
-        self.st.free = slot;
+        self.set_free(slot);
         self.st.len = self.st.len.saturating_sub(1);
         if let Some(c) = sh.counts.get(self.st.id) {
             c.removed(s.wan());
@@ -470,7 +489,7 @@ impl Locked<'_> {
             s.count(true, pkt.len);
         }
         let class = s.class();
-        self.st.free = next_free;
+        self.set_free(next_free);
         let sessions = &self.shard.sessions;
         self.write_begin();
         if let Some(c) = sessions.get(slot as usize) {

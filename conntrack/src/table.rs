@@ -290,6 +290,19 @@ impl Shared {
             .map_or(std::ptr::null(), |m| m.1.home_entry(h))
     }
 
+    /// The address of the mapping the first index entry of the endpoint with endpoint word
+    /// `ep_word` names, if its tag matches (for a prefetch; reads that entry).
+    #[inline]
+    fn mapping_slot_line(&self, ep_word: u64) -> Option<*const u8> {
+        let h = self.hasher.endpoint(ep_word);
+        let cell = self.mappings.get(shard_index(h, self.mask))?;
+        let slot = cell.1.home_slot(h)?;
+        let offset = (slot as usize).checked_mul(mapping::MAPPING_SIZE)?;
+        Some(std::ptr::without_provenance::<u8>(
+            cell.2.wrapping_add(offset),
+        ))
+    }
+
     fn lock_mappings(&self, i: usize) -> MutexGuard<'_, Mappings> {
         // As for session shards, poison is ignored: every operation checks its slots.
         self.mappings[i & self.mask]
@@ -304,10 +317,11 @@ impl Shared {
 #[repr(align(64))]
 struct ShardCell(Shard);
 
-/// A mapping shard's mutex on its own cache lines, and its index for lock-free prefetches.
+/// A mapping shard's mutex on its own cache lines, and its index and slab address for
+/// lock-free prefetches.
 #[derive(Debug)]
 #[repr(align(64))]
-struct MappingCell(Mutex<Mappings>, Arc<SlotIndex>);
+struct MappingCell(Mutex<Mappings>, Arc<SlotIndex>, usize);
 
 /// The connection table. `Send + Sync`; share it between workers with an `Arc`.
 pub struct ConnTable {
@@ -390,8 +404,8 @@ impl ConnTable {
         let mut mappings = Vec::with_capacity(nshards);
         for _ in 0..nshards {
             let m = Mappings::new(mapping_cap).ok_or(TableConfigError::OutOfMemory)?;
-            let index = m.index();
-            mappings.push(MappingCell(Mutex::new(m), index));
+            let (index, slab) = (m.index(), m.slab_address());
+            mappings.push(MappingCell(Mutex::new(m), index, slab));
         }
         Ok(ConnTable {
             shared: Shared {
@@ -637,11 +651,32 @@ impl ConnTable {
     /// [`prefetch_index`](Self::prefetch_index)). When the entry names none the lookup will
     /// miss and (for a packet from a LAN) [`create`](Self::create) will look up the internal
     /// endpoint's mappings: the address of their index entry instead.
+    /// Returns whether it found a session to prefetch.
     #[inline]
-    pub fn prefetch_session(&self, h: FlowHash, prefetch: fn(*const u8)) {
+    pub fn prefetch_session(&self, h: FlowHash, prefetch: fn(*const u8)) -> bool {
         match self.shard_of(h.h).session_line(h.h) {
-            Some(line) => prefetch(line),
-            None => prefetch(self.shared.mapping_line(h.ep)),
+            Some(line) => {
+                prefetch(line);
+                true
+            }
+            None => {
+                prefetch(self.shared.mapping_line(h.ep));
+                false
+            }
+        }
+    }
+
+    /// For a flow [`prefetch_session`](Self::prefetch_session) found no session for, once its
+    /// mapping index entry has arrived: hands `prefetch` the addresses that
+    /// [`create`](Self::create) will write or read next: the slot its session will take, and
+    /// the internal endpoint's first mapping if it has one.
+    #[inline]
+    pub fn prefetch_create(&self, h: FlowHash, prefetch: fn(*const u8)) {
+        if let Some(line) = self.shard_of(h.h).free_line() {
+            prefetch(line);
+        }
+        if let Some(line) = self.shared.mapping_slot_line(h.ep) {
+            prefetch(line);
         }
     }
 

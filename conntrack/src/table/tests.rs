@@ -2105,12 +2105,19 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     other.dst.port = other.dst.port.wrapping_add(1);
     assert_eq!(t.inbound_hash(1, &other), None);
     t.prefetch_index(h, count);
-    t.prefetch_session(h, count);
+    assert!(t.prefetch_session(h, count));
     assert_eq!(SEEN.with(Cell::get), (2, 0));
-    // an unknown flow still has an index entry to read, but (almost surely) no session
-    let unknown = t.outbound_hash(&udp(lan(4, 1), remote(9, 53)));
+    // a new flow of the same endpoint: its index entry, no session (the endpoint's mapping
+    // index entry instead), then the slot its session will take and the endpoint's mapping
+    let unknown = t.outbound_hash(&udp(lan(3, 5353), remote(10, 53)));
     t.prefetch_index(unknown, count);
-    assert_eq!(SEEN.with(Cell::get), (3, 0));
+    assert!(!t.prefetch_session(unknown, count));
+    t.prefetch_create(unknown, count);
+    assert_eq!(SEEN.with(Cell::get), (6, 0));
+    // a new endpoint has no mapping to prefetch
+    let fresh = t.outbound_hash(&udp(lan(4, 1), remote(10, 53)));
+    t.prefetch_create(fresh, count);
+    assert_eq!(SEEN.with(Cell::get), (7, 0));
 }
 
 #[test]

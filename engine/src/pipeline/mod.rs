@@ -58,6 +58,8 @@ impl std::fmt::Debug for Context<'_> {
 /// Frames parsed, and their table reads prefetched, ahead of their processing (see
 /// [`Pipeline::process`]).
 const AHEAD: usize = 64;
+// the prefetch passes keep one bit per frame of a chunk in a u64
+const _: () = assert!(AHEAD <= 64);
 
 /// ICMP errors per second a worker may generate, and its burst.
 const ICMP_ERRORS_PER_SECOND: u64 = 1000;
@@ -130,10 +132,12 @@ impl Pipeline {
     /// Processes every frame of `batch` in place and records its verdict in `out` (cleared
     /// first). A forwarded frame's `iface` is set to its egress interface.
     ///
-    /// Frames go in chunks of up to 64, in three passes: the first parses each frame and
-    /// prefetches the connection-table index entry its lookup will read, the second (those
-    /// entries having arrived) prefetches the sessions they name, the third processes the
-    /// frames. A lookup in a large table misses the cache on the index and on the session;
+    /// Frames go in chunks of up to 64, in passes: the first parses each frame and prefetches
+    /// the connection-table index entry its lookup will read; the second (those entries having
+    /// arrived) prefetches the sessions they name, or for a frame whose entry names none (a
+    /// new flow, most likely) its internal endpoint's mapping index entry; the third, for those
+    /// new flows, the slot their session will take and their endpoint's mapping; the last
+    /// processes the frames. A lookup in a large table misses the cache on the index and on the session;
     /// started for the whole chunk at once, those misses overlap instead of stalling one
     /// packet at a time.
     pub fn process(&mut self, ctx: &Context<'_>, batch: &mut Batch, out: &mut Output) {
@@ -152,8 +156,21 @@ impl Pipeline {
                     table.prefetch_index(h, prefetch);
                 }
             }
-            for h in self.hashes.iter().take(chunk.len()).flatten() {
-                table.prefetch_session(*h, prefetch);
+            // frames whose session is (most likely) not in the table: new flows
+            let mut absent = 0u64;
+            for (i, h) in self.hashes.iter().take(chunk.len()).enumerate() {
+                if let Some(h) = h {
+                    if !table.prefetch_session(*h, prefetch) {
+                        absent |= 1 << i;
+                    }
+                }
+            }
+            while absent != 0 {
+                let i = absent.trailing_zeros() as usize;
+                absent &= absent - 1;
+                if let Some(Some(h)) = self.hashes.get(i) {
+                    table.prefetch_create(*h, prefetch);
+                }
             }
             for (frame, i) in chunk.iter_mut().zip(0..AHEAD) {
                 let parsed = self.parsed.get(i).copied();
