@@ -7,7 +7,8 @@
 //! holder of the shard's lock is the only writer of every word except `last_seen` and the
 //! counters, and marks each change of a slot's identity (insertion, removal) with the shard's
 //! sequence number, which lock-free readers check after reading (a seqlock). Lock-free writers
-//! store only `last_seen` and the counters of their packet's direction.
+//! store only `last_seen` and the counters of their packet's direction; a hit under the lock
+//! writes only those and the TCP byte, never the whole cell, so neither undoes the other.
 //!
 //! Word layout (`repr(C, align(64))`, one cache line, no padding):
 //! - `ips`: `src_ip << 32 | dst_ip` (the canonical key's addresses);
@@ -22,6 +23,8 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 use crate::key::{Endpoint, Proto};
 use crate::lru::Node;
 use crate::session::{Packed, Session};
+use crate::tcp::TcpTrack;
+use crate::timeouts::SECOND;
 
 /// One slot of a session slab.
 #[derive(Debug)]
@@ -108,28 +111,74 @@ impl SessionCell {
         self.ips.load(Relaxed) == ips && self.ports.load(Relaxed) & KEY_PORTS == ports
     }
 
-    /// The lock-free part of a hit: moves `last_seen` on to `now` (the caller has checked that
-    /// `now` is in the same whole second, so no list move is due) and counts one packet of
-    /// `len` bytes in the original (`out`) or reply direction, as [`Session::count`] does.
-    /// Plain loads and stores: two threads counting the same direction of one flow at the
-    /// same instant can lose a count (statistics only).
+    /// The lock-free part of a hit (see `shard.rs`, "Hits without the lock"): moves
+    /// `last_seen` on to `now` if that stays in the second of its current value (a locked hit
+    /// may have moved it into a later one meanwhile: it is not moved back across that), and
+    /// counts one packet of `len` bytes in the original (`out`) or reply direction.
+    /// `seen_in_word` is the reply byte counter of the caller's snapshot: the reply count is a
+    /// compare-and-swap from it (and the reply packet count follows only if that succeeds), so
+    /// a write that comes late, after the session was removed and its slot taken, never lands
+    /// on a hairpin session, whose `in_word` is its rewrite (see `Session`); it fails, and the
+    /// packet goes uncounted, if another packet was counted meanwhile. Original-direction
+    /// counters are plain loads and stores: two threads counting that direction of one flow at
+    /// the same instant can lose a count, and a late write can count one packet on the slot's
+    /// next occupant (statistics only).
     #[inline]
-    pub(crate) fn record(&self, out: bool, len: u32, now: u64, hairpin: bool) {
+    pub(crate) fn record(&self, out: bool, len: u32, now: u64, seen_in_word: u64) {
+        let last = self.last_seen.load(Relaxed);
+        if now > last && now / SECOND == last / SECOND {
+            self.last_seen.store(now, Relaxed);
+        }
+        if out {
+            self.count_out(len);
+        } else if self
+            .in_word
+            .compare_exchange(
+                seen_in_word,
+                seen_in_word.wrapping_add(u64::from(len)),
+                Relaxed,
+                Relaxed,
+            )
+            .is_ok()
+        {
+            let n = self.packets_in.load(Relaxed);
+            self.packets_in.store(n.saturating_add(1), Relaxed);
+        }
+    }
+
+    /// A hit under the shard's lock: counts one packet as [`Session::count`] does and moves
+    /// `last_seen` on to `now` (never back). Writes only those words, so that lock-free hits
+    /// on other words are not undone.
+    #[inline]
+    pub(crate) fn record_locked(&self, out: bool, len: u32, now: u64, hairpin: bool) {
         if now > self.last_seen.load(Relaxed) {
             self.last_seen.store(now, Relaxed);
         }
-        let len = u64::from(len);
         if out {
-            let n = self.packets_out.load(Relaxed);
-            self.packets_out.store(n.saturating_add(1), Relaxed);
-            let b = self.bytes_out.load(Relaxed);
-            self.bytes_out.store(b.wrapping_add(len), Relaxed);
+            self.count_out(len);
         } else if !hairpin {
             let n = self.packets_in.load(Relaxed);
             self.packets_in.store(n.saturating_add(1), Relaxed);
             let b = self.in_word.load(Relaxed);
-            self.in_word.store(b.wrapping_add(len), Relaxed);
+            self.in_word.store(b.wrapping_add(u64::from(len)), Relaxed);
         }
+    }
+
+    #[inline]
+    fn count_out(&self, len: u32) {
+        let n = self.packets_out.load(Relaxed);
+        self.packets_out.store(n.saturating_add(1), Relaxed);
+        let b = self.bytes_out.load(Relaxed);
+        self.bytes_out
+            .store(b.wrapping_add(u64::from(len)), Relaxed);
+    }
+
+    /// Sets the TCP tracking byte. Lock holder only (lock-free hits never write `ports`).
+    #[inline]
+    pub(crate) fn set_tcp(&self, track: TcpTrack) {
+        let ports = self.ports.load(Relaxed);
+        self.ports
+            .store((ports & !0xff) | u64::from(track.bits()), Relaxed);
     }
 }
 
@@ -224,15 +273,67 @@ mod tests {
             let mut s = session(hairpin);
             let c = SessionCell::new(&s);
             let now = s.last_seen + 1000;
-            c.record(true, 52, now, hairpin);
-            c.record(false, 1400, now, hairpin);
+            c.record(true, 52, now, s.in_word());
             s.count(true, 52);
-            s.count(false, 1400);
             s.refresh(now);
+            if !hairpin {
+                c.record(false, 1400, now, s.in_word());
+                s.count(false, 1400);
+            }
+            c.record_locked(true, 7, now + 1, hairpin);
+            c.record_locked(false, 9, now + 1, hairpin);
+            s.count(true, 7);
+            s.count(false, 9);
+            s.refresh(now + 1);
             assert_eq!(format!("{:?}", c.load()), format!("{s:?}"));
             // never moves last_seen back
-            c.record(true, 1, now - 5, hairpin);
-            assert_eq!(c.load().last_seen, now);
+            c.record(true, 1, now - 5, s.in_word());
+            c.record_locked(true, 1, now - 5, hairpin);
+            assert_eq!(c.load().last_seen, now + 1);
         }
+    }
+
+    #[test]
+    fn a_late_reply_count_never_lands_on_a_hairpin_session() {
+        // a reply packet of a session was looked up; the session was removed and a hairpin
+        // session took its slot before the lock-free count came
+        let old = session(false);
+        let c = SessionCell::new(&old);
+        let hairpin = session(true);
+        c.store_all(&hairpin);
+        c.record(false, 1500, old.last_seen + 1, old.in_word());
+        assert_eq!(
+            format!("{:?}", c.load()),
+            format!("{:?}", hairpin_after(&hairpin, old.last_seen + 1))
+        );
+    }
+
+    /// `s` after `last_seen` moved to `now` (what a late record may still do).
+    fn hairpin_after(s: &Session, now: u64) -> Session {
+        let mut s = *s;
+        s.refresh(now);
+        s
+    }
+
+    #[test]
+    fn last_seen_is_not_moved_back_across_a_second() {
+        let s = session(false);
+        let c = SessionCell::new(&s);
+        // a locked hit moved it into the next second meanwhile
+        let next = (s.last_seen / SECOND + 1) * SECOND + 5;
+        c.record_locked(true, 1, next, false);
+        c.record(true, 1, s.last_seen + 10, s.in_word());
+        assert_eq!(c.load().last_seen, next);
+    }
+
+    #[test]
+    fn set_tcp_changes_only_the_tcp_byte() {
+        let s = session(false);
+        let c = SessionCell::new(&s);
+        let track = TcpTrack::from_bits(0x42);
+        c.set_tcp(track);
+        let mut expected = s;
+        expected.tcp = track;
+        assert_eq!(format!("{:?}", c.load()), format!("{expected:?}"));
     }
 }

@@ -227,6 +227,12 @@ impl Session {
         }
     }
 
+    /// The reply byte counter's word (a hairpin session's rewrite instead).
+    #[inline]
+    pub(crate) fn in_word(&self) -> u64 {
+        self.in_word
+    }
+
     /// Free-list successor (of a free slot).
     #[inline]
     pub(crate) fn next(&self) -> u32 {

@@ -60,14 +60,24 @@
 //! remove) and even again after; so equal even numbers mean the peek saw one consistent
 //! state, and anything else sends the packet to the locked path. A valid peek that needs no
 //! change but `last_seen` and the counters (not expired, no list move due, no TCP state
-//! change, no WAN check to act on) then stores those with [`Shard::record`], with plain
-//! stores: no atomic read-modify-write, no lock, on the packet path. Everything else (a move
+//! change, no WAN check to act on) then stores those with [`Shard::record`]: plain stores
+//! (and for a reply packet one compare-and-swap on the session's own line), no lock. Everything else (a move
 //! to the list head once a second, a TCP state change, expiry, a WAN that went down) takes the
-//! lock and runs as before. The lock-free store can race a removal: if the session is removed
-//! (and its slot reused) between the peek and the store, the store lands on the slot's next
-//! occupant, created by then at about the same `now`: its `last_seen` may move by the skew
-//! between the workers' clocks and its counters gain one packet (statistics only). Lists,
-//! free list and index are never written without the lock.
+//! lock and runs as before; a hit under the lock writes only the words it changes, so the two
+//! kinds never undo each other's counts. What the store after a valid peek can still race:
+//! - another hit on the same direction of the flow (two workers at the same instant): one
+//!   count can be lost (statistics only);
+//! - a locked hit moving `last_seen` into a later second: the lock-free store is skipped if the
+//!   value it reads is in a later second than its `now`, but a locked store landing between
+//!   that read and the store is set back, by the skew between the two workers' clocks (the
+//!   lists are in order to within one second plus that skew; see above);
+//! - the session's removal and its slot's reuse: the store then lands on the slot's next
+//!   occupant, created at about the same `now`: its `last_seen` moves by at most the skew
+//!   between the workers' clocks, and an original-direction packet is counted on it. A reply
+//!   count is a compare-and-swap from the value the peek saw (`SessionCell::record`), so it
+//!   never lands on a hairpin session's rewrite, which shares the reply counter's word.
+//!
+//! Lists, free list and index are never written without the lock.
 
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -258,7 +268,7 @@ impl Shard {
             return;
         }
         if let Some(c) = self.sessions.get(slot as usize) {
-            c.record(dir == Dir::Original, pkt.len, now, s.is_hairpin());
+            c.record(dir == Dir::Original, pkt.len, now, s.in_word());
         }
     }
 
@@ -364,6 +374,9 @@ impl Locked<'_> {
         if pkt.icmp_error {
             return true;
         }
+        let Some(cell) = self.shard.sessions.get(slot as usize) else {
+            return false;
+        };
         if s.proto == Proto::Tcp {
             match s.tcp.step(dir, pkt.tcp_flags) {
                 Step::Recycle => {
@@ -372,18 +385,19 @@ impl Locked<'_> {
                     return false;
                 }
                 Step::Keep { track, reset } => {
-                    s.tcp = track;
+                    if track != s.tcp {
+                        s.tcp = track;
+                        cell.set_tcp(track);
+                    }
                     if reset {
                         bump(&sh.stats.closed_by_rst);
                     }
                 }
             }
         }
-        s.count(dir == Dir::Original, pkt.len);
+        // only the words this hit changes: lock-free hits may be counting meanwhile
+        cell.record_locked(dir == Dir::Original, pkt.len, now, s.is_hairpin());
         let due = s.refresh(now);
-        if let Some(c) = self.shard.sessions.get(slot as usize) {
-            c.store(&s);
-        }
         let new_class = s.class();
         let sessions = &self.shard.sessions;
         let lists = &mut self.st.lists;

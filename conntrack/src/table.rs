@@ -79,7 +79,9 @@ pub struct WanNat {
 
 /// The hash that places a flow in the table, with the words it was computed from (see
 /// [`ConnTable::outbound_hash`]). A lookup given one checks the words against its key and
-/// computes the hash afresh when they differ, so a stale or foreign hint only costs a hash.
+/// computes the hash afresh when they differ, so a hint for another flow (or, inbound, from
+/// before the port changed hands) only costs a hash. A hint from another table (another hash
+/// seed) is not detected and makes the lookup miss: hints are for the table that made them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowHash {
     h: u64,
