@@ -83,6 +83,11 @@ impl SlotIndex {
         self.entries.len()
     }
 
+    /// Address and length of the entries.
+    pub(crate) fn region(&self) -> (usize, usize) {
+        (self.entries.as_ptr() as usize, self.memory())
+    }
+
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
         self.entries.len() * std::mem::size_of::<AtomicU32>()

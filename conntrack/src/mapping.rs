@@ -127,6 +127,12 @@ impl Mappings {
         self.slab.as_ptr() as usize
     }
 
+    /// Address and length of the slab and of the index entries.
+    pub(crate) fn regions(&self) -> [(usize, usize); 2] {
+        let slab = self.slab.capacity() * MAPPING_SIZE;
+        [(self.slab_address(), slab), self.index.region()]
+    }
+
     /// The mapping of `internal` on `wan`; `h` = `hasher.endpoint(..)` of the endpoint (all of
     /// an endpoint's mappings, one per WAN, share its hash, so they lie in one probe run: one
     /// cache line answers "which WANs is this endpoint mapped on").

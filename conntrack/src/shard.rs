@@ -276,6 +276,12 @@ impl Shard {
     pub(crate) fn memory(&self) -> usize {
         self.sessions.len() * std::mem::size_of::<SessionCell>() + self.index.memory()
     }
+
+    /// Address and length of the slab and of the index entries.
+    pub(crate) fn regions(&self) -> [(usize, usize); 2] {
+        let slab = self.sessions.len() * std::mem::size_of::<SessionCell>();
+        [(self.sessions.as_ptr() as usize, slab), self.index.region()]
+    }
 }
 
 /// A shard under its lock.

@@ -899,6 +899,18 @@ impl ConnTable {
         (sessions, ports)
     }
 
+    /// Address and length of every large preallocated region: each shard's session slab and
+    /// index, each mapping shard's slab and index (not the port tables). For the engine to
+    /// ask the kernel for huge pages behind them: their accesses are spread over the whole
+    /// table, and with 4 KiB pages nearly every one misses the TLB.
+    pub fn memory_regions(&self) -> Vec<(usize, usize)> {
+        let sessions = self.shards.iter().flat_map(|c| c.0.regions());
+        let mappings: Vec<(usize, usize)> = (0..self.shared.mappings.len())
+            .flat_map(|i| self.shared.lock_mappings(i).regions())
+            .collect();
+        sessions.chain(mappings).collect()
+    }
+
     /// Checks the table's invariants (tests; needs a quiescent table): each session shard's
     /// structure; every session in the shard its canonical flow hashes to; each mapping shard's
     /// structure, with every mapping in the shard its endpoint hashes to; every mapping's

@@ -43,8 +43,11 @@ impl Tables {
                 iface: w.iface,
             })
             .collect();
+        let conntrack = ConnTable::new(&table_config, &wans)?;
+        let huge = crate::device::huge_pages::back_with_huge_pages(&conntrack.memory_regions());
+        log::debug!("connection table: {} MiB on huge pages", huge >> 20);
         Ok(Tables {
-            conntrack: ConnTable::new(&table_config, &wans)?,
+            conntrack,
             fragments: FragmentTable::new(
                 ct.max_fragments,
                 ct.shards.min(64),

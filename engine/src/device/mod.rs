@@ -4,6 +4,7 @@
 //! Frames are preallocated once per worker ([`Batch::new`]) and reused for every batch: the
 //! packet path never allocates.
 
+pub mod huge_pages;
 pub mod memory;
 pub mod prefetch;
 pub mod tun;
