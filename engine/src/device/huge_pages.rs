@@ -10,7 +10,7 @@
 //! stays on small pages. Nothing depends on the outcome. The collapse copies the table's pages
 //! once, when the table is built: 0.1 to 1.5 s for the benches' 2M-session table on this VM,
 //! depending on how much memory the kernel has to compact first (the daemon builds its table
-//! before its workers start, and on a reload that resizes it, beside the running one).
+//! once, before its workers start; a reload keeps it).
 
 /// 2 MiB: the huge page size on x86_64 and aarch64 (4 KiB base pages).
 const HUGE_PAGE: usize = 2 << 20;
