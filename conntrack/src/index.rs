@@ -322,7 +322,10 @@ mod tests {
         /// Random inserts and removals against a model: finds agree, the probing invariant
         /// holds after every step, and the table never needs more room than it started with.
         #[test]
-        fn behaves_like_a_map(seed in 0u64..6, ops in prop::collection::vec((any::<bool>(), 0u32..64), 1..400)) {
+        fn behaves_like_a_map(
+            seed in 0u64..6,
+            ops in prop::collection::vec((any::<bool>(), 0u32..64), 1..400),
+        ) {
             let ix = SlotIndex::new(64).unwrap();
             let buckets = ix.buckets();
             let mut live: HashMap<u32, ()> = HashMap::new();

@@ -61,10 +61,11 @@
 //! state, and anything else sends the packet to the locked path. A valid peek that needs no
 //! change but `last_seen` and the counters (not expired, no list move due, no TCP state
 //! change, no WAN check to act on) then stores those with [`Shard::record`]: plain stores
-//! (and for a reply packet one compare-and-swap on the session's own line), no lock. Everything else (a move
-//! to the list head once a second, a TCP state change, expiry, a WAN that went down) takes the
-//! lock and runs as before; a hit under the lock writes only the words it changes, so the two
-//! kinds never undo each other's counts. What the store after a valid peek can still race:
+//! (and for a reply packet one compare-and-swap on the session's own line), no lock.
+//! Everything else (a move to the list head once a second, a TCP state change, expiry, a WAN
+//! that went down) takes the lock and runs as before; a hit under the lock writes only the
+//! words it changes, so the two kinds never undo each other's counts. What the store after a
+//! valid peek can still race:
 //! - another hit on the same direction of the flow (two workers at the same instant): one
 //!   count can be lost (statistics only);
 //! - a locked hit moving `last_seen` into a later second: the lock-free store is skipped if the
@@ -256,8 +257,8 @@ impl Shard {
         if now > s.last_seen && now / SECOND != s.last_seen / SECOND {
             return false;
         }
-        s.proto != Proto::Tcp
-            || matches!(s.tcp.step(dir, pkt.tcp_flags), Step::Keep { track, reset: false } if track == s.tcp)
+        let unchanged = |step| matches!(step, Step::Keep { track, reset: false } if track == s.tcp);
+        s.proto != Proto::Tcp || unchanged(s.tcp.step(dir, pkt.tcp_flags))
     }
 
     /// The lock-free part of a hit on slot `slot` (after [`lock_free_hit`](Self::lock_free_hit)

@@ -497,20 +497,20 @@ impl ConnTable {
         let ep = endpoint_word(key.proto, key.src);
         let h = self.hash_of(ep, remote_word(key.dst), hint);
         let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
-        let unshared = self.shard_of(h);
-        match unshared.peek(h, key.proto, key.src, key.dst) {
+        let flow_shard = self.shard_of(h);
+        match flow_shard.peek(h, key.proto, key.src, key.dst) {
             Peek::Absent => return Lookup::Miss,
             Peek::Found(slot, s)
                 if !(anything_to_check && !pkt.icmp_error && !s.is_hairpin())
                     && Shard::lock_free_hit(&self.shared, &s, Dir::Original, pkt, now) =>
             {
-                unshared.record(slot, &s, Dir::Original, pkt, now);
+                flow_shard.record(slot, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
                 return Lookup::Hit(s.rewrite_out(ip, iface));
             }
             Peek::Found(..) | Peek::Busy => {}
         }
-        let mut shard = unshared.lock();
+        let mut shard = flow_shard.lock();
         let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
             return Lookup::Miss;
         };
@@ -585,8 +585,8 @@ impl ConnTable {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, internal);
         let h = self.hash_of(ep, remote_word(key.src), hint);
-        let unshared = self.shard_of(h);
-        match unshared.peek(h, key.proto, internal, key.src) {
+        let flow_shard = self.shard_of(h);
+        match flow_shard.peek(h, key.proto, internal, key.src) {
             Peek::Absent => return Lookup::Miss,
             Peek::Found(_, s) if s.wan() != wan || s.ext_port != key.dst.port || s.is_hairpin() => {
                 return Lookup::Miss
@@ -594,12 +594,12 @@ impl ConnTable {
             Peek::Found(slot, s)
                 if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
             {
-                unshared.record(slot, &s, Dir::Reply, pkt, now);
+                flow_shard.record(slot, &s, Dir::Reply, pkt, now);
                 return Lookup::Hit(s.rewrite_in());
             }
             Peek::Found(..) | Peek::Busy => {}
         }
-        let mut shard = unshared.lock();
+        let mut shard = flow_shard.lock();
         let Some(slot) = shard.find(h, key.proto, internal, key.src) else {
             return Lookup::Miss;
         };

@@ -132,46 +132,13 @@ impl Pipeline {
     /// Processes every frame of `batch` in place and records its verdict in `out` (cleared
     /// first). A forwarded frame's `iface` is set to its egress interface.
     ///
-    /// Frames go in chunks of up to 64, in passes: the first parses each frame and prefetches
-    /// the connection-table index entry its lookup will read; the second (those entries having
-    /// arrived) prefetches the sessions they name, or for a frame whose entry names none (a
-    /// new flow, most likely) its internal endpoint's mapping index entry; the third, for those
-    /// new flows, the slot their session will take and their endpoint's mapping; the last
-    /// processes the frames. A lookup in a large table misses the cache on the index and on the session;
-    /// started for the whole chunk at once, those misses overlap instead of stalling one
-    /// packet at a time.
+    /// Frames go in chunks of up to 64: [`look_ahead`](Self::look_ahead) parses them and
+    /// prefetches what their table lookups will read, then they are processed in order.
     pub fn process(&mut self, ctx: &Context<'_>, batch: &mut Batch, out: &mut Output) {
         out.clear();
         self.begin_batch(ctx);
-        let table = &ctx.tables.conntrack;
         for chunk in batch.frames_mut().chunks_mut(AHEAD) {
-            let ahead = self.parsed.iter_mut().zip(self.hashes.iter_mut());
-            for (frame, (parsed, hash)) in chunk.iter().zip(ahead) {
-                *parsed = parse_frame(self.medium, frame.data());
-                *hash = parsed
-                    .as_ref()
-                    .ok()
-                    .and_then(|pkt| flow_hash(ctx, frame.iface, pkt));
-                if let Some(h) = *hash {
-                    table.prefetch_index(h, prefetch);
-                }
-            }
-            // frames whose session is (most likely) not in the table: new flows
-            let mut absent = 0u64;
-            for (i, h) in self.hashes.iter().take(chunk.len()).enumerate() {
-                if let Some(h) = h {
-                    if !table.prefetch_session(*h, prefetch) {
-                        absent |= 1 << i;
-                    }
-                }
-            }
-            while absent != 0 {
-                let i = absent.trailing_zeros() as usize;
-                absent &= absent - 1;
-                if let Some(Some(h)) = self.hashes.get(i) {
-                    table.prefetch_create(*h, prefetch);
-                }
-            }
+            self.look_ahead(ctx, chunk);
             for (frame, i) in chunk.iter_mut().zip(0..AHEAD) {
                 let parsed = self.parsed.get(i).copied();
                 let parsed = parsed.unwrap_or_else(|| parse_frame(self.medium, frame.data()));
@@ -182,6 +149,45 @@ impl Pipeline {
                 if out.push(verdict) != verdict {
                     self.counters.count_drop(DropReason::UnknownInterface);
                 }
+            }
+        }
+    }
+
+    /// The passes over a chunk (at most [`AHEAD`] frames) before it is processed: the first
+    /// parses each frame, hashes its flow and prefetches the connection-table index entry its
+    /// lookup will read; the second (those entries having arrived) prefetches the sessions
+    /// they name, or for a frame whose entry names none (a new flow, most likely) its internal
+    /// endpoint's mapping index entry; the third, for those new flows, the slot their session
+    /// will take and their endpoint's mapping. A lookup in a large table misses the cache on
+    /// the index and on the session; started for the whole chunk at once, those misses overlap
+    /// instead of stalling one packet at a time. Fills `parsed` and `hashes`.
+    fn look_ahead(&mut self, ctx: &Context<'_>, chunk: &[Frame]) {
+        let table = &ctx.tables.conntrack;
+        let ahead = self.parsed.iter_mut().zip(self.hashes.iter_mut());
+        for (frame, (parsed, hash)) in chunk.iter().zip(ahead) {
+            *parsed = parse_frame(self.medium, frame.data());
+            *hash = parsed
+                .as_ref()
+                .ok()
+                .and_then(|pkt| flow_hash(ctx, frame.iface, pkt));
+            if let Some(h) = *hash {
+                table.prefetch_index(h, prefetch);
+            }
+        }
+        // frames whose session is (most likely) not in the table: new flows
+        let mut absent = 0u64;
+        for (i, h) in self.hashes.iter().take(chunk.len()).enumerate() {
+            if let Some(h) = h {
+                if !table.prefetch_session(*h, prefetch) {
+                    absent |= 1 << i;
+                }
+            }
+        }
+        while absent != 0 {
+            let i = absent.trailing_zeros() as usize;
+            absent &= absent - 1;
+            if let Some(Some(h)) = self.hashes.get(i) {
+                table.prefetch_create(*h, prefetch);
             }
         }
     }
@@ -297,8 +303,8 @@ impl Pipeline {
     /// A packet whose session was pinned to a WAN that went down (the session is gone). A
     /// TCP connection cannot change address: the client gets a reset, unless this is a SYN
     /// (a retransmitted opening, or a new connection reusing the tuple of a closed one: it
-    /// simply starts over on a live WAN). UDP and ICMP flows start over on a live WAN (`migrate`) or are told the host is
-    /// unreachable (`reset`).
+    /// simply starts over on a live WAN). UDP and ICMP flows start over on a live WAN
+    /// (`migrate`) or are told the host is unreachable (`reset`).
     fn wan_down(
         &mut self,
         ctx: &Context<'_>,
