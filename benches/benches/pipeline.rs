@@ -1,13 +1,16 @@
-//! Fast path (established flows, batches of 64) and slow path (a new flow per packet) with 1k
-//! and 1M sessions in the table. Each iteration refills the batch's frames from templates (as
+//! Fast path (established flows, batches of 64: from the LAN, and replies from a WAN) and
+//! slow path (a new flow per packet) with 1k and 1M sessions in the table. Each iteration refills the batch's frames from templates (as
 //! a NIC would write them), so the figure includes one ~60-byte copy per packet.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use benches::{batch, fill, router_with_sessions, tcp_packet, BenchRouter, BATCH};
+use benches::{
+    batch, establish, fill, fill_on, reply_packets, router_with_sessions, tcp_packet, BenchRouter,
+    BATCH,
+};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use engine::pipeline::Output;
+use engine::pipeline::{Output, Verdict};
 
 fn fast_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("fast_path");
@@ -29,6 +32,46 @@ fn fast_path(c: &mut Criterion) {
         group.bench_function(format!("{sessions}_sessions"), |bench| {
             bench.iter(|| {
                 fill(&mut frames, &batches[next % batches.len()]);
+                next += 1;
+                router.process(&mut frames, &mut out);
+                black_box(out.verdicts().len());
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Replies from the Internet to established flows (through the WAN port tables), batches of
+/// 64 spread over the whole table as for `fast_path`.
+fn fast_path_inbound(c: &mut Criterion) {
+    let mut group = c.benchmark_group("fast_path_inbound");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    for sessions in [1_000u32, 1_000_000] {
+        let mut router = router_with_sessions(sessions);
+        establish(&mut router, sessions);
+        let replies = reply_packets(&router);
+        let stride = (replies.len() / (BATCH * 64)).max(1);
+        let batches: Vec<Vec<(u8, Vec<u8>)>> = (0..64)
+            .map(|b| {
+                (0..BATCH)
+                    .filter_map(|i| replies.get(((b * BATCH + i) * stride) % replies.len()))
+                    .cloned()
+                    .collect()
+            })
+            .collect();
+        let mut frames = batch();
+        let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
+        fill_on(&mut frames, &batches[0]);
+        router.process(&mut frames, &mut out);
+        assert!(
+            out.verdicts().iter().all(|v| matches!(v, Verdict::Forward(_))),
+            "replies are forwarded to the LAN: {:?}",
+            out.verdicts()
+        );
+        let mut next = 0;
+        group.bench_function(format!("{sessions}_sessions"), |bench| {
+            bench.iter(|| {
+                fill_on(&mut frames, &batches[next % batches.len()]);
                 next += 1;
                 router.process(&mut frames, &mut out);
                 black_box(out.verdicts().len());
@@ -76,6 +119,6 @@ fn slow_path(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = fast_path, slow_path
+    targets = fast_path, fast_path_inbound, slow_path
 }
 criterion_main!(benches);

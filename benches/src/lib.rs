@@ -131,6 +131,52 @@ pub fn fill(batch: &mut Batch, packets: &[Vec<u8>]) {
     batch.set_len(packets.len().min(BATCH));
 }
 
+/// Fills `batch` with `packets`, each arriving on its own interface.
+pub fn fill_on(batch: &mut Batch, packets: &[(u8, Vec<u8>)]) {
+    for (frame, (iface, bytes)) in batch.all_frames_mut().iter_mut().zip(packets) {
+        frame.fill(bytes, *iface);
+    }
+    batch.set_len(packets.len().min(BATCH));
+}
+
+/// Sends one ACK from the LAN for each of flows `0..flows` (their sessions, opened by a SYN,
+/// become established).
+pub fn establish(router: &mut BenchRouter, flows: u32) {
+    let mut b = batch();
+    let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
+    for first in (0..flows).step_by(BATCH) {
+        let chunk: Vec<Vec<u8>> = (first..(first + BATCH as u32).min(flows))
+            .map(|i| tcp_packet(i, false))
+            .collect();
+        fill(&mut b, &chunk);
+        router.process(&mut b, &mut out);
+    }
+}
+
+/// A reply (an ACK from the server to the WAN address and external port) for every session
+/// in the router's table, with the interface id of its WAN, in the table's order.
+pub fn reply_packets(router: &BenchRouter) -> Vec<(u8, Vec<u8>)> {
+    let mut replies = Vec::new();
+    let wans = &router.dp.plan.wans;
+    router
+        .dp
+        .tables
+        .conntrack
+        .for_each_session_at(router.now, |s| {
+            let Some(wan) = wans.get(usize::from(s.wan)) else {
+                return;
+            };
+            let (server, external) = (s.key.dst, s.external);
+            let b = PacketBuilder::ipv4(server.ip.octets(), external.ip.octets(), 64)
+                .tcp(server.port, external.port, 1, 64240)
+                .ack(1);
+            let mut bytes = Vec::new();
+            b.write_to_vec(&mut bytes, &[0u8; 0]).expect("builds");
+            replies.push((wan.iface, bytes));
+        });
+    replies
+}
+
 /// Opens `flows` sessions (SYN through the pipeline) on a router with [`BENCH_CONFIG`].
 pub fn router_with_sessions(flows: u32) -> BenchRouter {
     let mut router = BenchRouter::new(BENCH_CONFIG);
