@@ -64,7 +64,9 @@ fn fast_path_inbound(c: &mut Criterion) {
         fill_on(&mut frames, &batches[0]);
         router.process(&mut frames, &mut out);
         assert!(
-            out.verdicts().iter().all(|v| matches!(v, Verdict::Forward(_))),
+            out.verdicts()
+                .iter()
+                .all(|v| matches!(v, Verdict::Forward(_))),
             "replies are forwarded to the LAN: {:?}",
             out.verdicts()
         );
