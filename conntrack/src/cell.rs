@@ -77,8 +77,7 @@ impl SessionCell {
         })
     }
 
-    /// Stores `s`, all but the links (which the lists own). Lock holder only.
-    #[inline]
+    /// Stores `s`, links included (a slot taken or freed). Lock holder only.
     pub(crate) fn store(&self, s: &Session) {
         let p = s.pack();
         self.ips.store(p.ips, Relaxed);
@@ -89,12 +88,6 @@ impl SessionCell {
         self.packets_in.store(p.packets_in, Relaxed);
         self.bytes_out.store(p.bytes_out, Relaxed);
         self.in_word.store(p.in_word, Relaxed);
-    }
-
-    /// Stores `s`, links included. Lock holder only.
-    pub(crate) fn store_all(&self, s: &Session) {
-        self.store(s);
-        let p = s.pack();
         self.prev.store(p.prev, Relaxed);
         self.next.store(p.next, Relaxed);
     }
@@ -256,13 +249,11 @@ mod tests {
     }
 
     #[test]
-    fn store_leaves_the_links_and_store_all_writes_them() {
+    fn store_writes_every_word_links_included() {
         let c = SessionCell::new(&Session::vacant(9));
         c.set_prev(4);
         let s = session(false);
         c.store(&s);
-        assert_eq!((c.prev(), c.next()), (4, 9));
-        c.store_all(&s);
         assert_eq!((c.prev(), c.next()), (s.pack().prev, s.pack().next));
         assert_eq!(format!("{:?}", c.load()), format!("{s:?}"));
     }
@@ -300,7 +291,7 @@ mod tests {
         let old = session(false);
         let c = SessionCell::new(&old);
         let hairpin = session(true);
-        c.store_all(&hairpin);
+        c.store(&hairpin);
         c.record(false, 1500, old.last_seen + 1, old.in_word());
         assert_eq!(
             format!("{:?}", c.load()),

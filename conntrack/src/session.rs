@@ -302,17 +302,6 @@ impl Session {
         self.wan_hp & !HAIRPIN
     }
 
-    /// Whether this is the session of canonical key (proto, src = internal, dst = remote)
-    /// (tests; the slab compares keys with `SessionCell::is`).
-    #[cfg(test)]
-    pub(crate) fn is(&self, proto: Proto, internal: Endpoint, remote: Endpoint) -> bool {
-        self.src_ip == u32::from(internal.ip)
-            && self.dst_ip == u32::from(remote.ip)
-            && self.src_port == internal.port
-            && self.dst_port == remote.port
-            && self.proto == proto
-    }
-
     #[inline]
     pub(crate) fn internal(&self) -> Endpoint {
         Endpoint::new(Ipv4Addr::from(self.src_ip), self.src_port)
@@ -584,10 +573,11 @@ mod tests {
     fn matches_only_its_key() {
         let n = new(None);
         let s = create(&n, 1, 0, 0);
-        assert!(s.is(Proto::Tcp, n.key.src, n.key.dst));
-        assert!(!s.is(Proto::Udp, n.key.src, n.key.dst));
-        assert!(!s.is(Proto::Tcp, n.key.dst, n.key.src));
-        assert!(!s.is(Proto::Tcp, n.key.src, ep(9, 9, 444)));
+        let c = crate::cell::SessionCell::new(&s);
+        assert!(c.is(Proto::Tcp, n.key.src, n.key.dst));
+        assert!(!c.is(Proto::Udp, n.key.src, n.key.dst));
+        assert!(!c.is(Proto::Tcp, n.key.dst, n.key.src));
+        assert!(!c.is(Proto::Tcp, n.key.src, ep(9, 9, 444)));
         assert_eq!(s.key(), n.key);
     }
 

@@ -431,7 +431,7 @@ impl Locked<'_> {
             .index
             .remove(h, slot, |x| session_hash(sessions, &sh.hasher, x));
         if let Some(c) = sessions.get(slot as usize) {
-            c.store_all(&Session::vacant(self.st.free));
+            c.store(&Session::vacant(self.st.free));
         }
         self.write_end();
         sh.mappings_of(s.endpoint_word())
@@ -514,7 +514,7 @@ impl Locked<'_> {
         let sessions = &self.shard.sessions;
         self.write_begin();
         if let Some(c) = sessions.get(slot as usize) {
-            c.store_all(&s);
+            c.store(&s);
         }
         // The index has room for every slot of the slab.
         self.shard.index.insert(h, slot);

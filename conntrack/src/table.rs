@@ -286,23 +286,27 @@ impl Shared {
     /// endpoint word `ep_word` begin (for a prefetch).
     #[inline]
     fn mapping_line(&self, ep_word: u64) -> *const u8 {
-        let h = self.hasher.endpoint(ep_word);
-        self.mappings
-            .get(shard_index(h, self.mask))
-            .map_or(std::ptr::null(), |m| m.1.home_entry(h))
+        self.mapping_cell(ep_word)
+            .map_or(std::ptr::null(), |(cell, h)| cell.1.home_entry(h))
     }
 
     /// The address of the mapping the first index entry of the endpoint with endpoint word
     /// `ep_word` names, if its tag matches (for a prefetch; reads that entry).
     #[inline]
     fn mapping_slot_line(&self, ep_word: u64) -> Option<*const u8> {
-        let h = self.hasher.endpoint(ep_word);
-        let cell = self.mappings.get(shard_index(h, self.mask))?;
+        let (cell, h) = self.mapping_cell(ep_word)?;
         let slot = cell.1.home_slot(h)?;
         let offset = (slot as usize).checked_mul(mapping::MAPPING_SIZE)?;
         Some(std::ptr::without_provenance::<u8>(
             cell.2.wrapping_add(offset),
         ))
+    }
+
+    /// The mapping cell of the endpoint with endpoint word `ep_word`, and the endpoint's hash.
+    #[inline]
+    fn mapping_cell(&self, ep_word: u64) -> Option<(&MappingCell, u64)> {
+        let h = self.hasher.endpoint(ep_word);
+        Some((self.mappings.get(shard_index(h, self.mask))?, h))
     }
 
     fn lock_mappings(&self, i: usize) -> MutexGuard<'_, Mappings> {
