@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
 use crate::key::{Endpoint, Proto};
 use crate::lru::Node;
-use crate::session::{Packed, Session};
+use crate::session::{Glance, Packed, Session};
 use crate::tcp::TcpTrack;
 use crate::timeouts::SECOND;
 
@@ -75,6 +75,18 @@ impl SessionCell {
             prev: self.prev.load(Relaxed),
             next: self.next.load(Relaxed),
         })
+    }
+
+    /// What a lock-free hit reads of the session of protocol `proto` held (see [`Glance`]).
+    #[inline]
+    pub(crate) fn glance(&self, proto: Proto) -> Glance {
+        Glance {
+            proto,
+            ports: self.ports.load(Relaxed),
+            last_seen: self.last_seen.load(Relaxed),
+            meta: self.meta.load(Relaxed),
+            in_word: self.in_word.load(Relaxed),
+        }
     }
 
     /// Stores `s`, links included (a slot taken or freed). Lock holder only.

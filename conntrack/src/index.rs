@@ -43,8 +43,8 @@ pub(crate) struct SlotIndex {
     entries: Box<[AtomicU32]>,
     /// `entries.len() - 1`.
     mask: usize,
-    /// Bits of an entry that hold `slot + 1`.
-    slot_bits: u32,
+    /// The bits of an entry that hold `slot + 1` (the low ones; the rest is the tag).
+    slot_mask: u32,
     /// Entries in use (written under the owner's lock).
     len: AtomicU32,
 }
@@ -63,10 +63,11 @@ impl SlotIndex {
         entries.extend((0..len).map(|_| AtomicU32::new(0)));
         // slot + 1 ranges over 1..=max_slots
         let slot_bits = u32::BITS - max_slots.leading_zeros();
+        let slot_mask = u32::MAX.checked_shr(u32::BITS - slot_bits).unwrap_or(0);
         Some(SlotIndex {
             entries: entries.into_boxed_slice(),
             mask: len - 1,
-            slot_bits,
+            slot_mask,
             len: AtomicU32::new(0),
         })
     }
@@ -95,9 +96,7 @@ impl SlotIndex {
 
     #[inline]
     fn slot_mask(&self) -> u32 {
-        u32::MAX
-            .checked_shr(u32::BITS - self.slot_bits)
-            .unwrap_or(0)
+        self.slot_mask
     }
 
     #[inline]

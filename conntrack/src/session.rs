@@ -161,6 +161,93 @@ fn hairpin_word(target: Endpoint, egress: u8) -> u64 {
     u64::from(u32::from(target.ip)) << 32 | u64::from(target.port) << 16 | u64::from(egress)
 }
 
+/// The hairpin target and egress that `in_word` holds (see [`hairpin_word`]).
+#[inline]
+fn hairpin_of(w: u64) -> (Endpoint, u8) {
+    // truncations pick the packed fields
+    let target = Endpoint::new(Ipv4Addr::from((w >> 32) as u32), (w >> 16) as u16);
+    (target, w as u8)
+}
+
+/// What a lock-free hit reads of a session besides its key, which the probe compared (so the
+/// caller has it): a `SessionCell`'s `ports`, `last_seen`, `meta` and `in_word` words, as they
+/// were (see `SessionCell::glance`; layout in `cell.rs`). Fewer loads and no unpacking of the
+/// fields the hit does not use.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Glance {
+    pub(crate) proto: Proto,
+    pub(crate) ports: u64,
+    pub(crate) last_seen: u64,
+    pub(crate) meta: u64,
+    pub(crate) in_word: u64,
+}
+
+impl Glance {
+    #[inline]
+    pub(crate) fn tcp(&self) -> TcpTrack {
+        TcpTrack::from_bits(self.ports as u8)
+    }
+
+    #[inline]
+    pub(crate) fn ext_port(&self) -> u16 {
+        (self.ports >> 16) as u16
+    }
+
+    #[inline]
+    fn wan_hp(&self) -> u8 {
+        (self.meta >> 56) as u8
+    }
+
+    /// The session's WAN index.
+    #[inline]
+    pub(crate) fn wan(&self) -> u8 {
+        self.wan_hp() & !HAIRPIN
+    }
+
+    #[inline]
+    pub(crate) fn is_hairpin(&self) -> bool {
+        self.wan_hp() & HAIRPIN != 0
+    }
+
+    /// Timeout class (as [`Session::class`]).
+    #[inline]
+    pub(crate) fn class(&self) -> Class {
+        match self.proto {
+            Proto::Udp => Class::Udp,
+            Proto::Icmp => Class::Icmp,
+            Proto::Tcp => self.tcp().state().class(),
+        }
+    }
+
+    /// Original-direction rewrite (as [`Session::rewrite_out`]) of the session whose remote
+    /// endpoint is `remote`.
+    #[inline]
+    pub(crate) fn rewrite_out(&self, wan_ip: Ipv4Addr, wan_iface: u8, remote: Endpoint) -> Rewrite {
+        let src = Endpoint::new(wan_ip, self.ext_port());
+        if self.is_hairpin() {
+            let (dst, egress) = hairpin_of(self.in_word);
+            Rewrite { src, dst, egress }
+        } else {
+            Rewrite {
+                src,
+                dst: remote,
+                egress: wan_iface,
+            }
+        }
+    }
+
+    /// Reply-direction rewrite (as [`Session::rewrite_in`]) of the session of `internal` and
+    /// `remote`.
+    #[inline]
+    pub(crate) fn rewrite_in(&self, internal: Endpoint, remote: Endpoint) -> Rewrite {
+        Rewrite {
+            src: remote,
+            dst: internal,
+            egress: (self.meta >> 48) as u8,
+        }
+    }
+}
+
 /// A session's words as a `SessionCell` stores them (layout in `cell.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Packed {
@@ -228,7 +315,7 @@ impl Session {
     }
 
     /// The reply byte counter's word (a hairpin session's rewrite instead).
-    #[inline]
+    #[cfg(test)]
     pub(crate) fn in_word(&self) -> u64 {
         self.in_word
     }
@@ -331,12 +418,7 @@ impl Session {
     /// A hairpin session's destination (the LAN endpoint it is sent to) and egress interface.
     #[inline]
     fn hairpin(&self) -> Option<(Endpoint, u8)> {
-        self.is_hairpin().then(|| {
-            let w = self.in_word;
-            // truncations pick the packed fields (see `hairpin_word`)
-            let target = Endpoint::new(Ipv4Addr::from((w >> 32) as u32), (w >> 16) as u16);
-            (target, w as u8)
-        })
+        self.is_hairpin().then(|| hairpin_of(self.in_word))
     }
 
     #[inline]

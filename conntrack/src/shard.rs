@@ -87,7 +87,7 @@ use crate::cell::SessionCell;
 use crate::index::SlotIndex;
 use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
-use crate::session::{NewSession, PacketInfo, Session};
+use crate::session::{Glance, NewSession, PacketInfo, Session};
 use crate::stats::{add, bump};
 use crate::table::Shared;
 use crate::tcp::{Dir, Step};
@@ -131,8 +131,8 @@ struct State {
 /// What a lock-free [`Shard::peek`] saw.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Peek {
-    /// The live session at this slot, as it was.
-    Found(u32, Session),
+    /// The live session at this slot, as it was (the words a hit needs).
+    Found(u32, Glance),
     /// No session has the key.
     Absent,
     /// The lock holder was changing the shard: ask again under the lock.
@@ -187,7 +187,7 @@ impl Shard {
 
     /// Lock-free read of the session with canonical key (proto, internal, remote), flow hash
     /// `h` (see the module docs).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn peek(&self, h: u64, proto: Proto, internal: Endpoint, remote: Endpoint) -> Peek {
         let before = self.seq.load(Ordering::Acquire);
         if before & 1 != 0 {
@@ -201,7 +201,7 @@ impl Shard {
                     .get(slot as usize)
                     .is_some_and(|c| c.is(proto, internal, remote))
             })
-            .and_then(|slot| Some((slot, sessions.get(slot as usize)?.load())));
+            .and_then(|slot| Some((slot, sessions.get(slot as usize)?.glance(proto))));
         fence(Ordering::Acquire);
         if self.seq.load(Ordering::Relaxed) != before {
             return Peek::Busy;
@@ -243,7 +243,7 @@ impl Shard {
     #[inline]
     pub(crate) fn lock_free_hit(
         sh: &Shared,
-        s: &Session,
+        s: &Glance,
         dir: Dir,
         pkt: PacketInfo,
         now: u64,
@@ -257,19 +257,18 @@ impl Shard {
         if now > s.last_seen && now / SECOND != s.last_seen / SECOND {
             return false;
         }
-        let unchanged = |step| matches!(step, Step::Keep { track, reset: false } if track == s.tcp);
-        s.proto != Proto::Tcp || unchanged(s.tcp.step(dir, pkt.tcp_flags))
+        s.proto != Proto::Tcp || s.tcp().unchanged_by(dir, pkt.tcp_flags)
     }
 
     /// The lock-free part of a hit on slot `slot` (after [`lock_free_hit`](Self::lock_free_hit)
     /// said yes): `last_seen` and the counters of the packet's direction.
     #[inline]
-    pub(crate) fn record(&self, slot: u32, s: &Session, dir: Dir, pkt: PacketInfo, now: u64) {
+    pub(crate) fn record(&self, slot: u32, s: &Glance, dir: Dir, pkt: PacketInfo, now: u64) {
         if pkt.icmp_error {
             return;
         }
         if let Some(c) = self.sessions.get(slot as usize) {
-            c.record(dir == Dir::Original, pkt.len, now, s.in_word());
+            c.record(dir == Dir::Original, pkt.len, now, s.in_word);
         }
     }
 

@@ -510,7 +510,7 @@ impl ConnTable {
             {
                 flow_shard.record(slot, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
-                return Lookup::Hit(s.rewrite_out(ip, iface));
+                return Lookup::Hit(s.rewrite_out(ip, iface, key.dst));
             }
             Peek::Found(..) | Peek::Busy => {}
         }
@@ -592,14 +592,16 @@ impl ConnTable {
         let flow_shard = self.shard_of(h);
         match flow_shard.peek(h, key.proto, internal, key.src) {
             Peek::Absent => return Lookup::Miss,
-            Peek::Found(_, s) if s.wan() != wan || s.ext_port != key.dst.port || s.is_hairpin() => {
+            Peek::Found(_, s)
+                if s.wan() != wan || s.ext_port() != key.dst.port || s.is_hairpin() =>
+            {
                 return Lookup::Miss
             }
             Peek::Found(slot, s)
                 if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
             {
                 flow_shard.record(slot, &s, Dir::Reply, pkt, now);
-                return Lookup::Hit(s.rewrite_in());
+                return Lookup::Hit(s.rewrite_in(internal, key.src));
             }
             Peek::Found(..) | Peek::Busy => {}
         }

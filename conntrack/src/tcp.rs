@@ -178,6 +178,17 @@ impl TcpTrack {
         }
     }
 
+    /// Whether a packet with `flags` travelling in `dir` leaves the tracker as it is (no state
+    /// change, no reset, no recycling): what [`step`](Self::step) says, answered without it for
+    /// the common case, an established connection's segment without FIN or RST.
+    #[inline]
+    pub(crate) fn unchanged_by(self, dir: Dir, flags: u8) -> bool {
+        if self.0 == TcpState::Established as u8 && flags & (TCP_FIN | TCP_RST) == 0 {
+            return true;
+        }
+        matches!(self.step(dir, flags), Step::Keep { track, reset: false } if track == self)
+    }
+
     /// Feeds one packet with TCP flags `flags` travelling in direction `dir`.
     pub(crate) fn step(self, dir: Dir, flags: u8) -> Step {
         let syn = flags & TCP_SYN != 0;
@@ -296,6 +307,24 @@ mod tests {
     }
 
     use TcpState::*;
+
+    /// The shortcut agrees with the state machine for every tracker byte, direction and flags.
+    #[test]
+    fn unchanged_by_agrees_with_step() {
+        for bits in 0..=u8::MAX {
+            let t = TcpTrack::from_bits(bits);
+            for dir in [O, R] {
+                for flags in 0..=u8::MAX {
+                    let by_step = matches!(t.step(dir, flags), Step::Keep { track, reset: false } if track == t);
+                    assert_eq!(
+                        t.unchanged_by(dir, flags),
+                        by_step,
+                        "{bits:#x} {dir:?} {flags:#x}"
+                    );
+                }
+            }
+        }
+    }
 
     #[test]
     fn initial_state_follows_the_first_packet() {

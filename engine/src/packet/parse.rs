@@ -203,7 +203,7 @@ pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
     if total_len < header_len || total_len > bytes.len() {
         return Err(ParseError::BadIpv4Header);
     }
-    if checksum::full(ip.slice()) != 0 {
+    if !checksum::ipv4_header_is_valid(ip.slice()) {
         return Err(ParseError::BadIpv4Checksum);
     }
     let offset = ip.fragments_offset().value();

@@ -69,35 +69,79 @@ fn adjust_checksum(frame: &mut [u8], at: usize, delta: Delta, udp: bool) -> Delt
 }
 
 /// Rewrites the IPv4 addresses, decrements the TTL and fixes the header checksum. Returns the
-/// pseudo-header delta (address changes only) for the transport checksum.
+/// pseudo-header delta (address changes only) for the transport checksum. Does nothing
+/// (returning no change) if the frame is too short for a header at `l3`, which a parsed
+/// packet's frame never is.
+#[inline]
 fn rewrite_ip_header(frame: &mut [u8], l3: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Delta {
-    let addrs = set_addr(frame, l3 + IP_SRC, src) + set_addr(frame, l3 + IP_DST, dst);
-    let ttl_word = read16(frame, l3 + IP_TTL);
-    let new_ttl_word = ttl_word.wrapping_sub(0x0100);
-    write16(frame, l3 + IP_TTL, new_ttl_word);
-    let header = addrs.word(ttl_word, new_ttl_word);
-    adjust_checksum(frame, l3 + IP_CHECKSUM, header, false);
+    let Some(header) = frame.get_mut(l3..).and_then(|h| h.first_chunk_mut::<20>()) else {
+        return Delta::ZERO;
+    };
+    let old_src = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
+    let old_dst = u32::from_be_bytes([header[16], header[17], header[18], header[19]]);
+    header[IP_SRC..IP_SRC + 4].copy_from_slice(&src.octets());
+    header[IP_DST..IP_DST + 4].copy_from_slice(&dst.octets());
+    let addrs = Delta::ZERO
+        .words(old_src, u32::from(src))
+        .words(old_dst, u32::from(dst));
+    // TTL - 1: the TTL/protocol word drops by 0x0100 (the callers forward only TTL > 1).
+    let ttl_word = u16::from_be_bytes([header[IP_TTL], header[IP_TTL + 1]]);
+    header[IP_TTL] = header[IP_TTL].wrapping_sub(1);
+    let sum = u16::from_be_bytes([header[IP_CHECKSUM], header[IP_CHECKSUM + 1]]);
+    let sum = (addrs.word(ttl_word, ttl_word.wrapping_sub(0x0100))).apply(sum);
+    header[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
     addrs
+}
+
+/// Sets the port pair (source, destination) at the start of a TCP or UDP header and adjusts
+/// the checksum at `checksum_at` for it and for `pseudo` (the addresses' change). `N` is the
+/// header bytes that must be present (through the checksum field).
+#[inline]
+fn rewrite_ports<const N: usize>(
+    transport: &mut [u8],
+    checksum_at: usize,
+    (src, dst): (u16, u16),
+    pseudo: Delta,
+    udp: bool,
+) {
+    let Some(header) = transport.first_chunk_mut::<N>() else {
+        return;
+    };
+    let old = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
+    let new = u32::from(src) << 16 | u32::from(dst);
+    header[..4].copy_from_slice(&new.to_be_bytes());
+    let delta = pseudo.words(old, new);
+    if let Some(field) = header.get_mut(checksum_at..checksum_at + 2) {
+        let old_sum = u16::from_be_bytes([field[0], field[1]]);
+        let new_sum = if udp {
+            delta.apply_udp(old_sum)
+        } else {
+            delta.apply(old_sum)
+        };
+        field.copy_from_slice(&new_sum.to_be_bytes());
+    }
 }
 
 /// Forwards a whole datagram or first fragment as `src` → `dst`: addresses, TCP/UDP ports or
 /// the ICMP echo identifier (the requester's side carries it), TTL - 1, all checksums.
+#[inline]
 pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endpoint) {
     let l4 = pkt.l4();
     let pseudo = rewrite_ip_header(frame, pkt.l3(), src.ip, dst.ip);
+    let Some(transport) = frame.get_mut(l4..) else {
+        return;
+    };
     match pkt.transport {
-        Transport::Tcp { .. } | Transport::Udp { .. } => {
-            let ports = set16(frame, l4, src.port) + set16(frame, l4 + 2, dst.port);
-            if pkt.proto == IPPROTO_TCP {
-                adjust_checksum(frame, l4 + TCP_CHECKSUM, pseudo + ports, false);
-            } else {
-                adjust_checksum(frame, l4 + UDP_CHECKSUM, pseudo + ports, true);
-            }
+        Transport::Tcp { .. } => {
+            rewrite_ports::<20>(transport, TCP_CHECKSUM, (src.port, dst.port), pseudo, false);
+        }
+        Transport::Udp { .. } => {
+            rewrite_ports::<8>(transport, UDP_CHECKSUM, (src.port, dst.port), pseudo, true);
         }
         Transport::IcmpEcho { request, .. } => {
             let id = if request { src.port } else { dst.port };
-            let delta = set16(frame, l4 + ICMP_ECHO_ID, id);
-            adjust_checksum(frame, l4 + ICMP_CHECKSUM, delta, false);
+            let delta = set16(transport, ICMP_ECHO_ID, id);
+            adjust_checksum(transport, ICMP_CHECKSUM, delta, false);
         }
         _ => {}
     }
