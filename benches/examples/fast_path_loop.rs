@@ -75,6 +75,8 @@ fn main() {
     let what = if new_flows { "new flow" } else { "packet" };
     println!(
         "{sessions} sessions: {per_packet:.1} ns per {what} (refill and, for new flows, packet \
-         generation included); windows of 1000 batches: best {best:.1}, median {median:.1}"
+         generation included); windows of 1000 batches: best {best:.1}, median {median:.1}; \
+         {packets} packets",
+        packets = batches * BATCH as u64
     );
 }

@@ -488,7 +488,7 @@ impl ConnTable {
     /// [`lookup_outbound_live`](Self::lookup_outbound_live) with the flow's hash from
     /// [`outbound_hash`](Self::outbound_hash), computed earlier (for its prefetch): saves
     /// hashing the key again.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_outbound_hinted(
         &self,
         key: &FlowKey,
@@ -501,20 +501,34 @@ impl ConnTable {
         let ep = endpoint_word(key.proto, key.src);
         let h = self.hash_of(ep, remote_word(key.dst), hint);
         let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
-        let flow_shard = self.shard_of(h);
-        match flow_shard.peek(h, key.proto, key.src, key.dst) {
-            Peek::Absent => return Lookup::Miss,
+        match self.shard_of(h).peek(h, key.proto, key.src, key.dst) {
+            Peek::Absent => Lookup::Miss,
             Peek::Found(slot, s)
                 if !(anything_to_check && !pkt.icmp_error && !s.is_hairpin())
                     && Shard::lock_free_hit(&self.shared, &s, Dir::Original, pkt, now) =>
             {
-                flow_shard.record(slot, &s, Dir::Original, pkt, now);
+                self.shard_of(h).record(slot, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
-                return Lookup::Hit(s.rewrite_out(ip, iface, key.dst));
+                Lookup::Hit(s.rewrite_out(ip, iface, key.dst))
             }
-            Peek::Found(..) | Peek::Busy => {}
+            Peek::Found(..) | Peek::Busy => self.lookup_outbound_locked(key, h, pkt, now, live),
         }
-        let mut shard = flow_shard.lock();
+    }
+
+    /// The part of [`lookup_outbound_hinted`](Self::lookup_outbound_hinted) under the shard's
+    /// lock (flow hash `h`, time in table units): out of line, to keep the lock-free part
+    /// small where it is inlined.
+    #[inline(never)]
+    fn lookup_outbound_locked(
+        &self,
+        key: &FlowKey,
+        h: u64,
+        pkt: PacketInfo,
+        now: u64,
+        live: &Liveness<'_>,
+    ) -> Lookup {
+        let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
+        let mut shard = self.shard_of(h).lock();
         let Some(slot) = shard.find(h, key.proto, key.src, key.dst) else {
             return Lookup::Miss;
         };
@@ -568,7 +582,7 @@ impl ConnTable {
     /// [`lookup_inbound`](Self::lookup_inbound) with the flow's hash from
     /// [`inbound_hash`](Self::inbound_hash), computed earlier (for its prefetch): saves
     /// hashing again unless the port changed hands meanwhile.
-    #[inline]
+    #[inline(always)]
     pub fn lookup_inbound_hinted(
         &self,
         wan: u8,
@@ -589,23 +603,38 @@ impl ConnTable {
         let now = nanos(now);
         let ep = endpoint_word(key.proto, internal);
         let h = self.hash_of(ep, remote_word(key.src), hint);
-        let flow_shard = self.shard_of(h);
-        match flow_shard.peek(h, key.proto, internal, key.src) {
-            Peek::Absent => return Lookup::Miss,
+        match self.shard_of(h).peek(h, key.proto, internal, key.src) {
+            Peek::Absent => Lookup::Miss,
             Peek::Found(_, s)
                 if s.wan() != wan || s.ext_port() != key.dst.port || s.is_hairpin() =>
             {
-                return Lookup::Miss
+                Lookup::Miss
             }
             Peek::Found(slot, s)
                 if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
             {
-                flow_shard.record(slot, &s, Dir::Reply, pkt, now);
-                return Lookup::Hit(s.rewrite_in(internal, key.src));
+                self.shard_of(h).record(slot, &s, Dir::Reply, pkt, now);
+                Lookup::Hit(s.rewrite_in(internal, key.src))
             }
-            Peek::Found(..) | Peek::Busy => {}
+            Peek::Found(..) | Peek::Busy => {
+                self.lookup_inbound_locked(wan, key, internal, h, pkt, now)
+            }
         }
-        let mut shard = flow_shard.lock();
+    }
+
+    /// The part of [`lookup_inbound_hinted`](Self::lookup_inbound_hinted) under the shard's
+    /// lock (`internal`: the endpoint owning the port; flow hash `h`; time in table units).
+    #[inline(never)]
+    fn lookup_inbound_locked(
+        &self,
+        wan: u8,
+        key: &FlowKey,
+        internal: Endpoint,
+        h: u64,
+        pkt: PacketInfo,
+        now: u64,
+    ) -> Lookup {
+        let mut shard = self.shard_of(h).lock();
         let Some(slot) = shard.find(h, key.proto, internal, key.src) else {
             return Lookup::Miss;
         };

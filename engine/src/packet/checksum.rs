@@ -72,14 +72,14 @@ impl std::ops::Add for Delta {
     }
 }
 
-/// Folds a one's complement sum to 16 bits with end-around carries.
+/// Folds a one's complement sum to 16 bits with end-around carries: the two 32-bit halves
+/// added with their carry (which cannot carry again), then the two 16-bit halves, whose sum
+/// with its carry is the top half of `s + rotl(s, 16)` (as Linux's `csum_fold`).
 #[inline]
 fn fold(sum: u64) -> u16 {
-    let sum = (sum & 0xffff_ffff) + (sum >> 32);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    let sum = (sum & 0xffff) + (sum >> 16);
-    sum as u16
+    let (s, carry) = (sum as u32).overflowing_add((sum >> 32) as u32);
+    let s = s + u32::from(carry);
+    (s.wrapping_add(s.rotate_left(16)) >> 16) as u16
 }
 
 /// Whether an IPv4 header (`header`: its `ihl * 4` bytes, a multiple of 4) carries a correct
@@ -148,7 +148,38 @@ mod tests {
         assert_eq!(d.apply_udp(0xDD2F), 0xffff);
     }
 
+    /// The reference fold: 16 bits at a time, carries added back until none is left.
+    fn fold_slowly(mut sum: u64) -> u16 {
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        sum as u16
+    }
+
+    #[test]
+    fn fold_edges() {
+        for sum in [
+            0,
+            1,
+            0xffff,
+            0x1_0000,
+            0x1_fffe,
+            0xffff_ffff,
+            0x1_0000_0000,
+            u64::MAX,
+            u64::MAX - 1,
+            0xffff_0000_ffff,
+        ] {
+            assert_eq!(fold(sum), fold_slowly(sum), "{sum:#x}");
+        }
+    }
+
     proptest! {
+        #[test]
+        fn fold_matches_the_reference(sum in any::<u64>()) {
+            prop_assert_eq!(fold(sum), fold_slowly(sum));
+        }
+
         /// The header check agrees with a full computation, valid or not.
         #[test]
         fn header_check_matches_full(words in proptest::collection::vec(any::<[u8; 4]>(), 5..16usize),

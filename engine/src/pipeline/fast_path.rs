@@ -207,7 +207,7 @@ fn quoted_flow(frame: &Frame, pkt: &Ipv4Packet) -> Option<(Embedded, conntrack::
 
 /// Applies a session's rewrite to a whole packet or first fragment (remembering the
 /// translation for the fragments that follow).
-#[inline]
+#[inline(always)]
 pub(super) fn apply(
     ctx: &Context<'_>,
     counters: &Counters,
