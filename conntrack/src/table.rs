@@ -89,6 +89,27 @@ pub struct FlowHash {
     remote: u64,
 }
 
+/// What the lock-free part of an outbound lookup found.
+enum Quick {
+    /// A hit, recorded: apply this rewrite.
+    Hit(Rewrite),
+    /// No session has the key.
+    Miss,
+    /// Only the shard's lock can tell (or apply) the rest.
+    Locked,
+}
+
+/// What the lock-free part of an inbound lookup found.
+enum QuickIn {
+    Hit(Rewrite),
+    Miss,
+    /// The session of `internal` (flow hash `h`) needs the shard's lock.
+    Locked {
+        internal: Endpoint,
+        h: u64,
+    },
+}
+
 /// Result of a fast-path lookup.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Lookup {
@@ -163,6 +184,12 @@ impl WanSet {
     #[inline]
     pub fn is_empty(self) -> bool {
         self.0 == 0
+    }
+
+    /// The WANs of either set.
+    #[inline]
+    pub fn union(self, other: WanSet) -> WanSet {
+        WanSet(self.0 | other.0)
     }
 }
 
@@ -498,20 +525,67 @@ impl ConnTable {
         live: &Liveness<'_>,
     ) -> Lookup {
         let now = nanos(now);
-        let ep = endpoint_word(key.proto, key.src);
-        let h = self.hash_of(ep, remote_word(key.dst), hint);
-        let anything_to_check = !live.ended.is_empty() || !live.outranked.is_empty();
+        let h = self.hash_of(
+            endpoint_word(key.proto, key.src),
+            remote_word(key.dst),
+            hint,
+        );
+        match self.quick_outbound(key, h, pkt, now, live.ended.union(live.outranked)) {
+            Quick::Hit(rw) => Lookup::Hit(rw),
+            Quick::Miss => Lookup::Miss,
+            Quick::Locked => self.lookup_outbound_locked(key, h, pkt, now, live),
+        }
+    }
+
+    /// The lock-free hit of [`lookup_outbound_hinted`](Self::lookup_outbound_hinted) alone,
+    /// for a caller with a path of its own for the common case: the rewrite, if the packet is
+    /// a hit that changes nothing but the session's `last_seen` and counters (which it
+    /// records), with no WAN of `watched` to check (the union of [`Liveness::ended`] and
+    /// [`Liveness::outranked`]). `None` changes nothing: the caller then takes the full
+    /// lookup, which decides (a miss, a hit under the lock, an ended session...).
+    #[inline(always)]
+    pub fn hit_outbound(
+        &self,
+        key: &FlowKey,
+        hint: Option<FlowHash>,
+        pkt: PacketInfo,
+        now: Duration,
+        watched: WanSet,
+    ) -> Option<Rewrite> {
+        let h = self.hash_of(
+            endpoint_word(key.proto, key.src),
+            remote_word(key.dst),
+            hint,
+        );
+        match self.quick_outbound(key, h, pkt, nanos(now), watched) {
+            Quick::Hit(rw) => Some(rw),
+            Quick::Miss | Quick::Locked => None,
+        }
+    }
+
+    /// The lock-free part of an outbound lookup of `key` (flow hash `h`): a hit when the
+    /// session needs nothing but `last_seen` and its counters, and its WAN is not one of
+    /// `watched` (a hairpin session's never is).
+    #[inline(always)]
+    fn quick_outbound(
+        &self,
+        key: &FlowKey,
+        h: u64,
+        pkt: PacketInfo,
+        now: u64,
+        watched: WanSet,
+    ) -> Quick {
         match self.shard_of(h).peek(h, key.proto, key.src, key.dst) {
-            Peek::Absent => Lookup::Miss,
+            Peek::Absent => Quick::Miss,
             Peek::Found(slot, s)
-                if !(anything_to_check && !pkt.icmp_error && !s.is_hairpin())
+                if !(!watched.is_empty() && !pkt.icmp_error && !s.is_hairpin())
                     && Shard::lock_free_hit(&self.shared, &s, Dir::Original, pkt, now) =>
             {
                 self.shard_of(h).record(slot, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
-                Lookup::Hit(s.rewrite_out(ip, iface, key.dst))
+                Quick::Hit(s.rewrite_out(ip, iface, key.dst))
             }
-            Peek::Found(..) | Peek::Busy => self.lookup_outbound_locked(key, h, pkt, now, live),
+            Peek::Found(..) | Peek::Busy => Quick::Locked,
         }
     }
 
@@ -591,34 +665,69 @@ impl ConnTable {
         pkt: PacketInfo,
         now: Duration,
     ) -> Lookup {
+        let now = nanos(now);
+        match self.quick_inbound(wan, key, hint, pkt, now) {
+            QuickIn::Hit(rw) => Lookup::Hit(rw),
+            QuickIn::Miss => Lookup::Miss,
+            QuickIn::Locked { internal, h } => {
+                self.lookup_inbound_locked(wan, key, internal, h, pkt, now)
+            }
+        }
+    }
+
+    /// The lock-free hit of [`lookup_inbound_hinted`](Self::lookup_inbound_hinted) alone (as
+    /// [`hit_outbound`](Self::hit_outbound)): the rewrite, if the packet is a hit that changes
+    /// nothing but `last_seen` and counters (recorded); `None` changes nothing.
+    #[inline(always)]
+    pub fn hit_inbound(
+        &self,
+        wan: u8,
+        key: &FlowKey,
+        hint: Option<FlowHash>,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Option<Rewrite> {
+        match self.quick_inbound(wan, key, hint, pkt, nanos(now)) {
+            QuickIn::Hit(rw) => Some(rw),
+            QuickIn::Miss | QuickIn::Locked { .. } => None,
+        }
+    }
+
+    /// The lock-free part of an inbound lookup: the port table, then a peek.
+    #[inline(always)]
+    fn quick_inbound(
+        &self,
+        wan: u8,
+        key: &FlowKey,
+        hint: Option<FlowHash>,
+        pkt: PacketInfo,
+        now: u64,
+    ) -> QuickIn {
         let Some(w) = self.shared.wans.get(usize::from(wan)) else {
-            return Lookup::Miss;
+            return QuickIn::Miss;
         };
         if key.dst.ip != w.address {
-            return Lookup::Miss;
+            return QuickIn::Miss;
         }
         let Some(internal) = w.ports.owner(key.proto, key.dst.port) else {
-            return Lookup::Miss;
+            return QuickIn::Miss;
         };
-        let now = nanos(now);
         let ep = endpoint_word(key.proto, internal);
         let h = self.hash_of(ep, remote_word(key.src), hint);
         match self.shard_of(h).peek(h, key.proto, internal, key.src) {
-            Peek::Absent => Lookup::Miss,
+            Peek::Absent => QuickIn::Miss,
             Peek::Found(_, s)
                 if s.wan() != wan || s.ext_port() != key.dst.port || s.is_hairpin() =>
             {
-                Lookup::Miss
+                QuickIn::Miss
             }
             Peek::Found(slot, s)
                 if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
             {
                 self.shard_of(h).record(slot, &s, Dir::Reply, pkt, now);
-                Lookup::Hit(s.rewrite_in(internal, key.src))
+                QuickIn::Hit(s.rewrite_in(internal, key.src))
             }
-            Peek::Found(..) | Peek::Busy => {
-                self.lookup_inbound_locked(wan, key, internal, h, pkt, now)
-            }
+            Peek::Found(..) | Peek::Busy => QuickIn::Locked { internal, h },
         }
     }
 

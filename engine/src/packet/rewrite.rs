@@ -124,7 +124,7 @@ fn rewrite_ports<const N: usize>(
 
 /// Forwards a whole datagram or first fragment as `src` → `dst`: addresses, TCP/UDP ports or
 /// the ICMP echo identifier (the requester's side carries it), TTL - 1, all checksums.
-#[inline]
+#[inline(always)]
 pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endpoint) {
     let l4 = pkt.l4();
     let pseudo = rewrite_ip_header(frame, pkt.l3(), src.ip, dst.ip);

@@ -10,6 +10,7 @@
 //! global lock; every frame that is not forwarded gets a named [`DropReason`].
 
 pub mod counters;
+mod express;
 mod fast_path;
 pub mod flow;
 pub mod rate_limit;
@@ -100,6 +101,8 @@ pub struct Pipeline {
     /// WANs in a tier worse than their group's active one, for the batch in progress (empty
     /// with `on_wan_down = keep`): their UDP and ICMP flows may be recalled.
     outranked: WanSet,
+    /// Both: the WANs whose sessions' hits need the locked lookup's checks.
+    watched: WanSet,
     /// Parse results of the frames of the chunk in progress (see [`Pipeline::process`]).
     parsed: [Result<Ipv4Packet, ParseError>; AHEAD],
     /// Their flows' hashes in the connection table, where they have one.
@@ -115,6 +118,7 @@ impl Pipeline {
             icmp_errors: rate_limit::TokenBucket::new(ICMP_ERRORS_PER_SECOND, ICMP_ERRORS_BURST),
             ended: WanSet::EMPTY,
             outranked: WanSet::EMPTY,
+            watched: WanSet::EMPTY,
             parsed: [Err(ParseError::TruncatedL2); AHEAD],
             hashes: [None; AHEAD],
         }
@@ -143,7 +147,10 @@ impl Pipeline {
                 let parsed = self.parsed.get(i).copied();
                 let parsed = parsed.unwrap_or_else(|| parse_frame(self.medium, frame.data()));
                 let hint = self.hashes.get(i).copied().flatten();
-                let verdict = self.process_parsed(ctx, frame, parsed, hint);
+                let verdict = match self.express(ctx, frame, &parsed, hint) {
+                    Some(verdict) => verdict,
+                    None => self.process_parsed(ctx, frame, parsed, hint),
+                };
                 // An output sized for another plan turns a forward to an unknown interface
                 // into a drop.
                 if out.push(verdict) != verdict {
@@ -200,6 +207,7 @@ impl Pipeline {
     pub fn begin_batch(&mut self, ctx: &Context<'_>) {
         self.ended = ended_wans(ctx);
         self.outranked = outranked_wans(ctx);
+        self.watched = self.ended.union(self.outranked);
     }
 
     /// Processes one frame in place (after [`begin_batch`](Self::begin_batch)).
@@ -210,6 +218,7 @@ impl Pipeline {
 
     /// Processes one frame in place, given what parsing it gave and its flow's hash in the
     /// connection table if known.
+    #[inline(never)]
     fn process_parsed(
         &mut self,
         ctx: &Context<'_>,
@@ -217,7 +226,15 @@ impl Pipeline {
         parsed: Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
     ) -> Verdict {
-        let verdict = match self.handle(ctx, frame, parsed, hint) {
+        let outcome = self.handle(ctx, frame, parsed, hint);
+        self.settle(ctx, frame, outcome)
+    }
+
+    /// Turns a frame's outcome into its verdict: fills in the link header of a forward, sets
+    /// the frame's egress, counts.
+    #[inline(always)]
+    fn settle(&mut self, ctx: &Context<'_>, frame: &mut Frame, outcome: Outcome) -> Verdict {
+        let verdict = match outcome {
             Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
             Outcome::Reply { egress, dropped } => {
                 // The packet is dropped; the frame now carries the router's own ICMP error.

@@ -1,5 +1,7 @@
 //! A router in memory for pipeline tests: the test topology's config, its plan and tables,
-//! a pipeline, and helpers to push one frame through and read what came out.
+//! a pipeline, and helpers to push one frame through and read what came out. Frames go
+//! through [`Pipeline::process`] as a batch of one (the path the workers take, express lane
+//! included) unless a test picks the general path alone ([`Path::General`]).
 
 use std::net::Ipv4Addr;
 use std::sync::Arc;
@@ -9,11 +11,20 @@ use balancer::LinkState;
 
 use crate::config::Config;
 use crate::dataplane::DataPlane;
-use crate::device::{Frame, FRAME_CAPACITY};
+use crate::device::{Batch, FRAME_CAPACITY};
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
 use crate::pipeline::counters::MAX_WANS;
-use crate::pipeline::{Context, Counters, DropReason, Pipeline, Verdict};
+use crate::pipeline::{Context, Counters, DropReason, Output, Pipeline, Verdict};
+
+/// Which way a [`Router`] pushes frames through its pipeline.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// [`Pipeline::process`], a batch of one: look-ahead, express lane, general path.
+    Batch,
+    /// [`Pipeline::process_frame`]: the general path alone.
+    General,
+}
 
 /// LAN 192.168.1.0/24 (iface 0); isp1 198.51.100.2 weight 3 (iface 1); isp2 203.0.113.2
 /// weight 1 (iface 2); lte 192.0.2.2 tier 2 (iface 3). DNS goes out isp2; 10.99.0.0/16 is
@@ -110,7 +121,9 @@ pub struct Router {
     pub pipeline: Pipeline,
     pub counters: Arc<Counters>,
     pub now: Duration,
-    frame: Frame,
+    pub path: Path,
+    batch: Batch,
+    output: Output,
 }
 
 impl Router {
@@ -124,18 +137,22 @@ impl Router {
         let counters = Arc::new(Counters::default());
         let pipeline = Pipeline::new(medium, &dp.plan, counters.clone());
         Router {
-            dp,
             neighbors: StaticNeighbors::new(),
             pipeline,
             counters,
             now: Duration::from_secs(1),
-            frame: Frame::new(FRAME_CAPACITY),
+            path: Path::Batch,
+            batch: Batch::new(1, FRAME_CAPACITY),
+            output: Output::new(1, dp.plan.interfaces.len()),
+            dp,
         }
     }
 
     /// Pushes one frame in on `iface`; returns the verdict and the frame's bytes afterwards.
     pub fn send(&mut self, iface: u8, bytes: &[u8]) -> (Verdict, Vec<u8>) {
-        assert!(self.frame.fill(bytes, iface));
+        let frame = &mut self.batch.all_frames_mut()[0];
+        assert!(frame.fill(bytes, iface));
+        self.batch.set_len(1);
         let mut health = [LinkState::Down; MAX_WANS];
         self.dp.health.snapshot(&mut health);
         let ctx = Context {
@@ -145,9 +162,19 @@ impl Router {
             neighbors: &self.neighbors,
             now: self.now,
         };
-        self.pipeline.begin_batch(&ctx);
-        let verdict = self.pipeline.process_frame(&ctx, &mut self.frame);
-        (verdict, self.frame.data().to_vec())
+        let verdict = match self.path {
+            Path::Batch => {
+                self.pipeline
+                    .process(&ctx, &mut self.batch, &mut self.output);
+                self.output.verdicts()[0]
+            }
+            Path::General => {
+                self.pipeline.begin_batch(&ctx);
+                self.pipeline
+                    .process_frame(&ctx, &mut self.batch.frames_mut()[0])
+            }
+        };
+        (verdict, self.batch.frames()[0].data().to_vec())
     }
 
     /// Sends and expects a forward: returns (egress, bytes).

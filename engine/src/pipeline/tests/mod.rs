@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod behaviour;
+mod express;
 mod golden;
 mod harness;
 mod packets;

@@ -1,0 +1,68 @@
+//! The express lane: the common packet, handled without the general path's layers of
+//! outcomes. A whole TCP, UDP or ICMP echo packet with TTL > 1, from a LAN to beyond the box or
+//! from a WAN to its address, whose session's lock-free hit changes nothing but the session's
+//! `last_seen` and counters (`ConnTable::hit_outbound`, `ConnTable::hit_inbound`): looked up,
+//! rewritten, counted, done. Anything else it leaves untouched, for the general path
+//! ([`Pipeline::process_parsed`]).
+//!
+//! What it finishes, the general path would have finished the same way: the same checks in
+//! the same order (`lan_packet`, `wan_packet`, `fast_path::outbound`/`inbound`), the same
+//! lock-free hit, the same rewrite ([`fast_path::apply`]) and counters. The pipeline tests
+//! send every frame through [`Pipeline::process`] (so through here), and a differential
+//! property test holds the two paths to the same verdicts, bytes and counters.
+
+use conntrack::FlowHash;
+
+use super::fast_path;
+use super::flow::{flow_key, packet_info};
+use super::{Context, Pipeline, Verdict};
+use crate::device::Frame;
+use crate::packet::parse::ParseError;
+use crate::packet::{Fragment, Ipv4Packet};
+use crate::plan::{Destination, Role};
+
+impl Pipeline {
+    /// Forwards the frame if it takes the express lane (see the module docs) and returns its
+    /// verdict; `None`, with nothing changed, if it does not.
+    #[inline(always)]
+    pub(super) fn express(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        parsed: &Result<Ipv4Packet, ParseError>,
+        hint: Option<FlowHash>,
+    ) -> Option<Verdict> {
+        let pkt = parsed.as_ref().ok()?;
+        if pkt.ttl <= 1 || pkt.fragment != Fragment::Whole {
+            return None;
+        }
+        // TCP, UDP and ICMP echo only
+        let key = flow_key(pkt)?;
+        let table = &ctx.tables.conntrack;
+        let info = packet_info(pkt);
+        let rewrite = match ctx.plan.interface(frame.iface)?.role {
+            Role::Lan(_) => {
+                if matches!(
+                    ctx.plan.destination(pkt.dst),
+                    Destination::Router | Destination::Lan(_)
+                ) || pkt.dst.is_broadcast()
+                    || pkt.dst.is_multicast()
+                {
+                    return None;
+                }
+                table.hit_outbound(&key, hint, info, ctx.now, self.watched)?
+            }
+            Role::Wan(wan) => {
+                if ctx.plan.wans.get(wan)?.address != pkt.dst {
+                    return None;
+                }
+                let rewrite =
+                    table.hit_inbound(u8::try_from(wan).ok()?, &key, hint, info, ctx.now)?;
+                self.counters.wan_rx(wan, pkt.total_len());
+                rewrite
+            }
+        };
+        let outcome = fast_path::apply(ctx, &self.counters, frame, pkt, rewrite);
+        Some(self.settle(ctx, frame, outcome))
+    }
+}
