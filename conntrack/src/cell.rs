@@ -11,8 +11,12 @@
 //! writes only those and the TCP byte, never the whole cell, so neither undoes the other.
 //!
 //! Word layout (`repr(C, align(64))`, one cache line, no padding):
-//! - `ips`: `src_ip << 32 | dst_ip` (the canonical key's addresses);
-//! - `ports`: `src_port << 48 | dst_port << 32 | ext_port << 16 | proto << 8 | tcp`;
+//! - `ep`: `src_ip << 32 | src_port << 16 | tcp << 8 | proto`: the internal endpoint's word
+//!   (`key.rs`, `endpoint_word`), with the TCP tracking byte in its free byte;
+//! - `remote`: `ext_port << 48 | dst_ip << 16 | dst_port`: the remote endpoint's word
+//!   (`remote_word`), with the external port in its free bits;
+//!
+//! so that a probe compares the cell with the very words the key was hashed from;
 //! - `last_seen`;
 //! - `meta`: `wan_hp << 56 | lan_iface << 48 | rule << 32 | created_s`;
 //! - `packets_out`, `packets_in` (u32 each), `bytes_out`, `in_word`;
@@ -20,18 +24,23 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
 
-use crate::key::{Endpoint, Proto};
+use crate::key::{endpoint_word, remote_word, Endpoint, Proto};
 use crate::lru::Node;
 use crate::session::{Glance, Packed, Session};
 use crate::tcp::TcpTrack;
 use crate::timeouts::SECOND;
 
+/// The TCP tracking byte's bits in the `ep` word.
+pub(crate) const TCP_BITS: u64 = 0xff00;
+/// The external port's bits in the `remote` word.
+pub(crate) const EXT_PORT_BITS: u64 = 0xffff << 48;
+
 /// One slot of a session slab.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub(crate) struct SessionCell {
-    ips: AtomicU64,
-    ports: AtomicU64,
+    ep: AtomicU64,
+    remote: AtomicU64,
     last_seen: AtomicU64,
     meta: AtomicU64,
     packets_out: AtomicU32,
@@ -47,8 +56,8 @@ impl SessionCell {
     pub(crate) fn new(s: &Session) -> SessionCell {
         let p = s.pack();
         SessionCell {
-            ips: AtomicU64::new(p.ips),
-            ports: AtomicU64::new(p.ports),
+            ep: AtomicU64::new(p.ep),
+            remote: AtomicU64::new(p.remote),
             last_seen: AtomicU64::new(p.last_seen),
             meta: AtomicU64::new(p.meta),
             packets_out: AtomicU32::new(p.packets_out),
@@ -64,8 +73,8 @@ impl SessionCell {
     #[inline]
     pub(crate) fn load(&self) -> Session {
         Session::unpack(Packed {
-            ips: self.ips.load(Relaxed),
-            ports: self.ports.load(Relaxed),
+            ep: self.ep.load(Relaxed),
+            remote: self.remote.load(Relaxed),
             last_seen: self.last_seen.load(Relaxed),
             meta: self.meta.load(Relaxed),
             packets_out: self.packets_out.load(Relaxed),
@@ -82,7 +91,8 @@ impl SessionCell {
     pub(crate) fn glance(&self, proto: Proto) -> Glance {
         Glance {
             proto,
-            ports: self.ports.load(Relaxed),
+            ep: self.ep.load(Relaxed),
+            remote: self.remote.load(Relaxed),
             last_seen: self.last_seen.load(Relaxed),
             meta: self.meta.load(Relaxed),
             in_word: self.in_word.load(Relaxed),
@@ -92,8 +102,8 @@ impl SessionCell {
     /// Stores `s`, links included (a slot taken or freed). Lock holder only.
     pub(crate) fn store(&self, s: &Session) {
         let p = s.pack();
-        self.ips.store(p.ips, Relaxed);
-        self.ports.store(p.ports, Relaxed);
+        self.ep.store(p.ep, Relaxed);
+        self.remote.store(p.remote, Relaxed);
         self.last_seen.store(p.last_seen, Relaxed);
         self.meta.store(p.meta, Relaxed);
         self.packets_out.store(p.packets_out, Relaxed);
@@ -104,16 +114,17 @@ impl SessionCell {
         self.next.store(p.next, Relaxed);
     }
 
-    /// Whether the cell holds the session of canonical key (proto, internal, remote): two
-    /// loads and compares.
+    /// Whether the cell holds the session of canonical key (proto, internal, remote).
     #[inline]
     pub(crate) fn is(&self, proto: Proto, internal: Endpoint, remote: Endpoint) -> bool {
-        let ips = u64::from(u32::from(internal.ip)) << 32 | u64::from(u32::from(remote.ip));
-        let ports = u64::from(internal.port) << 48
-            | u64::from(remote.port) << 32
-            | u64::from(proto as u8) << 8;
-        const KEY_PORTS: u64 = 0xffff_ffff_0000_ff00;
-        self.ips.load(Relaxed) == ips && self.ports.load(Relaxed) & KEY_PORTS == ports
+        self.is_key(endpoint_word(proto, internal), remote_word(remote))
+    }
+
+    /// Whether the cell holds the session whose internal endpoint word is `ep` and remote
+    /// word `remote` (`key.rs`): two loads, masks and compares.
+    #[inline]
+    pub(crate) fn is_key(&self, ep: u64, remote: u64) -> bool {
+        self.ep.load(Relaxed) & !TCP_BITS == ep && self.remote.load(Relaxed) & !EXT_PORT_BITS == remote
     }
 
     /// The lock-free part of a hit (see `shard.rs`, "Hits without the lock"): moves
@@ -178,12 +189,12 @@ impl SessionCell {
             .store(b.wrapping_add(u64::from(len)), Relaxed);
     }
 
-    /// Sets the TCP tracking byte. Lock holder only (lock-free hits never write `ports`).
+    /// Sets the TCP tracking byte. Lock holder only (lock-free hits never write `ep`).
     #[inline]
     pub(crate) fn set_tcp(&self, track: TcpTrack) {
-        let ports = self.ports.load(Relaxed);
-        self.ports
-            .store((ports & !0xff) | u64::from(track.bits()), Relaxed);
+        let ep = self.ep.load(Relaxed);
+        self.ep
+            .store((ep & !TCP_BITS) | u64::from(track.bits()) << 8, Relaxed);
     }
 }
 

@@ -170,13 +170,14 @@ fn hairpin_of(w: u64) -> (Endpoint, u8) {
 }
 
 /// What a lock-free hit reads of a session besides its key, which the probe compared (so the
-/// caller has it): a `SessionCell`'s `ports`, `last_seen`, `meta` and `in_word` words, as they
+/// caller has it): a `SessionCell`'s `ep`, `remote`, `last_seen`, `meta` and `in_word` words, as they
 /// were (see `SessionCell::glance`; layout in `cell.rs`). Fewer loads and no unpacking of the
 /// fields the hit does not use.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Glance {
     pub(crate) proto: Proto,
-    pub(crate) ports: u64,
+    pub(crate) ep: u64,
+    pub(crate) remote: u64,
     pub(crate) last_seen: u64,
     pub(crate) meta: u64,
     pub(crate) in_word: u64,
@@ -185,12 +186,12 @@ pub(crate) struct Glance {
 impl Glance {
     #[inline]
     pub(crate) fn tcp(&self) -> TcpTrack {
-        TcpTrack::from_bits(self.ports as u8)
+        TcpTrack::from_bits((self.ep >> 8) as u8)
     }
 
     #[inline]
     pub(crate) fn ext_port(&self) -> u16 {
-        (self.ports >> 16) as u16
+        (self.remote >> 48) as u16
     }
 
     #[inline]
@@ -251,8 +252,8 @@ impl Glance {
 /// A session's words as a `SessionCell` stores them (layout in `cell.rs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Packed {
-    pub(crate) ips: u64,
-    pub(crate) ports: u64,
+    pub(crate) ep: u64,
+    pub(crate) remote: u64,
     pub(crate) last_seen: u64,
     pub(crate) meta: u64,
     pub(crate) packets_out: u32,
@@ -268,12 +269,8 @@ impl Session {
     #[inline]
     pub(crate) fn pack(&self) -> Packed {
         Packed {
-            ips: u64::from(self.src_ip) << 32 | u64::from(self.dst_ip),
-            ports: u64::from(self.src_port) << 48
-                | u64::from(self.dst_port) << 32
-                | u64::from(self.ext_port) << 16
-                | u64::from(self.proto as u8) << 8
-                | u64::from(self.tcp.bits()),
+            ep: self.endpoint_word() | u64::from(self.tcp.bits()) << 8,
+            remote: self.remote_word() | u64::from(self.ext_port) << 48,
             last_seen: self.last_seen,
             meta: u64::from(self.wan_hp) << 56
                 | u64::from(self.lan_iface) << 48
@@ -293,13 +290,13 @@ impl Session {
     #[inline]
     pub(crate) fn unpack(p: Packed) -> Session {
         Session {
-            src_ip: (p.ips >> 32) as u32,
-            dst_ip: p.ips as u32,
-            src_port: (p.ports >> 48) as u16,
-            dst_port: (p.ports >> 32) as u16,
-            proto: Proto::from_ip_number((p.ports >> 8) as u8).unwrap_or(Proto::Udp),
-            tcp: TcpTrack::from_bits(p.ports as u8),
-            ext_port: (p.ports >> 16) as u16,
+            src_ip: (p.ep >> 32) as u32,
+            src_port: (p.ep >> 16) as u16,
+            tcp: TcpTrack::from_bits((p.ep >> 8) as u8),
+            proto: Proto::from_ip_number(p.ep as u8).unwrap_or(Proto::Udp),
+            dst_ip: (p.remote >> 16) as u32,
+            dst_port: p.remote as u16,
+            ext_port: (p.remote >> 48) as u16,
             last_seen: p.last_seen,
             wan_hp: (p.meta >> 56) as u8,
             lan_iface: (p.meta >> 48) as u8,

@@ -185,10 +185,10 @@ impl Shard {
         Locked { shard: self, st }
     }
 
-    /// Lock-free read of the session with canonical key (proto, internal, remote), flow hash
-    /// `h` (see the module docs).
+    /// Lock-free read of the session of protocol `proto` whose internal endpoint word is `ep`
+    /// and remote word `remote` (`key.rs`), flow hash `h` (see the module docs).
     #[inline(always)]
-    pub(crate) fn peek(&self, h: u64, proto: Proto, internal: Endpoint, remote: Endpoint) -> Peek {
+    pub(crate) fn peek(&self, h: u64, proto: Proto, ep: u64, remote: u64) -> Peek {
         let before = self.seq.load(Ordering::Acquire);
         if before & 1 != 0 {
             return Peek::Busy;
@@ -199,7 +199,7 @@ impl Shard {
             .find(h, |slot| {
                 sessions
                     .get(slot as usize)
-                    .is_some_and(|c| c.is(proto, internal, remote))
+                    .is_some_and(|c| c.is_key(ep, remote))
             })
             .and_then(|slot| Some((slot, sessions.get(slot as usize)?.glance(proto))));
         fence(Ordering::Acquire);

@@ -525,12 +525,9 @@ impl ConnTable {
         live: &Liveness<'_>,
     ) -> Lookup {
         let now = nanos(now);
-        let h = self.hash_of(
-            endpoint_word(key.proto, key.src),
-            remote_word(key.dst),
-            hint,
-        );
-        match self.quick_outbound(key, h, pkt, now, live.ended.union(live.outranked)) {
+        let words = (endpoint_word(key.proto, key.src), remote_word(key.dst));
+        let h = self.hash_of(words.0, words.1, hint);
+        match self.quick_outbound(key, words, h, pkt, now, live.ended.union(live.outranked)) {
             Quick::Hit(rw) => Lookup::Hit(rw),
             Quick::Miss => Lookup::Miss,
             Quick::Locked => self.lookup_outbound_locked(key, h, pkt, now, live),
@@ -552,30 +549,28 @@ impl ConnTable {
         now: Duration,
         watched: WanSet,
     ) -> Option<Rewrite> {
-        let h = self.hash_of(
-            endpoint_word(key.proto, key.src),
-            remote_word(key.dst),
-            hint,
-        );
-        match self.quick_outbound(key, h, pkt, nanos(now), watched) {
+        let words = (endpoint_word(key.proto, key.src), remote_word(key.dst));
+        let h = self.hash_of(words.0, words.1, hint);
+        match self.quick_outbound(key, words, h, pkt, nanos(now), watched) {
             Quick::Hit(rw) => Some(rw),
             Quick::Miss | Quick::Locked => None,
         }
     }
 
-    /// The lock-free part of an outbound lookup of `key` (flow hash `h`): a hit when the
-    /// session needs nothing but `last_seen` and its counters, and its WAN is not one of
-    /// `watched` (a hairpin session's never is).
+    /// The lock-free part of an outbound lookup of `key` (its endpoint and remote words
+    /// `words`, flow hash `h`): a hit when the session needs nothing but `last_seen` and its
+    /// counters, and its WAN is not one of `watched` (a hairpin session's never is).
     #[inline(always)]
     fn quick_outbound(
         &self,
         key: &FlowKey,
+        (ep, remote): (u64, u64),
         h: u64,
         pkt: PacketInfo,
         now: u64,
         watched: WanSet,
     ) -> Quick {
-        match self.shard_of(h).peek(h, key.proto, key.src, key.dst) {
+        match self.shard_of(h).peek(h, key.proto, ep, remote) {
             Peek::Absent => Quick::Miss,
             Peek::Found(slot, s)
                 if !(!watched.is_empty() && !pkt.icmp_error && !s.is_hairpin())
@@ -712,9 +707,9 @@ impl ConnTable {
         let Some(internal) = w.ports.owner(key.proto, key.dst.port) else {
             return QuickIn::Miss;
         };
-        let ep = endpoint_word(key.proto, internal);
-        let h = self.hash_of(ep, remote_word(key.src), hint);
-        match self.shard_of(h).peek(h, key.proto, internal, key.src) {
+        let (ep, remote) = (endpoint_word(key.proto, internal), remote_word(key.src));
+        let h = self.hash_of(ep, remote, hint);
+        match self.shard_of(h).peek(h, key.proto, ep, remote) {
             Peek::Absent => QuickIn::Miss,
             Peek::Found(_, s)
                 if s.wan() != wan || s.ext_port() != key.dst.port || s.is_hairpin() =>
