@@ -124,7 +124,8 @@ impl SessionCell {
     /// word `remote` (`key.rs`): two loads, masks and compares.
     #[inline]
     pub(crate) fn is_key(&self, ep: u64, remote: u64) -> bool {
-        self.ep.load(Relaxed) & !TCP_BITS == ep && self.remote.load(Relaxed) & !EXT_PORT_BITS == remote
+        self.ep.load(Relaxed) & !TCP_BITS == ep
+            && self.remote.load(Relaxed) & !EXT_PORT_BITS == remote
     }
 
     /// The lock-free part of a hit (see `shard.rs`, "Hits without the lock"): moves

@@ -212,12 +212,6 @@ impl Shard {
         }
     }
 
-    /// The address of the index entry a lookup of flow hash `h` reads first (for a prefetch).
-    #[inline]
-    pub(crate) fn index_line(&self, h: u64) -> *const u8 {
-        self.index.home_entry(h)
-    }
-
     /// The address of the session that `h`'s home index entry names, if its tag is `h`'s: the
     /// session a lookup of `h` most likely reads (for a prefetch). Reads the entry.
     #[inline]

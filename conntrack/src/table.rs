@@ -756,8 +756,7 @@ impl ConnTable {
     }
 
     /// The hash under which [`lookup_outbound`](Self::lookup_outbound) will look `key` up,
-    /// for [`prefetch_index`](Self::prefetch_index) and
-    /// [`prefetch_session`](Self::prefetch_session).
+    /// for [`prefetch_session`](Self::prefetch_session) and as a hint to the lookup.
     #[inline]
     pub fn outbound_hash(&self, key: &FlowKey) -> FlowHash {
         let (ep, remote) = (endpoint_word(key.proto, key.src), remote_word(key.dst));
@@ -776,23 +775,16 @@ impl ConnTable {
         Some(FlowHash { h, ep, remote })
     }
 
-    /// Hands `prefetch` the address of the index entry a lookup under `h` reads first. With
-    /// [`prefetch_session`](Self::prefetch_session) this lets a caller start the cache misses
-    /// of a whole batch of lookups at once, so that they overlap instead of stalling one
-    /// packet at a time: first every packet's index entry, then (once those have arrived)
-    /// every packet's session. `prefetch` must only hint the cache (an address of this table
-    /// is never dereferenced through it); the table changes nothing and takes no lock.
-    #[inline]
-    pub fn prefetch_index(&self, h: FlowHash, prefetch: fn(*const u8)) {
-        prefetch(self.shard_of(h.h).index_line(h.h));
-    }
-
     /// Hands `prefetch` the address of the session a lookup under `h` most likely reads (the
-    /// one its index entry names); reads that entry (see
-    /// [`prefetch_index`](Self::prefetch_index)). When the entry names none the lookup will
-    /// miss and (for a packet from a LAN) [`create`](Self::create) will look up the internal
-    /// endpoint's mappings: the address of their index entry instead.
-    /// Returns whether it found a session to prefetch.
+    /// one its home index entry names), reading that entry. This lets a caller start the cache
+    /// misses of a whole batch of lookups at once, so that they overlap instead of stalling one
+    /// packet at a time: a pass over the batch reads every packet's index entry (plain loads,
+    /// independent, which the CPU overlaps by itself) and prefetches every packet's session.
+    /// When the entry names none the lookup will miss and (for a packet from a LAN)
+    /// [`create`](Self::create) will look up the internal endpoint's mappings: the address of
+    /// their index entry instead. Returns whether it found a session to prefetch. `prefetch`
+    /// must only hint the cache (an address of this table is never dereferenced through it);
+    /// the table changes nothing and takes no lock.
     #[inline]
     pub fn prefetch_session(&self, h: FlowHash, prefetch: fn(*const u8)) -> bool {
         match self.shard_of(h.h).session_line(h.h) {

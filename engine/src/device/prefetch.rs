@@ -2,10 +2,11 @@
 //! issuing it takes `unsafe`.
 //!
 //! The pipeline parses a chunk of frames, then asks the connection table for the addresses its
-//! lookups will read (`ConnTable::prefetch_index`, `ConnTable::prefetch_session`) and hands
+//! lookups will read (`ConnTable::prefetch_session`, `ConnTable::prefetch_create`) and hands
 //! them to [`prefetch`], so that the cache misses of a whole chunk overlap. A plain load would
 //! do the same only a few packets deep: a load holds up retirement until its data arrives,
-//! a prefetch does not.
+//! a prefetch does not. (The index entries that name the sessions are plain loads in a short
+//! loop, which the CPU overlaps by itself; prefetching them first measured slower.)
 
 /// Asks the CPU to bring the cache line holding `address` into its caches. A hint only: any
 /// address, even dangling or null, is allowed; nothing is read into the program and nothing

@@ -161,13 +161,15 @@ impl Pipeline {
     }
 
     /// The passes over a chunk (at most [`AHEAD`] frames) before it is processed: the first
-    /// parses each frame, hashes its flow and prefetches the connection-table index entry its
-    /// lookup will read; the second (those entries having arrived) prefetches the sessions
-    /// they name, or for a frame whose entry names none (a new flow, most likely) its internal
-    /// endpoint's mapping index entry; the third, for those new flows, the slot their session
-    /// will take and their endpoint's mapping. A lookup in a large table misses the cache on
-    /// the index and on the session; started for the whole chunk at once, those misses overlap
-    /// instead of stalling one packet at a time. Fills `parsed` and `hashes`.
+    /// parses each frame and hashes its flow; the second reads each flow's connection-table
+    /// index entry and prefetches the session it names, or for a frame whose entry names none
+    /// (a new flow, most likely) its internal endpoint's mapping index entry; the third, for
+    /// those new flows, the slot their session will take and their endpoint's mapping. A
+    /// lookup in a large table misses the cache on the index and on the session; started for
+    /// the whole chunk at once, those misses overlap instead of stalling one packet at a time.
+    /// (The second pass's index reads are plain loads, independent of each other, which the
+    /// CPU overlaps by itself: prefetching them in the first pass measured slower, 64 -> 61 ns
+    /// a packet with 1M sessions.) Fills `parsed` and `hashes`.
     fn look_ahead(&mut self, ctx: &Context<'_>, chunk: &[Frame]) {
         let table = &ctx.tables.conntrack;
         let ahead = self.parsed.iter_mut().zip(self.hashes.iter_mut());
@@ -177,9 +179,6 @@ impl Pipeline {
                 .as_ref()
                 .ok()
                 .and_then(|pkt| flow_hash(ctx, frame.iface, pkt));
-            if let Some(h) = *hash {
-                table.prefetch_index(h, prefetch);
-            }
         }
         // frames whose session is (most likely) not in the table: new flows
         let mut absent = 0u64;
