@@ -82,11 +82,27 @@ pub struct WanNat {
 /// computes the hash afresh when they differ, so a hint for another flow (or, inbound, from
 /// before the port changed hands) only costs a hash. A hint from another table (another hash
 /// seed) is not detected and makes the lookup miss: hints are for the table that made them.
+///
+/// It is also the flow itself, prepared: [`ConnTable::hit_outbound`] and
+/// [`ConnTable::hit_inbound`] take one instead of a key, and look up the flow its words name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FlowHash {
     h: u64,
     ep: u64,
     remote: u64,
+}
+
+impl FlowHash {
+    /// The flow's protocol, internal endpoint and remote endpoint, from its words (`None` for
+    /// a protocol byte no key has, which no table makes).
+    #[inline]
+    fn endpoints(&self) -> Option<(Proto, Endpoint, Endpoint)> {
+        let proto = Proto::from_ip_number(self.ep as u8)?;
+        // truncations pick the fields of the words (`key.rs`)
+        let internal = Endpoint::new(Ipv4Addr::from((self.ep >> 32) as u32), (self.ep >> 16) as u16);
+        let remote = Endpoint::new(Ipv4Addr::from((self.remote >> 16) as u32), self.remote as u16);
+        Some((proto, internal, remote))
+    }
 }
 
 /// What the lock-free part of an outbound lookup found.
@@ -527,7 +543,8 @@ impl ConnTable {
         let now = nanos(now);
         let words = (endpoint_word(key.proto, key.src), remote_word(key.dst));
         let h = self.hash_of(words.0, words.1, hint);
-        match self.quick_outbound(key, words, h, pkt, now, live.ended.union(live.outranked)) {
+        let watched = live.ended.union(live.outranked);
+        match self.quick_outbound(key.proto, words, key.dst, h, pkt, now, watched) {
             Quick::Hit(rw) => Lookup::Hit(rw),
             Quick::Miss => Lookup::Miss,
             Quick::Locked => self.lookup_outbound_locked(key, h, pkt, now, live),
@@ -535,42 +552,46 @@ impl ConnTable {
     }
 
     /// The lock-free hit of [`lookup_outbound_hinted`](Self::lookup_outbound_hinted) alone,
-    /// for a caller with a path of its own for the common case: the rewrite, if the packet is
-    /// a hit that changes nothing but the session's `last_seen` and counters (which it
-    /// records), with no WAN of `watched` to check (the union of [`Liveness::ended`] and
-    /// [`Liveness::outranked`]). `None` changes nothing: the caller then takes the full
-    /// lookup, which decides (a miss, a hit under the lock, an ended session...).
+    /// for a caller with a path of its own for the common case, given the flow prepared by
+    /// [`outbound_hash`](Self::outbound_hash) (which must be the packet's own: its words, not
+    /// a key, say which session): the rewrite, if the packet is a hit that changes nothing but
+    /// the session's `last_seen` and counters (which it records), with no WAN of `watched` to
+    /// check (the union of [`Liveness::ended`] and [`Liveness::outranked`]). `None` changes
+    /// nothing: the caller then takes the full lookup, which decides (a miss, a hit under the
+    /// lock, an ended session...).
     #[inline(always)]
     pub fn hit_outbound(
         &self,
-        key: &FlowKey,
-        hint: Option<FlowHash>,
+        flow: &FlowHash,
         pkt: PacketInfo,
         now: Duration,
         watched: WanSet,
     ) -> Option<Rewrite> {
-        let words = (endpoint_word(key.proto, key.src), remote_word(key.dst));
-        let h = self.hash_of(words.0, words.1, hint);
-        match self.quick_outbound(key, words, h, pkt, nanos(now), watched) {
+        let (proto, _, remote) = flow.endpoints()?;
+        let words = (flow.ep, flow.remote);
+        match self.quick_outbound(proto, words, remote, flow.h, pkt, nanos(now), watched) {
             Quick::Hit(rw) => Some(rw),
             Quick::Miss | Quick::Locked => None,
         }
     }
 
-    /// The lock-free part of an outbound lookup of `key` (its endpoint and remote words
-    /// `words`, flow hash `h`): a hit when the session needs nothing but `last_seen` and its
-    /// counters, and its WAN is not one of `watched` (a hairpin session's never is).
+    /// The lock-free part of an outbound lookup of the flow of protocol `proto` whose
+    /// endpoint and remote words are `words` (`dst`: the remote endpoint), flow hash `h`: a
+    /// hit when the session needs nothing but `last_seen` and its counters, and its WAN is not
+    /// one of `watched` (a hairpin session's never is).
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn quick_outbound(
         &self,
-        key: &FlowKey,
+        proto: Proto,
         (ep, remote): (u64, u64),
+        dst: Endpoint,
         h: u64,
         pkt: PacketInfo,
         now: u64,
         watched: WanSet,
     ) -> Quick {
-        match self.shard_of(h).peek(h, key.proto, ep, remote) {
+        match self.shard_of(h).peek(h, proto, ep, remote) {
             Peek::Absent => Quick::Miss,
             Peek::Found(slot, s)
                 if !(!watched.is_empty() && !pkt.icmp_error && !s.is_hairpin())
@@ -578,7 +599,7 @@ impl ConnTable {
             {
                 self.shard_of(h).record(slot, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
-                Quick::Hit(s.rewrite_out(ip, iface, key.dst))
+                Quick::Hit(s.rewrite_out(ip, iface, dst))
             }
             Peek::Found(..) | Peek::Busy => Quick::Locked,
         }
@@ -671,18 +692,29 @@ impl ConnTable {
     }
 
     /// The lock-free hit of [`lookup_inbound_hinted`](Self::lookup_inbound_hinted) alone (as
-    /// [`hit_outbound`](Self::hit_outbound)): the rewrite, if the packet is a hit that changes
-    /// nothing but `last_seen` and counters (recorded); `None` changes nothing.
+    /// [`hit_outbound`](Self::hit_outbound)), for a packet from WAN `wan` to `dst` (the WAN's
+    /// address and an external port), given its flow prepared by
+    /// [`inbound_hash`](Self::inbound_hash): the rewrite, if the packet is a hit on the
+    /// session of that WAN and port that changes nothing but `last_seen` and counters
+    /// (recorded); `None` changes nothing. (Were the port to change hands after the flow was
+    /// prepared, the flow's session would be gone: a port is released with its last session.)
     #[inline(always)]
     pub fn hit_inbound(
         &self,
         wan: u8,
-        key: &FlowKey,
-        hint: Option<FlowHash>,
+        dst: Endpoint,
+        flow: &FlowHash,
         pkt: PacketInfo,
         now: Duration,
     ) -> Option<Rewrite> {
-        match self.quick_inbound(wan, key, hint, pkt, nanos(now)) {
+        let w = self.shared.wans.get(usize::from(wan))?;
+        if dst.ip != w.address {
+            return None;
+        }
+        let (proto, internal, remote) = flow.endpoints()?;
+        let words = (flow.ep, flow.remote);
+        let found = (internal, remote, words, flow.h);
+        match self.quick_inbound_peek(wan, dst.port, proto, found, pkt, nanos(now)) {
             QuickIn::Hit(rw) => Some(rw),
             QuickIn::Miss | QuickIn::Locked { .. } => None,
         }
@@ -707,20 +739,35 @@ impl ConnTable {
         let Some(internal) = w.ports.owner(key.proto, key.dst.port) else {
             return QuickIn::Miss;
         };
-        let (ep, remote) = (endpoint_word(key.proto, internal), remote_word(key.src));
-        let h = self.hash_of(ep, remote, hint);
-        match self.shard_of(h).peek(h, key.proto, ep, remote) {
+        let words = (endpoint_word(key.proto, internal), remote_word(key.src));
+        let h = self.hash_of(words.0, words.1, hint);
+        let found = (internal, key.src, words, h);
+        self.quick_inbound_peek(wan, key.dst.port, key.proto, found, pkt, now)
+    }
+
+    /// The peek of [`quick_inbound`](Self::quick_inbound), once the internal endpoint owning
+    /// `wan`'s port `ext_port` is known: `(internal, remote, words, h)` are the flow's
+    /// endpoints, their words and its hash.
+    #[inline(always)]
+    fn quick_inbound_peek(
+        &self,
+        wan: u8,
+        ext_port: u16,
+        proto: Proto,
+        (internal, remote, (ep_word, remote_word), h): (Endpoint, Endpoint, (u64, u64), u64),
+        pkt: PacketInfo,
+        now: u64,
+    ) -> QuickIn {
+        match self.shard_of(h).peek(h, proto, ep_word, remote_word) {
             Peek::Absent => QuickIn::Miss,
-            Peek::Found(_, s)
-                if s.wan() != wan || s.ext_port() != key.dst.port || s.is_hairpin() =>
-            {
+            Peek::Found(_, s) if s.wan() != wan || s.ext_port() != ext_port || s.is_hairpin() => {
                 QuickIn::Miss
             }
             Peek::Found(slot, s)
                 if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
             {
                 self.shard_of(h).record(slot, &s, Dir::Reply, pkt, now);
-                QuickIn::Hit(s.rewrite_in(internal, key.src))
+                QuickIn::Hit(s.rewrite_in(internal, remote))
             }
             Peek::Found(..) | Peek::Busy => QuickIn::Locked { internal, h },
         }

@@ -33,11 +33,11 @@ impl Pipeline {
         hint: Option<FlowHash>,
     ) -> Option<Verdict> {
         let pkt = parsed.as_ref().ok()?;
+        // TCP, UDP and ICMP echo only (the others have no flow hash)
+        let flow = hint?;
         if pkt.ttl <= 1 || pkt.fragment != Fragment::Whole {
             return None;
         }
-        // TCP, UDP and ICMP echo only
-        let key = flow_key(pkt)?;
         let table = &ctx.tables.conntrack;
         let info = packet_info(pkt);
         let rewrite = match ctx.plan.interface(frame.iface)?.role {
@@ -50,14 +50,20 @@ impl Pipeline {
                 {
                     return None;
                 }
-                table.hit_outbound(&key, hint, info, ctx.now, self.watched)?
+                debug_assert_eq!(flow_key(pkt).map(|k| table.outbound_hash(&k)), hint);
+                table.hit_outbound(&flow, info, ctx.now, self.watched)?
             }
             Role::Wan(wan) => {
                 if ctx.plan.wans.get(wan)?.address != pkt.dst {
                     return None;
                 }
-                let rewrite =
-                    table.hit_inbound(u8::try_from(wan).ok()?, &key, hint, info, ctx.now)?;
+                let wan_u8 = u8::try_from(wan).ok()?;
+                let dst = flow_key(pkt)?.dst;
+                debug_assert_eq!(
+                    flow_key(pkt).and_then(|k| table.inbound_hash(wan_u8, &k)),
+                    hint
+                );
+                let rewrite = table.hit_inbound(wan_u8, dst, &flow, info, ctx.now)?;
                 self.counters.wan_rx(wan, pkt.total_len());
                 rewrite
             }
