@@ -99,8 +99,14 @@ impl FlowHash {
     fn endpoints(&self) -> Option<(Proto, Endpoint, Endpoint)> {
         let proto = Proto::from_ip_number(self.ep as u8)?;
         // truncations pick the fields of the words (`key.rs`)
-        let internal = Endpoint::new(Ipv4Addr::from((self.ep >> 32) as u32), (self.ep >> 16) as u16);
-        let remote = Endpoint::new(Ipv4Addr::from((self.remote >> 16) as u32), self.remote as u16);
+        let internal = Endpoint::new(
+            Ipv4Addr::from((self.ep >> 32) as u32),
+            (self.ep >> 16) as u16,
+        );
+        let remote = Endpoint::new(
+            Ipv4Addr::from((self.remote >> 16) as u32),
+            self.remote as u16,
+        );
         Some((proto, internal, remote))
     }
 }

@@ -83,6 +83,8 @@ pub struct Plan {
     /// What happens to flows of a WAN that went down.
     pub on_wan_down: OnWanDown,
     destinations: Vec<Prefix>,
+    /// The first octets some prefix of `destinations` covers (bit n: octet n).
+    destination_octets: [u64; 4],
     rule_hits: Box<[AtomicU64]>,
 }
 
@@ -131,6 +133,7 @@ impl Plan {
             .map(|_| AtomicU64::new(0))
             .collect();
         let destinations = destination_table(&interfaces, &lans);
+        let destination_octets = first_octets(&destinations);
         Ok(Plan {
             interfaces,
             lans,
@@ -138,6 +141,7 @@ impl Plan {
             policy,
             on_wan_down: cfg.health.on_wan_down,
             destinations,
+            destination_octets,
             rule_hits,
         })
     }
@@ -146,10 +150,25 @@ impl Plan {
         self.interfaces.get(usize::from(id))
     }
 
-    /// Where `ip` lies: one pass over a flat prefix table (the router's addresses, then the
-    /// LAN subnets).
+    /// Where `ip` lies: beyond, at once, if no prefix of the table covers its first octet (a
+    /// packet to the Internet, usually); else one pass over a flat prefix table (the router's
+    /// addresses, then the LAN subnets).
     #[inline]
     pub fn destination(&self, ip: Ipv4Addr) -> Destination {
+        let first = usize::from(ip.octets()[0]);
+        let covered = self
+            .destination_octets
+            .get(first / 64)
+            .is_some_and(|bits| bits & (1 << (first % 64)) != 0);
+        if !covered {
+            return Destination::Beyond;
+        }
+        self.scan_destinations(ip)
+    }
+
+    /// [`destination`](Self::destination) by the pass over the table alone.
+    #[inline]
+    fn scan_destinations(&self, ip: Ipv4Addr) -> Destination {
         let ip = u32::from(ip);
         self.destinations
             .iter()
@@ -205,6 +224,20 @@ fn destination_table(interfaces: &[Interface], lans: &[LanPlan]) -> Vec<Prefix> 
         })
     });
     own.chain(subnets).collect()
+}
+
+/// The first octets some prefix of `table` covers, bit n of the 256-bit set for octet n.
+fn first_octets(table: &[Prefix]) -> [u64; 4] {
+    let mut bits = [0u64; 4];
+    for p in table {
+        let (low, high) = (p.network >> 24, (p.network | !p.mask) >> 24);
+        for octet in low..=high {
+            if let Some(word) = bits.get_mut(octet as usize / 64) {
+                *word |= 1 << (octet % 64);
+            }
+        }
+    }
+    bits
 }
 
 fn interface_id(index: usize) -> u8 {
@@ -337,5 +370,18 @@ gateway = "198.51.100.1"
             "the gateway is beyond"
         );
         assert_eq!(d([8, 8, 8, 8]), Destination::Beyond);
+    }
+
+    proptest::proptest! {
+        /// The first-octet filter never turns away an address the table covers.
+        #[test]
+        fn destination_filter_agrees_with_the_scan(ip in proptest::prelude::any::<u32>(), octet in 0usize..8) {
+            let plan = Plan::from_config(&Config::from_toml_str(CONFIG).unwrap()).unwrap();
+            // also addresses next to the table's own
+            let near = [10u32, 192, 198, 203, 0, 255, 127, 100][octet] << 24 | (ip & 0x00ff_ffff);
+            for ip in [Ipv4Addr::from(ip), Ipv4Addr::from(near)] {
+                proptest::prop_assert_eq!(plan.destination(ip), plan.scan_destinations(ip));
+            }
+        }
     }
 }

@@ -153,7 +153,7 @@ impl Pipeline {
                 };
                 // An output sized for another plan turns a forward to an unknown interface
                 // into a drop.
-                if out.push(verdict) != verdict {
+                if !out.push(verdict) {
                     self.counters.count_drop(DropReason::UnknownInterface);
                 }
             }

@@ -40,25 +40,26 @@ impl Output {
     }
 
     /// Records the verdict of the next frame. A forward to an interface this output was not
-    /// sized for becomes a drop (it cannot happen with a plan-sized output).
-    pub fn push(&mut self, verdict: Verdict) -> Verdict {
+    /// sized for becomes a drop (it cannot happen with a plan-sized output): returns false then.
+    #[inline]
+    pub fn push(&mut self, verdict: Verdict) -> bool {
         let index = u16::try_from(self.verdicts.len()).unwrap_or(u16::MAX);
-        let verdict = match verdict {
+        let (verdict, as_given) = match verdict {
             Verdict::Forward(iface) => match self.egress.get_mut(usize::from(iface)) {
                 Some(list) => {
                     list.push(index);
-                    verdict
+                    (verdict, true)
                 }
-                None => Verdict::Drop(DropReason::UnknownInterface),
+                None => (Verdict::Drop(DropReason::UnknownInterface), false),
             },
             Verdict::Kernel => {
                 self.kernel.push(index);
-                verdict
+                (verdict, true)
             }
-            Verdict::Drop(_) => verdict,
+            Verdict::Drop(_) => (verdict, true),
         };
         self.verdicts.push(verdict);
-        verdict
+        as_given
     }
 
     pub fn verdicts(&self) -> &[Verdict] {
