@@ -14,9 +14,8 @@
 //! - `ep`: `src_ip << 32 | src_port << 16 | tcp << 8 | proto`: the internal endpoint's word
 //!   (`key.rs`, `endpoint_word`), with the TCP tracking byte in its free byte;
 //! - `remote`: `ext_port << 48 | dst_ip << 16 | dst_port`: the remote endpoint's word
-//!   (`remote_word`), with the external port in its free bits;
-//!
-//! so that a probe compares the cell with the very words the key was hashed from;
+//!   (`remote_word`), with the external port in its free bits (so a probe compares the cell
+//!   with the very words the key was hashed from);
 //! - `last_seen`;
 //! - `meta`: `wan_hp << 56 | lan_iface << 48 | rule << 32 | created_s`;
 //! - `packets_out`, `packets_in` (u32 each), `bytes_out`, `in_word`;

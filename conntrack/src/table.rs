@@ -565,6 +565,11 @@ impl ConnTable {
     /// check (the union of [`Liveness::ended`] and [`Liveness::outranked`]). `None` changes
     /// nothing: the caller then takes the full lookup, which decides (a miss, a hit under the
     /// lock, an ended session...).
+    ///
+    /// # Correctness
+    /// The flow is trusted to be the packet's: given another flow's hash, this returns (and
+    /// counts a packet on) that flow's session. The pipeline prepares each frame's flow from
+    /// its own parse, in the same chunk, and checks it in debug builds.
     #[inline(always)]
     pub fn hit_outbound(
         &self,

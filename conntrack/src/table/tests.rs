@@ -659,6 +659,14 @@ fn hairpin_rewrites_destination_and_establishes_from_one_side() {
         hit(t.lookup_outbound(&ka, tcp(TCP_ACK | TCP_PSH), s(3))),
         rw
     );
+    // in the same second: a hit without the lock (the express lane's too), same rewrite
+    assert_eq!(
+        hit(t.lookup_outbound(&ka, tcp(TCP_ACK | TCP_PSH), s(3))),
+        rw
+    );
+    let flow = t.outbound_hash(&ka);
+    let (pkt, now, none) = (tcp(TCP_ACK | TCP_PSH), s(3), WanSet::EMPTY);
+    assert_eq!(t.hit_outbound(&flow, pkt, now, none), Some(rw));
     let i = info(&t, &ka, s(3)).unwrap();
     assert_eq!(i.dst_rewrite, Some(b));
     assert_eq!(i.tcp_state, Some(TcpState::Established));

@@ -1,11 +1,13 @@
 //! The packet pipeline of one worker: a batch of frames in, verdicts and per-egress lists out.
 //!
 //! ```text
-//! frame → parse → from a LAN: local? kernel : fast path (session hit) | slow path (new flow)
-//!               → from a WAN: fast path (reply of a session) | kernel (the box's own traffic)
+//! frame → parse → express lane (a lock-free session hit: rewrite, count, done) or
+//!       → from a LAN: local? kernel : fast path (session hit) | slow path (new flow)
+//!       → from a WAN: fast path (reply of a session) | kernel (the box's own traffic)
 //!       → rewrite in place (NAT, TTL, checksums) → Ethernet header → verdict
 //! ```
-//! The fast path ([`fast_path`]) is a table lookup and a rewrite; only the slow path
+//! The express lane ([`express`]) takes the common packet without the general path's layers;
+//! the fast path ([`fast_path`]) is a table lookup and a rewrite; only the slow path
 //! ([`slow_path`]) consults the policy and creates sessions. Neither allocates, logs or takes a
 //! global lock; every frame that is not forwarded gets a named [`DropReason`].
 

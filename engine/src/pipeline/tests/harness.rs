@@ -17,6 +17,9 @@ use crate::packet::Medium;
 use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{Context, Counters, DropReason, Output, Pipeline, Verdict};
 
+/// Most frames [`Router::send_many`] takes at once.
+pub const BATCH: usize = 16;
+
 /// Which way a [`Router`] pushes frames through its pipeline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Path {
@@ -142,17 +145,26 @@ impl Router {
             counters,
             now: Duration::from_secs(1),
             path: Path::Batch,
-            batch: Batch::new(1, FRAME_CAPACITY),
-            output: Output::new(1, dp.plan.interfaces.len()),
+            batch: Batch::new(BATCH, FRAME_CAPACITY),
+            output: Output::new(BATCH, dp.plan.interfaces.len()),
             dp,
         }
     }
 
     /// Pushes one frame in on `iface`; returns the verdict and the frame's bytes afterwards.
     pub fn send(&mut self, iface: u8, bytes: &[u8]) -> (Verdict, Vec<u8>) {
-        let frame = &mut self.batch.all_frames_mut()[0];
-        assert!(frame.fill(bytes, iface));
-        self.batch.set_len(1);
+        self.send_many(&[(iface, bytes.to_vec())]).remove(0)
+    }
+
+    /// Pushes frames in as one batch (at most [`BATCH`]), each on its interface; returns each
+    /// frame's verdict and bytes afterwards. The general path takes them one by one, after
+    /// one `begin_batch`, as `process` does.
+    pub fn send_many(&mut self, frames: &[(u8, Vec<u8>)]) -> Vec<(Verdict, Vec<u8>)> {
+        assert!(frames.len() <= BATCH);
+        for (frame, (iface, bytes)) in self.batch.all_frames_mut().iter_mut().zip(frames) {
+            assert!(frame.fill(bytes, *iface));
+        }
+        self.batch.set_len(frames.len());
         let mut health = [LinkState::Down; MAX_WANS];
         self.dp.health.snapshot(&mut health);
         let ctx = Context {
@@ -162,19 +174,27 @@ impl Router {
             neighbors: &self.neighbors,
             now: self.now,
         };
-        let verdict = match self.path {
+        let verdicts: Vec<Verdict> = match self.path {
             Path::Batch => {
                 self.pipeline
                     .process(&ctx, &mut self.batch, &mut self.output);
-                self.output.verdicts()[0]
+                self.output.verdicts().to_vec()
             }
             Path::General => {
                 self.pipeline.begin_batch(&ctx);
-                self.pipeline
-                    .process_frame(&ctx, &mut self.batch.frames_mut()[0])
+                let pipeline = &mut self.pipeline;
+                self.batch
+                    .frames_mut()
+                    .iter_mut()
+                    .map(|frame| pipeline.process_frame(&ctx, frame))
+                    .collect()
             }
         };
-        (verdict, self.batch.frames()[0].data().to_vec())
+        let frames = self.batch.frames().iter();
+        verdicts
+            .into_iter()
+            .zip(frames.map(|f| f.data().to_vec()))
+            .collect()
     }
 
     /// Sends and expects a forward: returns (egress, bytes).
