@@ -169,10 +169,9 @@ fn hairpin_of(w: u64) -> (Endpoint, u8) {
     (target, w as u8)
 }
 
-/// What a lock-free hit reads of a session besides its key, which the probe compared (so the
-/// caller has it): a `SessionCell`'s `ep`, `remote`, `last_seen`, `meta` and `in_word` words, as they
-/// were (see `SessionCell::glance`; layout in `cell.rs`). Fewer loads and no unpacking of the
-/// fields the hit does not use.
+/// What a lock-free hit reads of a session: a `SessionCell`'s `ep`, `remote`, `last_seen`,
+/// `meta` and `in_word` words, as they were (see `SessionCell::glance`; layout in `cell.rs`),
+/// and the protocol the probe compared. No unpacking of the fields the hit does not use.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Glance {
     pub(crate) proto: Proto,

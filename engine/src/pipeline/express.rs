@@ -7,9 +7,9 @@
 //!
 //! What it finishes, the general path would have finished the same way: the same checks
 //! (`lan_packet`, `wan_packet`, `fast_path::outbound`/`inbound`; the TTL first, which changes
-//! no outcome), the same lock-free hit, the same rewrite ([`fast_path::apply`]) and counters. The pipeline tests
-//! send every frame through [`Pipeline::process`] (so through here), and a differential
-//! property test holds the two paths to the same verdicts, bytes and counters.
+//! no outcome), the same lock-free hit, the same rewrite ([`fast_path::apply`]) and counters.
+//! The pipeline tests send every frame through [`Pipeline::process`] (so through here), and a
+//! differential property test holds the two paths to the same verdicts, bytes and counters.
 
 use conntrack::FlowHash;
 

@@ -139,7 +139,8 @@ impl Pipeline {
     /// first). A forwarded frame's `iface` is set to its egress interface.
     ///
     /// Frames go in chunks of up to 64: [`look_ahead`](Self::look_ahead) parses them and
-    /// prefetches what their table lookups will read, then they are processed in order.
+    /// prefetches what their table lookups will read, then they are processed in order, each
+    /// by the express lane ([`express`]) if it takes it, else by the general path.
     pub fn process(&mut self, ctx: &Context<'_>, batch: &mut Batch, out: &mut Output) {
         out.clear();
         self.begin_batch(ctx);
