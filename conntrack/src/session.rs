@@ -169,6 +169,35 @@ fn hairpin_of(w: u64) -> (Endpoint, u8) {
     (target, w as u8)
 }
 
+/// The timeout class of a session of `proto` with TCP tracker `tcp`.
+#[inline]
+fn class_of(proto: Proto, tcp: TcpTrack) -> Class {
+    match proto {
+        Proto::Udp => Class::Udp,
+        Proto::Icmp => Class::Icmp,
+        Proto::Tcp => tcp.state().class(),
+    }
+}
+
+/// The original-direction rewrite of a session translated to `src`: to its hairpin target and
+/// that target's LAN if it has one, else to `remote` out of its WAN's interface `wan_iface`.
+#[inline]
+fn original_rewrite(
+    src: Endpoint,
+    hairpin: Option<(Endpoint, u8)>,
+    remote: Endpoint,
+    wan_iface: u8,
+) -> Rewrite {
+    match hairpin {
+        Some((dst, egress)) => Rewrite { src, dst, egress },
+        None => Rewrite {
+            src,
+            dst: remote,
+            egress: wan_iface,
+        },
+    }
+}
+
 /// What a lock-free hit reads of a session: a `SessionCell`'s `ep`, `remote`, `last_seen`,
 /// `meta` and `in_word` words, as they were (see `SessionCell::glance`; layout in `cell.rs`),
 /// and the protocol the probe compared. No unpacking of the fields the hit does not use.
@@ -212,28 +241,16 @@ impl Glance {
     /// Timeout class (as [`Session::class`]).
     #[inline]
     pub(crate) fn class(&self) -> Class {
-        match self.proto {
-            Proto::Udp => Class::Udp,
-            Proto::Icmp => Class::Icmp,
-            Proto::Tcp => self.tcp().state().class(),
-        }
+        class_of(self.proto, self.tcp())
     }
 
     /// Original-direction rewrite (as [`Session::rewrite_out`]) of the session whose remote
     /// endpoint is `remote`.
     #[inline]
     pub(crate) fn rewrite_out(&self, wan_ip: Ipv4Addr, wan_iface: u8, remote: Endpoint) -> Rewrite {
+        let hairpin = self.is_hairpin().then(|| hairpin_of(self.in_word));
         let src = Endpoint::new(wan_ip, self.ext_port());
-        if self.is_hairpin() {
-            let (dst, egress) = hairpin_of(self.in_word);
-            Rewrite { src, dst, egress }
-        } else {
-            Rewrite {
-                src,
-                dst: remote,
-                egress: wan_iface,
-            }
-        }
+        original_rewrite(src, hairpin, remote, wan_iface)
     }
 
     /// Reply-direction rewrite (as [`Session::rewrite_in`]) of the session of `internal` and
@@ -451,11 +468,7 @@ impl Session {
     /// The timeout class this session is filed under.
     #[inline]
     pub(crate) fn class(&self) -> Class {
-        match self.proto {
-            Proto::Udp => Class::Udp,
-            Proto::Icmp => Class::Icmp,
-            Proto::Tcp => self.tcp.state().class(),
-        }
+        class_of(self.proto, self.tcp)
     }
 
     /// Original-direction rewrite; `wan_ip` and `wan_iface` are the address and interface of
@@ -463,14 +476,7 @@ impl Session {
     #[inline]
     pub(crate) fn rewrite_out(&self, wan_ip: Ipv4Addr, wan_iface: u8) -> Rewrite {
         let src = Endpoint::new(wan_ip, self.ext_port);
-        match self.hairpin() {
-            Some((dst, egress)) => Rewrite { src, dst, egress },
-            None => Rewrite {
-                src,
-                dst: self.remote(),
-                egress: wan_iface,
-            },
-        }
+        original_rewrite(src, self.hairpin(), self.remote(), wan_iface)
     }
 
     /// Reply-direction rewrite.
