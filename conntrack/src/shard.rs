@@ -130,9 +130,9 @@ struct State {
 
 /// What a lock-free [`Shard::peek`] saw.
 #[derive(Clone, Copy, Debug)]
-pub(crate) enum Peek {
-    /// The live session at this slot, as it was (the words a hit needs).
-    Found(u32, Glance),
+pub(crate) enum Peek<'a> {
+    /// The live session in this cell, as it was (the words a hit needs).
+    Found(&'a SessionCell, Glance),
     /// No session has the key.
     Absent,
     /// The lock holder was changing the shard: ask again under the lock.
@@ -188,7 +188,7 @@ impl Shard {
     /// Lock-free read of the session of protocol `proto` whose internal endpoint word is `ep`
     /// and remote word `remote` (`key.rs`), flow hash `h` (see the module docs).
     #[inline(always)]
-    pub(crate) fn peek(&self, h: u64, proto: Proto, ep: u64, remote: u64) -> Peek {
+    pub(crate) fn peek(&self, h: u64, proto: Proto, ep: u64, remote: u64) -> Peek<'_> {
         let before = self.seq.load(Ordering::Acquire);
         if before & 1 != 0 {
             return Peek::Busy;
@@ -201,13 +201,14 @@ impl Shard {
                     .get(slot as usize)
                     .is_some_and(|c| c.is_key(ep, remote))
             })
-            .and_then(|slot| Some((slot, sessions.get(slot as usize)?.glance(proto))));
+            .and_then(|slot| sessions.get(slot as usize))
+            .map(|cell| (cell, cell.glance(proto)));
         fence(Ordering::Acquire);
         if self.seq.load(Ordering::Relaxed) != before {
             return Peek::Busy;
         }
         match seen {
-            Some((slot, s)) => Peek::Found(slot, s),
+            Some((cell, s)) => Peek::Found(cell, s),
             None => Peek::Absent,
         }
     }
@@ -254,15 +255,13 @@ impl Shard {
         s.proto != Proto::Tcp || s.tcp().unchanged_by(dir, pkt.tcp_flags)
     }
 
-    /// The lock-free part of a hit on slot `slot` (after [`lock_free_hit`](Self::lock_free_hit)
-    /// said yes): `last_seen` and the counters of the packet's direction.
+    /// The lock-free part of a hit on the session `s` [`peek`](Self::peek) found in `cell`
+    /// (after [`lock_free_hit`](Self::lock_free_hit) said yes): `last_seen` and the counters of
+    /// the packet's direction.
     #[inline]
-    pub(crate) fn record(&self, slot: u32, s: &Glance, dir: Dir, pkt: PacketInfo, now: u64) {
-        if pkt.icmp_error {
-            return;
-        }
-        if let Some(c) = self.sessions.get(slot as usize) {
-            c.record(dir == Dir::Original, pkt.len, now, s.in_word);
+    pub(crate) fn record(cell: &SessionCell, s: &Glance, dir: Dir, pkt: PacketInfo, now: u64) {
+        if !pkt.icmp_error {
+            cell.record(dir == Dir::Original, pkt.len, now, s.in_word);
         }
     }
 

@@ -604,11 +604,11 @@ impl ConnTable {
     ) -> Quick {
         match self.shard_of(h).peek(h, proto, ep, remote) {
             Peek::Absent => Quick::Miss,
-            Peek::Found(slot, s)
+            Peek::Found(cell, s)
                 if !(!watched.is_empty() && !pkt.icmp_error && !s.is_hairpin())
                     && Shard::lock_free_hit(&self.shared, &s, Dir::Original, pkt, now) =>
             {
-                self.shard_of(h).record(slot, &s, Dir::Original, pkt, now);
+                Shard::record(cell, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
                 Quick::Hit(s.rewrite_out(ip, iface, dst))
             }
@@ -774,10 +774,10 @@ impl ConnTable {
             Peek::Found(_, s) if s.wan() != wan || s.ext_port() != ext_port || s.is_hairpin() => {
                 QuickIn::Miss
             }
-            Peek::Found(slot, s)
+            Peek::Found(cell, s)
                 if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
             {
-                self.shard_of(h).record(slot, &s, Dir::Reply, pkt, now);
+                Shard::record(cell, &s, Dir::Reply, pkt, now);
                 QuickIn::Hit(s.rewrite_in(internal, remote))
             }
             Peek::Found(..) | Peek::Busy => QuickIn::Locked { internal, h },
