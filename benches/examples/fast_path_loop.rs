@@ -1,12 +1,15 @@
 //! Runs the fast path (or, with `new`, the slow path: a new flow per packet) in a loop for
 //! profiling with `perf record -e cpu-clock`:
-//! `cargo run --profile bench -p benches --example fast_path_loop -- SESSIONS SECONDS [new|spread]`.
+//! `cargo run --profile bench -p benches --example fast_path_loop -- SESSIONS SECONDS [new|spread|replies]`.
 //! By default one batch of 64 flows is replayed (hot in cache); `spread` cycles through 64
-//! batches spread over the whole table, as `fast_path` in the pipeline bench does.
+//! batches spread over the whole table, as `fast_path` in the pipeline bench does; `replies`
+//! the servers' replies to established flows, spread likewise, as `fast_path_inbound` does.
 
 use std::time::{Duration, Instant};
 
-use benches::{batch, fill, router_with_sessions, tcp_packet, BATCH};
+use benches::{
+    batch, establish, fill, fill_on, reply_packets, router_with_sessions, tcp_packet, BATCH,
+};
 use engine::pipeline::Output;
 
 fn main() {
@@ -15,8 +18,24 @@ fn main() {
     let seconds: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let mode = args.next();
     let new_flows = mode.as_deref() == Some("new");
-    let spread = mode.as_deref() == Some("spread");
+    let replies = mode.as_deref() == Some("replies");
+    let spread = replies || mode.as_deref() == Some("spread");
     let mut router = router_with_sessions(sessions);
+    let reply_batches: Vec<Vec<(u8, Vec<u8>)>> = if replies {
+        establish(&mut router, sessions);
+        let all = reply_packets(&router);
+        let stride = (all.len() / (BATCH * 64)).max(1);
+        (0..64)
+            .map(|b| {
+                (0..BATCH)
+                    .filter_map(|i| all.get(((b * BATCH + i) * stride) % all.len()))
+                    .cloned()
+                    .collect()
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let stride = if spread {
         (sessions / (BATCH as u32 * 64)).max(1)
     } else {
@@ -57,6 +76,11 @@ fn main() {
                 .collect();
             for batch_packets in &fresh {
                 fill(&mut frames, batch_packets);
+                router.process(&mut frames, &mut out);
+            }
+        } else if replies {
+            for i in 0..1000 {
+                fill_on(&mut frames, &reply_batches[i % reply_batches.len()]);
                 router.process(&mut frames, &mut out);
             }
         } else {
