@@ -82,7 +82,9 @@ impl BenchRouter {
         }
     }
 
-    /// Runs a batch through the pipeline.
+    /// Runs a batch through the pipeline at the router's clock, then moves the clock on by
+    /// [`BATCH_INTERVAL`]: every batch comes at a later time, as on a live link, so that hits
+    /// refresh their sessions' `last_seen` as they do there.
     pub fn process(&mut self, batch: &mut Batch, out: &mut Output) {
         let ctx = Context {
             plan: &self.dp.plan,
@@ -92,8 +94,12 @@ impl BenchRouter {
             now: self.now,
         };
         self.pipeline.process(&ctx, batch, out);
+        self.now += BATCH_INTERVAL;
     }
 }
+
+/// How far the bench router's clock moves per batch: about what a batch of 64 takes.
+pub const BATCH_INTERVAL: Duration = Duration::from_micros(4);
 
 /// The LAN endpoint of flow number `n`: 4096 hosts × 16 ports... spread so that a million
 /// flows need at most 65,536 internal endpoints (one external port each, shared by the
