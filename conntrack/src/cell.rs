@@ -27,7 +27,7 @@ use crate::key::{endpoint_word, remote_word, Endpoint, Proto};
 use crate::lru::Node;
 use crate::session::{Glance, Packed, Session};
 use crate::tcp::TcpTrack;
-use crate::timeouts::SECOND;
+use crate::timeouts::second_start;
 
 /// The TCP tracking byte's bits in the `ep` word.
 pub(crate) const TCP_BITS: u64 = 0xff00;
@@ -142,7 +142,7 @@ impl SessionCell {
     #[inline]
     pub(crate) fn record(&self, out: bool, len: u32, now: u64, seen_in_word: u64) {
         let last = self.last_seen.load(Relaxed);
-        if now > last && now / SECOND == last / SECOND {
+        if now > last && last >= second_start(now) {
             self.last_seen.store(now, Relaxed);
         }
         if out {
@@ -224,6 +224,7 @@ mod tests {
     use super::*;
     use crate::session::{Hairpin, NewSession};
     use crate::tcp::TCP_SYN;
+    use crate::timeouts::SECOND;
     use crate::FlowKey;
 
     fn session(hairpin: bool) -> Session {

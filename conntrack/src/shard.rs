@@ -91,7 +91,7 @@ use crate::session::{Glance, NewSession, PacketInfo, Session};
 use crate::stats::{add, bump};
 use crate::table::Shared;
 use crate::tcp::{Dir, Step};
-use crate::timeouts::{Class, CLASS_COUNT, SECOND};
+use crate::timeouts::{second_start, Class, CLASS_COUNT};
 
 /// Lines between the first free slots of consecutive shards (see `Shard::new`): 64 shards
 /// cover a 4 KiB page's 64 lines once, with a few sessions each before they overlap.
@@ -249,7 +249,8 @@ impl Shard {
         if pkt.icmp_error {
             return true;
         }
-        if now > s.last_seen && now / SECOND != s.last_seen / SECOND {
+        // a packet in a later second than the session's last (a list move is due)
+        if s.last_seen < second_start(now) {
             return false;
         }
         s.proto != Proto::Tcp || s.tcp().unchanged_by(dir, pkt.tcp_flags)

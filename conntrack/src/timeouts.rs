@@ -96,6 +96,13 @@ impl TimeoutsNs {
 /// One second in table time units.
 pub(crate) const SECOND: u64 = 1_000_000_000;
 
+/// The start of the whole second `now` (table units) lies in: a time `t <= now` is in the same
+/// second as `now` exactly when `t >= second_start(now)` (one division instead of two).
+#[inline]
+pub(crate) fn second_start(now: u64) -> u64 {
+    now - now % SECOND
+}
+
 /// A duration in table time units (nanoseconds, saturating).
 #[inline]
 pub(crate) fn nanos(d: Duration) -> u64 {
