@@ -1,9 +1,10 @@
 //! From a parsed packet to the connection table's vocabulary: flow keys (for ICMP errors,
-//! the key of the flow the quoted packet belongs to) and per-packet facts.
-
-use conntrack::{Endpoint, FlowKey, FragmentKey, PacketInfo, Proto};
+//! the key of the flow the quoted packet belongs to) and per-packet facts; and, for the
+//! look-ahead, a flow key peeked from a frame's bytes before it is parsed.
 
 use std::net::Ipv4Addr;
+
+use conntrack::{Endpoint, FlowKey, FragmentKey, PacketInfo, Proto};
 
 use crate::packet::parse::{ETHERNET_HEADER_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
 use crate::packet::{Embedded, Ipv4Packet, Medium, Transport};
@@ -33,6 +34,9 @@ pub fn flow_key(pkt: &Ipv4Packet) -> Option<FlowKey> {
         },
     })
 }
+
+const ICMP_ECHO_REQUEST: u8 = 8;
+const ICMP_ECHO_REPLY: u8 = 0;
 
 /// The key [`flow_key`] gives a frame's packet, read straight from the frame's bytes, for the
 /// look-ahead: `None` for anything but a whole TCP, UDP or ICMP echo packet with a 20-byte IP
@@ -74,9 +78,6 @@ pub fn peek_flow_key(medium: Medium, frame: &[u8]) -> Option<FlowKey> {
         },
     })
 }
-
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMP_ECHO_REPLY: u8 = 0;
 
 /// The key of the flow an ICMP error is about, in the direction opposite to the quoted packet
 /// (the quote is a packet that went the other way).
