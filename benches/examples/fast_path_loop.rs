@@ -41,7 +41,13 @@ fn main() {
     } else {
         0
     };
-    let templates: Vec<Vec<Vec<u8>>> = (0..if spread { 64u32 } else { 1 })
+    // the outbound batches (none for `replies`, which has its own)
+    let template_batches = match (replies, spread) {
+        (true, _) => 0,
+        (false, true) => 64u32,
+        (false, false) => 1,
+    };
+    let templates: Vec<Vec<Vec<u8>>> = (0..template_batches)
         .map(|b| {
             (0..BATCH as u32)
                 .map(|i| {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, Proto};
 use crate::lru::NIL;
 use crate::tcp::{TcpState, TcpTrack};
-use crate::timeouts::{duration, Class, SECOND};
+use crate::timeouts::{duration, second_start, Class, SECOND};
 
 /// What a packet of this flow becomes: its new source and destination and the interface it
 /// leaves by.
@@ -499,7 +499,8 @@ impl Session {
         if now <= self.last_seen {
             return false;
         }
-        let due = now / SECOND != self.last_seen / SECOND;
+        // `last_seen < now`: in `now`'s second exactly when not before its start
+        let due = self.last_seen < second_start(now);
         self.last_seen = now;
         due
     }

@@ -109,6 +109,14 @@ impl FlowHash {
         );
         Some((proto, internal, remote))
     }
+
+    /// Whether this is the hash of a flow of `proto` with remote endpoint `remote`: what an
+    /// inbound packet's hint must be whoever owns its destination port now (for a caller's
+    /// debug checks).
+    #[inline]
+    pub fn is_with(&self, proto: Proto, remote: Endpoint) -> bool {
+        self.ep as u8 == proto as u8 && self.remote == remote_word(remote)
+    }
 }
 
 /// What the lock-free part of an outbound lookup found.

@@ -339,12 +339,12 @@ fn inner_probe_in_netns() {
     );
 
     // Carrier: the peer's end down. The kernel's linkwatch passes a carrier change on at
-    // once only when no link event was handled in the second before; otherwise it holds it
-    // until that second is over (an event counts as urgent, and skips the wait, only for some
-    // devices: a veth only while its peer's ifindex differs from its own, which two fresh
-    // namespaces often make equal). The probes would then find the link dead first. So the
-    // cut comes over a second after the namespaces' links last changed (the setup, and the
-    // 800 ms above, were well over half of it).
+    // once only when it handled no link event, on any link of the host, in the second
+    // before; otherwise it holds it until that second is over (an event counts as urgent,
+    // and skips the wait, only for some devices: a veth only while its peer's ifindex
+    // differs from its own, which two fresh namespaces often make equal). The probes would
+    // then find the link dead first. So the cut comes over a second after this test's own
+    // link changes; another test's, on the same host, can still delay it.
     std::thread::sleep(Duration::from_millis(1100));
     run(&["ip", "-n", &resp_ns, "link", "set", &peer, "down"]).expect("peer down");
     let took = wait_for(&h, PublishedState::Down, Duration::from_secs(3));

@@ -58,12 +58,15 @@ impl Pipeline {
                     return None;
                 }
                 let wan_u8 = u8::try_from(wan).ok()?;
-                let dst = flow_key(pkt)?.dst;
-                // No check that the flow is still what `inbound_hash` says: an earlier frame
-                // of the chunk may have ended the port's last session (the port then has
-                // another owner or none), and the flow's session is gone with it, so the hit
-                // declines and the general path looks the port up afresh.
-                let rewrite = table.hit_inbound(wan_u8, dst, &flow, info, ctx.now)?;
+                let key = flow_key(pkt)?;
+                // The hint is this packet's flow as far as the packet alone tells (protocol and
+                // remote endpoint). No check that its internal endpoint is still what
+                // `inbound_hash` says: an earlier frame of the chunk may have ended the port's
+                // last session (the port then has another owner or none), and the flow's
+                // session is gone with it, so the hit declines and the general path looks the
+                // port up afresh.
+                debug_assert!(flow.is_with(key.proto, key.src), "{flow:?} for {key:?}");
+                let rewrite = table.hit_inbound(wan_u8, key.dst, &flow, info, ctx.now)?;
                 self.counters.wan_rx(wan, pkt.total_len());
                 rewrite
             }

@@ -148,16 +148,18 @@ mod tests {
 
     /// An IPv4 packet as bytes: `options` 4-byte words of IP options, the fragment word, the
     /// protocol, then 8 transport bytes (ports, or ICMP type, code, checksum, identifier) and
-    /// a short payload; the header checksum right unless `bad_checksum`.
+    /// `payload` more (at least 12, so a TCP header fits); the header checksum right unless
+    /// `bad_checksum`. TCP gets a 20-byte header (data offset 5), UDP a length that fits.
     fn packet(
         options: usize,
         fragment: u16,
         proto: u8,
         l4: [u8; 8],
+        payload: usize,
         bad_checksum: bool,
     ) -> Vec<u8> {
         let header_len = 20 + 4 * options;
-        let total = header_len + 8 + 12;
+        let total = header_len + 8 + payload.max(12);
         let mut p = vec![0u8; total];
         p[0] = 0x40 | (header_len / 4) as u8;
         p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
@@ -169,11 +171,33 @@ mod tests {
         let sum = checksum::full(&p[..header_len]) ^ u16::from(bad_checksum);
         p[10..12].copy_from_slice(&sum.to_be_bytes());
         p[header_len..header_len + 8].copy_from_slice(&l4);
-        // a UDP length that fits
         if proto == IPPROTO_UDP {
-            p[header_len + 4..header_len + 6].copy_from_slice(&20u16.to_be_bytes());
+            let udp_len = (total - header_len) as u16;
+            p[header_len + 4..header_len + 6].copy_from_slice(&udp_len.to_be_bytes());
+        }
+        if proto == IPPROTO_TCP {
+            p[header_len + 12] = 0x50;
         }
         p
+    }
+
+    /// The property below means something only if the generator's unmutated packets parse:
+    /// a TCP, a UDP and an echo packet, with and without options.
+    #[test]
+    fn generated_packets_parse_and_peek() {
+        for (proto, l4) in [
+            (IPPROTO_TCP, [0, 80, 1, 187, 0, 0, 0, 0]),
+            (IPPROTO_UDP, [0, 53, 1, 187, 0, 0, 0, 0]),
+            (IPPROTO_ICMP, [8, 0, 0, 0, 0, 7, 0, 0]),
+        ] {
+            for options in [0, 2] {
+                let ip = packet(options, 0x4000, proto, l4, 20, false);
+                let pkt = parse_ipv4(&ip, 0).expect("the generator's packet parses");
+                let key = flow_key(&pkt).expect("a flow packet");
+                let peeked = peek_flow_key(Medium::Ip, &ip);
+                assert_eq!(peeked, (options == 0).then_some(key), "proto {proto}");
+            }
+        }
     }
 
     proptest! {
@@ -190,6 +214,8 @@ mod tests {
             proto in prop_oneof![Just(IPPROTO_TCP), Just(IPPROTO_UDP), Just(IPPROTO_ICMP), any::<u8>()],
             icmp in prop_oneof![Just((8u8, 0u8)), Just((0, 0)), Just((3, 1)), Just((11, 0)), Just((8, 1)), any::<(u8, u8)>()],
             ports in any::<[u8; 4]>(),
+            payload in 12usize..40,
+            padding in prop_oneof![Just(0usize), 0usize..8],
             ethernet in any::<bool>(),
             mutate in proptest::option::of((0usize..48, any::<u8>())),
             bad_checksum in prop_oneof![Just(false), any::<bool>()],
@@ -199,7 +225,9 @@ mod tests {
             } else {
                 [ports[0], ports[1], ports[2], ports[3], 0, 0, 0, 0]
             };
-            let ip = packet(options, fragment, proto, l4, bad_checksum);
+            let mut ip = packet(options, fragment, proto, l4, payload, bad_checksum);
+            // bytes past the IP total length, as an Ethernet frame's padding
+            ip.resize(ip.len() + padding, 0);
             let (medium, mut frame) = if ethernet {
                 let mut f = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
                 f.extend_from_slice(&ip);
