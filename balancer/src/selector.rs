@@ -137,6 +137,20 @@ pub(crate) fn plan<'p>(policy: &'p Policy, health: &[LinkState], flow: &FlowInfo
     Plan::Done(decision)
 }
 
+impl Policy {
+    /// The decision for `flow` when it takes no weighted or sticky pick: a main-table,
+    /// blackhole or unreachable rule (or no rule: the main table), a pinned WAN, a group with
+    /// no usable member (its last resort). `None` when a member of a group would be picked
+    /// ([`Selector::decide`] makes that pick). Changes no round-robin or sticky state: for a
+    /// packet that asks where its flow belongs without opening one.
+    pub fn decision_without_pick(&self, health: &[LinkState], flow: &FlowInfo) -> Option<Decision> {
+        match plan(self, health, flow) {
+            Plan::Done(decision) => Some(decision),
+            Plan::Pick(_) => None,
+        }
+    }
+}
+
 impl Selector {
     /// Zeroed round-robin state for every member of every group of `policy`.
     pub fn new(policy: &Policy) -> Selector {
@@ -270,6 +284,43 @@ pub(crate) mod tests {
             }
         }
         c
+    }
+
+    #[test]
+    fn decision_without_pick_settles_only_what_needs_no_pick_and_moves_nothing() {
+        let p = group_policy(2, &[(0, 1, 3), (1, 1, 1)], LastResort::MainTable, None);
+        let mut sel = Selector::new(&p);
+        let picked: Vec<Decision> = (0..4)
+            .map(|i| {
+                assert_eq!(p.decision_without_pick(&[Up, Up], &flow(i)), None);
+                sel.decide(&p, &[Up, Up], &table(), &flow(i), S)
+            })
+            .collect();
+        // the same picks as without the calls in between
+        let mut fresh = Selector::new(&p);
+        let again: Vec<Decision> = (0..4)
+            .map(|i| fresh.decide(&p, &[Up, Up], &table(), &flow(i), S))
+            .collect();
+        assert_eq!(picked, again);
+        assert_eq!(
+            p.decision_without_pick(&[Down, Down], &flow(1)),
+            Some(Decision::MainTable {
+                rule: Some(RuleId(0))
+            }),
+            "no usable member: the last resort"
+        );
+        // no rule matches a flow of another protocol than the rule's: the main table
+        let mut rules = p.rules().to_vec();
+        rules[0].matches.proto = Some(PROTO_UDP);
+        let only_udp = Policy::new(p.wan_names().to_vec(), p.groups().to_vec(), rules).unwrap();
+        let tcp = FlowInfo {
+            proto: 6,
+            ..flow(1)
+        };
+        assert_eq!(
+            only_udp.decision_without_pick(&[Up, Up], &tcp),
+            Some(Decision::MainTable { rule: None })
+        );
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! TCP resets the router sends to a LAN client on behalf of the remote end, when the WAN its
-//! connection was pinned to went down: the client's application learns at once that the
-//! connection is gone (and reconnects, through a live WAN) instead of waiting for its own
-//! timeouts. Built in place in the frame of the client's segment: no allocation.
+//! connection was pinned to went down, or its segment has no session at all: the client's
+//! application learns at once that the connection is gone (and reconnects, through a live
+//! WAN) instead of waiting for its own timeouts. Built in place in the frame of the client's segment: no allocation.
 //!
 //! RFC 9293 3.10.7.1 (a segment for a connection that does not exist): if the segment has
 //! ACK, the reset is `<SEQ=SEG.ACK><CTL=RST>`; otherwise `<SEQ=0><ACK=SEG.SEQ+SEG.LEN>

@@ -33,7 +33,8 @@ pub enum DropReason {
     FragmentWithoutFirst,
     /// The fragment table had no room to remember a first fragment.
     FragmentTableFull,
-    /// TCP packet from the LAN that matches no session and is not a SYN.
+    /// TCP packet from the LAN that matches no session and is not a bare SYN (answered with a
+    /// reset unless it is one).
     TcpNotSyn,
     /// Packet from the LAN that matches no session and cannot start one (e.g. an echo reply).
     NoSessionOutbound,
@@ -131,7 +132,8 @@ pub enum Event {
     IcmpErrorsSent,
     /// ICMP errors not sent because of the rate limit or RFC 1812's rules.
     IcmpErrorsSuppressed,
-    /// TCP resets sent to LAN clients whose connection's WAN went down.
+    /// TCP resets sent to LAN clients: their connection's WAN went down, or their segment has
+    /// no session.
     TcpResetsSent,
     /// Flows of a WAN that went down continued on another WAN (`on_wan_down = migrate`).
     FlowsMigrated,

@@ -82,9 +82,11 @@ enum Outcome {
         dropped: DropReason,
     },
     /// The frame now holds a TCP reset for the sender (link header already swapped): its
-    /// connection's WAN went down; the original packet counts as dropped (`wan_down`).
+    /// connection's WAN went down (`wan_down`), or it has no connection (`tcp_not_syn`); the
+    /// original packet counts as dropped for `dropped`.
     Reset {
         egress: u8,
+        dropped: DropReason,
     },
     Kernel,
     Drop(DropReason),
@@ -242,8 +244,8 @@ impl Pipeline {
                 frame.iface = egress;
                 return Verdict::Forward(egress);
             }
-            Outcome::Reset { egress } => {
-                self.counters.count_drop(DropReason::WanDown);
+            Outcome::Reset { egress, dropped } => {
+                self.counters.count_drop(dropped);
                 self.counters.event(Event::TcpResetsSent);
                 frame.iface = egress;
                 return Verdict::Forward(egress);
@@ -345,22 +347,31 @@ impl Pipeline {
             return self.new_flow(ctx, frame, pkt, destination, ingress);
         }
         if tcp.is_none() {
-            return self.icmp_error(
-                ctx,
-                frame,
-                pkt,
-                IcmpErrorKind::HostUnreachable,
-                ingress,
-                DropReason::WanDown,
-            );
+            return self.host_unreachable(ctx, frame, pkt, ingress, DropReason::WanDown);
         }
+        self.tcp_reset(frame, pkt, ingress, DropReason::WanDown)
+    }
+
+    /// Answers a TCP segment with a reset from its destination (built in its frame, back out
+    /// of `ingress`); a segment that must not be answered (a reset, a fragment) is dropped.
+    /// Either way the segment counts as dropped for `dropped`.
+    fn tcp_reset(
+        &self,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        ingress: u8,
+        dropped: DropReason,
+    ) -> Outcome {
         let (buf, _) = frame.buffer_mut();
         match build_tcp_reset(buf, self.medium, pkt) {
             Some(len) => {
                 frame.set_len(len);
-                Outcome::Reset { egress: ingress }
+                Outcome::Reset {
+                    egress: ingress,
+                    dropped,
+                }
             }
-            None => Outcome::Drop(DropReason::WanDown),
+            None => Outcome::Drop(dropped),
         }
     }
 
@@ -411,6 +422,25 @@ impl Pipeline {
             IcmpErrorKind::TimeExceeded,
             ingress,
             DropReason::TtlExpired,
+        )
+    }
+
+    /// [`icmp_error`](Self::icmp_error) of kind host unreachable.
+    fn host_unreachable(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        ingress: u8,
+        dropped: DropReason,
+    ) -> Outcome {
+        self.icmp_error(
+            ctx,
+            frame,
+            pkt,
+            IcmpErrorKind::HostUnreachable,
+            ingress,
+            dropped,
         )
     }
 

@@ -10,7 +10,6 @@ use super::fast_path::apply;
 use super::flow::{flow_key, may_open_session, packet_info};
 use super::{Context, DropReason, Event, Outcome, Pipeline};
 use crate::device::Frame;
-use crate::packet::icmp_error::IcmpErrorKind;
 use crate::packet::{Ipv4Packet, Transport};
 use crate::plan::{Destination, HAIRPIN_RULE};
 
@@ -33,12 +32,6 @@ impl Pipeline {
         if let Destination::WanAddress(wan) = destination {
             return self.hairpin(ctx, frame, pkt, key, wan, ingress);
         }
-        if !may_open_session(pkt) {
-            return Outcome::Drop(match pkt.transport {
-                Transport::Tcp { .. } => DropReason::TcpNotSyn,
-                _ => DropReason::NoSessionOutbound,
-            });
-        }
         let flow = FlowInfo {
             src: pkt.src,
             dst: pkt.dst,
@@ -47,6 +40,9 @@ impl Pipeline {
             dst_port: key.dst.port,
             ingress,
         };
+        if !may_open_session(pkt) {
+            return self.stray(ctx, frame, pkt, &flow, ingress);
+        }
         match self.selector.decide(
             &ctx.plan.policy,
             ctx.health,
@@ -85,15 +81,42 @@ impl Pipeline {
             }
             Decision::Unreachable { rule, .. } => {
                 ctx.plan.count_rule_hit(rule.0);
-                self.icmp_error(
-                    ctx,
-                    frame,
-                    pkt,
-                    IcmpErrorKind::HostUnreachable,
-                    ingress,
-                    DropReason::Unreachable,
-                )
+                self.host_unreachable(ctx, frame, pkt, ingress, DropReason::Unreachable)
             }
+        }
+    }
+
+    /// A LAN packet that matched no session and may not open one (TCP other than a bare SYN,
+    /// an ICMP echo reply). It goes where the rules send its flow, as its first packet did:
+    /// a flow the main table routes (by a rule, by no rule matching, or as a group's last
+    /// resort) is the kernel's in all its packets, not only in its first; a blackholed one
+    /// is dropped silently, and an unreachable one answered as unreachable. A flow that would
+    /// leave by a WAN has lost its session there (ended, expired, or opened before fwd
+    /// started): a TCP segment gets a reset, as a host answers a segment of no connection
+    /// (RFC 9293 3.10.7.1), so the client learns at once that its connection is gone. This
+    /// also completes a dead WAN's reset: when the reset reaches the client after data that
+    /// was already on its way, the client's next expected sequence number has moved past the
+    /// reset's, and it answers with a challenge ACK (RFC 5961) instead of closing; that ACK
+    /// lands here and gets a reset at exactly its own number. Other packets are dropped.
+    /// Decides without advancing the round robin or sticky bindings.
+    fn stray(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame,
+        pkt: &Ipv4Packet,
+        flow: &FlowInfo,
+        ingress: u8,
+    ) -> Outcome {
+        match ctx.plan.policy.decision_without_pick(ctx.health, flow) {
+            Some(Decision::MainTable { .. }) => Outcome::Kernel,
+            Some(Decision::Blackhole { .. }) => Outcome::Drop(DropReason::Blackhole),
+            Some(Decision::Unreachable { .. }) => {
+                self.host_unreachable(ctx, frame, pkt, ingress, DropReason::Unreachable)
+            }
+            Some(Decision::Wan { .. }) | None => match pkt.transport {
+                Transport::Tcp { .. } => self.tcp_reset(frame, pkt, ingress, DropReason::TcpNotSyn),
+                _ => Outcome::Drop(DropReason::NoSessionOutbound),
+            },
         }
     }
 

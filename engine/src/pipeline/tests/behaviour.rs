@@ -88,6 +88,54 @@ fn tier_failover_and_last_resort() {
     assert_eq!(egress, ISP1);
 }
 
+/// A TCP connection the main table routes opens no session: its later segments go to the
+/// kernel as its SYN did, and do not count as strays. A segment of a blackholed destination
+/// is dropped silently, one of an unreachable destination answered as unreachable, and one
+/// with no session that would leave by a WAN gets a reset; none of them opens a session or
+/// moves the round robin.
+#[test]
+fn segments_without_a_session_go_where_their_flow_goes() {
+    let mut router = Router::new(Medium::Ip);
+    let main = (std::net::Ipv4Addr::new(10, 97, 1, 1), 80);
+    for flags in [SYN, ACK, PSH_ACK, FIN_ACK, RST] {
+        assert_eq!(
+            router
+                .send(LAN, &tcp((HOST_A, 5100), main, flags).bytes())
+                .0,
+            Verdict::Kernel,
+            "flags {flags:#x}"
+        );
+    }
+    let blackholed = (std::net::Ipv4Addr::new(10, 99, 1, 1), 80);
+    router.expect_drop(
+        LAN,
+        &tcp((HOST_A, 5101), blackholed, ACK).bytes(),
+        DropReason::Blackhole,
+    );
+    let unreachable = (std::net::Ipv4Addr::new(10, 98, 1, 1), 80);
+    let (verdict, out) = router.send(LAN, &tcp((HOST_A, 5102), unreachable, ACK).bytes());
+    assert_eq!(verdict, Verdict::Forward(LAN));
+    assert_eq!(
+        (out[9], out[20], out[21]),
+        (1, 3, 1),
+        "ICMP host unreachable"
+    );
+    let (verdict, out) = router.send(LAN, &tcp((HOST_A, 5103), (SERVER, 443), ACK).bytes());
+    assert_eq!(verdict, Verdict::Forward(LAN));
+    assert_eq!((out[9], out[33] & 0x04), (6, 0x04), "a TCP reset");
+    assert_eq!(router.counters.drops(DropReason::TcpNotSyn), 1);
+    assert_eq!(router.dp.tables.conntrack.len(), 0);
+    // the round robin did not move: weights 3:1 still go isp1, isp1, isp2 (one step taken
+    // would make it isp1, isp2)
+    let egresses: Vec<u8> = (5104..5107)
+        .map(|port| {
+            let syn = tcp((HOST_A, port), (SERVER, 443), SYN).bytes();
+            router.forward(LAN, &syn).0
+        })
+        .collect();
+    assert_eq!(egresses, [ISP1, ISP1, ISP2]);
+}
+
 #[test]
 fn rule_actions() {
     let mut router = Router::new(Medium::Ip);

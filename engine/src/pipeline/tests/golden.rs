@@ -351,9 +351,10 @@ fn table() -> Vec<Step> {
             expect: Expect::Kernel,
         },
         Step {
-            name: "tcp without a session, not a syn",
+            // (any other segment without a session is answered with a reset: wan_down.rs)
+            name: "tcp reset without a session",
             ingress: LAN,
-            input: tcp(a(25300), s(443), ACK).bytes(),
+            input: tcp(a(25300), s(443), RST).bytes(),
             expect: Expect::Drop(DropReason::TcpNotSyn),
         },
         Step {

@@ -120,6 +120,44 @@ fn a_tcp_connection_on_a_down_wan_is_reset_towards_the_client() {
     assert_eq!(r.forward(LAN, &syn).0, ISP2);
 }
 
+/// The reset can reach the client after data that was already on its way when the WAN went
+/// down: the client's next expected sequence number has moved past the reset's, so it sends a
+/// challenge ACK instead of closing (RFC 5961). With the session gone, that ACK gets a reset
+/// at exactly its own number; a reset from the client is never answered.
+#[test]
+fn a_challenge_ack_after_a_stale_reset_gets_a_reset_at_its_own_number() {
+    let mut r = router(None);
+    let syn = tcp((HOST_A, 40002), (SERVER, 443), SYN).bytes();
+    assert_eq!(r.forward(LAN, &syn).0, ISP1);
+    r.set_link(0, LinkState::Down);
+    let (_, first) = r.send(LAN, &client_ack(40002, 123_456));
+    assert_eq!(tcp_fields(&first).4, 123_456);
+    // meanwhile 20,000 more bytes reached the client: its challenge ACK
+    let (verdict, out) = r.send(LAN, &client_ack(40002, 143_456));
+    assert_eq!(verdict, Verdict::Forward(LAN));
+    assert_eq!(
+        tcp_fields(&out),
+        (
+            SERVER.octets(),
+            HOST_A.octets(),
+            443,
+            40002,
+            143_456,
+            0,
+            true,
+            false
+        )
+    );
+    assert_checksums_valid(&out);
+    assert_eq!(r.counters.drops(DropReason::WanDown), 1);
+    assert_eq!(r.counters.drops(DropReason::TcpNotSyn), 1);
+    assert_eq!(r.counters.events(Event::TcpResetsSent), 2);
+    let client_reset = tcp((HOST_A, 40002), (SERVER, 443), RST).bytes();
+    r.expect_drop(LAN, &client_reset, DropReason::TcpNotSyn);
+    assert_eq!(r.counters.events(Event::TcpResetsSent), 2);
+    assert_eq!(r.dp.tables.conntrack.len(), 0, "no session was opened");
+}
+
 #[test]
 fn a_retransmitted_syn_starts_over_on_a_live_wan() {
     let mut r = router(None);
