@@ -295,6 +295,48 @@ fn rules_steer_dns_to_one_wan_and_sticky_keeps_a_source_on_one_wan() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
 }
 
+const MAIN_TABLE_RULE: &str = r#"
+[[rule]]
+name = "direct"
+dst = ["203.0.113.10/32"]
+proto = "tcp"
+dst_ports = [80]
+action = "main"
+"#;
+
+/// A rule that hands a flow to the main table hands it the whole TCP connection: the
+/// handshake's last ACK and the request after the SYN go to the kernel too, which routes them
+/// by its own default route without NAT (here: by isp1, whose side routes the LAN back).
+#[test]
+fn a_main_table_rule_hands_whole_tcp_connections_to_the_kernel() {
+    if skip("a_main_table_rule_hands_whole_tcp_connections_to_the_kernel") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    topo.start_nginx().unwrap();
+    let lan = plan::LAN_NET;
+    let gateway = plan::wan_gateway(1).to_string();
+    let wan = plan::wan_router(1).to_string();
+    let uplink = plan::isp_uplink(1).to_string();
+    topo.router()
+        .ip(&["route", "add", "default", "via", &gateway])
+        .unwrap();
+    topo.isp(1).ip(&["route", "add", lan, "via", &wan]).unwrap();
+    topo.internet()
+        .ip(&["route", "add", lan, "via", &uplink])
+        .unwrap();
+    let fwd = Fwd::start(&topo, &plan::fwd_config_with(&[1, 1], MAIN_TABLE_RULE)).unwrap();
+    for _ in 0..3 {
+        let body = topo.host(0).curl(&plan::http_url("/")).unwrap();
+        assert!(body.contains(NGINX_INDEX_BODY), "{body}");
+    }
+    let seen = sources("nginx log", 3, || topo.nginx_clients());
+    assert_eq!(seen, vec![plan::lan_host(0); 3], "not translated");
+    assert_eq!(fwd.counter("tcp_not_syn").unwrap(), 0);
+    assert!(fwd.counter("to_kernel").unwrap() >= 3 * 5, "every segment");
+    assert_eq!(fwd.status().unwrap().totals.flows, 0, "no session");
+}
+
 #[test]
 fn unsolicited_inbound_traffic_is_dropped_and_counted() {
     if skip("unsolicited_inbound_traffic_is_dropped_and_counted") {
