@@ -1,7 +1,8 @@
 //! The slow path: the first packet of a flow. Hairpin check, policy rules, WAN choice, session
 //! creation (where the connection table keeps an endpoint on an eligible WAN it is already
-//! mapped on, under the same shard lock), then the fast path's rewrite. Allocates nothing: the
-//! connection table is preallocated.
+//! mapped on, under the same shard lock), then the fast path's rewrite. Also a packet without
+//! a session that may not open one: it goes where the rules send its flow, or gets a reset.
+//! Allocates nothing: the connection table is preallocated.
 
 use balancer::{Decision, FlowInfo};
 use conntrack::{CreateError, Hairpin, NewSession};
