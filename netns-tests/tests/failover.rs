@@ -220,15 +220,16 @@ fn cut_and_restore(
     );
     let log = std::fs::read_to_string(&download_log).unwrap_or_default();
     if download_on_victim || status.is_some() {
-        let status =
-            status.unwrap_or_else(|| {
-                panic!(
+        let status = status.unwrap_or_else(|| {
+            let counters = fwd.fwdctl(&["counters"]).map(|o| o.stdout);
+            let flows = fwd.fwdctl(&["flows"]).map(|o| o.stdout);
+            panic!(
                 "the download on the dead WAN hangs:\n{log}\ncounters: {}\nflows: {}\nfwd log:\n{}",
-                fwd.fwdctl(&["counters"]).map(|o| o.stdout).unwrap_or_default(),
-                fwd.fwdctl(&["flows"]).map(|o| o.stdout).unwrap_or_default(),
+                counters.unwrap_or_default(),
+                flows.unwrap_or_default(),
                 fwd.log_text()
             )
-            });
+        });
         assert!(!status.success(), "{log}");
     } else {
         topo.host(0).kill(download);
