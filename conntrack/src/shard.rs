@@ -84,7 +84,7 @@ use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cell::SessionCell;
-use crate::index::SlotIndex;
+use crate::index::{HomeEntry, SlotIndex};
 use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
 use crate::session::{Glance, NewSession, PacketInfo, Session};
@@ -137,6 +137,24 @@ pub(crate) enum Peek<'a> {
     Absent,
     /// The lock holder was changing the shard: ask again under the lock.
     Busy,
+}
+
+/// A flow's home index entry in its shard, located but not read, and the slab it names slots
+/// of: the first step of a prefetch of the session a lookup of the flow will most likely read
+/// (see `ConnTable::prefetch_sessions`).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HomeSession<'a> {
+    entry: HomeEntry<'a>,
+    sessions: &'a [SessionCell],
+}
+
+impl HomeSession<'_> {
+    /// Reads the entry: the address of the session it names if its tag is the flow's.
+    #[inline]
+    pub(crate) fn line(self) -> Option<*const u8> {
+        let cell = self.sessions.get(self.entry.slot()? as usize)?;
+        Some(std::ptr::from_ref(cell).cast())
+    }
 }
 
 fn session_hash(sessions: &[SessionCell], hasher: &KeyHasher, slot: u32) -> u64 {
@@ -213,12 +231,14 @@ impl Shard {
         }
     }
 
-    /// The address of the session that `h`'s home index entry names, if its tag is `h`'s: the
-    /// session a lookup of `h` most likely reads (for a prefetch). Reads the entry.
+    /// `h`'s home index entry, located but not read yet, with the slab it names slots of (see
+    /// [`HomeSession`]).
     #[inline]
-    pub(crate) fn session_line(&self, h: u64) -> Option<*const u8> {
-        let cell = self.sessions.get(self.index.home_slot(h)? as usize)?;
-        Some(std::ptr::from_ref(cell).cast())
+    pub(crate) fn locate_home(&self, h: u64) -> Option<HomeSession<'_>> {
+        Some(HomeSession {
+            entry: self.index.locate_home(h)?,
+            sessions: &self.sessions,
+        })
     }
 
     /// The address of the slot the next session inserted here will take (for a prefetch).

@@ -2095,12 +2095,14 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     use std::cell::Cell;
     thread_local! {
         static SEEN: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+        static LAST: Cell<usize> = const { Cell::new(0) };
     }
     fn count(p: *const u8) {
         SEEN.with(|s| {
             let (n, null) = s.get();
             s.set((n + 1, null + usize::from(p.is_null())));
         });
+        LAST.with(|l| l.set(p.addr()));
     }
     let t = table(1024, 4, OnFull::Refuse);
     let k = udp(lan(3, 5353), remote(9, 53));
@@ -2112,18 +2114,31 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     let mut other = reply(&k, &rw);
     other.dst.port = other.dst.port.wrapping_add(1);
     assert_eq!(t.inbound_hash(1, &other), None);
-    assert!(t.prefetch_session(h, count));
+    assert_eq!(t.prefetch_sessions(&[Some(h)], count), 0);
     assert_eq!(SEEN.with(Cell::get), (1, 0));
+    // the address prefetched is the session's cell
+    let Peek::Found(cell, _) = t.shard_of(h.h).peek(h.h, Proto::Udp, h.ep, h.remote) else {
+        panic!("the session is not found");
+    };
+    assert_eq!(LAST.with(Cell::get), std::ptr::from_ref(cell).addr());
     // a new flow of the same endpoint: no session (the endpoint's mapping index entry
-    // instead), then the slot its session will take and the endpoint's mapping
+    // instead), then the slot its session will take and the endpoint's mapping; a frame
+    // without a flow is skipped, and its bit stays clear
     let unknown = t.outbound_hash(&udp(lan(3, 5353), remote(10, 53)));
-    assert!(!t.prefetch_session(unknown, count));
+    assert_eq!(
+        t.prefetch_sessions(&[None, Some(unknown), Some(h)], count),
+        0b010
+    );
+    assert_eq!(SEEN.with(Cell::get), (3, 0));
     t.prefetch_create(unknown, count);
-    assert_eq!(SEEN.with(Cell::get), (4, 0));
+    assert_eq!(SEEN.with(Cell::get), (5, 0));
     // a new endpoint has no mapping to prefetch
     let fresh = t.outbound_hash(&udp(lan(4, 1), remote(10, 53)));
     t.prefetch_create(fresh, count);
-    assert_eq!(SEEN.with(Cell::get), (5, 0));
+    assert_eq!(SEEN.with(Cell::get), (6, 0));
+    // at most 64 flows: the rest are ignored
+    assert_eq!(t.prefetch_sessions(&[Some(unknown); 70], count), u64::MAX);
+    assert_eq!(SEEN.with(Cell::get), (70, 0));
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! issuing it takes `unsafe`.
 //!
 //! The pipeline parses a chunk of frames, then asks the connection table for the addresses its
-//! lookups will read (`ConnTable::prefetch_session`, `ConnTable::prefetch_create`) and hands
+//! lookups will read (`ConnTable::prefetch_sessions`, `ConnTable::prefetch_create`) and hands
 //! them to [`prefetch`], so that the cache misses of a whole chunk overlap. A plain load would
 //! do the same only a few packets deep: a load holds up retirement until its data arrives,
 //! a prefetch does not. (The index entries that name the sessions are plain loads in a short

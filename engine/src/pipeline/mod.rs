@@ -164,10 +164,11 @@ impl Pipeline {
 
     /// The passes over a chunk (at most [`AHEAD`] frames) before it is processed: the first
     /// reads each frame's flow key straight from its bytes ([`flow::peek_flow_key`], which
-    /// gives the key that parsing the frame will, or nothing) and hashes it; the second reads
-    /// each flow's connection-table index entry and prefetches the session it names, or for a
-    /// frame whose entry names none (a new flow, most likely) its internal endpoint's mapping
-    /// index entry; the third, for those new flows, the slot their session will take and their
+    /// gives the key that parsing the frame will, or nothing) and hashes it; the second
+    /// ([`ConnTable::prefetch_sessions`](conntrack::ConnTable::prefetch_sessions)) reads each
+    /// flow's connection-table index entry and prefetches the session it names, or for a frame
+    /// whose entry names none (a new flow, most likely) its internal endpoint's mapping index
+    /// entry; the third, for those new flows, the slot their session will take and their
     /// endpoint's mapping. A lookup in a large table misses the cache on the index and on the
     /// session; started for the whole chunk at once, those misses overlap instead of stalling
     /// one packet at a time.
@@ -183,14 +184,8 @@ impl Pipeline {
                 .and_then(|key| flow_hash(ctx, frame.iface, &key));
         }
         // frames whose session is (most likely) not in the table: new flows
-        let mut absent = 0u64;
-        for (i, h) in self.hashes.iter().take(chunk.len()).enumerate() {
-            if let Some(h) = h {
-                if !table.prefetch_session(*h, prefetch) {
-                    absent |= 1 << i;
-                }
-            }
-        }
+        let hashes = self.hashes.get(..chunk.len()).unwrap_or(&self.hashes);
+        let mut absent = table.prefetch_sessions(hashes, prefetch);
         while absent != 0 {
             let i = absent.trailing_zeros() as usize;
             absent &= absent - 1;
