@@ -94,7 +94,7 @@ pub use session::{Hairpin, NewSession, PacketInfo, Rewrite, SessionInfo};
 pub use stats::TableStats;
 pub use table::{
     ConnTable, CreateError, FlowHash, Liveness, Lookup, OnFull, TableConfig, TableConfigError,
-    WanNat, WanSet, MAX_WANS,
+    WanNat, WanSet, MAX_WANS, PREFETCH_BATCH,
 };
 pub use tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 pub use timeouts::Timeouts;

@@ -61,8 +61,8 @@ impl std::fmt::Debug for Context<'_> {
 /// Frames whose flows are hashed, and their table reads prefetched, ahead of their processing
 /// (see [`Pipeline::process`]).
 const AHEAD: usize = 64;
-// the prefetch passes keep one bit per frame of a chunk in a u64
-const _: () = assert!(AHEAD <= 64);
+// a chunk is one `prefetch_sessions` batch: the prefetch passes keep a bit per frame in a u64
+const _: () = assert!(AHEAD <= conntrack::PREFETCH_BATCH);
 
 /// ICMP errors per second a worker may generate, and its burst.
 const ICMP_ERRORS_PER_SECOND: u64 = 1000;
