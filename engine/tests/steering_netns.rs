@@ -530,3 +530,60 @@ fn a_local_rule_moved_by_someone_else_is_left_alone() {
         assert!(err.contains("looked up at pref 2000"), "{err}");
     });
 }
+
+#[test]
+fn routes_the_kernel_drops_with_a_device_are_put_back() {
+    in_netns("routes_the_kernel_drops_with_a_device_are_put_back", || {
+        topology();
+        let before = snapshot();
+        let mut installed = steering::install(&spec()).unwrap();
+        let repair = installed.restore_routes();
+        assert!(
+            repair.restored.is_empty() && repair.failed.is_empty(),
+            "{repair:?}"
+        );
+
+        // A device set down takes its routes with it, fwd's among them, and up again brings
+        // none back.
+        ip("link set wan0 down");
+        let routes = ip("route show table all");
+        assert!(!routes.contains("via 10.0.0.1 dev wan0"), "{routes}");
+        let repair = installed.restore_routes();
+        assert!(
+            repair.restored.is_empty() && repair.failed.is_empty(),
+            "nothing to put back while the device is down: {repair:?}"
+        );
+        ip("link set wan0 up");
+        let repair = installed.restore_routes();
+        assert_eq!(
+            repair.restored,
+            ["route table 4201 default via 10.0.0.1 dev wan0 onlink"],
+            "{repair:?}"
+        );
+        assert!(repair.failed.is_empty(), "{repair:?}");
+        let repair = installed.restore_routes();
+        assert!(
+            repair.restored.is_empty() && repair.failed.is_empty(),
+            "{repair:?}"
+        );
+        ip("route add default via 10.0.0.1 dev wan0"); // the topology's own, dropped too
+        check_steering();
+        let errors = installed.remove();
+        assert!(errors.is_empty(), "{errors:?}");
+        // as before, but for the order of the routes (wan0's IPv6 ones came back last)
+        let mut after = snapshot();
+        let sorted = |routes: &str| {
+            let mut lines: Vec<String> = routes.lines().map(String::from).collect();
+            lines.sort();
+            lines.join("\n")
+        };
+        after.routes = sorted(&after.routes);
+        assert_eq!(
+            after,
+            Snapshot {
+                routes: sorted(&before.routes),
+                ..before
+            }
+        );
+    });
+}

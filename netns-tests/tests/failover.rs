@@ -324,6 +324,47 @@ fn a_silently_dead_upstream_is_found_by_probes_and_the_backup_tier_takes_over() 
     );
 }
 
+/// fwd's routes on the router (`ip route` lines with protocol 245, fwd's).
+fn fwd_routes(topo: &Topology) -> String {
+    topo.router()
+        .exec(&["ip", "route", "show", "table", "all", "proto", "245"])
+        .unwrap()
+}
+
+#[test]
+fn a_wan_device_set_down_and_up_on_the_router_gets_its_route_back() {
+    let name = "a_wan_device_set_down_and_up_on_the_router_gets_its_route_back";
+    if skip(name) {
+        return;
+    }
+    let topo = Topology::builder().wans(2).build().unwrap();
+    topo.start_nginx().unwrap();
+    let fwd = Fwd::start(&topo, &plan::fwd_config_probed(&[1, 1], "unreachable", "")).unwrap();
+    wait_state(&fwd, 0, "up", Duration::from_secs(5));
+    wait_state(&fwd, 1, "up", Duration::from_secs(5));
+    let dev = plan::wan_if(0);
+    let route = format!("via {} dev {dev}", plan::wan_gateway(0));
+    assert!(fwd_routes(&topo).contains(&route), "{}", fwd_routes(&topo));
+
+    // The kernel drops the routes through a device set down, and does not put them back
+    // when it comes up: without fwd's keeper, isp0's probes and traffic would have no route.
+    topo.router().ip(&["link", "set", &dev, "down"]).unwrap();
+    wait_state(&fwd, 0, "down", Duration::from_secs(3));
+    assert!(!fwd_routes(&topo).contains(&route), "{}", fwd_routes(&topo));
+    topo.router().ip(&["link", "set", &dev, "up"]).unwrap();
+    wait_state(&fwd, 0, "up", Duration::from_secs(10));
+    assert!(fwd_routes(&topo).contains(&route), "{}", fwd_routes(&topo));
+    let seen: Vec<usize> = (0..6).map(|_| http_wan(&topo)).collect();
+    assert!(seen.contains(&0), "new flows use isp0 again: {seen:?}");
+    assert!(
+        fwd.log_text().contains("put back"),
+        "the keeper logs what it put back:\n{}",
+        fwd.log_text()
+    );
+    let exit = fwd.stop().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
+
 #[test]
 fn all_wans_down_means_the_last_resort_and_the_operator_switch_works() {
     let name = "all_wans_down_means_the_last_resort_and_the_operator_switch_works";

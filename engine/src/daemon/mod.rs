@@ -1,15 +1,17 @@
 //! `fwd run`: the daemon. It loads the config, claims the control socket (refusing to start
-//! beside another fwd), creates one multi-queue TUN device per interface, installs the kernel
-//! steering (routes, rules, sysctls), starts the prober, pinned worker threads and a control
-//! thread, and then waits for signals: SIGHUP reloads the config, SIGTERM and SIGINT stop it.
-//! On the way out it stops the threads, removes every route, rule and sysctl it installed, closes the
-//! TUNs (the kernel deletes them) and removes the socket. A failure half-way through start-up
-//! undoes what was done before it.
+//! beside another fwd), creates one multi-queue TUN device per interface, installs the
+//! kernel steering (routes, rules, sysctls), starts the prober, pinned worker threads and a
+//! control thread, and then waits for signals: SIGHUP reloads the config, SIGTERM and
+//! SIGINT stop it. Meanwhile it puts back any of its routes the kernel drops
+//! ([`route_keeper`]). On the way out it stops the threads, removes every route, rule and
+//! sysctl it installed, closes the TUNs (the kernel deletes them) and removes the socket. A
+//! failure half-way through start-up undoes what was done before it.
 
 pub mod control;
 pub mod health_requests;
 pub mod link_health;
 pub mod reload;
+pub mod route_keeper;
 pub mod shared;
 pub mod tcp_nudge;
 pub mod tuns;
@@ -17,7 +19,7 @@ pub mod worker;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use balancer::LinkState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -28,6 +30,7 @@ use crate::dataplane::DataPlane;
 use crate::plan::Role;
 use crate::steering::{self, LanSteer, SteeringSpec, WanSteer};
 
+use route_keeper::RouteKeeper;
 use shared::Shared;
 use worker::Worker;
 
@@ -83,7 +86,8 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
     let queues = tuns::open_queues(&names, workers).map_err(DaemonError::Tun)?;
     log::info!("TUN devices {} ({} queues each)", names.join(", "), workers);
     let spec = steering_spec(&dataplane, &names, options.table_base);
-    let installed = steering::install(&spec).map_err(|e| DaemonError::Steering(e.to_string()))?;
+    let mut installed =
+        steering::install(&spec).map_err(|e| DaemonError::Steering(e.to_string()))?;
     for line in installed.describe() {
         log::info!("installed: {line}");
     }
@@ -98,7 +102,7 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
     let result = match link_health::start(&shared) {
         Ok(prober) => {
             shared.set_link_health(prober);
-            serve(&shared, queues, &mut server)
+            serve(&shared, queues, &mut server, &mut installed)
         }
         Err(e) => Err(DaemonError::LinkHealth(e.to_string())),
     };
@@ -174,6 +178,7 @@ fn serve(
     shared: &Arc<Shared>,
     queues: Vec<Vec<std::fs::File>>,
     server: &mut ctl::server::ControlServer,
+    installed: &mut steering::Installed,
 ) -> Result<(), DaemonError> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
@@ -202,7 +207,9 @@ fn serve(
                 DaemonError::Thread(e)
             })?;
         log::info!("fwd running: {} workers", shared.counters.len());
+        let mut routes = RouteKeeper::new(installed, Instant::now());
         while !shared.stopping() {
+            routes.tick(Instant::now());
             for signal in signals.pending() {
                 match signal {
                     SIGHUP => match reload::reload(shared) {

@@ -60,6 +60,11 @@
 //!
 //! Every TUN is set administratively up (and down again on removal if it was down).
 //!
+//! ## Routes the kernel drops
+//! The kernel deletes every route through a device that is set administratively down, and
+//! does not re-add them when it comes up. [`Installed::restore_routes`] puts fwd's back; the
+//! daemon calls it every second (`daemon/route_keeper.rs`).
+//!
 //! ## Ownership, and a previous fwd that was killed
 //! Every rule and route fwd adds carries protocol [`FWD_PROTO`] (`proto 245` in `ip rule`
 //! and `ip route`). [`install`] first calls [`cleanup_stale`], which deletes every such rule
@@ -237,6 +242,7 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
     let mut installed = Installed {
         done: Vec::new(),
         local_moved: false,
+        nl: None,
     };
     for step in plan::plan(spec, &observed) {
         match apply(&mut nl, &step, &links, local_at_zero.as_ref()) {
@@ -450,6 +456,17 @@ struct Done {
 pub struct Installed {
     done: Vec<Done>,
     local_moved: bool,
+    /// The socket [`Installed::restore_routes`] keeps between calls.
+    nl: Option<Netlink>,
+}
+
+/// What [`Installed::restore_routes`] did.
+#[derive(Debug, Default)]
+pub struct RouteRepair {
+    /// The routes put back, in [`Installed::describe`] terms.
+    pub restored: Vec<String>,
+    /// Routes that could not be put back for another reason than their device being down.
+    pub failed: Vec<SteeringError>,
 }
 
 impl Installed {
@@ -464,6 +481,44 @@ impl Installed {
     /// absent at install, and fwd left the local rules alone).
     pub fn local_moved(&self) -> bool {
         self.local_moved
+    }
+
+    /// Puts back every route of fwd's that the kernel dropped since [`install`]: the kernel
+    /// deletes the routes through a device when the device is set administratively down
+    /// (`ip link set wan0 down`, a driver reset, some PPP and DHCP clients), and does not
+    /// put them back when it comes up again, so without this a WAN whose device went down
+    /// and up would stay without its route, its probes and traffic failing, until fwd
+    /// restarted. Tries to add each route fwd installed: one that is still there answers
+    /// "exists", one whose device is (still) down answers so and is tried again at the next
+    /// call. Returns the routes put back (in `describe` terms) and the failures of any other
+    /// kind. Meant to be called every second or so by the daemon (a request per route).
+    pub fn restore_routes(&mut self) -> RouteRepair {
+        let mut repair = RouteRepair::default();
+        if self.nl.is_none() {
+            match Netlink::open() {
+                Ok(nl) => self.nl = Some(nl),
+                Err(e) => {
+                    repair.failed.push(nl_err("open a netlink socket")(e));
+                    return repair;
+                }
+            }
+        }
+        let Some(nl) = self.nl.as_mut() else {
+            return repair;
+        };
+        for done in &self.done {
+            let Undo::DelRoute(msg) = &done.undo else {
+                continue;
+            };
+            match nl.route_add(msg.clone()) {
+                Ok(()) => repair.restored.push(done.line.clone()),
+                Err(e) if e.is_present() || e.is_device_down() => {}
+                Err(e) => repair
+                    .failed
+                    .push(nl_err(format!("restore {}", done.line))(e)),
+            }
+        }
+        repair
     }
 
     /// Undoes every change, last first, going on past failures; returns the failures.
@@ -525,7 +580,7 @@ fn undo(nl: Option<&mut Netlink>, done: Done) -> Result<(), SteeringError> {
         Undo::DelRoute(msg) => nl.route_del(msg),
         Undo::DelRule(msg) => nl.rule_del(msg),
         Undo::AddRule(msg) => match nl.rule_add(msg) {
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+            Err(e) if e.is_present() => Ok(()),
             other => other,
         },
         Undo::Sysctl { .. } => Ok(()),

@@ -50,6 +50,16 @@ impl NetlinkError {
             Some(libc::ENOENT | libc::ESRCH | libc::ENODEV)
         )
     }
+
+    /// The object is there already: what an add of something present reports.
+    pub fn is_present(&self) -> bool {
+        self.raw_os_error() == Some(libc::EEXIST)
+    }
+
+    /// The route's device is down (or gone): what adding a route through it reports.
+    pub fn is_device_down(&self) -> bool {
+        matches!(self.raw_os_error(), Some(libc::ENETDOWN | libc::ENODEV))
+    }
 }
 
 impl From<io::Error> for NetlinkError {
