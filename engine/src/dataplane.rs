@@ -99,9 +99,6 @@ pub fn reload_blockers(old: &Config, new: &Config) -> Vec<String> {
     if old.conntrack != new.conntrack {
         out.push("the [conntrack] section changed".to_string());
     }
-    if old.health.hook != new.health.hook {
-        out.push("health.hook changed".to_string());
-    }
     out
 }
 
@@ -149,6 +146,11 @@ group = "both"
             "members = [{ wan = \"isp1\", weight = 3 }, { wan = \"isp2\", tier = 2 }]",
         ));
         assert!(reload_blockers(&old, &new).is_empty());
+        // the hook too: the prober takes the new one
+        let hooked = config(&format!(
+            "{BASE}\n[health]\nhook = \"/usr/local/bin/wan-event\"\n"
+        ));
+        assert!(reload_blockers(&old, &hooked).is_empty());
         let dp = DataPlane::new(&old, 1, LinkState::Up).unwrap();
         let reloaded = dp.reloaded(&new).unwrap();
         assert!(Arc::ptr_eq(&dp.tables, &reloaded.tables));

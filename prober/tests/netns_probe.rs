@@ -309,7 +309,7 @@ fn inner_probe_in_netns() {
         spec("http-200", http(8081), &dev, 0xf011),
     ];
     let h = ProberHandle::spawn(
-        specs,
+        specs.clone(),
         Some(hook.clone()),
         Box::new(move |wan, state| sink.lock().expect("lock").push((wan, state))),
     )
@@ -396,6 +396,24 @@ fn inner_probe_in_netns() {
         Some(&(0, PublishedState::Disabled))
     );
 
+    // A new hook (as a config reload gives one): the events from then on run it.
+    let hook2_log = hook_dir.join("log2");
+    let hook2 = hook_dir.join("hook2.sh");
+    std::fs::write(
+        &hook2,
+        format!(
+            "#!/bin/sh\necho \"$FWD_WAN $FWD_NEW_STATE $FWD_REASON\" >> {}\n",
+            hook2_log.display()
+        ),
+    )
+    .expect("hook2");
+    run(&["chmod", "+x", hook2.to_str().expect("utf-8")]).expect("chmod");
+    h.reconfigure(specs, Some(hook2.clone()))
+        .expect("reconfigure");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(h.set_enabled("icmp", true), Ok(true));
+    std::thread::sleep(Duration::from_millis(100));
+
     // Events with their wall-clock times, in order.
     let (events, missed) = h.events_after(0);
     assert_eq!(missed, 0);
@@ -407,7 +425,17 @@ fn inner_probe_in_netns() {
     // The hook ran for each event (give the last ones a moment).
     std::thread::sleep(Duration::from_millis(300));
     let log = std::fs::read_to_string(&hook_log).unwrap_or_default();
+    let log2 = std::fs::read_to_string(&hook2_log).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&hook_dir);
+    assert!(!log.contains("enabled by operator"), "{log}");
+    assert!(
+        log2.contains("icmp up enabled by operator"),
+        "the new hook runs: {log2}"
+    );
+    assert!(
+        !log2.contains("carrier lost"),
+        "only for later events: {log2}"
+    );
     assert!(log.contains("icmp down carrier lost"), "{log}");
     assert!(log.contains("tcp up 3 consecutive good rounds"), "{log}");
     assert!(log.contains("icmp disabled disabled by operator"), "{log}");

@@ -43,11 +43,15 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
         dataplane.tables.conntrack.len()
     );
     let specs = super::link_health::probe_specs(&new);
+    let hook = new.health.hook.clone();
     shared.publish(dataplane, new);
-    // Probing follows the new config; WANs whose probe did not change keep their state.
-    if let Some(Err(e)) = shared.with_link_health(|p| p.reconfigure(specs)) {
-        log::error!("reload: link health keeps its old probes: {e}");
-        return Ok(format!("{summary}; link health keeps its old probes: {e}"));
+    // Probing (and the hook) follow the new config; WANs whose probe did not change keep
+    // their state.
+    if let Some(Err(e)) = shared.with_link_health(|p| p.reconfigure(specs, hook)) {
+        log::error!("reload: link health keeps its old probes and hook: {e}");
+        return Ok(format!(
+            "{summary}; link health keeps its old probes and hook: {e}"
+        ));
     }
     Ok(summary)
 }

@@ -31,10 +31,19 @@ pub(crate) struct Hooks {
 }
 
 impl Hooks {
-    pub fn new(command: Option<PathBuf>) -> Hooks {
+    /// No command yet (see [`Hooks::sync_command`]).
+    pub fn new() -> Hooks {
         Hooks {
-            command,
+            command: None,
             running: Vec::new(),
+        }
+    }
+
+    /// Makes `command` the one for the events from now on, if it is not already (the
+    /// children of an old one are still reaped).
+    pub fn sync_command(&mut self, command: Option<&PathBuf>) {
+        if self.command.as_ref() != command {
+            self.command = command.cloned();
         }
     }
 

@@ -68,6 +68,8 @@ struct State {
     prober: Prober,
     /// Where each WAN's probes leave from, in the prober's order.
     links: Vec<WanLink>,
+    /// The hook command, as the last spawn or reconfiguration gave it.
+    hook: Option<PathBuf>,
     /// Bumped by every reconfiguration.
     generation: u64,
     stop: bool,
@@ -130,13 +132,14 @@ impl ProberHandle {
             state: Mutex::new(State {
                 prober,
                 links,
+                hook,
                 generation: 0,
                 stop: false,
                 wall: VecDeque::new(),
             }),
             origin,
         });
-        let worker = worker::Worker::new(Arc::clone(&shared), poll, carrier, hook, on_change);
+        let worker = worker::Worker::new(Arc::clone(&shared), poll, carrier, on_change);
         let thread = std::thread::Builder::new()
             .name("fwd-prober".into())
             .spawn(move || worker.run())
@@ -200,15 +203,21 @@ impl ProberHandle {
         Ok(changed)
     }
 
-    /// Replaces the specs: see [`Prober::reconfigure`] for what is kept. On error nothing
-    /// changes.
-    pub fn reconfigure(&self, specs: Vec<ProbeSpec>) -> Result<(), StartError> {
+    /// Replaces the specs (see [`Prober::reconfigure`] for what is kept) and the hook
+    /// command (events reported from then on run the new one; hooks already running go on).
+    /// On error nothing changes.
+    pub fn reconfigure(
+        &self,
+        specs: Vec<ProbeSpec>,
+        hook: Option<PathBuf>,
+    ) -> Result<(), StartError> {
         let (configs, links) = split(specs);
         let now = self.shared.now();
         {
             let mut state = self.shared.lock();
             state.prober.reconfigure(configs, now)?;
             state.links = links;
+            state.hook = hook;
             state.generation += 1;
         }
         self.wake();

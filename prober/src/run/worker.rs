@@ -52,14 +52,13 @@ impl Worker {
         shared: Arc<Shared>,
         poll: Poll,
         carrier: CarrierMonitor,
-        hook: Option<std::path::PathBuf>,
         on_change: OnChange,
     ) -> Worker {
         Worker {
             shared,
             poll,
             carrier,
-            hooks: Hooks::new(hook),
+            hooks: Hooks::new(),
             on_change,
             sockets: Sockets::new(),
             generation: 0,
@@ -221,6 +220,8 @@ impl Worker {
         let wall = SystemTime::now();
         let events: Vec<Logged> = {
             let mut state = self.shared.lock();
+            // the hook of the configuration these events belong to
+            self.hooks.sync_command(state.hook.as_ref());
             let mut events = Vec::new();
             while let Some(logged) = state.prober.poll_event() {
                 remember_wall(&mut state, logged.seq, wall);
