@@ -227,6 +227,23 @@ fn inner_responder() {
     std::thread::sleep(Duration::from_secs(60));
 }
 
+/// Writes `dir/NAME.sh`, a hook that appends "wan state reason" of each event to
+/// `dir/NAME.log`; returns both paths.
+fn write_hook(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf) {
+    let hook = dir.join(format!("{name}.sh"));
+    let log = dir.join(format!("{name}.log"));
+    std::fs::write(
+        &hook,
+        format!(
+            "#!/bin/sh\necho \"$FWD_WAN $FWD_NEW_STATE $FWD_REASON\" >> {}\n",
+            log.display()
+        ),
+    )
+    .expect("hook");
+    run(&["chmod", "+x", hook.to_str().expect("utf-8")]).expect("chmod");
+    (hook, log)
+}
+
 fn spec(name: &str, method: Method, dev: &str, ident: u16) -> ProbeSpec {
     let mut config = ProbeConfig::new(name, vec![RESPONDER_ADDR.parse().expect("addr")], method);
     config.interval = Duration::from_millis(100);
@@ -278,17 +295,7 @@ fn inner_probe_in_netns() {
     );
     let hook_dir = std::env::temp_dir().join(format!("fwd-prober-hook-{}", std::process::id()));
     std::fs::create_dir_all(&hook_dir).expect("hook dir");
-    let hook = hook_dir.join("hook.sh");
-    let hook_log = hook_dir.join("log");
-    std::fs::write(
-        &hook,
-        format!(
-            "#!/bin/sh\necho \"$FWD_WAN $FWD_NEW_STATE $FWD_REASON\" >> {}\n",
-            hook_log.display()
-        ),
-    )
-    .expect("hook");
-    run(&["chmod", "+x", hook.to_str().expect("utf-8")]).expect("chmod");
+    let (hook, hook_log) = write_hook(&hook_dir, "hook");
 
     let changes = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&changes);
@@ -397,17 +404,7 @@ fn inner_probe_in_netns() {
     );
 
     // A new hook (as a config reload gives one): the events from then on run it.
-    let hook2_log = hook_dir.join("log2");
-    let hook2 = hook_dir.join("hook2.sh");
-    std::fs::write(
-        &hook2,
-        format!(
-            "#!/bin/sh\necho \"$FWD_WAN $FWD_NEW_STATE $FWD_REASON\" >> {}\n",
-            hook2_log.display()
-        ),
-    )
-    .expect("hook2");
-    run(&["chmod", "+x", hook2.to_str().expect("utf-8")]).expect("chmod");
+    let (hook2, hook2_log) = write_hook(&hook_dir, "hook2");
     h.reconfigure(specs, Some(hook2.clone()))
         .expect("reconfigure");
     std::thread::sleep(Duration::from_millis(100));
