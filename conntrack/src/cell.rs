@@ -31,6 +31,9 @@ use crate::timeouts::second_start;
 
 /// The TCP tracking byte's bits in the `ep` word.
 pub(crate) const TCP_BITS: u64 = 0xff00;
+/// The endpoint word of a free cell: protocol byte 0, which no tracked protocol has (a key's
+/// endpoint word ends in 1, 6 or 17), so [`SessionCell::is_key`] is false for every key.
+pub(crate) const VACANT_EP: u64 = 0;
 /// The external port's bits in the `remote` word.
 pub(crate) const EXT_PORT_BITS: u64 = 0xffff << 48;
 
@@ -66,6 +69,22 @@ impl SessionCell {
             prev: AtomicU32::new(p.prev),
             next: AtomicU32::new(p.next),
         }
+    }
+
+    /// A free slot whose free-list successor is `next` (see [`SessionCell::vacate`]).
+    pub(crate) fn vacant(next: u32) -> SessionCell {
+        let cell = SessionCell::new(&Session::vacant(next));
+        cell.ep.store(VACANT_EP, Relaxed);
+        cell
+    }
+
+    /// Frees the slot: stores a vacant session whose free-list successor is `next`, with
+    /// the endpoint word [`VACANT_EP`], which no flow has (its protocol byte is 0), so that
+    /// no key matches a free cell: a lookup may then try a slot it was told of without the
+    /// index (see `Shard::peek`). Lock holder only.
+    pub(crate) fn vacate(&self, next: u32) {
+        self.store(&Session::vacant(next));
+        self.ep.store(VACANT_EP, Relaxed);
     }
 
     /// The session held (links included).
@@ -269,6 +288,23 @@ mod tests {
             assert!(!c.is(k.proto, k.dst, k.src));
             let other = Endpoint::new(k.dst.ip, k.dst.port + 1);
             assert!(!c.is(k.proto, k.src, other));
+        }
+    }
+
+    #[test]
+    fn a_free_cell_matches_no_key() {
+        let zero = Endpoint::new(Ipv4Addr::UNSPECIFIED, 0);
+        let s = session(false);
+        let live = SessionCell::new(&s);
+        assert!(live.is(s.proto, s.internal(), s.remote()));
+        live.vacate(3);
+        for cell in [SessionCell::vacant(3), live] {
+            assert_eq!(cell.next(), 3);
+            for proto in [Proto::Udp, Proto::Tcp, Proto::Icmp] {
+                // the flow whose words a vacant session would have, and the one it held
+                assert!(!cell.is(proto, zero, zero), "{proto:?}");
+                assert!(!cell.is(proto, s.internal(), s.remote()), "{proto:?}");
+            }
         }
     }
 

@@ -93,8 +93,8 @@ pub use key::{Endpoint, FlowKey, Proto};
 pub use session::{Hairpin, NewSession, PacketInfo, Rewrite, SessionInfo};
 pub use stats::TableStats;
 pub use table::{
-    ConnTable, CreateError, FlowHash, Liveness, Lookup, OnFull, TableConfig, TableConfigError,
-    WanNat, WanSet, MAX_WANS, PREFETCH_BATCH,
+    ConnTable, CreateError, FlowHash, Liveness, Lookup, OnFull, SlotHint, TableConfig,
+    TableConfigError, WanNat, WanSet, MAX_WANS, PREFETCH_BATCH,
 };
 pub use tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 pub use timeouts::Timeouts;

@@ -151,9 +151,10 @@ pub(crate) struct HomeSession<'a> {
 impl HomeSession<'_> {
     /// Reads the entry: the address of the session it names if its tag is the flow's.
     #[inline]
-    pub(crate) fn line(self) -> Option<*const u8> {
-        let cell = self.sessions.get(self.entry.slot()? as usize)?;
-        Some(std::ptr::from_ref(cell).cast())
+    pub(crate) fn line(self) -> Option<(*const u8, u32)> {
+        let slot = self.entry.slot()?;
+        let cell = self.sessions.get(slot as usize)?;
+        Some((std::ptr::from_ref(cell).cast(), slot))
     }
 }
 
@@ -177,7 +178,7 @@ impl Shard {
         let start = (id as u64 * STAGGER % u64::from(cap.max(1))) as u32;
         sessions.extend((0..cap).map(|i| {
             let next = if i + 1 < cap { i + 1 } else { 0 };
-            SessionCell::new(&Session::vacant(if next == start { NIL } else { next }))
+            SessionCell::vacant(if next == start { NIL } else { next })
         }));
         let index = SlotIndex::new(cap)?;
         Some(Shard {
@@ -204,23 +205,30 @@ impl Shard {
     }
 
     /// Lock-free read of the session of protocol `proto` whose internal endpoint word is `ep`
-    /// and remote word `remote` (`key.rs`), flow hash `h` (see the module docs).
+    /// and remote word `remote` (`key.rs`), flow hash `h` (see the module docs). The cell in
+    /// slot `hint` (if there is one) is tried first, then the index: a cell that holds the
+    /// key holds the key's live session, however the slot was found (a key has one session,
+    /// and a free cell matches no key, `SessionCell::vacate`); the sequence number covers
+    /// both ways alike.
     #[inline(always)]
-    pub(crate) fn peek(&self, h: u64, proto: Proto, ep: u64, remote: u64) -> Peek<'_> {
+    pub(crate) fn peek(&self, h: u64, proto: Proto, ep: u64, remote: u64, hint: u32) -> Peek<'_> {
         let before = self.seq.load(Ordering::Acquire);
         if before & 1 != 0 {
             return Peek::Busy;
         }
         let sessions = &self.sessions;
-        let seen = self
-            .index
-            .find(h, |slot| {
-                sessions
-                    .get(slot as usize)
-                    .is_some_and(|c| c.is_key(ep, remote))
-            })
-            .and_then(|slot| sessions.get(slot as usize))
-            .map(|cell| (cell, cell.glance(proto)));
+        let seen = match sessions.get(hint as usize).filter(|c| c.is_key(ep, remote)) {
+            Some(cell) => Some(cell),
+            None => self
+                .index
+                .find(h, |slot| {
+                    sessions
+                        .get(slot as usize)
+                        .is_some_and(|c| c.is_key(ep, remote))
+                })
+                .and_then(|slot| sessions.get(slot as usize)),
+        }
+        .map(|cell| (cell, cell.glance(proto)));
         fence(Ordering::Acquire);
         if self.seq.load(Ordering::Relaxed) != before {
             return Peek::Busy;
@@ -444,7 +452,7 @@ impl Locked<'_> {
             .index
             .remove(h, slot, |x| session_hash(sessions, &sh.hasher, x));
         if let Some(c) = sessions.get(slot as usize) {
-            c.store(&Session::vacant(self.st.free));
+            c.vacate(self.st.free);
         }
         self.write_end();
         sh.mappings_of(s.endpoint_word())

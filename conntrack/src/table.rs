@@ -31,6 +31,18 @@ use crate::stats::{bump, Counters, ShardCounts, TableStats};
 use crate::tcp::{Dir, TcpState};
 use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
 
+/// The slot where the look-ahead found a flow's session
+/// ([`ConnTable::prefetch_sessions`]), for the lookup to try before the index; `NONE` when
+/// it found none. A hint that went stale (the session removed, the slot reused) costs the
+/// lookup nothing but its index probe: a lookup takes the hinted cell only if it holds the
+/// flow's key, and no free cell matches a key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlotHint(u32);
+
+impl SlotHint {
+    pub const NONE: SlotHint = SlotHint(u32::MAX);
+}
+
 /// Most WANs a table supports ([`NewSession::eligible`] is a 64-bit mask).
 pub const MAX_WANS: usize = 64;
 
@@ -561,7 +573,16 @@ impl ConnTable {
         let words = (endpoint_word(key.proto, key.src), remote_word(key.dst));
         let h = self.hash_of(words.0, words.1, hint);
         let watched = live.ended.union(live.outranked);
-        match self.quick_outbound(key.proto, words, key.dst, h, pkt, now, watched) {
+        match self.quick_outbound(
+            key.proto,
+            words,
+            key.dst,
+            h,
+            pkt,
+            now,
+            watched,
+            SlotHint::NONE,
+        ) {
             Quick::Hit(rw) => Lookup::Hit(rw),
             Quick::Miss => Lookup::Miss,
             Quick::Locked => self.lookup_outbound_locked(key, h, pkt, now, live),
@@ -575,7 +596,8 @@ impl ConnTable {
     /// the session's `last_seen` and counters (which it records), with no WAN of `watched` to
     /// check (the union of [`Liveness::ended`] and [`Liveness::outranked`]). `None` changes
     /// nothing: the caller then takes the full lookup, which decides (a miss, a hit under the
-    /// lock, an ended session...).
+    /// lock, an ended session...). `slot`: where the look-ahead found the session, tried
+    /// before the index ([`SlotHint`]; any value is safe).
     ///
     /// # Correctness
     /// The flow is trusted to be the packet's: given another flow's hash, this returns (and
@@ -585,13 +607,14 @@ impl ConnTable {
     pub fn hit_outbound(
         &self,
         flow: &FlowHash,
+        slot: SlotHint,
         pkt: PacketInfo,
         now: Duration,
         watched: WanSet,
     ) -> Option<Rewrite> {
         let (proto, _, remote) = flow.endpoints()?;
         let words = (flow.ep, flow.remote);
-        match self.quick_outbound(proto, words, remote, flow.h, pkt, nanos(now), watched) {
+        match self.quick_outbound(proto, words, remote, flow.h, pkt, nanos(now), watched, slot) {
             Quick::Hit(rw) => Some(rw),
             Quick::Miss | Quick::Locked => None,
         }
@@ -612,8 +635,9 @@ impl ConnTable {
         pkt: PacketInfo,
         now: u64,
         watched: WanSet,
+        slot: SlotHint,
     ) -> Quick {
-        match self.shard_of(h).peek(h, proto, ep, remote) {
+        match self.shard_of(h).peek(h, proto, ep, remote, slot.0) {
             Peek::Absent => Quick::Miss,
             Peek::Found(cell, s)
                 if !(!watched.is_empty() && !pkt.icmp_error && !s.is_hairpin())
@@ -720,12 +744,14 @@ impl ConnTable {
     /// session of that WAN and port that changes nothing but `last_seen` and counters
     /// (recorded); `None` changes nothing. (Were the port to change hands after the flow was
     /// prepared, the flow's session would be gone: a port is released with its last session.)
+    /// `slot` as for `hit_outbound`.
     #[inline(always)]
     pub fn hit_inbound(
         &self,
         wan: u8,
         dst: Endpoint,
         flow: &FlowHash,
+        slot: SlotHint,
         pkt: PacketInfo,
         now: Duration,
     ) -> Option<Rewrite> {
@@ -736,7 +762,7 @@ impl ConnTable {
         let (proto, internal, remote) = flow.endpoints()?;
         let words = (flow.ep, flow.remote);
         let found = (internal, remote, words, flow.h);
-        match self.quick_inbound_peek(wan, dst.port, proto, found, pkt, nanos(now)) {
+        match self.quick_inbound_peek(wan, dst.port, proto, found, slot, pkt, nanos(now)) {
             QuickIn::Hit(rw) => Some(rw),
             QuickIn::Miss | QuickIn::Locked { .. } => None,
         }
@@ -764,23 +790,36 @@ impl ConnTable {
         let words = (endpoint_word(key.proto, internal), remote_word(key.src));
         let h = self.hash_of(words.0, words.1, hint);
         let found = (internal, key.src, words, h);
-        self.quick_inbound_peek(wan, key.dst.port, key.proto, found, pkt, now)
+        self.quick_inbound_peek(
+            wan,
+            key.dst.port,
+            key.proto,
+            found,
+            SlotHint::NONE,
+            pkt,
+            now,
+        )
     }
 
     /// The peek of [`quick_inbound`](Self::quick_inbound), once the internal endpoint owning
     /// `wan`'s port `ext_port` is known: `(internal, remote, words, h)` are the flow's
-    /// endpoints, their words and its hash.
+    /// endpoints, their words and its hash, `slot` where the look-ahead found its session.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn quick_inbound_peek(
         &self,
         wan: u8,
         ext_port: u16,
         proto: Proto,
         (internal, remote, (ep_word, remote_word), h): (Endpoint, Endpoint, (u64, u64), u64),
+        slot: SlotHint,
         pkt: PacketInfo,
         now: u64,
     ) -> QuickIn {
-        match self.shard_of(h).peek(h, proto, ep_word, remote_word) {
+        match self
+            .shard_of(h)
+            .peek(h, proto, ep_word, remote_word, slot.0)
+        {
             Peek::Absent => QuickIn::Miss,
             Peek::Found(_, s) if s.wan() != wan || s.ext_port() != ext_port || s.is_hairpin() => {
                 QuickIn::Miss
@@ -854,20 +893,35 @@ impl ConnTable {
     /// by itself (a single loop that did both measured 10–20% slower with 1M sessions).
     /// Where an entry names no session the lookup will miss and (for a packet from a LAN)
     /// [`create`](Self::create) will look up the internal endpoint's mappings: the address
-    /// of their index entry instead, in a third loop. Returns the flows without a session
-    /// as a bit mask (bit `i` for `hashes[i]`). `prefetch` must only hint the cache (an
-    /// address of this table is never dereferenced through it); the table changes nothing
-    /// and takes no lock.
+    /// of their index entry instead, in a third loop. Sets `slots[i]` to the slot where it
+    /// found flow `i`'s session, for the lookup to try first ([`SlotHint`]), or to
+    /// `SlotHint::NONE`. Returns the flows without a session as a bit mask (bit `i` for
+    /// `hashes[i]`). `prefetch` must only hint the cache (an address of this table is never
+    /// dereferenced through it); the table changes nothing and takes no lock.
     #[inline]
-    pub fn prefetch_sessions(&self, hashes: &[Option<FlowHash>], prefetch: fn(*const u8)) -> u64 {
+    pub fn prefetch_sessions(
+        &self,
+        hashes: &[Option<FlowHash>],
+        slots: &mut [SlotHint],
+        prefetch: fn(*const u8),
+    ) -> u64 {
         let mut homes: [Option<HomeSession<'_>>; PREFETCH_BATCH] = [None; PREFETCH_BATCH];
         for (h, home) in hashes.iter().zip(homes.iter_mut()) {
             *home = h.and_then(|h| self.shard_of(h.h).locate_home(h.h));
         }
         let mut absent = 0u64;
-        for (i, home) in homes.iter().take(hashes.len()).enumerate() {
+        for (i, (home, slot)) in homes
+            .iter()
+            .zip(slots.iter_mut())
+            .take(hashes.len())
+            .enumerate()
+        {
+            *slot = SlotHint::NONE;
             match home.and_then(HomeSession::line) {
-                Some(line) => prefetch(line),
+                Some((line, found)) => {
+                    prefetch(line);
+                    *slot = SlotHint(found);
+                }
                 None if home.is_some() => absent |= 1 << i,
                 None => {}
             }

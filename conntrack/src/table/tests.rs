@@ -666,7 +666,10 @@ fn hairpin_rewrites_destination_and_establishes_from_one_side() {
     );
     let flow = t.outbound_hash(&ka);
     let (pkt, now, none) = (tcp(TCP_ACK | TCP_PSH), s(3), WanSet::EMPTY);
-    assert_eq!(t.hit_outbound(&flow, pkt, now, none), Some(rw));
+    assert_eq!(
+        t.hit_outbound(&flow, SlotHint::NONE, pkt, now, none),
+        Some(rw)
+    );
     let i = info(&t, &ka, s(3)).unwrap();
     assert_eq!(i.dst_rewrite, Some(b));
     assert_eq!(i.tcp_state, Some(TcpState::Established));
@@ -2114,10 +2117,15 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     let mut other = reply(&k, &rw);
     other.dst.port = other.dst.port.wrapping_add(1);
     assert_eq!(t.inbound_hash(1, &other), None);
-    assert_eq!(t.prefetch_sessions(&[Some(h)], count), 0);
+    let mut slots = [SlotHint::NONE; 70];
+    assert_eq!(t.prefetch_sessions(&[Some(h)], &mut slots, count), 0);
+    assert_ne!(slots[0], SlotHint::NONE);
     assert_eq!(SEEN.with(Cell::get), (1, 0));
     // the address prefetched is the session's cell
-    let Peek::Found(cell, _) = t.shard_of(h.h).peek(h.h, Proto::Udp, h.ep, h.remote) else {
+    let Peek::Found(cell, _) = t
+        .shard_of(h.h)
+        .peek(h.h, Proto::Udp, h.ep, h.remote, u32::MAX)
+    else {
         panic!("the session is not found");
     };
     assert_eq!(LAST.with(Cell::get), std::ptr::from_ref(cell).addr());
@@ -2126,7 +2134,7 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     // without a flow is skipped, and its bit stays clear
     let unknown = t.outbound_hash(&udp(lan(3, 5353), remote(10, 53)));
     assert_eq!(
-        t.prefetch_sessions(&[None, Some(unknown), Some(h)], count),
+        t.prefetch_sessions(&[None, Some(unknown), Some(h)], &mut slots, count),
         0b010
     );
     assert_eq!(SEEN.with(Cell::get), (3, 0));
@@ -2137,7 +2145,10 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     t.prefetch_create(fresh, count);
     assert_eq!(SEEN.with(Cell::get), (6, 0));
     // at most 64 flows: the rest are ignored
-    assert_eq!(t.prefetch_sessions(&[Some(unknown); 70], count), u64::MAX);
+    assert_eq!(
+        t.prefetch_sessions(&[Some(unknown); 70], &mut slots, count),
+        u64::MAX
+    );
     assert_eq!(SEEN.with(Cell::get), (70, 0));
 }
 
@@ -2157,4 +2168,41 @@ fn a_hint_saves_the_hash_and_a_wrong_hint_costs_nothing_else() {
         let inb = t.lookup_inbound_hinted(1, &back, hint, pkt(80), s(2));
         assert_eq!(hit(inb).dst, k.src);
     }
+}
+
+#[test]
+fn a_stale_slot_hint_finds_no_other_session() {
+    // one shard: a freed slot is the next one taken
+    let t = table(1024, 1, OnFull::Refuse);
+    let none = WanSet::EMPTY;
+    let ka = udp(lan(3, 1000), remote(9, 53));
+    let rwa = t.create(new(ka, 1), pkt(80), s(1)).unwrap();
+    let ha = t.outbound_hash(&ka);
+    let mut slots = [SlotHint::NONE; 1];
+    assert_eq!(t.prefetch_sessions(&[Some(ha)], &mut slots, |_| {}), 0);
+    let hint = slots[0];
+    assert_ne!(hint, SlotHint::NONE);
+    assert_eq!(t.hit_outbound(&ha, hint, pkt(80), s(1), none), Some(rwa));
+    // A expires: its slot is free, and the hint stale
+    assert_eq!(t.expire(s(1000), usize::MAX), 1);
+    assert_eq!(t.hit_outbound(&ha, hint, pkt(80), s(1000), none), None);
+    // B takes A's slot: the hint leads to B's session, which is not A's
+    let kb = udp(lan(4, 2000), remote(9, 53));
+    let rwb = t.create(new(kb, 1), pkt(80), s(1000)).unwrap();
+    let hb = t.outbound_hash(&kb);
+    assert_eq!(t.prefetch_sessions(&[Some(hb)], &mut slots, |_| {}), 0);
+    assert_eq!(slots[0], hint, "B took A's slot");
+    assert_eq!(t.hit_outbound(&ha, hint, pkt(80), s(1000), none), None);
+    assert_eq!(t.hit_outbound(&hb, hint, pkt(80), s(1000), none), Some(rwb));
+    // a hint naming another flow's slot, or none, costs only the index probe
+    let kc = udp(lan(5, 3000), remote(9, 53));
+    let rwc = t.create(new(kc, 1), pkt(80), s(1000)).unwrap();
+    let hc = t.outbound_hash(&kc);
+    assert_eq!(t.hit_outbound(&hc, hint, pkt(80), s(1000), none), Some(rwc));
+    assert_eq!(
+        t.hit_outbound(&hc, SlotHint::NONE, pkt(80), s(1000), none),
+        Some(rwc)
+    );
+    assert_eq!(t.len(), 2);
+    t.check().unwrap();
 }

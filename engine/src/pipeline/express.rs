@@ -11,7 +11,7 @@
 //! The pipeline tests send every frame through [`Pipeline::process`] (so through here), and a
 //! differential property test holds the two paths to the same verdicts, bytes and counters.
 
-use conntrack::FlowHash;
+use conntrack::{FlowHash, SlotHint};
 
 use super::fast_path;
 use super::flow::{flow_key, packet_info};
@@ -31,6 +31,7 @@ impl Pipeline {
         frame: &mut Frame,
         parsed: &Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
+        slot: SlotHint,
     ) -> Option<Verdict> {
         let pkt = parsed.as_ref().ok()?;
         // TCP, UDP and ICMP echo only (the others have no flow hash)
@@ -51,7 +52,7 @@ impl Pipeline {
                     return None;
                 }
                 debug_assert_eq!(flow_key(pkt).map(|k| table.outbound_hash(&k)), hint);
-                table.hit_outbound(&flow, info, ctx.now, self.watched)?
+                table.hit_outbound(&flow, slot, info, ctx.now, self.watched)?
             }
             Role::Wan(wan) => {
                 if ctx.plan.wans.get(wan)?.address != pkt.dst {
@@ -66,7 +67,7 @@ impl Pipeline {
                 // session is gone with it, so the hit declines and the general path looks the
                 // port up afresh.
                 debug_assert!(flow.is_with(key.proto, key.src), "{flow:?} for {key:?}");
-                let rewrite = table.hit_inbound(wan_u8, key.dst, &flow, info, ctx.now)?;
+                let rewrite = table.hit_inbound(wan_u8, key.dst, &flow, slot, info, ctx.now)?;
                 self.counters.wan_rx(wan, pkt.total_len());
                 rewrite
             }

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balancer::{LinkState, Selector};
-use conntrack::{FlowHash, TcpState, WanSet, TCP_ACK, TCP_SYN};
+use conntrack::{FlowHash, SlotHint, TcpState, WanSet, TCP_ACK, TCP_SYN};
 
 use crate::config::OnWanDown;
 use crate::device::prefetch::prefetch;
@@ -110,6 +110,8 @@ pub struct Pipeline {
     /// The flows' hashes in the connection table of the frames of the chunk in progress,
     /// where they have one (see [`Pipeline::process`]).
     hashes: [Option<FlowHash>; AHEAD],
+    /// Where the look-ahead found each of those flows' session, if it did.
+    slots: [SlotHint; AHEAD],
 }
 
 impl Pipeline {
@@ -123,6 +125,7 @@ impl Pipeline {
             outranked: WanSet::EMPTY,
             watched: WanSet::EMPTY,
             hashes: [None; AHEAD],
+            slots: [SlotHint::NONE; AHEAD],
         }
     }
 
@@ -149,7 +152,8 @@ impl Pipeline {
             for (frame, i) in chunk.iter_mut().zip(0..AHEAD) {
                 let parsed = parse_frame(self.medium, frame.data());
                 let hint = self.hashes.get(i).copied().flatten();
-                let verdict = match self.express(ctx, frame, &parsed, hint) {
+                let slot = self.slots.get(i).copied().unwrap_or(SlotHint::NONE);
+                let verdict = match self.express(ctx, frame, &parsed, hint, slot) {
                     Some(verdict) => verdict,
                     None => self.process_parsed(ctx, frame, parsed, hint),
                 };
@@ -185,7 +189,7 @@ impl Pipeline {
         }
         // frames whose session is (most likely) not in the table: new flows
         let hashes = self.hashes.get(..chunk.len()).unwrap_or(&self.hashes);
-        let mut absent = table.prefetch_sessions(hashes, prefetch);
+        let mut absent = table.prefetch_sessions(hashes, &mut self.slots, prefetch);
         while absent != 0 {
             let i = absent.trailing_zeros() as usize;
             absent &= absent - 1;
