@@ -149,7 +149,8 @@ pub(crate) struct HomeSession<'a> {
 }
 
 impl HomeSession<'_> {
-    /// Reads the entry: the address of the session it names if its tag is the flow's.
+    /// Reads the entry: the address and slot of the session it names if its tag is the
+    /// flow's.
     #[inline]
     pub(crate) fn line(self) -> Option<(*const u8, u32)> {
         let slot = self.entry.slot()?;

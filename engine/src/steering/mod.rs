@@ -494,17 +494,15 @@ impl Installed {
     /// kind. Meant to be called every second or so by the daemon (a request per route).
     pub fn restore_routes(&mut self) -> RouteRepair {
         let mut repair = RouteRepair::default();
-        if self.nl.is_none() {
-            match Netlink::open() {
-                Ok(nl) => self.nl = Some(nl),
+        let nl = match &mut self.nl {
+            Some(nl) => nl,
+            none => match Netlink::open() {
+                Ok(nl) => none.insert(nl),
                 Err(e) => {
                     repair.failed.push(nl_err("open a netlink socket")(e));
                     return repair;
                 }
-            }
-        }
-        let Some(nl) = self.nl.as_mut() else {
-            return repair;
+            },
         };
         for done in &self.done {
             let Undo::DelRoute(msg) = &done.undo else {
