@@ -323,6 +323,22 @@ fn check_steering() {
         "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 22",
         "local 10.0.0.2",
     );
+    route_get(
+        "10.0.0.2 iif wan0 from 1.2.3.4 ipproto udp dport 19999",
+        "local 10.0.0.2",
+    );
+    route_get(
+        "10.0.0.2 iif wan0 from 1.2.3.4 ipproto udp dport 65534",
+        "local 10.0.0.2",
+    );
+    // Later fragments carry no ports (as port 0 here): inbound and hairpin ones go to fwd,
+    // which follows each to its first fragment's session or hands it back to the kernel.
+    route_get("10.0.0.2 iif wan0 from 1.2.3.4 ipproto udp", "dev fwdw0");
+    route_get("10.1.0.2 iif wan1 from 1.2.3.4 ipproto tcp", "dev fwdw1");
+    route_get(
+        "10.1.0.2 iif lan0 from 192.168.1.10 ipproto udp",
+        "dev fwdl0",
+    );
     // What fwd writes: NATed traffic leaves by its WAN; frames handed back reach the box;
     // inbound translated traffic reaches the LAN host.
     route_get("1.2.3.4 iif fwdw1 from 10.1.0.2", "via 10.1.0.1 dev wan1");
@@ -344,9 +360,10 @@ fn check_steering() {
 
     let rules = ip("rule show");
     assert!(
-        rules
-            .lines()
-            .any(|l| l.starts_with("200:\tfrom all lookup local")),
+        rules.lines().any(|l| l.starts_with(&format!(
+            "{}:\tfrom all lookup local",
+            steering::DEFAULT_LOCAL_PREF
+        ))),
         "{rules}"
     );
     assert!(!rules.lines().any(|l| l.starts_with("0:\t")), "{rules}");
@@ -392,7 +409,7 @@ fn install_steers_and_remove_restores_everything() {
         let installed = steering::install(&spec()).unwrap();
         let lines = installed.describe();
         println!("{}", lines.join("\n"));
-        assert_eq!(lines.len(), 40, "{lines:#?}");
+        assert_eq!(lines.len(), 44, "{lines:#?}");
         assert!(installed.local_moved());
         check_steering();
         assert!(matches!(
@@ -473,7 +490,7 @@ fn a_restarted_fwd_cleans_up_after_a_killed_one() {
         let out_path = std::env::temp_dir().join(format!("fwdst-die-{}.out", std::process::id()));
         let out = run_child("", "helper_install_and_exit", &[(DIE, "1")], &out_path);
         let _ = std::fs::remove_file(&out_path);
-        assert!(out.contains("installed 40 changes"), "{out}");
+        assert!(out.contains("installed 44 changes"), "{out}");
         check_steering();
 
         // Another start just works: the stale rules and routes go first.
@@ -491,7 +508,7 @@ fn a_restarted_fwd_cleans_up_after_a_killed_one() {
         assert!(out.contains("installed"), "{out}");
         let removed = steering::cleanup_stale().unwrap();
         println!("{}", removed.join("\n"));
-        assert_eq!(removed.len(), 1 + 21 + 5, "{removed:#?}");
+        assert_eq!(removed.len(), 1 + 25 + 5, "{removed:#?}");
         let after = snapshot();
         assert_eq!(after.rules, before.rules);
         assert_eq!(after.routes, before.routes);
@@ -510,7 +527,7 @@ fn a_local_rule_moved_by_someone_else_is_left_alone() {
         assert!(!installed
             .describe()
             .iter()
-            .any(|l| l.contains("lookup local")));
+            .any(|l| l == &format!("rule pref {} lookup local", steering::DEFAULT_LOCAL_PREF)));
         route_get(
             "10.0.0.2 iif wan0 from 1.2.3.4 ipproto tcp dport 20001",
             "dev fwdw0",

@@ -83,6 +83,36 @@ impl Netns {
         Ok(out.lines().filter_map(|l| l.trim().parse().ok()).collect())
     }
 
+    /// `dig +short +ignore +bufsize=4096 NAME TXT @SERVER` over UDP only (1 s per try, 2
+    /// tries), from `source` when given: the bytes of text answered (quotes and spaces
+    /// between strings not counted). An answer that lost a fragment never arrives (an
+    /// error); a truncated one is short.
+    pub fn dig_txt_bytes(
+        &self,
+        name: &str,
+        server: Ipv4Addr,
+        source: Option<Ipv4Addr>,
+    ) -> Result<usize> {
+        let at = format!("@{server}");
+        let mut args = vec![
+            "dig",
+            "+short",
+            "+ignore",
+            "+bufsize=4096",
+            "+time=1",
+            "+tries=2",
+            &at,
+            name,
+            "TXT",
+        ];
+        let source = source.map(|s| s.to_string());
+        if let Some(source) = &source {
+            args.extend(["-b", source]);
+        }
+        let out = self.exec_timeout(&args, grace(3))?;
+        Ok(out.chars().filter(char::is_ascii_alphanumeric).count())
+    }
+
     /// iperf3 TCP upload for `seconds` to 203.0.113.10:5201; the receiver's Mbit/s.
     pub fn iperf3_tcp(&self, seconds: u32) -> Result<f64> {
         self.iperf3_tcp_to(SocketAddrV4::new(SERVER, IPERF_PORT), seconds)

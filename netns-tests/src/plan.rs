@@ -47,6 +47,15 @@ pub const IPERF_PORT: u16 = 5201;
 pub const DNS_PORT: u16 = 53;
 /// The name dnsmasq answers (and its subdomains), with [`SERVER`].
 pub const DNS_NAME: &str = "example.test";
+/// A name whose TXT record dnsmasq answers with [`BIG_TXT_BYTES`] bytes of text: a UDP
+/// answer of about 4 KB, in three fragments on a 1500-byte link.
+pub const BIG_TXT_NAME: &str = "big.txt.test";
+/// The TXT record of [`BIG_TXT_NAME`]: this many strings of [`BIG_TXT_STRING_LEN`] bytes.
+pub const BIG_TXT_STRINGS: usize = 16;
+/// Bytes in each string of the big TXT record (a string holds at most 255).
+pub const BIG_TXT_STRING_LEN: usize = 250;
+/// Bytes of text in the big TXT record.
+pub const BIG_TXT_BYTES: usize = BIG_TXT_STRINGS * BIG_TXT_STRING_LEN;
 /// Most WANs a topology has.
 pub const MAX_WANS: usize = 3;
 /// Most LAN hosts a topology has.

@@ -90,7 +90,8 @@ impl Topology {
     }
 
     /// Starts dnsmasq on 203.0.113.10:53 (idempotent), answering `example.test` and its
-    /// subdomains with 203.0.113.10 and logging every query with its source.
+    /// subdomains with 203.0.113.10 and [`plan::BIG_TXT_NAME`]'s TXT record with about 4 KB
+    /// over UDP (EDNS), and logging every query with its source.
     pub fn start_dns(&self) -> Result<()> {
         let mut st = self.servers.lock();
         if st.dns.is_some() {
@@ -108,6 +109,8 @@ impl Topology {
             format!("--listen-address={SERVER}"),
             "--bind-interfaces".to_string(),
             format!("--address=/{DNS_NAME}/{SERVER}"),
+            big_txt_record(),
+            "--edns-packet-max=4096".to_string(),
             "--log-queries".to_string(),
             format!("--log-facility={}", log.display()),
             format!("--pid-file={}", dir.join("dnsmasq.pid").display()),
@@ -126,6 +129,17 @@ impl Topology {
         let log = log.ok_or_else(|| Error::new("dnsmasq not started"))?;
         Ok(parse_dnsmasq_log(&read_or_empty(&log)?))
     }
+}
+
+/// dnsmasq's option for [`plan::BIG_TXT_NAME`]: strings of letters, each its own.
+fn big_txt_record() -> String {
+    let strings: Vec<String> = (0..plan::BIG_TXT_STRINGS)
+        .map(|i| {
+            let letter = char::from(b'a' + (i % 26) as u8);
+            letter.to_string().repeat(plan::BIG_TXT_STRING_LEN)
+        })
+        .collect();
+    format!("--txt-record={},{}", plan::BIG_TXT_NAME, strings.join(","))
 }
 
 /// Spawns `args` in `ns` (output to `dir/output.log`) and waits until it listens on

@@ -369,6 +369,62 @@ fn unsolicited_inbound_traffic_is_dropped_and_counted() {
     assert!(topo.internet().reachable(wan0));
 }
 
+#[test]
+fn fragmented_datagrams_cross_fwd_both_ways_and_the_routers_own_reach_it() {
+    if skip("fragmented_datagrams_cross_fwd_both_ways_and_the_routers_own_reach_it") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    topo.start_dns().unwrap();
+    topo.start_iperf3().unwrap();
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    let host = topo.host(0);
+
+    // A DNS answer of ~4 KB comes back from the internet in three fragments: the first
+    // carries the NAT port, the later ones no port at all, and all of them must reach fwd
+    // and be translated.
+    for _ in 0..3 {
+        let got = host
+            .dig_txt_bytes(plan::BIG_TXT_NAME, SERVER, None)
+            .unwrap();
+        assert_eq!(got, plan::BIG_TXT_BYTES, "fragmented answer through fwd");
+    }
+    // LAN to internet: 3000-byte datagrams leave the host in two fragments each.
+    let udp = host.iperf3_udp(1, 2_000_000, 3000).unwrap();
+    assert!(
+        udp.loss_percent < 50.0,
+        "fragmented upload through fwd: {udp:?}"
+    );
+    // ICMP echo both ways in fragments.
+    let ping = host.exec(&["ping", "-c", "2", "-s", "3000", &SERVER.to_string()]);
+    assert!(
+        ping.as_deref().is_ok_and(|p| p.contains(" 2 received")),
+        "{ping:?}"
+    );
+
+    // The router's own lookup from a WAN address: its answer's first fragment goes to the
+    // kernel by its port; the later ones go through fwd, which does not know them and hands
+    // them back to the kernel, which reassembles the datagram.
+    let to_kernel = fwd.counter("to_kernel").unwrap();
+    let own = topo
+        .router()
+        .dig_txt_bytes(plan::BIG_TXT_NAME, SERVER, Some(plan::wan_router(0)))
+        .unwrap();
+    assert_eq!(
+        own,
+        plan::BIG_TXT_BYTES,
+        "the router's own fragmented answer"
+    );
+    assert!(
+        fwd.counter("to_kernel").unwrap() >= to_kernel + 2,
+        "the later fragments went through fwd"
+    );
+
+    let counters = fwd.counters().unwrap();
+    let drops: Vec<_> = counters.drops.iter().filter(|c| c.value > 0).collect();
+    assert!(drops.is_empty(), "drops: {drops:?}");
+}
+
 fn downloads_survive(topo: &Topology) -> std::thread::JoinHandle<String> {
     // A 4 MB download at 1 MB/s: a TCP flow that lives across the reloads below.
     let host = topo.host(0).name().to_string();

@@ -15,11 +15,16 @@
 //!
 //! ## Rules, in priority order
 //! Early (from `early_pref`, one after another, all before the local table):
-//! - per WAN: `iif <wan dev> to <A>/32 ipproto tcp|udp dport <nat ports>` and `ipproto
-//!   icmp` → WAN inbound table: replies to fwd's NAT ports, and ICMP, go to fwd although
-//!   `A` is a local address;
-//! - per LAN and WAN (hairpin): `iif <lan dev> to <A>/32 ipproto tcp|udp dport <nat ports>`
-//!   and `ipproto icmp` → LAN table.
+//! - per WAN: `to <A>/32 dport <ports below the NAT range>` and `dport <ports above it, up
+//!   to 65534>` → local table (from any interface): the kernel's own ports on `A` (SSH to
+//!   the box, its own connections) stay the kernel's; then `iif <wan dev> to <A>/32 ipproto
+//!   tcp|udp|icmp` → WAN inbound table: replies to fwd's NAT ports and ICMP go to fwd
+//!   although `A` is a local address, and so do the later fragments of datagrams, which
+//!   carry no ports (no rule can name port 0 or 65535, hence the ranges around the NAT
+//!   range rather than the NAT range itself; fwd hands back to the kernel the fragments
+//!   that follow no first fragment of its own, and anything to port 65535);
+//! - per LAN and WAN (hairpin): `iif <lan dev> to <A>/32 ipproto tcp|udp|icmp` → LAN
+//!   table (the kernel's ports on `A` went to the local table just before).
 //!
 //! `pref local_pref lookup local`: the kernel's `pref 0 lookup local` rule is moved here (the
 //! new rule added first, then the old one deleted, so the local table is never unreachable;
@@ -108,7 +113,8 @@ use sysctl::Key;
 pub const FWD_PROTO: u8 = 245;
 pub const DEFAULT_TABLE_BASE: u32 = 4200;
 pub const DEFAULT_EARLY_PREF: u32 = 100;
-pub const DEFAULT_LOCAL_PREF: u32 = 200;
+/// Leaves fwd's early rules 200 prefs: ten WANs and five LANs (see `plan::early_count`).
+pub const DEFAULT_LOCAL_PREF: u32 = 300;
 pub const DEFAULT_LATE_PREF: u32 = 1000;
 
 /// What to steer. Table and priority numbering: see the module documentation.

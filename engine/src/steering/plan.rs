@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::rule::RuleMessage;
@@ -23,12 +24,16 @@ const MAIN_PREF: u32 = 32766;
 /// Longest interface name (IFNAMSIZ − 1).
 const MAX_NAME_LEN: usize = 15;
 
-/// Early rules per WAN (inbound tcp, udp, icmp) and per LAN and WAN (hairpin tcp, udp,
-/// icmp); late rules per LAN (two) and per WAN (three).
+/// Early rules per WAN (inbound tcp, udp, icmp; besides the one or two of
+/// [`kernel_port_ranges`]) and per LAN and WAN (hairpin tcp, udp, icmp); late rules per LAN
+/// (two) and per WAN (three).
 const EARLY_PER_WAN: usize = 3;
 const EARLY_PER_LAN_WAN: usize = 3;
 const LATE_PER_LAN: usize = 2;
 const LATE_PER_WAN: usize = 3;
+/// The highest port a rule's port range can hold: the kernel refuses ranges that end at
+/// 65535, and ranges that hold port 0.
+const MAX_RULE_PORT: u16 = 65534;
 
 impl SteeringSpec {
     /// LAN `i`'s table: `default dev <its TUN>`.
@@ -55,7 +60,14 @@ impl SteeringSpec {
     }
 
     fn early_count(&self) -> usize {
-        self.wans.len() * EARLY_PER_WAN + self.lans.len() * self.wans.len() * EARLY_PER_LAN_WAN
+        let kernel_ports: usize = self
+            .wans
+            .iter()
+            .map(|w| kernel_port_ranges(&w.nat_ports).count())
+            .sum();
+        kernel_ports
+            + self.wans.len() * EARLY_PER_WAN
+            + self.lans.len() * self.wans.len() * EARLY_PER_LAN_WAN
     }
 
     fn late_count(&self) -> usize {
@@ -72,6 +84,18 @@ impl SteeringSpec {
 
 fn index(i: usize) -> u32 {
     u32::try_from(i).unwrap_or(u32::MAX)
+}
+
+/// The ports of a WAN address that stay the kernel's, as rule port ranges: those below the
+/// NAT range, and those above it up to [`MAX_RULE_PORT`]. Everything else of TCP and UDP to
+/// the address goes to fwd: its NAT ports, and the later fragments of a datagram, which
+/// carry no ports (a rule cannot name port 0; fwd gives back to the kernel the fragments
+/// that are not its own, and anything to port 65535).
+fn kernel_port_ranges(nat: &RangeInclusive<u16>) -> impl Iterator<Item = RangeInclusive<u16>> {
+    let (first, last) = (*nat.start(), *nat.end());
+    let below = (first > 1).then(|| 1..=first - 1);
+    let above = (last < MAX_RULE_PORT).then(|| last + 1..=MAX_RULE_PORT);
+    below.into_iter().chain(above)
 }
 
 /// Rejects a spec whose names, numbers or ranges cannot work.
@@ -308,29 +332,35 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         steps.push(Step::Rule(RuleSpec { pref, ..r }));
         pref += 1;
     };
-    let ported =
-        |iif: &str, to: Ipv4Addr, proto: Proto, ports: &std::ops::RangeInclusive<u16>| RuleSpec {
-            iif: Some(iif.to_string()),
-            to: Some(to),
-            proto: Some(proto),
-            dports: (proto != Proto::Icmp).then(|| ports.clone()),
-            ..RuleSpec::lookup(0, 0)
-        };
+    let to_fwd = |iif: &str, to: Ipv4Addr, proto: Proto, table: u32| RuleSpec {
+        iif: Some(iif.to_string()),
+        to: Some(to),
+        proto: Some(proto),
+        ..RuleSpec::lookup(0, table)
+    };
     for (j, wan) in spec.wans.iter().enumerate() {
-        for proto in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
+        // The kernel's own ports on the address first, from any interface; then the rest
+        // of TCP, UDP and ICMP from the WAN: NAT ports and port-less later fragments.
+        for ports in kernel_port_ranges(&wan.nat_ports) {
             rule(RuleSpec {
-                table: spec.wan_inbound_table(j),
-                ..ported(&wan.device, wan.address, proto, &wan.nat_ports)
+                to: Some(wan.address),
+                dports: Some(ports),
+                ..RuleSpec::lookup(0, TABLE_LOCAL)
             });
+        }
+        for proto in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
+            rule(to_fwd(
+                &wan.device,
+                wan.address,
+                proto,
+                spec.wan_inbound_table(j),
+            ));
         }
     }
     for (i, lan) in spec.lans.iter().enumerate() {
         for wan in &spec.wans {
             for proto in [Proto::Tcp, Proto::Udp, Proto::Icmp] {
-                rule(RuleSpec {
-                    table: spec.lan_table(i),
-                    ..ported(&lan.device, wan.address, proto, &wan.nat_ports)
-                });
+                rule(to_fwd(&lan.device, wan.address, proto, spec.lan_table(i)));
             }
         }
     }

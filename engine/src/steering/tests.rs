@@ -115,20 +115,24 @@ fn plan_for_one_lan_two_wans() {
         "route table 4300 default dev fwdw0 scope link",
         "route table 4202 default via 10.1.0.1 dev wan1 onlink",
         "route table 4301 default dev fwdw1 scope link",
-        "rule pref 200 lookup local",
+        "rule pref 300 lookup local",
         "delete rule pref 0 lookup local",
-        "rule pref 100 iif wan0 to 10.0.0.2/32 ipproto tcp dport 20000-29999 lookup 4300",
-        "rule pref 101 iif wan0 to 10.0.0.2/32 ipproto udp dport 20000-29999 lookup 4300",
-        "rule pref 102 iif wan0 to 10.0.0.2/32 ipproto icmp lookup 4300",
-        "rule pref 103 iif wan1 to 10.1.0.2/32 ipproto tcp dport 30000-39999 lookup 4301",
-        "rule pref 104 iif wan1 to 10.1.0.2/32 ipproto udp dport 30000-39999 lookup 4301",
-        "rule pref 105 iif wan1 to 10.1.0.2/32 ipproto icmp lookup 4301",
-        "rule pref 106 iif lan0 to 10.0.0.2/32 ipproto tcp dport 20000-29999 lookup 4200",
-        "rule pref 107 iif lan0 to 10.0.0.2/32 ipproto udp dport 20000-29999 lookup 4200",
-        "rule pref 108 iif lan0 to 10.0.0.2/32 ipproto icmp lookup 4200",
-        "rule pref 109 iif lan0 to 10.1.0.2/32 ipproto tcp dport 30000-39999 lookup 4200",
-        "rule pref 110 iif lan0 to 10.1.0.2/32 ipproto udp dport 30000-39999 lookup 4200",
-        "rule pref 111 iif lan0 to 10.1.0.2/32 ipproto icmp lookup 4200",
+        "rule pref 100 to 10.0.0.2/32 dport 1-19999 lookup local",
+        "rule pref 101 to 10.0.0.2/32 dport 30000-65534 lookup local",
+        "rule pref 102 iif wan0 to 10.0.0.2/32 ipproto tcp lookup 4300",
+        "rule pref 103 iif wan0 to 10.0.0.2/32 ipproto udp lookup 4300",
+        "rule pref 104 iif wan0 to 10.0.0.2/32 ipproto icmp lookup 4300",
+        "rule pref 105 to 10.1.0.2/32 dport 1-29999 lookup local",
+        "rule pref 106 to 10.1.0.2/32 dport 40000-65534 lookup local",
+        "rule pref 107 iif wan1 to 10.1.0.2/32 ipproto tcp lookup 4301",
+        "rule pref 108 iif wan1 to 10.1.0.2/32 ipproto udp lookup 4301",
+        "rule pref 109 iif wan1 to 10.1.0.2/32 ipproto icmp lookup 4301",
+        "rule pref 110 iif lan0 to 10.0.0.2/32 ipproto tcp lookup 4200",
+        "rule pref 111 iif lan0 to 10.0.0.2/32 ipproto udp lookup 4200",
+        "rule pref 112 iif lan0 to 10.0.0.2/32 ipproto icmp lookup 4200",
+        "rule pref 113 iif lan0 to 10.1.0.2/32 ipproto tcp lookup 4200",
+        "rule pref 114 iif lan0 to 10.1.0.2/32 ipproto udp lookup 4200",
+        "rule pref 115 iif lan0 to 10.1.0.2/32 ipproto icmp lookup 4200",
         "rule pref 1000 iif lan0 lookup main suppress_prefixlength 0",
         "rule pref 1001 iif lan0 lookup 4200",
         "rule pref 1002 iif fwdw0 lookup 4201",
@@ -139,6 +143,69 @@ fn plan_for_one_lan_two_wans() {
         "rule pref 1007 from 10.1.0.2/32 lookup 4202",
     ];
     assert_eq!(lines(&plan::plan(&spec, &pristine(&spec))), expected);
+}
+
+#[test]
+fn the_kernel_keeps_the_ports_around_each_nat_range_up_to_65534() {
+    // A rule's port range cannot end at 65535: a NAT range up to the top leaves the kernel
+    // the ports below it only; one ending at 65533 leaves it 65534 as well.
+    let mut spec = spec();
+    spec.wans[0].nat_ports = 1024..=65535;
+    spec.wans[1].nat_ports = 30000..=65533;
+    plan::validate(&spec).unwrap();
+    let local: Vec<String> = lines(&plan::plan(&spec, &pristine(&spec)))
+        .into_iter()
+        .filter(|l| l.contains("dport"))
+        .collect();
+    assert_eq!(
+        local,
+        [
+            "rule pref 100 to 10.0.0.2/32 dport 1-1023 lookup local",
+            "rule pref 104 to 10.1.0.2/32 dport 1-29999 lookup local",
+            "rule pref 105 to 10.1.0.2/32 dport 65534-65534 lookup local",
+        ]
+    );
+}
+
+#[test]
+fn ten_wans_and_five_lans_fit_the_default_prefs() {
+    let mut spec = spec();
+    spec.lans = (0..5)
+        .map(|i| LanSteer {
+            device: format!("lan{i}"),
+            tun: format!("fwdl{i}"),
+        })
+        .collect();
+    spec.wans = (0..10u8)
+        .map(|j| WanSteer {
+            device: format!("wan{j}"),
+            tun: format!("fwdw{j}"),
+            address: Ipv4Addr::new(10, j, 0, 2),
+            gateway: Ipv4Addr::new(10, j, 0, 1),
+            nat_ports: 20000..=29999,
+        })
+        .collect();
+    plan::validate(&spec).unwrap();
+    let early = lines(&plan::plan(&spec, &pristine(&spec)))
+        .iter()
+        .filter_map(|l| {
+            l.strip_prefix("rule pref ")?
+                .split(' ')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        })
+        .filter(|pref| (DEFAULT_EARLY_PREF..DEFAULT_LOCAL_PREF).contains(pref))
+        .count();
+    assert_eq!(early, 10 * 5 + 5 * 10 * 3, "early rules");
+    spec.lans.push(LanSteer {
+        device: "lan5".into(),
+        tun: "fwdl5".into(),
+    });
+    match plan::validate(&spec) {
+        Err(SteeringError::Spec(m)) => assert!(m.contains("early rules"), "{m}"),
+        other => panic!("a sixth LAN overflows the early prefs: {other:?}"),
+    }
 }
 
 #[test]
@@ -165,8 +232,11 @@ fn plan_skips_what_is_already_so() {
         "{text:?}"
     );
     assert!(!steps.contains(&Step::DeleteLocalAtZero));
-    assert!(!text.iter().any(|l| l.contains("lookup local")));
-    assert_eq!(text.len(), 5 + 12 + 8);
+    assert!(
+        !text.iter().any(|l| l == "rule pref 300 lookup local"),
+        "{text:?}"
+    );
+    assert_eq!(text.len(), 5 + 16 + 8);
 }
 
 #[test]
@@ -429,13 +499,14 @@ fn validation() {
     assert!(m.contains("NAT port range"));
     assert!(bad(&|s| s.table_base = 253).contains("reserved by the kernel"));
     assert!(bad(&|s| s.table_base = u32::MAX - 10).contains("too large"));
-    // 12 early rules from 190 end past local_pref 200.
-    assert!(bad(&|s| s.early_pref = 190).contains("early rules"));
+    // 16 early rules from 290 end past local_pref 300.
+    assert!(bad(&|s| s.early_pref = 290).contains("early rules"));
+    assert!(bad(&|s| s.early_pref = 285).contains("early rules"));
     assert!(bad(&|s| s.early_pref = 0).contains("early rules"));
     assert!(bad(&|s| s.late_pref = 150).contains("late rules"));
     assert!(bad(&|s| s.late_pref = 32760).contains("late rules"));
     let mut ok = spec();
-    ok.early_pref = 188; // 188..=199
+    ok.early_pref = 284; // 284..=299
     plan::validate(&ok).unwrap();
 }
 
@@ -477,10 +548,10 @@ fn existing_rules_and_routes_in_the_way() {
     );
 
     let mut rules = system_rules();
-    rules.push(dumped_rule(200, 77));
-    assert!(conflict(plan::check_existing(&spec, &rules, &[], true)).contains("pref 200"));
-    // Pref 200 is free to others when fwd does not move the local rule.
-    let mut rules = vec![dumped_rule(150, TABLE_LOCAL), dumped_rule(200, 77)];
+    rules.push(dumped_rule(300, 77));
+    assert!(conflict(plan::check_existing(&spec, &rules, &[], true)).contains("pref 300"));
+    // Pref 300 is free to others when fwd does not move the local rule.
+    let mut rules = vec![dumped_rule(150, TABLE_LOCAL), dumped_rule(300, 77)];
     rules.push(dumped_rule(32766, TABLE_MAIN));
     plan::check_existing(&spec, &rules, &[], false).unwrap();
 
@@ -508,14 +579,14 @@ fn a_local_rule_moved_by_someone_else_must_sit_between_early_and_late_rules() {
             dumped_rule(32766, TABLE_MAIN),
         ]
     };
-    plan::check_existing(&spec, &with_local_at(112), &[], false).unwrap();
+    plan::check_existing(&spec, &with_local_at(116), &[], false).unwrap();
     plan::check_existing(&spec, &with_local_at(999), &[], false).unwrap();
     assert!(
         conflict(plan::check_existing(&spec, &with_local_at(50), &[], false))
             .contains("looked up at pref 50")
     );
     assert!(
-        conflict(plan::check_existing(&spec, &with_local_at(111), &[], false)).contains("pref 111")
+        conflict(plan::check_existing(&spec, &with_local_at(115), &[], false)).contains("pref 115")
     );
     assert!(conflict(plan::check_existing(
         &spec,
