@@ -2206,3 +2206,36 @@ fn a_stale_slot_hint_finds_no_other_session() {
     assert_eq!(t.len(), 2);
     t.check().unwrap();
 }
+
+#[test]
+fn distinct_flows_fill_most_of_the_table_before_a_shard_refuses() {
+    // The limit holds per shard (capacity / shards each): the first refusal comes when
+    // the fullest shard is full, a little before the table is. At the default size and
+    // shard count, with flows spread by the hash, that is at 96% (README, `max_sessions`).
+    let t = table(262_144, 64, OnFull::Refuse);
+    let mut created = 0u32;
+    let refused_at = loop {
+        let endpoint = created / 16;
+        let internal = Endpoint::new(
+            Ipv4Addr::from(0x0a00_0000 | (endpoint >> 6)),
+            10_000 + (endpoint & 63) as u16,
+        );
+        let k = udp(internal, remote((created % 16) as u8, 53));
+        match t.create(new(k, 0), pkt(1), s(0)) {
+            Ok(_) => created += 1,
+            Err(CreateError::TableFull) => break created,
+            Err(e) => panic!("flow {created}: {e:?}"),
+        }
+    };
+    let fill = f64::from(refused_at) / t.capacity() as f64;
+    println!(
+        "first refusal at {refused_at} of {} ({:.1}%)",
+        t.capacity(),
+        fill * 100.0
+    );
+    assert!(
+        fill >= 0.95,
+        "first refusal at {:.1}% of capacity",
+        fill * 100.0
+    );
+}
