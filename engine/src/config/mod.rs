@@ -46,13 +46,20 @@ pub use model::{
 
 impl Config {
     /// Parses and validates a whole configuration. On failure, returns every error found
-    /// (TOML syntax and type errors stop parsing, so those come alone).
+    /// (TOML syntax and type errors stop parsing, so those come alone; a type error or an
+    /// unknown key names its key path, which `serde_path_to_error` tracks).
     pub fn from_toml_str(text: &str) -> Result<Config, ConfigErrors> {
         let mut report = source::Report::new(text);
-        let raw: raw::RawConfig = match toml::from_str(text) {
+        let parsed = toml::Deserializer::parse(text)
+            .map_err(|e| (e, String::new()))
+            .and_then(|document| {
+                serde_path_to_error::deserialize(document)
+                    .map_err(|e| (e.inner().clone(), source::key_path(e.path())))
+            });
+        let raw: raw::RawConfig = match parsed {
             Ok(raw) => raw,
-            Err(e) => {
-                report.toml_error(&e);
+            Err((e, path)) => {
+                report.toml_error(&e, path);
                 return Err(report.into_errors());
             }
         };

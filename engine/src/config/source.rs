@@ -32,6 +32,29 @@ impl LineIndex {
     }
 }
 
+/// A serde path as the config's errors name keys (`wan[1].weight`), without the fields a
+/// span wrapper adds (`serde_spanned`'s private keys); empty for the document itself.
+pub(crate) fn key_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut out = String::new();
+    for segment in path {
+        match segment {
+            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Map { key } | Segment::Enum { variant: key } => {
+                if key.starts_with("$__serde_spanned_private") {
+                    continue;
+                }
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(key);
+            }
+            Segment::Unknown => {}
+        }
+    }
+    out
+}
+
 /// Collects errors while a config is validated.
 #[derive(Debug)]
 pub(crate) struct Report<'t> {
@@ -73,8 +96,9 @@ impl<'t> Report<'t> {
         });
     }
 
-    /// Records a TOML syntax or type error, with the line of its span.
-    pub(crate) fn toml_error(&mut self, e: &toml::de::Error) {
+    /// Records a TOML syntax or type error, with the line of its span and the key path it
+    /// was found at (empty for a syntax error).
+    pub(crate) fn toml_error(&mut self, e: &toml::de::Error, path: String) {
         let mut message = e.message().trim().replace('\n', "; ");
         // `[lan]` where `[[lan]]` was meant: the error sits on a single-bracket header line.
         let at_table_header = e.span().is_some_and(|span| {
@@ -95,7 +119,7 @@ impl<'t> Report<'t> {
         }
         self.errors.push(ConfigError {
             line: e.span().map(|s| self.lines.line(s.start)),
-            path: String::new(),
+            path,
             message,
         });
     }

@@ -1,4 +1,5 @@
-//! TOML syntax and type errors (reported by the toml crate), and several errors at once.
+//! TOML syntax and type errors (reported by the toml crate, with the key path serde was at),
+//! and several errors at once.
 
 use super::{assert_has, errors, line_of, with, LAN, WAN};
 
@@ -22,21 +23,21 @@ fn unknown_key_has_a_line() {
     assert_has(
         &errs,
         Some(line_of(&text, "wieght")),
-        "",
+        "wan[0].wieght",
         "unknown field `wieght`",
     );
     let text = format!("{LAN}{WAN}[conntrack.timeouts]\nudp = 1\ntcp = 3\n");
     assert_has(
         &errors(&text),
         Some(line_of(&text, "tcp =")),
-        "",
+        "conntrack.timeouts.tcp",
         "unknown field `tcp`",
     );
     let text = format!("{LAN}{WAN}[firewall]\n");
     assert_has(
         &errors(&text),
         Some(line_of(&text, "firewall")),
-        "",
+        "firewall",
         "unknown field `firewall`",
     );
 }
@@ -47,14 +48,14 @@ fn wrong_type_has_a_line() {
     assert_has(
         &errors(&text),
         Some(line_of(&text, "weight")),
-        "",
+        "wan[0].weight",
         "invalid type: string \"3\", expected i64",
     );
     let text = format!("{LAN}{WAN}[conntrack]\nfragment_timeout = 1.5\n");
     assert_has(
         &errors(&text),
         Some(line_of(&text, "1.5")),
-        "",
+        "conntrack.fragment_timeout",
         "expected an integer or a string",
     );
 }
