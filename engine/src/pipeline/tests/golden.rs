@@ -6,10 +6,20 @@
 use etherparse::icmpv4::TimeExceededCode;
 use etherparse::Icmpv4Type;
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use balancer::LinkState;
+
 use super::harness::*;
 use super::packets::*;
+use crate::config::Config;
+use crate::dataplane::DataPlane;
+use crate::device::memory::MemoryDevice;
+use crate::forwarder::Forwarder;
+use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
-use crate::pipeline::{DropReason, Verdict};
+use crate::pipeline::{Counters, DropReason, Verdict};
 
 enum Expect {
     Forward(u8, Vec<u8>),
@@ -378,6 +388,47 @@ fn golden_table() {
             }
             Expect::Drop(reason) => assert_eq!(verdict, Verdict::Drop(reason), "{}", step.name),
             Expect::Kernel => assert_eq!(verdict, Verdict::Kernel, "{}", step.name),
+        }
+    }
+}
+
+/// The same table through the in-memory device and the forwarder, as a worker drives its
+/// device: each step's frame is received from the device and what leaves is what the device
+/// was given to send, on the expected interface.
+#[test]
+fn golden_table_through_the_device() {
+    let config = Config::from_toml_str(TOPOLOGY).expect("test topology is valid");
+    let dp = DataPlane::new(&config, 42, LinkState::Up).expect("data plane");
+    let counters = Arc::new(Counters::default());
+    let mut forwarder = Forwarder::new(Medium::Ip, &dp.plan, counters.clone(), BATCH);
+    let mut device = MemoryDevice::new(Medium::Ip);
+    let neighbors = StaticNeighbors::new();
+    let now = Duration::from_secs(1);
+    for step in table() {
+        device.inject(step.ingress, &step.input);
+        let before = match &step.expect {
+            Expect::Drop(reason) => counters.drops(*reason),
+            _ => 0,
+        };
+        let received = forwarder
+            .poll(&mut device, &dp, &neighbors, now)
+            .expect("memory device");
+        assert_eq!(received, 1, "{}", step.name);
+        let sent = device.take_sent();
+        match step.expect {
+            Expect::Forward(egress, expected) => {
+                assert_eq!(sent.len(), 1, "{}: one frame out", step.name);
+                assert_eq!(sent[0].iface, egress, "{}: egress", step.name);
+                assert_eq!(hex(&sent[0].bytes), hex(&expected), "{}: bytes", step.name);
+            }
+            Expect::Drop(reason) => {
+                assert!(sent.is_empty(), "{}: nothing out", step.name);
+                assert_eq!(counters.drops(reason), before + 1, "{}", step.name);
+            }
+            Expect::Kernel => {
+                assert!(sent.is_empty(), "{}: nothing out", step.name);
+                assert_eq!(forwarder.output().kernel(), &[0], "{}", step.name);
+            }
         }
     }
 }
