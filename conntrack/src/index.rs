@@ -64,6 +64,12 @@ pub(crate) struct HomeEntry<'a> {
 }
 
 impl HomeEntry<'_> {
+    /// The entry's address, for a prefetch.
+    #[inline]
+    pub(crate) fn address(self) -> *const u8 {
+        std::ptr::from_ref(self.entry).cast()
+    }
+
     /// Reads the entry: the slot it names if its tag is the key's.
     #[inline]
     pub(crate) fn slot(self) -> Option<u32> {

@@ -149,6 +149,12 @@ pub(crate) struct HomeSession<'a> {
 }
 
 impl HomeSession<'_> {
+    /// The address of the home index entry, for a prefetch.
+    #[inline]
+    pub(crate) fn entry_address(self) -> *const u8 {
+        self.entry.address()
+    }
+
     /// Reads the entry: the address and slot of the session it names if its tag is the
     /// flow's.
     #[inline]

@@ -2120,8 +2120,9 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     let mut slots = [SlotHint::NONE; 70];
     assert_eq!(t.prefetch_sessions(&[Some(h)], &mut slots, count), 0);
     assert_ne!(slots[0], SlotHint::NONE);
-    assert_eq!(SEEN.with(Cell::get), (1, 0));
-    // the address prefetched is the session's cell
+    // the home index entry's line, then the session's
+    assert_eq!(SEEN.with(Cell::get), (2, 0));
+    // the address prefetched last is the session's cell
     let Peek::Found(cell, _) = t
         .shard_of(h.h)
         .peek(h.h, Proto::Udp, h.ep, h.remote, u32::MAX)
@@ -2129,27 +2130,27 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
         panic!("the session is not found");
     };
     assert_eq!(LAST.with(Cell::get), std::ptr::from_ref(cell).addr());
-    // a new flow of the same endpoint: no session (the endpoint's mapping index entry
-    // instead), then the slot its session will take and the endpoint's mapping; a frame
-    // without a flow is skipped, and its bit stays clear
+    // a new flow of the same endpoint: its home entry, but no session (the endpoint's
+    // mapping index entry instead), then the slot its session will take and the endpoint's
+    // mapping; a frame without a flow is skipped, and its bit stays clear
     let unknown = t.outbound_hash(&udp(lan(3, 5353), remote(10, 53)));
     assert_eq!(
         t.prefetch_sessions(&[None, Some(unknown), Some(h)], &mut slots, count),
         0b010
     );
-    assert_eq!(SEEN.with(Cell::get), (3, 0));
+    assert_eq!(SEEN.with(Cell::get), (2 + 2 + 1 + 1, 0));
     t.prefetch_create(unknown, count);
-    assert_eq!(SEEN.with(Cell::get), (5, 0));
+    assert_eq!(SEEN.with(Cell::get), (8, 0));
     // a new endpoint has no mapping to prefetch
     let fresh = t.outbound_hash(&udp(lan(4, 1), remote(10, 53)));
     t.prefetch_create(fresh, count);
-    assert_eq!(SEEN.with(Cell::get), (6, 0));
-    // at most 64 flows: the rest are ignored
+    assert_eq!(SEEN.with(Cell::get), (9, 0));
+    // at most 64 flows (an entry and a mapping each): the rest are ignored
     assert_eq!(
         t.prefetch_sessions(&[Some(unknown); 70], &mut slots, count),
         u64::MAX
     );
-    assert_eq!(SEEN.with(Cell::get), (70, 0));
+    assert_eq!(SEEN.with(Cell::get), (9 + 64 * 2, 0));
 }
 
 #[test]
