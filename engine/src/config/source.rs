@@ -36,10 +36,13 @@ impl LineIndex {
 /// span wrapper adds (`serde_spanned`'s private keys); empty for the document itself.
 pub(crate) fn key_path(path: &serde_path_to_error::Path) -> String {
     use serde_path_to_error::Segment;
+    use std::fmt::Write as _;
     let mut out = String::new();
     for segment in path {
         match segment {
-            Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            Segment::Seq { index } => {
+                let _ = write!(out, "[{index}]");
+            }
             Segment::Map { key } | Segment::Enum { variant: key } => {
                 if key.starts_with("$__serde_spanned_private") {
                     continue;

@@ -6,20 +6,15 @@
 use etherparse::icmpv4::TimeExceededCode;
 use etherparse::Icmpv4Type;
 
-use std::sync::Arc;
 use std::time::Duration;
-
-use balancer::LinkState;
 
 use super::harness::*;
 use super::packets::*;
-use crate::config::Config;
-use crate::dataplane::DataPlane;
 use crate::device::memory::MemoryDevice;
 use crate::forwarder::Forwarder;
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
-use crate::pipeline::{Counters, DropReason, Verdict};
+use crate::pipeline::{DropReason, Verdict};
 
 enum Expect {
     Forward(u8, Vec<u8>),
@@ -397,9 +392,7 @@ fn golden_table() {
 /// was given to send, on the expected interface.
 #[test]
 fn golden_table_through_the_device() {
-    let config = Config::from_toml_str(TOPOLOGY).expect("test topology is valid");
-    let dp = DataPlane::new(&config, 42, LinkState::Up).expect("data plane");
-    let counters = Arc::new(Counters::default());
+    let Router { dp, counters, .. } = Router::new(Medium::Ip);
     let mut forwarder = Forwarder::new(Medium::Ip, &dp.plan, counters.clone(), BATCH);
     let mut device = MemoryDevice::new(Medium::Ip);
     let neighbors = StaticNeighbors::new();
