@@ -11,7 +11,7 @@ use std::time::Duration;
 use balancer::LinkState;
 use engine::config::Config;
 use engine::dataplane::DataPlane;
-use engine::device::{Batch, FRAME_CAPACITY};
+use engine::device::{Batch, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use engine::neighbors::StaticNeighbors;
 use engine::packet::Medium;
 use engine::pipeline::counters::MAX_WANS;
@@ -85,7 +85,7 @@ impl BenchRouter {
     /// Runs a batch through the pipeline at the router's clock, then moves the clock on by
     /// [`BATCH_INTERVAL`]: every batch comes at a later time, as on a live link, so that hits
     /// refresh their sessions' `last_seen` as they do there.
-    pub fn process(&mut self, batch: &mut Batch, out: &mut Output) {
+    pub fn process(&mut self, frames: &mut Frames, out: &mut Output) {
         let ctx = Context {
             plan: &self.dp.plan,
             tables: &self.dp.tables,
@@ -93,7 +93,7 @@ impl BenchRouter {
             neighbors: &self.neighbors,
             now: self.now,
         };
-        self.pipeline.process(&ctx, batch, out);
+        self.pipeline.process(&ctx, frames.batch.frames_mut(), out);
         self.now += BATCH_INTERVAL;
     }
 }
@@ -124,25 +124,57 @@ pub fn tcp_packet(n: u32, flags_syn: bool) -> Vec<u8> {
     out
 }
 
-/// A batch preallocated at the bench batch size.
-pub fn batch() -> Batch {
-    Batch::new(BATCH, FRAME_CAPACITY)
+/// A batch of frames for the benches, from a pool of their own: refilled in place, as a
+/// device's receive does, without going back to the pool between batches.
+#[derive(Debug)]
+pub struct Frames {
+    pool: FramePool<'static>,
+    batch: Batch<'static>,
 }
 
-/// Fills `batch` with `packets` arriving on the LAN.
-pub fn fill(batch: &mut Batch, packets: &[Vec<u8>]) {
-    for (frame, bytes) in batch.all_frames_mut().iter_mut().zip(packets) {
-        frame.fill(bytes, LAN);
+impl Frames {
+    /// Sets the batch to `packets` (at most [`BATCH`]), each arriving on its interface.
+    fn set<'p>(&mut self, packets: impl ExactSizeIterator<Item = (u8, &'p [u8])>) {
+        let wanted = packets.len().min(BATCH);
+        while self.batch.len() > wanted {
+            if let Some(frame) = self.batch.drain().next_back() {
+                let _ = self.pool.put(frame);
+            }
+        }
+        while self.batch.len() < wanted {
+            match self.pool.take() {
+                Some(frame) => {
+                    let _ = self.batch.push(frame);
+                }
+                None => break,
+            }
+        }
+        for (frame, (iface, bytes)) in self.batch.frames_mut().iter_mut().zip(packets) {
+            frame.fill(bytes, iface);
+        }
     }
-    batch.set_len(packets.len().min(BATCH));
 }
 
-/// Fills `batch` with `packets`, each arriving on its own interface.
-pub fn fill_on(batch: &mut Batch, packets: &[(u8, Vec<u8>)]) {
-    for (frame, (iface, bytes)) in batch.all_frames_mut().iter_mut().zip(packets) {
-        frame.fill(bytes, *iface);
+/// A batch preallocated at the bench batch size. Its memory stays mapped for the process (a
+/// bench's batches live as long as it runs).
+pub fn batch() -> Frames {
+    let memory: &'static FrameMemory = Box::leak(Box::new(
+        FrameMemory::new(BATCH, CHUNK_SIZE, HEADROOM).expect("frame memory"),
+    ));
+    Frames {
+        pool: FramePool::new(memory).expect("a fresh memory"),
+        batch: Batch::new(BATCH),
     }
-    batch.set_len(packets.len().min(BATCH));
+}
+
+/// Fills `frames` with `packets` arriving on the LAN.
+pub fn fill(frames: &mut Frames, packets: &[Vec<u8>]) {
+    frames.set(packets.iter().map(|p| (LAN, p.as_slice())));
+}
+
+/// Fills `frames` with `packets`, each arriving on its own interface.
+pub fn fill_on(frames: &mut Frames, packets: &[(u8, Vec<u8>)]) {
+    frames.set(packets.iter().map(|(i, p)| (*i, p.as_slice())));
 }
 
 /// Sends one ACK from the LAN for each of flows `0..flows` (their sessions, opened by a SYN,

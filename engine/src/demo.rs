@@ -16,7 +16,7 @@ use etherparse::PacketBuilder;
 use crate::config::Config;
 use crate::dataplane::DataPlane;
 use crate::device::memory::MemoryDevice;
-use crate::device::Device;
+use crate::device::{Device, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use crate::forwarder::Forwarder;
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
@@ -86,8 +86,10 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
         DataPlane::new(&config, 1, LinkState::Up).map_err(|e| io::Error::other(e.to_string()))?;
     let neighbors = StaticNeighbors::new();
     let counters = Arc::new(Counters::default());
-    let mut device = MemoryDevice::new(Medium::Ip);
-    let mut forwarder = Forwarder::new(device.medium(), &dataplane.plan, counters.clone(), 64);
+    let memory = FrameMemory::new(64, CHUNK_SIZE, HEADROOM)?;
+    let mut device = MemoryDevice::new(Medium::Ip, FramePool::new(&memory)?);
+    let caps = device.capabilities();
+    let mut forwarder = Forwarder::new(caps.medium, &dataplane.plan, counters.clone(), 64);
 
     let cut_at = options.seconds / 3;
     let restored_at = 2 * options.seconds / 3;
@@ -197,9 +199,9 @@ pub fn run(out: &mut dyn Write, options: DemoOptions) -> io::Result<DemoReport> 
     Ok(report)
 }
 
-fn drain(
-    forwarder: &mut Forwarder,
-    device: &mut MemoryDevice,
+fn drain<'m>(
+    forwarder: &mut Forwarder<'m>,
+    device: &mut MemoryDevice<'m>,
     dataplane: &DataPlane,
     neighbors: &StaticNeighbors,
     now: Duration,

@@ -395,6 +395,7 @@ mod tests {
     use super::*;
     use crate::dataplane::DataPlane;
     use crate::device::memory::MemoryDevice;
+    use crate::device::{FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
     use crate::forwarder::Forwarder;
     use crate::neighbors::StaticNeighbors;
     use crate::packet::Medium;
@@ -443,7 +444,8 @@ group = "both"
         let shared = Arc::new(Shared::new(dp, config, path.clone(), 1, "memory"));
         let (dp, _) = shared.dataplane();
         let mut fwd = Forwarder::new(Medium::Ip, &dp.plan, shared.counters[0].clone(), 64);
-        let mut dev = MemoryDevice::new(Medium::Ip);
+        let memory = FrameMemory::new(64, CHUNK_SIZE, HEADROOM).unwrap();
+        let mut dev = MemoryDevice::new(Medium::Ip, FramePool::new(&memory).unwrap());
         let udp = |sport: u16, dport: u16| {
             let mut out = Vec::new();
             PacketBuilder::ipv4([192, 168, 1, 10], [203, 0, 113, 10], 64)

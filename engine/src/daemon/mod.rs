@@ -32,7 +32,7 @@ use crate::steering::{self, LanSteer, SteeringSpec, WanSteer};
 
 use route_keeper::RouteKeeper;
 use shared::Shared;
-use worker::Worker;
+use worker::{Queues, Worker};
 
 /// Default path of the control socket.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/fwd/fwd.sock";
@@ -187,7 +187,7 @@ fn serve(
             let worker = Worker {
                 index,
                 core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
-                queues,
+                queues: Queues::Tun(queues),
             };
             let worker_shared = Arc::clone(shared);
             let spawned = std::thread::Builder::new()

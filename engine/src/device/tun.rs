@@ -20,6 +20,10 @@
 //! The devices are created non-persistent: when fwd's last queue closes (also when it is
 //! killed) the kernel removes them, and with them every route that points into them.
 //!
+//! Frames live in the worker's [`FramePool`]: a packet is read into a chunk after its
+//! headroom, rewritten there, and written out from there (the TTL steps are made in place);
+//! the chunk goes back to the pool as soon as the write returns.
+//!
 //! This file is the only place in the engine that calls `ioctl`; each `unsafe` block says why
 //! it is sound.
 
@@ -32,7 +36,7 @@ use std::time::Duration;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 
-use super::{Batch, Device, Medium, FRAME_CAPACITY};
+use super::{Batch, Capabilities, Device, FramePool, Medium};
 use crate::packet::rewrite::step_ttl;
 
 /// Longest interface name the kernel accepts (IFNAMSIZ − 1).
@@ -87,21 +91,21 @@ fn set_iff(file: &File, name: &str) -> io::Result<()> {
 }
 
 /// One worker's view of the TUN devices: its queue of every interface's TUN, indexed by plan
-/// interface id, and a readiness poller over them.
+/// interface id, a readiness poller over them, and the worker's frame buffers.
 #[derive(Debug)]
-pub struct TunDevice {
+pub struct TunDevice<'m> {
     queues: Vec<File>,
     poll: Poll,
     events: Events,
     /// Queue to read first on the next `recv` (rotates, so no interface starves the others).
     next: usize,
-    /// A frame's copy with its TTL adjusted, as written out.
-    scratch: Box<[u8]>,
+    pool: FramePool<'m>,
 }
 
-impl TunDevice {
-    /// Takes one queue per interface (index = plan interface id).
-    pub fn new(queues: Vec<File>) -> io::Result<TunDevice> {
+impl<'m> TunDevice<'m> {
+    /// Takes one queue per interface (index = plan interface id) and the pool its frames
+    /// come from.
+    pub fn new(queues: Vec<File>, pool: FramePool<'m>) -> io::Result<TunDevice<'m>> {
         if queues.len() > usize::from(u8::MAX) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -121,66 +125,47 @@ impl TunDevice {
             queues,
             poll,
             next: 0,
-            scratch: vec![0u8; FRAME_CAPACITY].into_boxed_slice(),
+            pool,
         })
     }
 
-    /// Blocks until a queue may be readable or `timeout` passes. Readiness is edge-triggered:
-    /// call it only after a `recv` that found every queue empty.
-    pub fn wait(&mut self, timeout: Duration) -> io::Result<()> {
-        match self.poll.poll(&mut self.events, Some(timeout)) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            other => other,
-        }
-    }
-
-    /// Writes one packet into interface `iface`'s TUN with its TTL one step up (forwarded:
-    /// `up`) or down (given back to the kernel: undoes `recv`'s step). False when the queue is
-    /// full or the kernel refused the packet (the caller counts it).
-    fn write_one(&mut self, iface: u8, bytes: &[u8], up: bool) -> bool {
-        let Some(mut q) = self.queues.get(usize::from(iface)) else {
-            return false;
-        };
-        let Some(out) = self.scratch.get_mut(..bytes.len()) else {
-            return false;
-        };
-        out.copy_from_slice(bytes);
-        step_ttl(out, up);
-        matches!(q.write(out), Ok(n) if n == bytes.len())
-    }
-
-    /// Writes frames the pipeline handed to the kernel back into the TUN they came from (the
-    /// kernel delivers them locally). Returns how many were accepted.
-    pub fn return_to_kernel(&mut self, batch: &Batch, indices: &[u16]) -> usize {
-        let frames = batch.frames();
-        let mut sent = 0;
-        for &i in indices {
-            if let Some(frame) = frames.get(usize::from(i)) {
-                if self.write_one(frame.iface, frame.data(), false) {
-                    sent += 1;
+    /// Writes every frame of `frames` into its interface's TUN with its TTL one step up
+    /// (forwarded: `up`) or down (given back to the kernel: undoes `recv`'s step), in place,
+    /// and puts the frames back into the pool. Returns how many the kernel took (a full queue
+    /// or a refused packet is not counted).
+    fn write_all(&mut self, frames: &mut Batch<'m>, up: bool) -> usize {
+        let mut written = 0;
+        for mut frame in frames.drain() {
+            if let Some(mut q) = self.queues.get(usize::from(frame.iface)) {
+                let len = frame.len();
+                let out = frame.data_mut();
+                step_ttl(out, up);
+                if matches!(q.write(out), Ok(n) if n == len) {
+                    written += 1;
                 }
             }
+            // a frame of another memory is not ours to keep
+            let _ = self.pool.put(frame);
         }
-        sent
+        written
     }
 }
 
-impl Device for TunDevice {
-    fn medium(&self) -> Medium {
-        Medium::Ip
+impl<'m> Device<'m> for TunDevice<'m> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            medium: Medium::Ip,
+            mtu: TUN_MTU,
+            headroom: self.pool.memory().headroom(),
+            batch_size: self.pool.memory().chunks(),
+        }
     }
 
-    fn mtu(&self) -> usize {
-        TUN_MTU
-    }
-
-    /// Reads round robin, one packet per queue per turn, until the batch is full or every
-    /// queue is empty. A read error other than "empty" (e.g. the device vanished) is
-    /// returned.
-    fn recv(&mut self, batch: &mut Batch) -> io::Result<usize> {
+    /// Reads round robin, one packet per queue per turn, until the batch is full, the pool is
+    /// empty or every queue is empty. A read error other than "empty" (e.g. the device
+    /// vanished) is returned.
+    fn recv(&mut self, rx: &mut Batch<'m>) -> io::Result<usize> {
         let n_queues = self.queues.len();
-        let capacity = batch.capacity();
-        let frames = batch.all_frames_mut();
         let mut got = 0;
         // Bit i set: queue i still may hold packets this call.
         let mut live: u128 = if n_queues >= 128 {
@@ -189,52 +174,73 @@ impl Device for TunDevice {
             (1u128 << n_queues) - 1
         };
         let mut turn = self.next;
-        while got < capacity && live != 0 {
+        let mut spare = self.pool.take();
+        while rx.spare() > 0 && live != 0 {
             let q = turn % n_queues.max(1);
             turn = turn.wrapping_add(1);
             if live & (1u128 << (q % 128)) == 0 {
                 continue;
             }
-            let Some(frame) = frames.get_mut(got) else {
+            let Some(frame) = spare.as_mut() else {
                 break;
             };
-            let (buf, _) = frame.buffer_mut();
-            match (&self.queues[q]).read(buf) {
+            match (&self.queues[q]).read(frame.receive_room()) {
                 Ok(0) => live &= !(1u128 << (q % 128)),
                 Ok(len) => {
                     frame.set_len(len);
                     step_ttl(frame.data_mut(), true);
                     frame.iface = q as u8;
+                    if let Some(full) = spare.take() {
+                        if let Err(back) = rx.push(full) {
+                            spare = Some(back);
+                            break;
+                        }
+                    }
                     got += 1;
+                    spare = self.pool.take();
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     live &= !(1u128 << (q % 128));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    batch.set_len(got);
+                    if let Some(frame) = spare {
+                        let _ = self.pool.put(frame);
+                    }
                     return Err(e);
                 }
             }
         }
+        if let Some(frame) = spare {
+            let _ = self.pool.put(frame);
+        }
         self.next = self.next.wrapping_add(1) % n_queues.max(1);
-        batch.set_len(got);
         Ok(got)
     }
 
-    /// Writes each frame into the TUN of its `iface`; a full queue or a refused packet is not
-    /// counted as accepted.
-    fn send(&mut self, batch: &Batch, indices: &[u16]) -> io::Result<usize> {
-        let frames = batch.frames();
-        let mut sent = 0;
-        for &i in indices {
-            if let Some(frame) = frames.get(usize::from(i)) {
-                if self.write_one(frame.iface, frame.data(), true) {
-                    sent += 1;
-                }
-            }
+    /// Writes each frame into the TUN of its `iface`, its TTL raised in place.
+    fn send(&mut self, frames: &mut Batch<'m>) -> io::Result<usize> {
+        Ok(self.write_all(frames, true))
+    }
+
+    /// Writes each frame back into the TUN it came from (the kernel delivers it locally or
+    /// routes it by its main table), with the TTL it arrived with.
+    fn to_kernel(&mut self, frames: &mut Batch<'m>) -> usize {
+        self.write_all(frames, false)
+    }
+
+    fn release(&mut self, frames: &mut Batch<'m>) {
+        for frame in frames.drain() {
+            let _ = self.pool.put(frame);
         }
-        Ok(sent)
+    }
+
+    /// Blocks until a queue may be readable or `timeout` passes. Readiness is edge-triggered.
+    fn wait(&mut self, timeout: Duration) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, Some(timeout)) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            other => other,
+        }
     }
 }
 

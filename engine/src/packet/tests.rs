@@ -168,3 +168,50 @@ fn frozen_packets_have_valid_checksums() {
     assert_eq!(checksum::full(&ECHO_OUT[20..]), 0);
     assert_eq!(checksum::full(&TIME_EXCEEDED_OUT[20..]), 0);
 }
+
+/// An ICMP error grows in place: with headroom its headers go in front of the quote (only
+/// the link header moves), without it the quote moves back; both give the same bytes.
+#[test]
+fn icmp_error_with_and_without_headroom() {
+    use super::icmp_error::{build_icmp_error, IcmpErrorKind, HEADERS_AHEAD};
+    use super::parse::{l3_offset, Medium};
+    let mut ethernet = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
+    ethernet.extend_from_slice(&SYN_IN);
+    for (medium, packet) in [(Medium::Ip, &SYN_IN[..]), (Medium::Ethernet, &ethernet[..])] {
+        let mut errors = Vec::new();
+        for at in [0, HEADERS_AHEAD - 1, HEADERS_AHEAD, 64] {
+            let mut buf = [0u8; 256];
+            buf[at..at + packet.len()].copy_from_slice(packet);
+            let l3 = l3_offset(medium, packet).unwrap();
+            let pkt = parse_ipv4(&buf[at..at + packet.len()], l3).unwrap();
+            let (start, len) =
+                build_icmp_error(&mut buf, at, medium, &pkt, IcmpErrorKind::TimeExceeded, R)
+                    .unwrap();
+            if at >= HEADERS_AHEAD {
+                assert_eq!(start, at - HEADERS_AHEAD, "in front");
+            } else {
+                assert_eq!(start, at, "in place");
+            }
+            let error = buf[start..start + len].to_vec();
+            assert_eq!(error.len(), l3 + 28 + SYN_IN.len());
+            assert_eq!(&error[l3 + 28..], &SYN_IN[..], "the quote is the packet");
+            assert_eq!(checksum::full(&error[l3..l3 + 20]), 0, "IP header checksum");
+            assert_eq!(checksum::full(&error[l3 + 20..]), 0, "ICMP checksum");
+            assert_eq!(&error[l3 + 12..l3 + 16], &R.octets(), "from the router");
+            assert_eq!(&error[l3 + 16..l3 + 20], &A.octets(), "to the sender");
+            if medium == Medium::Ethernet {
+                assert_eq!(&error[..6], &packet[6..12], "back to the sending neighbour");
+                assert_eq!(&error[6..12], &packet[..6]);
+            }
+            errors.push(error);
+        }
+        assert!(errors.windows(2).all(|w| w[0] == w[1]), "{medium:?}");
+        // no room at either end: refused, nothing written past the buffer
+        let mut tight = packet.to_vec();
+        let l3 = l3_offset(medium, packet).unwrap();
+        let pkt = parse_ipv4(&tight, l3).unwrap();
+        assert!(
+            build_icmp_error(&mut tight, 0, medium, &pkt, IcmpErrorKind::TimeExceeded, R).is_none()
+        );
+    }
+}

@@ -28,7 +28,7 @@ impl Pipeline {
     pub(super) fn express(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         parsed: &Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
         slot: SlotHint,

@@ -39,7 +39,7 @@ pub(super) enum Outbound {
 pub(super) fn outbound(
     ctx: &Context<'_>,
     counters: &Counters,
-    frame: &mut Frame,
+    frame: &mut Frame<'_>,
     pkt: &Ipv4Packet,
     (ended, outranked): (WanSet, WanSet),
     hint: Option<FlowHash>,
@@ -95,7 +95,7 @@ pub(super) enum Inbound {
 pub(super) fn inbound(
     ctx: &Context<'_>,
     counters: &Counters,
-    frame: &mut Frame,
+    frame: &mut Frame<'_>,
     pkt: &Ipv4Packet,
     wan: usize,
     hint: Option<FlowHash>,
@@ -136,7 +136,7 @@ pub(super) fn inbound(
 fn outbound_error(
     ctx: &Context<'_>,
     counters: &Counters,
-    frame: &mut Frame,
+    frame: &mut Frame<'_>,
     pkt: &Ipv4Packet,
 ) -> Outcome {
     let Some((emb, key)) = quoted_flow(frame, pkt) else {
@@ -169,7 +169,7 @@ fn outbound_error(
 fn inbound_error(
     ctx: &Context<'_>,
     counters: &Counters,
-    frame: &mut Frame,
+    frame: &mut Frame<'_>,
     pkt: &Ipv4Packet,
     wan: usize,
 ) -> Inbound {
@@ -200,7 +200,7 @@ fn inbound_error(
 }
 
 /// The quoted packet of an ICMP error and the key of the flow it belongs to.
-fn quoted_flow(frame: &Frame, pkt: &Ipv4Packet) -> Option<(Embedded, conntrack::FlowKey)> {
+fn quoted_flow(frame: &Frame<'_>, pkt: &Ipv4Packet) -> Option<(Embedded, conntrack::FlowKey)> {
     let emb = pkt.embedded(frame.data())?;
     Some((emb, error_flow_key(&emb)?))
 }
@@ -211,7 +211,7 @@ fn quoted_flow(frame: &Frame, pkt: &Ipv4Packet) -> Option<(Embedded, conntrack::
 pub(super) fn apply(
     ctx: &Context<'_>,
     counters: &Counters,
-    frame: &mut Frame,
+    frame: &mut Frame<'_>,
     pkt: &Ipv4Packet,
     rw: Rewrite,
 ) -> Outcome {

@@ -27,7 +27,7 @@ use conntrack::{FlowHash, SlotHint, TcpState, WanSet, TCP_ACK, TCP_SYN};
 
 use crate::config::OnWanDown;
 use crate::device::prefetch::prefetch;
-use crate::device::{Batch, Frame};
+use crate::device::Frame;
 use crate::neighbors::Neighbors;
 use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind};
 use crate::packet::parse::{self, ParseError};
@@ -144,10 +144,10 @@ impl Pipeline {
     /// Frames go in chunks of up to 64: [`look_ahead`](Self::look_ahead) hashes their flows and
     /// prefetches what their table lookups will read, then they are parsed and processed in
     /// order, each by the express lane ([`express`]) if it takes it, else by the general path.
-    pub fn process(&mut self, ctx: &Context<'_>, batch: &mut Batch, out: &mut Output) {
+    pub fn process(&mut self, ctx: &Context<'_>, frames: &mut [Frame<'_>], out: &mut Output) {
         out.clear();
         self.begin_batch(ctx);
-        for chunk in batch.frames_mut().chunks_mut(AHEAD) {
+        for chunk in frames.chunks_mut(AHEAD) {
             self.look_ahead(ctx, chunk);
             for (frame, i) in chunk.iter_mut().zip(0..AHEAD) {
                 let parsed = parse_frame(self.medium, frame.data());
@@ -184,7 +184,7 @@ impl Pipeline {
     /// peek, which only reads the bytes a key is made of; the frames are parsed when
     /// processed.) Fills `hashes`, and `slots` with where the second pass found each flow's
     /// session, for its lookup to try before the index.
-    fn look_ahead(&mut self, ctx: &Context<'_>, chunk: &[Frame]) {
+    fn look_ahead(&mut self, ctx: &Context<'_>, chunk: &[Frame<'_>]) {
         let table = &ctx.tables.conntrack;
         for (frame, hash) in chunk.iter().zip(self.hashes.iter_mut()) {
             *hash = flow::peek_flow_key(self.medium, frame.data())
@@ -214,7 +214,7 @@ impl Pipeline {
     }
 
     /// Processes one frame in place (after [`begin_batch`](Self::begin_batch)).
-    pub fn process_frame(&mut self, ctx: &Context<'_>, frame: &mut Frame) -> Verdict {
+    pub fn process_frame(&mut self, ctx: &Context<'_>, frame: &mut Frame<'_>) -> Verdict {
         let parsed = parse_frame(self.medium, frame.data());
         self.process_parsed(ctx, frame, parsed, None)
     }
@@ -225,7 +225,7 @@ impl Pipeline {
     fn process_parsed(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         parsed: Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
     ) -> Verdict {
@@ -236,7 +236,7 @@ impl Pipeline {
     /// Turns a frame's outcome into its verdict: fills in the link header of a forward, sets
     /// the frame's egress, counts.
     #[inline(always)]
-    fn settle(&mut self, ctx: &Context<'_>, frame: &mut Frame, outcome: Outcome) -> Verdict {
+    fn settle(&mut self, ctx: &Context<'_>, frame: &mut Frame<'_>, outcome: Outcome) -> Verdict {
         let verdict = match outcome {
             Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
             Outcome::Reply { egress, dropped } => {
@@ -269,7 +269,7 @@ impl Pipeline {
     fn handle(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         parsed: Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
     ) -> Outcome {
@@ -292,7 +292,7 @@ impl Pipeline {
     fn lan_packet(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         ingress: u8,
         hint: Option<FlowHash>,
@@ -328,7 +328,7 @@ impl Pipeline {
     fn wan_down(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         destination: Destination,
         ingress: u8,
@@ -359,13 +359,12 @@ impl Pipeline {
     /// Either way the segment counts as dropped for `dropped`.
     fn tcp_reset(
         &self,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         ingress: u8,
         dropped: DropReason,
     ) -> Outcome {
-        let (buf, _) = frame.buffer_mut();
-        match build_tcp_reset(buf, self.medium, pkt) {
+        match build_tcp_reset(frame.data_mut(), self.medium, pkt) {
             Some(len) => {
                 frame.set_len(len);
                 Outcome::Reset {
@@ -382,7 +381,7 @@ impl Pipeline {
     fn wan_packet(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         wan: usize,
         ingress: u8,
@@ -413,7 +412,7 @@ impl Pipeline {
     fn time_exceeded(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         ingress: u8,
     ) -> Outcome {
@@ -431,7 +430,7 @@ impl Pipeline {
     fn host_unreachable(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         ingress: u8,
         dropped: DropReason,
@@ -451,7 +450,7 @@ impl Pipeline {
     fn icmp_error(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         kind: IcmpErrorKind,
         ingress: u8,
@@ -464,16 +463,13 @@ impl Pipeline {
             self.counters.event(Event::IcmpErrorsSuppressed);
             return Outcome::Drop(dropped);
         }
-        let (buf, _) = frame.buffer_mut();
-        match build_icmp_error(buf, self.medium, pkt, kind, from) {
-            Some(len) => {
-                frame.set_len(len);
-                Outcome::Reply {
-                    egress: ingress,
-                    dropped,
-                }
-            }
-            None => {
+        let (buf, at, _) = frame.room_mut();
+        match build_icmp_error(buf, at, self.medium, pkt, kind, from) {
+            Some((start, len)) if frame.set_span(start, len) => Outcome::Reply {
+                egress: ingress,
+                dropped,
+            },
+            _ => {
                 self.counters.event(Event::IcmpErrorsSuppressed);
                 Outcome::Drop(dropped)
             }
@@ -482,7 +478,7 @@ impl Pipeline {
 
     /// Fills in the Ethernet header of a forwarded frame: our MAC on the egress interface and
     /// the next hop's (the WAN gateway, or the LAN destination).
-    fn finish_forward(&self, ctx: &Context<'_>, frame: &mut Frame, egress: u8) -> Verdict {
+    fn finish_forward(&self, ctx: &Context<'_>, frame: &mut Frame<'_>, egress: u8) -> Verdict {
         if self.medium != Medium::Ethernet {
             return Verdict::Forward(egress);
         }

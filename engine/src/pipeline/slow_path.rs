@@ -20,7 +20,7 @@ impl Pipeline {
     pub(super) fn new_flow(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         destination: Destination,
         ingress: u8,
@@ -103,7 +103,7 @@ impl Pipeline {
     fn stray(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         flow: &FlowInfo,
         ingress: u8,
@@ -127,7 +127,7 @@ impl Pipeline {
     fn hairpin(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         key: conntrack::FlowKey,
         wan: usize,
@@ -161,7 +161,7 @@ impl Pipeline {
     fn create(
         &mut self,
         ctx: &Context<'_>,
-        frame: &mut Frame,
+        frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         new: NewSession,
     ) -> Outcome {

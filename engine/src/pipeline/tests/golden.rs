@@ -11,6 +11,7 @@ use std::time::Duration;
 use super::harness::*;
 use super::packets::*;
 use crate::device::memory::MemoryDevice;
+use crate::device::{FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use crate::forwarder::Forwarder;
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
@@ -394,7 +395,8 @@ fn golden_table() {
 fn golden_table_through_the_device() {
     let Router { dp, counters, .. } = Router::new(Medium::Ip);
     let mut forwarder = Forwarder::new(Medium::Ip, &dp.plan, counters.clone(), BATCH);
-    let mut device = MemoryDevice::new(Medium::Ip);
+    let memory = FrameMemory::new(BATCH, CHUNK_SIZE, HEADROOM).expect("frame memory");
+    let mut device = MemoryDevice::new(Medium::Ip, FramePool::new(&memory).expect("pool"));
     let neighbors = StaticNeighbors::new();
     let now = Duration::from_secs(1);
     for step in table() {
@@ -421,8 +423,13 @@ fn golden_table_through_the_device() {
             Expect::Kernel => {
                 assert!(sent.is_empty(), "{}: nothing out", step.name);
                 assert_eq!(forwarder.output().kernel(), &[0], "{}", step.name);
+                let to_kernel = device.take_to_kernel();
+                assert_eq!(to_kernel.len(), 1, "{}: through the kernel sink", step.name);
+                assert_eq!(to_kernel[0].iface, step.ingress, "{}", step.name);
+                assert_eq!(hex(&to_kernel[0].bytes), hex(&step.input), "{}", step.name);
             }
         }
+        assert_eq!(device.outstanding(), 0, "{}: every frame back", step.name);
     }
 }
 

@@ -11,7 +11,7 @@ use balancer::LinkState;
 
 use crate::config::Config;
 use crate::dataplane::DataPlane;
-use crate::device::{Batch, FRAME_CAPACITY};
+use crate::device::{Batch, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use crate::neighbors::StaticNeighbors;
 use crate::packet::Medium;
 use crate::pipeline::counters::MAX_WANS;
@@ -118,6 +118,14 @@ pub const HOST_B: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 20);
 pub const SERVER: Ipv4Addr = Ipv4Addr::new(8, 8, 4, 4);
 pub const SERVER2: Ipv4Addr = Ipv4Addr::new(9, 9, 9, 9);
 
+/// Frame memory for one [`Router`]: a test's router lives for the test, so its memory is
+/// left mapped (leaked) rather than tied to a lifetime the tests would have to carry.
+fn router_memory() -> &'static FrameMemory {
+    Box::leak(Box::new(
+        FrameMemory::new(BATCH, CHUNK_SIZE, HEADROOM).expect("frame memory"),
+    ))
+}
+
 pub struct Router {
     pub dp: DataPlane,
     pub neighbors: StaticNeighbors,
@@ -125,7 +133,8 @@ pub struct Router {
     pub counters: Arc<Counters>,
     pub now: Duration,
     pub path: Path,
-    batch: Batch,
+    pool: FramePool<'static>,
+    batch: Batch<'static>,
     output: Output,
 }
 
@@ -145,7 +154,8 @@ impl Router {
             counters,
             now: Duration::from_secs(1),
             path: Path::Batch,
-            batch: Batch::new(BATCH, FRAME_CAPACITY),
+            pool: FramePool::new(router_memory()).expect("a fresh memory"),
+            batch: Batch::new(BATCH),
             output: Output::new(BATCH, dp.plan.interfaces.len()),
             dp,
         }
@@ -161,10 +171,11 @@ impl Router {
     /// one `begin_batch`, as `process` does.
     pub fn send_many(&mut self, frames: &[(u8, Vec<u8>)]) -> Vec<(Verdict, Vec<u8>)> {
         assert!(frames.len() <= BATCH);
-        for (frame, (iface, bytes)) in self.batch.all_frames_mut().iter_mut().zip(frames) {
+        for (iface, bytes) in frames {
+            let mut frame = self.pool.take().expect("a frame per packet");
             assert!(frame.fill(bytes, *iface));
+            self.batch.push(frame).expect("room in the batch");
         }
-        self.batch.set_len(frames.len());
         let mut health = [LinkState::Down; MAX_WANS];
         self.dp.health.snapshot(&mut health);
         let ctx = Context {
@@ -177,7 +188,7 @@ impl Router {
         let verdicts: Vec<Verdict> = match self.path {
             Path::Batch => {
                 self.pipeline
-                    .process(&ctx, &mut self.batch, &mut self.output);
+                    .process(&ctx, self.batch.frames_mut(), &mut self.output);
                 self.output.verdicts().to_vec()
             }
             Path::General => {
@@ -190,11 +201,14 @@ impl Router {
                     .collect()
             }
         };
-        let frames = self.batch.frames().iter();
-        verdicts
+        let out = verdicts
             .into_iter()
-            .zip(frames.map(|f| f.data().to_vec()))
-            .collect()
+            .zip(self.batch.frames().iter().map(|f| f.data().to_vec()))
+            .collect();
+        for frame in self.batch.drain() {
+            self.pool.put(frame).expect("a frame of the router's pool");
+        }
+        out
     }
 
     /// Sends and expects a forward: returns (egress, bytes).
