@@ -1672,7 +1672,7 @@ fn idle_sessions_among_refreshed_ones_expire_on_time_in_bounded_calls() {
         must_create(&t, *k, ms(i as u64));
     }
     // nine in ten get a packet later: the idle tenth is spread among refreshed sessions
-    let idle = |i: usize| i % 10 == 0;
+    let idle = |i: usize| i.is_multiple_of(10);
     for (i, k) in keys.iter().enumerate() {
         if !idle(i) {
             hit(t.lookup_outbound(k, pkt(1), s(100)));

@@ -8,6 +8,7 @@
 //! lifetime of their memory, so no frame outlives it. Nothing on this path allocates: batches
 //! are preallocated ([`Batch::new`]) and frames are reused chunk by chunk.
 
+pub mod afxdp;
 pub mod frame;
 pub mod huge_pages;
 pub mod memory;

@@ -105,7 +105,7 @@ fn fmt_opt_ms(d: Option<Duration>) -> String {
 /// A duration in milliseconds for messages: `250ms`, `12.3ms`.
 pub fn fmt_ms(d: Duration) -> String {
     let tenths = (d.as_micros() + 50) / 100;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{}ms", tenths / 10)
     } else {
         format!("{}.{}ms", tenths / 10, tenths % 10)

@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR MIT)
+/*
+ * fwd's XDP program: sends fwd's data-plane frames to its AF_XDP sockets and every other
+ * frame to the kernel, on every interface fwd drives.
+ *
+ * One loaded program serves all interfaces; `ifaces` (key: ifindex) says what each is.
+ * An interface without an entry passes everything.
+ *
+ *   LAN: unicast IPv4 goes to fwd, unless its destination is in `kernel_dst` (the router's
+ *        addresses, LAN and extra subnets, multicast, broadcast: what the kernel routes or
+ *        delivers itself).
+ *   WAN: IPv4 to the WAN's address goes to fwd only when fwd owns it: TCP or UDP to a port
+ *        in the WAN's NAT range; an ICMP echo reply whose identifier is in that range; an
+ *        ICMP error quoting a packet that left from a port (or identifier) in that range;
+ *        a later fragment (it carries no port: fwd gives back the ones it does not own).
+ *        Everything else passes: the router's own connections, pings to the router, the
+ *        prober's replies, DHCP.
+ *   ARP, IPv6, VLAN tags, frames to a multicast or broadcast MAC, anything malformed or too
+ *        short to judge: the kernel.
+ *
+ * A socket slot is `xsk_base + rx_queue_index`; bpf_redirect_map(.., XDP_PASS) makes an
+ * empty slot pass to the kernel rather than drop.
+ *
+ * Built by engine/build.rs with clang -target bpf; needs only the kernel's UAPI headers
+ * (linux-libc-dev), not libbpf: the few definitions it takes from libbpf are below.
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+
+#define SEC(name) __attribute__((section(name), used))
+#define __uint(name, val) int (*name)[val]
+#define __type(name, val) typeof(val) *name
+#define INLINE static inline __attribute__((always_inline))
+
+static void *(*bpf_map_lookup_elem)(void *map, const void *key) = (void *)BPF_FUNC_map_lookup_elem;
+static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF_FUNC_redirect_map;
+
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define htons(x) __builtin_bswap16(x)
+#define ntohs(x) __builtin_bswap16(x)
+#else
+#define htons(x) (x)
+#define ntohs(x) (x)
+#endif
+
+#define ROLE_LAN 1
+#define ROLE_WAN 2
+
+#define MAX_SOCKETS 1024
+
+#define ICMP_ECHOREPLY 0
+#define ICMP_DEST_UNREACH 3
+#define ICMP_SOURCE_QUENCH 4
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_PARAMETERPROB 12
+
+/* Mirrored by `IfaceConfig` in engine/src/device/afxdp/program.rs. */
+struct iface_config {
+	__u32 role;     /* ROLE_LAN or ROLE_WAN */
+	__u32 address;  /* WAN: its address, network byte order */
+	__u16 port_lo;  /* WAN: NAT ports, host byte order, inclusive */
+	__u16 port_hi;
+	__u32 xsk_base; /* socket slot of RX queue 0 */
+};
+
+struct lpm_v4 {
+	__u32 prefixlen;
+	__u32 addr; /* network byte order */
+};
+
+/* Mirrored by `Stat` in program.rs. */
+enum stat {
+	STAT_TO_FWD,
+	STAT_NO_SOCKET,
+	STAT_KERNEL_NOT_IPV4,
+	STAT_KERNEL_NOT_UNICAST,
+	STAT_KERNEL_MALFORMED,
+	STAT_KERNEL_LOCAL,
+	STAT_KERNEL_NOT_OURS,
+	STAT_COUNT,
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_XSKMAP);
+	__uint(max_entries, MAX_SOCKETS);
+	__type(key, __u32);
+	__type(value, __u32);
+} xsks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32);
+	__type(value, struct iface_config);
+} ifaces SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4);
+	__type(value, __u8);
+} kernel_dst SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} stats SEC(".maps");
+
+INLINE int count(__u32 stat, int action)
+{
+	__u64 *c = bpf_map_lookup_elem(&stats, &stat);
+	if (c)
+		*c += 1;
+	return action;
+}
+
+INLINE int to_fwd(struct xdp_md *ctx, const struct iface_config *cfg)
+{
+	__u32 slot = cfg->xsk_base + ctx->rx_queue_index;
+	long action = bpf_redirect_map(&xsks, slot, XDP_PASS);
+	return count(action == XDP_REDIRECT ? STAT_TO_FWD : STAT_NO_SOCKET, action);
+}
+
+INLINE int owned(const struct iface_config *cfg, __u16 port_be)
+{
+	__u16 port = ntohs(port_be);
+	return port >= cfg->port_lo && port <= cfg->port_hi;
+}
+
+/* An ICMP error to the WAN's address: fwd's when the packet it quotes left from one of
+ * fwd's ports (TCP, UDP) or identifiers (echo request). */
+INLINE int quoted_is_ours(const struct iface_config *cfg, void *icmp, void *end)
+{
+	struct iphdr *inner = icmp + 8;
+	if ((void *)(inner + 1) > end)
+		return 0;
+	if (inner->saddr != cfg->address || inner->ihl < 5)
+		return 0;
+	__u8 *l4 = (void *)inner + inner->ihl * 4;
+	if ((void *)(l4 + 8) > end)
+		return 0;
+	__u16 *words = (void *)l4;
+	switch (inner->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		return owned(cfg, words[0]); /* source port */
+	case IPPROTO_ICMP:
+		return l4[0] == 8 && owned(cfg, words[2]); /* echo request, its identifier */
+	}
+	return 0;
+}
+
+SEC("xdp")
+int fwd_xdp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > end)
+		return count(STAT_KERNEL_MALFORMED, XDP_PASS);
+	if (eth->h_proto != htons(ETH_P_IP))
+		return count(STAT_KERNEL_NOT_IPV4, XDP_PASS);
+	if (eth->h_dest[0] & 1)
+		return count(STAT_KERNEL_NOT_UNICAST, XDP_PASS);
+
+	__u32 ifindex = ctx->ingress_ifindex;
+	const struct iface_config *cfg = bpf_map_lookup_elem(&ifaces, &ifindex);
+	if (!cfg)
+		return count(STAT_KERNEL_NOT_OURS, XDP_PASS);
+
+	struct iphdr *ip = (void *)(eth + 1);
+	if ((void *)(ip + 1) > end || ip->version != 4 || ip->ihl < 5)
+		return count(STAT_KERNEL_MALFORMED, XDP_PASS);
+
+	if (cfg->role == ROLE_LAN) {
+		struct lpm_v4 key = { .prefixlen = 32, .addr = ip->daddr };
+		if (bpf_map_lookup_elem(&kernel_dst, &key))
+			return count(STAT_KERNEL_LOCAL, XDP_PASS);
+		return to_fwd(ctx, cfg);
+	}
+	if (cfg->role != ROLE_WAN || ip->daddr != cfg->address)
+		return count(STAT_KERNEL_NOT_OURS, XDP_PASS);
+
+	if (ip->frag_off & htons(0x1fff))
+		return to_fwd(ctx, cfg);
+
+	__u8 *l4 = (void *)ip + ip->ihl * 4;
+	if ((void *)(l4 + 8) > end)
+		return count(STAT_KERNEL_MALFORMED, XDP_PASS);
+	__u16 *words = (void *)l4;
+	switch (ip->protocol) {
+	case IPPROTO_TCP:
+	case IPPROTO_UDP:
+		if (owned(cfg, words[1])) /* destination port */
+			return to_fwd(ctx, cfg);
+		break;
+	case IPPROTO_ICMP:
+		switch (l4[0]) {
+		case ICMP_ECHOREPLY:
+			if (owned(cfg, words[2])) /* identifier */
+				return to_fwd(ctx, cfg);
+			break;
+		case ICMP_DEST_UNREACH:
+		case ICMP_SOURCE_QUENCH:
+		case ICMP_TIME_EXCEEDED:
+		case ICMP_PARAMETERPROB:
+			if (quoted_is_ours(cfg, l4, end))
+				return to_fwd(ctx, cfg);
+			break;
+		}
+		break;
+	}
+	return count(STAT_KERNEL_NOT_OURS, XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";
