@@ -99,6 +99,9 @@ pub fn reload_blockers(old: &Config, new: &Config) -> Vec<String> {
     if old.conntrack != new.conntrack {
         out.push("the [conntrack] section changed".to_string());
     }
+    if old.dataplane != new.dataplane {
+        out.push("the [dataplane] section changed".to_string());
+    }
     out
 }
 

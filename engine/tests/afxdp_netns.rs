@@ -3,6 +3,8 @@
 //! and the forwarder polling them, with the kernel's own forwarding switched off in the
 //! router's namespace, so that whatever crosses was forwarded by fwd. A LAN host (`L`) pings
 //! and runs iperf3 against a server behind the WAN (`S`); the server sees the WAN's address.
+//! Next hops come from the kernel's neighbour table, which starts empty: the watcher asks
+//! the kernel for the gateway and for the LAN host when the first reply finds no MAC.
 //!
 //! Topology: `L` 10.77.0.2 ── xl0 10.77.0.1 [router] xw0 10.78.0.2 ── 10.78.0.1 `S`.
 
@@ -15,12 +17,14 @@ use std::time::{Duration, Instant};
 
 use balancer::LinkState;
 use engine::config::Config;
+use engine::daemon::neighbor_watch::NeighborWatch;
 use engine::dataplane::DataPlane;
 use engine::device::afxdp::program::{IfaceConfig, ProgramError, XdpProgram};
 use engine::device::afxdp::{AfXdpDevice, QueueSpec, SocketCounters};
 use engine::device::{Device, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use engine::forwarder::Forwarder;
-use engine::neighbors::{Mac, StaticNeighbors};
+use engine::neighbors::kernel::NeighborTable;
+use engine::neighbors::Mac;
 use engine::pipeline::{Counters, Event};
 
 mod netns;
@@ -115,7 +119,7 @@ fn topology(l: &str, s: &str) -> (Netns, Netns) {
 fn worker(
     dp: &DataPlane,
     counters: Arc<Counters>,
-    neighbors: &StaticNeighbors,
+    neighbors: &Arc<NeighborTable>,
     program: &mut XdpProgram,
     stop: &AtomicBool,
     ready: &AtomicBool,
@@ -140,16 +144,38 @@ fn worker(
     }
     let caps = device.capabilities();
     let mut forwarder = Forwarder::new(caps.medium, &dp.plan, counters, 64);
+    let mut neighbors = neighbors.view();
     ready.store(true, Ordering::SeqCst);
     let start = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let now = Duration::from_secs(1) + start.elapsed();
-        let received = forwarder.poll(&mut device, dp, neighbors, now).unwrap();
+        neighbors.refresh();
+        let received = forwarder.poll(&mut device, dp, &neighbors, now).unwrap();
         if received == 0 {
             device.wait(Duration::from_millis(10)).unwrap();
         }
     }
     device.counters()
+}
+
+/// Runs `command` in namespace `ns` while ticking the neighbour watcher, as the daemon's
+/// main loop does.
+fn run_watching(watch: &mut NeighborWatch, ns: &str, command: &str) -> std::process::Output {
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "bash", "-c", command])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut child = child;
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "{command}: still running");
+        watch.tick();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 fn check_forwarding() {
@@ -178,11 +204,16 @@ fn check_forwarding() {
 
     let config = Config::from_toml_str(CONFIG).unwrap();
     let dp = DataPlane::new(&config, 9, LinkState::Up).unwrap();
-    let mut neighbors = StaticNeighbors::new();
-    neighbors.set_interface(0, mac(None, "xl0"));
-    neighbors.set_interface(1, mac(None, "xw0"));
-    neighbors.set_host(0, "10.77.0.2".parse().unwrap(), mac(Some(&l), "xlh"));
-    neighbors.set_host(1, "10.78.0.1".parse().unwrap(), mac(Some(&s), "xwh"));
+    let neighbors = Arc::new(NeighborTable::new(vec![
+        Some(mac(None, "xl0")),
+        Some(mac(None, "xw0")),
+    ]));
+    let mut watch = NeighborWatch::start(
+        neighbors.clone(),
+        &[(ifindex("xl0"), 0), (ifindex("xw0"), 1)],
+        vec![(1, "10.78.0.1".parse().unwrap())],
+    )
+    .unwrap();
     let counters = Arc::new(Counters::default());
     let stop = AtomicBool::new(false);
     let ready = AtomicBool::new(false);
@@ -201,7 +232,7 @@ fn check_forwarding() {
             assert!(!handle.is_finished(), "the worker stopped early");
             std::thread::sleep(Duration::from_millis(10));
         }
-        let ping = sh(&l, "ping -c 5 -i 0.2 -W 1 10.78.0.1");
+        let ping = run_watching(&mut watch, &l, "ping -c 5 -i 0.2 -W 1 10.78.0.1");
         let server = Command::new("ip")
             .args(["netns", "exec", &s, "iperf3", "-s", "-1", "-B", "10.78.0.1"])
             .stdout(Stdio::piped())
@@ -209,13 +240,17 @@ fn check_forwarding() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
-        let client = sh(&l, "timeout 20 iperf3 -c 10.78.0.1 -t 2 -J");
+        let client = run_watching(&mut watch, &l, "timeout 20 iperf3 -c 10.78.0.1 -t 2 -J");
         let server = server.wait_with_output().unwrap();
         stop.store(true, Ordering::SeqCst);
         let sockets = handle.join().unwrap();
         let ping_out = String::from_utf8_lossy(&ping.stdout);
         assert!(ping.status.success(), "ping through fwd:\n{ping_out}");
-        assert!(ping_out.contains("5 received"), "{ping_out}");
+        // the first echo may be lost while the LAN host's MAC is asked for
+        assert!(
+            ping_out.contains("5 received") || ping_out.contains("4 received"),
+            "{ping_out}"
+        );
         let client_out = String::from_utf8_lossy(&client.stdout);
         assert!(client.status.success(), "iperf3 through fwd:\n{client_out}");
         let server_out = String::from_utf8_lossy(&server.stdout);
@@ -226,6 +261,13 @@ fn check_forwarding() {
         sockets
     });
     assert!(counters.events(Event::Forwarded) > 100);
+    assert_eq!(watch.len(), 2, "the gateway and the LAN host");
+    assert_eq!(watch.failures(), 0);
+    let host = mac(Some(&l), "xlh");
+    let mut view = neighbors.view();
+    view.refresh();
+    use engine::neighbors::Neighbors;
+    assert_eq!(view.resolve(0, "10.77.0.2".parse().unwrap()), Some(host));
     for socket in &sockets {
         assert!(socket.received > 0 && socket.sent > 0, "{socket:?}");
         assert_eq!(socket.invalid_descs, 0, "{socket:?}");

@@ -40,8 +40,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use model::{
-    Config, ConntrackConfig, Group, GroupMember, Health, Lan, LastResort, OnFull, OnWanDown, Rule,
-    RuleAction, Timeouts, Wan,
+    Backend, Config, ConntrackConfig, DataplaneConfig, Group, GroupMember, Health, Lan, LastResort,
+    OnFull, OnWanDown, Rule, RuleAction, Timeouts, Wan, XdpMode,
 };
 
 impl Config {

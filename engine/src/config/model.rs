@@ -23,6 +23,52 @@ pub struct Config {
     pub conntrack: ConntrackConfig,
     /// Link health: what happens to flows of a WAN that went down, the event hook (`[health]`).
     pub health: Health,
+    /// How frames reach fwd: the I/O backend and its settings (`[dataplane]`).
+    pub dataplane: DataplaneConfig,
+}
+
+/// Which I/O backend carries the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// AF_XDP where every interface allows it, TUN otherwise.
+    Auto,
+    /// AF_XDP, or fwd does not start.
+    AfXdp,
+    /// TUN devices and kernel policy routing.
+    Tun,
+}
+
+/// Where fwd's XDP program runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XdpMode {
+    /// In the driver where it offers XDP, else in the kernel's generic path.
+    Auto,
+    /// In the driver only.
+    Native,
+    /// In the kernel's generic path (SKB mode) only.
+    Generic,
+}
+
+/// `[dataplane]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DataplaneConfig {
+    /// Default `auto`.
+    pub backend: Backend,
+    /// Default `auto`.
+    pub xdp_mode: XdpMode,
+    /// Frames of 2048 bytes in each AF_XDP worker's UMEM: a power of two, 512..=262144.
+    /// Default 4096 (8 MiB a worker).
+    pub umem_frames: u32,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            backend: Backend::Auto,
+            xdp_mode: XdpMode::Auto,
+            umem_frames: 4096,
+        }
+    }
 }
 
 /// A LAN-side interface.

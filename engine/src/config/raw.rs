@@ -27,6 +27,7 @@ pub(crate) struct RawConfig {
     pub rule: Vec<Spanned<RawRule>>,
     pub conntrack: Option<Spanned<RawConntrack>>,
     pub health: Option<Spanned<RawHealth>>,
+    pub dataplane: Option<Spanned<RawDataplane>>,
 }
 
 /// `[[lan]]`
@@ -99,6 +100,15 @@ pub(crate) struct RawConntrack {
     pub fragment_timeout: Option<Spanned<IntOrStr>>,
     pub sticky_max: Option<Spanned<i64>>,
     pub timeouts: Option<Spanned<RawTimeouts>>,
+}
+
+/// `[dataplane]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDataplane {
+    pub backend: Option<Spanned<String>>,
+    pub xdp_mode: Option<Spanned<String>>,
+    pub umem_frames: Option<Spanned<i64>>,
 }
 
 /// `[health]`

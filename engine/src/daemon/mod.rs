@@ -10,6 +10,7 @@
 pub mod control;
 pub mod health_requests;
 pub mod link_health;
+pub mod neighbor_watch;
 pub mod reload;
 pub mod route_keeper;
 pub mod shared;

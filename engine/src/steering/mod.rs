@@ -84,7 +84,7 @@
 //! `unsafe`, no external commands. Needs Linux 4.17 or later (rule protocol, IP protocol and
 //! port range selectors).
 
-mod netlink;
+pub mod netlink;
 mod plan;
 mod routes;
 mod rules;

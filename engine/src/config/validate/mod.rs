@@ -6,6 +6,7 @@
 //! [`Config`] only if no error was reported at all.
 
 mod conntrack;
+mod dataplane;
 mod group;
 mod health;
 mod interface;
@@ -65,6 +66,7 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
     let rule_names: Vec<_> = raw.rule.iter().map(|r| r.get_ref().name.as_ref()).collect();
     unique_names("rule", &rule_names, |i| rule::path(i, &raw.rule[i]), report);
     let conntrack = conntrack::validate(raw.conntrack.as_ref(), report);
+    let dataplane = dataplane::validate(raw.dataplane.as_ref(), report);
 
     if !report.is_empty() {
         return None;
@@ -83,6 +85,7 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
             rules: rules.into_iter().collect::<Option<_>>()?,
             conntrack: conntrack?,
             health: health?,
+            dataplane: dataplane?,
         })
     })();
     if built.is_none() {

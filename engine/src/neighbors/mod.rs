@@ -1,6 +1,8 @@
 //! Link-layer addresses for Ethernet egress: the MAC of each interface of the router and the
-//! MAC of a next hop. Backends fill it from the kernel's neighbour table (the kernel keeps
-//! doing ARP); tests use [`StaticNeighbors`].
+//! MAC of a next hop. The AF_XDP backend reads them from the kernel's neighbour table
+//! ([`kernel`]: the kernel keeps doing ARP); tests use [`StaticNeighbors`].
+
+pub mod kernel;
 
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
