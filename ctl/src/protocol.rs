@@ -418,6 +418,10 @@ pub struct CountersReply {
     pub drops: Vec<Counter>,
     /// Other events (sessions created, evictions, WAN state changes...).
     pub events: Vec<Counter>,
+    /// The backend's own counters: per AF_XDP socket (`<interface>.q<queue>.<name>`) and
+    /// per decision of fwd's XDP program (`xdp.<name>`); empty over TUN.
+    #[serde(default)]
+    pub device: Vec<Counter>,
 }
 
 /// One named counter.
@@ -747,6 +751,7 @@ pub(crate) mod tests {
                     value: 3,
                 }],
                 events: vec![],
+                device: vec![],
             })),
             Response::Ok(Reply::Explain(ExplainReply {
                 rule: Some("dns".into()),
@@ -882,10 +887,11 @@ pub(crate) mod tests {
                 value: 2,
             }],
             events: vec![],
+            device: vec![],
         }));
         assert_eq!(
             serde_json::to_string(&counters).unwrap(),
-            r#"{"ok":{"kind":"counters","drops":[{"name":"ttl_expired","value":2}],"events":[]}}"#
+            r#"{"ok":{"kind":"counters","drops":[{"name":"ttl_expired","value":2}],"events":[],"device":[]}}"#
         );
     }
 

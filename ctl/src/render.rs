@@ -286,6 +286,10 @@ pub fn render_counters(reply: &CountersReply, all: bool) -> String {
     let mut out = counter_section("DROP", &reply.drops, all);
     out.push('\n');
     out.push_str(&counter_section("EVENT", &reply.events, all));
+    if !reply.device.is_empty() {
+        out.push('\n');
+        out.push_str(&counter_section("DEVICE", &reply.device, all));
+    }
     out
 }
 
@@ -674,6 +678,7 @@ udp    192.168.1.10:51000  198.51.100.2:40001  93.184.216.34:443  isp1  -       
         let reply = CountersReply {
             drops: vec![counter("ttl_expired", 3), counter("malformed_ipv4", 0)],
             events: vec![counter("wan_down", 0)],
+            device: vec![],
         };
         let expected = "\
 DROP         COUNT
@@ -697,8 +702,18 @@ wan_down      0
         let empty = CountersReply {
             drops: vec![],
             events: vec![],
+            device: vec![],
         };
         assert_eq!(render_counters(&empty, false), "no drops\n\nno events\n");
+        let afxdp = CountersReply {
+            device: vec![counter("lan0.q0.received", 12), counter("xdp.to_fwd", 0)],
+            ..empty
+        };
+        assert_eq!(
+            render_counters(&afxdp, false),
+            "no drops\n\nno events\n\nDEVICE            COUNT\nlan0.q0.received     12\n\
+             (1 zero counter hidden, --all shows them)\n"
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@
  *
  *   LAN: unicast IPv4 goes to fwd, unless its destination is in `kernel_dst` (the router's
  *        addresses, LAN and extra subnets, multicast, broadcast: what the kernel routes or
- *        delivers itself).
+ *        delivers itself). To a WAN's address (`wan_ports`), only TCP or UDP to a port of
+ *        its NAT range and later fragments go to fwd (hairpin through a mapping); the rest
+ *        is the router's own.
  *   WAN: IPv4 to the WAN's address goes to fwd only when fwd owns it: TCP or UDP to a port
  *        in the WAN's NAT range; an ICMP echo reply whose identifier is in that range; an
  *        ICMP error quoting a packet that left from a port (or identifier) in that range;
@@ -65,6 +67,12 @@ struct iface_config {
 	__u32 xsk_base; /* socket slot of RX queue 0 */
 };
 
+/* A WAN's NAT ports, host byte order, inclusive. Mirrored by `NatPorts` in program.rs. */
+struct nat_ports {
+	__u16 lo;
+	__u16 hi;
+};
+
 struct lpm_v4 {
 	__u32 prefixlen;
 	__u32 addr; /* network byte order */
@@ -97,6 +105,13 @@ struct {
 } ifaces SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u32); /* a WAN's address, network byte order */
+	__type(value, struct nat_ports);
+} wan_ports SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 4096);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -126,10 +141,15 @@ INLINE int to_fwd(struct xdp_md *ctx, const struct iface_config *cfg)
 	return count(action == XDP_REDIRECT ? STAT_TO_FWD : STAT_NO_SOCKET, action);
 }
 
-INLINE int owned(const struct iface_config *cfg, __u16 port_be)
+INLINE int in_range(__u16 lo, __u16 hi, __u16 port_be)
 {
 	__u16 port = ntohs(port_be);
-	return port >= cfg->port_lo && port <= cfg->port_hi;
+	return port >= lo && port <= hi;
+}
+
+INLINE int owned(const struct iface_config *cfg, __u16 port_be)
+{
+	return in_range(cfg->port_lo, cfg->port_hi, port_be);
 }
 
 /* An ICMP error to the WAN's address: fwd's when the packet it quotes left from one of
@@ -179,7 +199,20 @@ int fwd_xdp(struct xdp_md *ctx)
 		return count(STAT_KERNEL_MALFORMED, XDP_PASS);
 
 	if (cfg->role == ROLE_LAN) {
-		struct lpm_v4 key = { .prefixlen = 32, .addr = ip->daddr };
+		__u32 daddr = ip->daddr;
+		const struct nat_ports *wan = bpf_map_lookup_elem(&wan_ports, &daddr);
+		if (wan) {
+			if (ip->frag_off & htons(0x1fff))
+				return to_fwd(ctx, cfg);
+			__u16 *ports = (void *)ip + ip->ihl * 4;
+			if ((void *)(ports + 2) > end)
+				return count(STAT_KERNEL_MALFORMED, XDP_PASS);
+			if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) &&
+			    in_range(wan->lo, wan->hi, ports[1]))
+				return to_fwd(ctx, cfg);
+			return count(STAT_KERNEL_LOCAL, XDP_PASS);
+		}
+		struct lpm_v4 key = { .prefixlen = 32, .addr = daddr };
 		if (bpf_map_lookup_elem(&kernel_dst, &key))
 			return count(STAT_KERNEL_LOCAL, XDP_PASS);
 		return to_fwd(ctx, cfg);

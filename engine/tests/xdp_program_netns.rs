@@ -68,7 +68,7 @@ fn attach() -> Result<XdpProgram, ProgramError> {
     program.pass_to_kernel("10.77.0.0/24".parse().unwrap())?;
     program.pass_to_kernel("10.77.0.1/32".parse().unwrap())?;
     for dev in ["xl0", "xw0"] {
-        program.attach(dev, ifindex(dev), false)?;
+        program.attach(dev, ifindex(dev), engine::config::XdpMode::Auto)?;
     }
     Ok(program)
 }

@@ -41,6 +41,26 @@ fn binary(env: &str, name: &str) -> Result<PathBuf> {
     )))
 }
 
+/// The environment variable that picks the backend of every fwd the tests start: `tun`,
+/// `afxdp` or `auto` (then fwd's own default applies). CI runs the suite once with each.
+pub const BACKEND_ENV: &str = "FWD_BACKEND";
+
+/// The backend [`BACKEND_ENV`] asks for, if any.
+pub fn backend() -> Option<String> {
+    std::env::var(BACKEND_ENV).ok().filter(|b| !b.is_empty())
+}
+
+/// `config_toml` with the `[dataplane] backend` of [`BACKEND_ENV`] added, unless it has a
+/// `[dataplane]` section of its own.
+pub fn with_backend(config_toml: &str) -> String {
+    match backend() {
+        Some(b) if !config_toml.contains("[dataplane]") => {
+            format!("{config_toml}\n[dataplane]\nbackend = \"{b}\"\n")
+        }
+        _ => config_toml.to_string(),
+    }
+}
+
 /// Path of the `fwd` binary.
 pub fn fwd_binary() -> Result<PathBuf> {
     binary("FWD_BIN", "fwd")
@@ -110,7 +130,7 @@ impl<'t> Fwd<'t> {
         let config = dir.join("fwd.toml");
         let socket = dir.join("fwd.sock");
         let log = dir.join("fwd.log");
-        std::fs::write(&config, config_toml)?;
+        std::fs::write(&config, with_backend(config_toml))?;
         let bin = fwd_binary()?;
         let bin = bin.display().to_string();
         let config_arg = config.display().to_string();
@@ -233,7 +253,7 @@ impl<'t> Fwd<'t> {
 
     /// Replaces the config file (for a reload).
     pub fn write_config(&self, config_toml: &str) -> Result<()> {
-        std::fs::write(&self.config, config_toml)?;
+        std::fs::write(&self.config, with_backend(config_toml))?;
         Ok(())
     }
 
@@ -246,6 +266,12 @@ impl<'t> Fwd<'t> {
             Duration::from_secs(5),
         )?;
         Ok(())
+    }
+
+    /// SIGKILL, as a crash would end it: nothing of fwd's runs its clean-up.
+    pub fn kill(mut self) {
+        self.stopped = true;
+        self.topo.router().kill(self.pid);
     }
 
     /// SIGTERM, then waits for the exit. Returns its status; an error if it did not stop in

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
@@ -106,17 +106,31 @@ fn lan_hosts_reach_the_internet_through_fwd_and_fwd_cleans_up() {
     assert_eq!(hops.last().copied().flatten(), Some(SERVER), "{hops:?}");
 
     let status = fwd.status().unwrap();
-    assert_eq!(status.backend, "tun");
+    match netns_tests::fwd::backend().as_deref() {
+        Some("afxdp") => assert!(
+            status.backend.starts_with("afxdp (native XDP;")
+                && status.backend.ends_with("copy-mode sockets"),
+            "{}",
+            status.backend
+        ),
+        Some("tun") => assert_eq!(status.backend, "tun"),
+        _ => {}
+    }
     assert!(status.totals.sessions_created >= 5, "{status:?}");
     assert!(status.totals.forwarded > 1000, "{status:?}");
     assert!(status.wans.iter().all(|w| w.state == "up"));
 
-    // A clean stop removes every rule, route and TUN device, and the socket.
+    // A clean stop removes every rule, route and TUN device, the socket, and (AF_XDP) the
+    // XDP program.
     let socket = fwd.socket().to_path_buf();
     let exit = fwd.stop().unwrap();
     assert!(exit.success(), "{exit:?}");
     assert_eq!(ip_rules(&topo), rules_before, "rules left behind");
     assert!(!router_links(&topo).contains("fwd0-"), "TUN left behind");
+    assert!(
+        !router_links(&topo).contains("xdp"),
+        "XDP program left behind"
+    );
     for table in ["4200", "4201", "4202", "4300", "4301"] {
         let routes = topo
             .router()
@@ -646,4 +660,68 @@ fn a_minute_of_mixed_load_does_not_hurt_fwd() {
     assert!(events["sessions_created"] > 100, "{counters:?}");
     let exit = fwd.stop().unwrap();
     assert!(exit.success(), "{exit:?}");
+}
+
+/// While fwd runs, the router's own services stay reachable (a TCP connection to it from
+/// the LAN); killed with SIGKILL mid-traffic, fwd leaves no XDP program on any interface,
+/// the router still answers on its LAN address, and a restarted fwd forwards again.
+#[test]
+fn a_killed_fwd_leaves_the_router_reachable_and_a_restarted_one_forwards() {
+    if skip("a_killed_fwd_leaves_the_router_reachable_and_a_restarted_one_forwards") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    topo.start_iperf3().unwrap();
+    topo.start_nginx().unwrap();
+    let router_port = 5999u16;
+    let router_server = topo.router().spawn(
+        &[
+            "iperf3",
+            "-s",
+            "-B",
+            &plan::LAN_ROUTER.to_string(),
+            "-p",
+            &router_port.to_string(),
+        ],
+        &topo.workdir().join("router-iperf3.log"),
+    );
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    let host = topo.host(0);
+    assert_eq!(host.ping(SERVER, 3).unwrap().received, 3);
+    std::thread::sleep(Duration::from_millis(300));
+    let to_router = host
+        .iperf3_tcp_to(SocketAddrV4::new(plan::LAN_ROUTER, router_port), 1)
+        .unwrap();
+    assert!(
+        to_router > 1.0,
+        "TCP to the router itself: {to_router} Mbit/s"
+    );
+
+    std::thread::scope(|scope| {
+        let traffic = scope.spawn(|| host.iperf3_udp(3, 20_000_000, 1200));
+        std::thread::sleep(Duration::from_millis(1000));
+        fwd.kill();
+        let _ = traffic.join();
+    });
+    assert!(
+        !router_links(&topo).contains("xdp"),
+        "XDP program left behind"
+    );
+    assert_eq!(
+        host.ping(plan::LAN_ROUTER, 2).unwrap().received,
+        2,
+        "the router answers on its LAN address"
+    );
+
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    assert_eq!(
+        host.ping(SERVER, 3).unwrap().received,
+        3,
+        "forwarding again"
+    );
+    assert_eq!(host.curl(&plan::http_url("/")).unwrap(), NGINX_INDEX_BODY);
+    fwd.stop().unwrap();
+    if let Ok(pid) = router_server {
+        topo.router().kill(pid);
+    }
 }

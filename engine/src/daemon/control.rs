@@ -14,6 +14,7 @@ use ctl::protocol::{
 use ctl::server::ControlServer;
 
 use crate::config::{Config, Rule, RuleAction};
+use crate::device::afxdp::program::STATS;
 use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{DropReason, Event};
 use crate::plan::HAIRPIN_RULE;
@@ -118,7 +119,7 @@ fn status(shared: &Shared) -> StatusReply {
     StatusReply {
         uptime_secs: shared.clock.now().as_secs(),
         workers: shared.counters.len() as u32,
-        backend: shared.backend.to_string(),
+        backend: backend(shared),
         wans,
         totals: Totals {
             flows: dp.tables.conntrack.len() as u64,
@@ -289,6 +290,62 @@ pub fn describe_action(config: &Config, action: RuleAction) -> String {
     }
 }
 
+/// The backend's own counters: each AF_XDP socket's, then the XDP program's.
+fn device_counters(shared: &Shared, plan: &crate::plan::Plan) -> Vec<Counter> {
+    let mut out = Vec::new();
+    for worker in &shared.queue_counters {
+        let counters = worker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        for c in counters {
+            let iface = plan
+                .interface(c.iface)
+                .map_or_else(|| c.iface.to_string(), |i| i.os_name.clone());
+            out.push(Counter {
+                name: format!("{iface}.q{}.{}", c.queue, c.name),
+                value: c.value,
+            });
+        }
+    }
+    if let Some(program) = &shared.xdp_program {
+        let stats = program
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stats();
+        for (name, value) in STATS.iter().zip(stats) {
+            out.push(Counter {
+                name: format!("xdp.{name}"),
+                value,
+            });
+        }
+    }
+    out
+}
+
+/// The backend as `fwdctl status` shows it: with AF_XDP, whether its sockets copy.
+fn backend(shared: &Shared) -> String {
+    let mut zero_copy = None;
+    for worker in &shared.queue_counters {
+        let counters = worker
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for c in counters.iter().filter(|c| c.name == "zero_copy") {
+            zero_copy = Some(zero_copy.unwrap_or(true) && c.value == 1);
+        }
+    }
+    let backend = shared
+        .backend
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    match zero_copy {
+        None => backend,
+        Some(true) => format!("{backend}, zero-copy sockets"),
+        Some(false) => format!("{backend}, copy-mode sockets"),
+    }
+}
+
 fn counters(shared: &Shared) -> CountersReply {
     let (dp, _) = shared.dataplane();
     let drops = DropReason::ALL
@@ -320,7 +377,11 @@ fn counters(shared: &Shared) -> CountersReply {
             value,
         });
     }
-    CountersReply { drops, events }
+    CountersReply {
+        drops,
+        events,
+        device: device_counters(shared, &dp.plan),
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -441,7 +502,7 @@ group = "both"
         std::fs::write(&path, CONFIG).unwrap();
         let config = Config::from_toml_str(CONFIG).unwrap();
         let dp = DataPlane::new(&config, 5, LinkState::Up).unwrap();
-        let shared = Arc::new(Shared::new(dp, config, path.clone(), 1, "memory"));
+        let shared = Arc::new(Shared::new(dp, config, path.clone(), 1, "memory".into()));
         let (dp, _) = shared.dataplane();
         let mut fwd = Forwarder::new(Medium::Ip, &dp.plan, shared.counters[0].clone(), 64);
         let memory = FrameMemory::new(64, CHUNK_SIZE, HEADROOM).unwrap();

@@ -1,12 +1,17 @@
 //! `fwd run`: the daemon. It loads the config, claims the control socket (refusing to start
-//! beside another fwd), creates one multi-queue TUN device per interface, installs the
-//! kernel steering (routes, rules, sysctls), starts the prober, pinned worker threads and a
-//! control thread, and then waits for signals: SIGHUP reloads the config, SIGTERM and
-//! SIGINT stop it. Meanwhile it puts back any of its routes the kernel drops
-//! ([`route_keeper`]). On the way out it stops the threads, removes every route, rule and
-//! sysctl it installed, closes the TUNs (the kernel deletes them) and removes the socket. A
-//! failure half-way through start-up undoes what was done before it.
+//! beside another fwd), brings up its backend (`[dataplane] backend`: AF_XDP, with fwd's XDP
+//! program attached to every interface ([`afxdp`]) and a kernel sink TUN per interface; or
+//! one multi-queue TUN device per interface; `auto` takes AF_XDP where it comes up, TUN
+//! otherwise), installs the kernel steering (routes, rules, sysctls), starts the prober,
+//! pinned worker threads and a control thread, and then waits for signals: SIGHUP reloads
+//! the config, SIGTERM and SIGINT stop it. Meanwhile it puts back any of its routes the
+//! kernel drops ([`route_keeper`]) and, with AF_XDP, follows the kernel's neighbour table
+//! ([`neighbor_watch`]). On the way out it stops the threads, detaches the XDP program,
+//! removes every route, rule and sysctl it installed, closes the TUNs (the kernel deletes
+//! them) and removes the socket. A failure half-way through start-up undoes what was done
+//! before it.
 
+pub mod afxdp;
 pub mod control;
 pub mod health_requests;
 pub mod link_health;
@@ -26,14 +31,18 @@ use balancer::LinkState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::config::{Config, LoadError};
+use crate::config::{Backend, Config, LoadError};
 use crate::dataplane::DataPlane;
+use crate::neighbors::kernel::NeighborTable;
 use crate::plan::Role;
 use crate::steering::{self, LanSteer, SteeringSpec, WanSteer};
 
 use route_keeper::RouteKeeper;
 use shared::Shared;
 use worker::{Queues, Worker};
+
+/// Longest wait for a worker to open its device.
+const WORKER_START_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Default path of the control socket.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/fwd/fwd.sock";
@@ -60,6 +69,10 @@ pub enum DaemonError {
     DataPlane(#[from] crate::dataplane::DataPlaneError),
     #[error("TUN devices: {0}")]
     Tun(std::io::Error),
+    #[error("AF_XDP: {0}")]
+    AfXdp(String),
+    #[error("{0}")]
+    Worker(String),
     #[error("kernel steering: {0}")]
     Steering(String),
     #[error("signals: {0}")]
@@ -84,26 +97,80 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .clamp(1, 64);
     let names = tuns::tun_names(&dataplane.plan);
-    let queues = tuns::open_queues(&names, workers).map_err(DaemonError::Tun)?;
-    log::info!("TUN devices {} ({} queues each)", names.join(", "), workers);
-    let spec = steering_spec(&dataplane, &names, options.table_base);
+    let started = start_backend(&config, &dataplane, &names, workers)?;
+    let workers = started.workers();
+    let spec = steering_spec(
+        &dataplane,
+        &names,
+        options.table_base,
+        matches!(started, Started::AfXdp { .. }),
+    );
     let mut installed =
         steering::install(&spec).map_err(|e| DaemonError::Steering(e.to_string()))?;
     for line in installed.describe() {
         log::info!("installed: {line}");
     }
+    let (queues, neighbors, watch, description, mut program) = match started {
+        Started::Tun { queues } => {
+            let neighbors = Arc::new(NeighborTable::new(Vec::new()));
+            let queues: Vec<Queues> = queues.into_iter().map(Queues::Tun).collect();
+            (queues, neighbors, None, "tun".to_string(), None)
+        }
+        Started::AfXdp { setup, sinks } => {
+            let neighbors = Arc::new(NeighborTable::new(setup.macs()));
+            let interfaces: Vec<(u32, u8)> = setup
+                .links
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.ifindex, i as u8))
+                .collect();
+            let gateways = dataplane
+                .plan
+                .wans
+                .iter()
+                .map(|w| (w.iface, w.gateway))
+                .collect();
+            let watch =
+                neighbor_watch::NeighborWatch::start(Arc::clone(&neighbors), &interfaces, gateways)
+                    .map_err(|e| DaemonError::AfXdp(format!("neighbour table: {e}")))?;
+            let queues = sinks
+                .into_iter()
+                .enumerate()
+                .map(|(w, sinks)| Queues::AfXdp {
+                    queues: setup.queues_of(w),
+                    sinks,
+                    umem_frames: config.dataplane.umem_frames as usize,
+                    mtu: setup.mtu(),
+                    program: Arc::clone(&setup.program),
+                })
+                .collect();
+            let description = setup.describe();
+            (queues, neighbors, Some(watch), description, Some(setup))
+        }
+    };
+    log::info!("backend: {description}");
 
-    let shared = Arc::new(Shared::new(
+    let mut shared = Shared::new(
         dataplane,
         config,
         options.config.clone(),
         workers,
-        "tun",
-    ));
+        description,
+    );
+    shared.xdp_program = program.as_ref().map(|p| Arc::clone(&p.program));
+    let shared = Arc::new(shared);
     let result = match link_health::start(&shared) {
         Ok(prober) => {
             shared.set_link_health(prober);
-            serve(&shared, queues, &mut server, &mut installed)
+            serve(
+                &shared,
+                queues,
+                &neighbors,
+                watch,
+                program.as_mut(),
+                &mut server,
+                &mut installed,
+            )
         }
         Err(e) => Err(DaemonError::LinkHealth(e.to_string())),
     };
@@ -111,6 +178,8 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
     if let Some(prober) = shared.take_link_health() {
         prober.stop();
     }
+    // the workers are gone: detach the XDP program before the steering goes
+    drop(program);
     for e in installed.remove() {
         log::warn!("removing kernel steering: {e}");
     }
@@ -142,8 +211,74 @@ fn load_config(options: &RunOptions) -> Result<Config, DaemonError> {
     }
 }
 
-/// What the kernel must route into which TUN, from the plan.
-fn steering_spec(dataplane: &DataPlane, names: &[String], table_base: u32) -> SteeringSpec {
+/// The backend that came up.
+enum Started {
+    Tun {
+        /// Per worker, its queue of each interface's TUN.
+        queues: Vec<Vec<std::fs::File>>,
+    },
+    AfXdp {
+        setup: afxdp::AfXdp,
+        /// Per worker, its queue of each interface's kernel sink TUN.
+        sinks: Vec<Vec<std::fs::File>>,
+    },
+}
+
+impl Started {
+    fn workers(&self) -> usize {
+        match self {
+            Started::Tun { queues } => queues.len(),
+            Started::AfXdp { sinks, .. } => sinks.len(),
+        }
+    }
+}
+
+/// Brings up the backend the config asks for (see the module's documentation).
+fn start_backend(
+    config: &Config,
+    dataplane: &DataPlane,
+    names: &[String],
+    workers: usize,
+) -> Result<Started, DaemonError> {
+    let tun = || -> Result<Started, DaemonError> {
+        let queues = tuns::open_queues(names, workers).map_err(DaemonError::Tun)?;
+        log::info!("TUN devices {} ({} queues each)", names.join(", "), workers);
+        Ok(Started::Tun { queues })
+    };
+    let afxdp = || -> Result<Started, String> {
+        let setup = afxdp::prepare(&dataplane.plan, workers)?;
+        let sinks = tuns::open_queues(names, setup.workers)
+            .map_err(|e| format!("kernel sink TUNs: {e}"))?;
+        log::info!(
+            "XDP program loaded for {}; kernel sinks {}",
+            setup
+                .links
+                .iter()
+                .map(|l| l.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            names.join(", ")
+        );
+        Ok(Started::AfXdp { setup, sinks })
+    };
+    match config.dataplane.backend {
+        Backend::Tun => tun(),
+        Backend::AfXdp => afxdp().map_err(DaemonError::AfXdp),
+        Backend::Auto => afxdp().or_else(|why| {
+            log::warn!("AF_XDP unavailable ({why}); using TUN devices");
+            tun()
+        }),
+    }
+}
+
+/// What the kernel must route into which TUN (or, with AF_XDP, what the router's own
+/// traffic and the kernel sinks need), from the plan.
+fn steering_spec(
+    dataplane: &DataPlane,
+    names: &[String],
+    table_base: u32,
+    xdp: bool,
+) -> SteeringSpec {
     let plan = &dataplane.plan;
     let mut lans = Vec::new();
     let mut wans = Vec::new();
@@ -170,6 +305,7 @@ fn steering_spec(dataplane: &DataPlane, names: &[String], table_base: u32) -> St
         lans,
         wans,
         table_base,
+        xdp,
         ..SteeringSpec::default()
     }
 }
@@ -177,18 +313,25 @@ fn steering_spec(dataplane: &DataPlane, names: &[String], table_base: u32) -> St
 /// Starts the threads and waits for signals; returns when fwd should stop.
 fn serve(
     shared: &Arc<Shared>,
-    queues: Vec<Vec<std::fs::File>>,
+    queues: Vec<Queues>,
+    neighbors: &Arc<NeighborTable>,
+    watch: Option<neighbor_watch::NeighborWatch>,
+    afxdp: Option<&mut afxdp::AfXdp>,
     server: &mut ctl::server::ControlServer,
     installed: &mut steering::Installed,
 ) -> Result<(), DaemonError> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP]).map_err(DaemonError::Signals)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let result = std::thread::scope(|scope| -> Result<(), DaemonError> {
+        let (ready_tx, ready) = std::sync::mpsc::channel();
+        let workers = queues.len();
         for (index, queues) in queues.into_iter().enumerate() {
             let worker = Worker {
                 index,
                 core: (!cores.is_empty()).then(|| cores[index % cores.len()]),
-                queues: Queues::Tun(queues),
+                queues,
+                neighbors: Arc::clone(neighbors),
+                ready: ready_tx.clone(),
             };
             let worker_shared = Arc::clone(shared);
             let spawned = std::thread::Builder::new()
@@ -198,6 +341,46 @@ fn serve(
                 shared.request_stop();
                 return Err(DaemonError::Thread(e));
             }
+        }
+        drop(ready_tx);
+        for _ in 0..workers {
+            match ready.recv_timeout(WORKER_START_TIMEOUT) {
+                Ok(Ok(())) => {}
+                Ok(Err(why)) => {
+                    shared.request_stop();
+                    return Err(DaemonError::Worker(why));
+                }
+                Err(_) => {
+                    shared.request_stop();
+                    return Err(DaemonError::Worker(format!(
+                        "a worker did not open its device within {WORKER_START_TIMEOUT:?}"
+                    )));
+                }
+            }
+        }
+        if let Some(afxdp) = afxdp {
+            // every socket is in the program's map: frames may come now
+            let mode = shared.config().dataplane.xdp_mode;
+            if let Err(why) = afxdp.attach(mode) {
+                shared.request_stop();
+                return Err(DaemonError::AfXdp(why));
+            }
+            let description = afxdp.describe();
+            log::info!("backend: {description}");
+            *shared
+                .backend
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = description;
+        }
+        if let Some(watch) = watch {
+            let stop = shared.stop_flag();
+            std::thread::Builder::new()
+                .name("fwd-neighbors".into())
+                .spawn_scoped(scope, move || watch.run(stop))
+                .map_err(|e| {
+                    shared.request_stop();
+                    DaemonError::Thread(e)
+                })?;
         }
         let control_shared = Arc::clone(shared);
         std::thread::Builder::new()
@@ -211,6 +394,7 @@ fn serve(
         let mut routes = RouteKeeper::new(installed, Instant::now());
         while !shared.stopping() {
             routes.tick(Instant::now());
+
             for signal in signals.pending() {
                 match signal {
                     SIGHUP => match reload::reload(shared) {

@@ -1,9 +1,12 @@
 //! Follows the kernel's IPv4 neighbour table for fwd's interfaces and publishes it to the
 //! workers ([`NeighborTable`]); asks the kernel to resolve what the workers missed and each
 //! WAN's gateway (an `RTM_NEWNEIGH` with `NTF_USE`: the kernel sends its ARP request and
-//! reports the answer like any other change). Runs from the daemon's main loop
-//! ([`NeighborWatch::tick`], every 50 ms): a dump at start and after the kernel dropped
-//! notifications, then only the notifications of the `RTNLGRP_NEIGH` group.
+//! reports the answer like any other change). Runs on a thread of its own
+//! ([`NeighborWatch::run`]), which sleeps on the notification socket and looks at the
+//! workers' requests every [`REQUEST_POLL`]: a neighbour the kernel learns (a LAN host's ARP
+//! request for the router, say) reaches the workers well before that host's first packet
+//! does. A dump at start and after the kernel dropped notifications, then only the
+//! notifications of the `RTNLGRP_NEIGH` group.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
@@ -22,6 +25,8 @@ use crate::neighbors::Mac;
 use crate::steering::netlink::Netlink;
 
 const HEADER_LEN: usize = 16;
+/// Longest sleep between two looks at the workers' requests.
+pub const REQUEST_POLL: std::time::Duration = std::time::Duration::from_millis(5);
 /// Most notifications read per tick.
 const READ_LIMIT: usize = 10_000;
 
@@ -126,6 +131,26 @@ impl NeighborWatch {
     fn publish(&self) {
         self.table
             .publish(self.entries.iter().map(|(&k, &v)| (k, v)));
+    }
+
+    /// Runs [`tick`](Self::tick) until `stop`, sleeping on the notification socket (at most
+    /// [`REQUEST_POLL`]) in between.
+    #[allow(unsafe_code)]
+    pub fn run(mut self, stop: &std::sync::atomic::AtomicBool) {
+        use std::os::fd::AsRawFd;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut fd = libc::pollfd {
+                fd: self.monitor.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one live pollfd naming the watcher's own socket; the kernel writes
+            // only its `revents`.
+            unsafe {
+                libc::poll(&mut fd, 1, REQUEST_POLL.as_millis() as libc::c_int);
+            }
+            self.tick();
+        }
     }
 
     /// Reads the notifications waiting, asks for what the workers missed; publishes once

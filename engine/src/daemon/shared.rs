@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::dataplane::DataPlane;
+use crate::device::afxdp::program::XdpProgram;
+use crate::device::QueueCounter;
 use crate::pipeline::Counters;
 use prober::run::ProberHandle;
 
@@ -51,7 +53,13 @@ pub struct Shared {
     pub clock: Clock,
     /// One set per worker, in worker order.
     pub counters: Vec<Arc<Counters>>,
-    pub backend: &'static str,
+    /// The backend, as the start-up log and `fwdctl status` describe it.
+    pub backend: Mutex<String>,
+    /// Each worker's device counters per queue, as it last published them (about once a
+    /// second).
+    pub queue_counters: Vec<Mutex<Vec<QueueCounter>>>,
+    /// fwd's XDP program, for its counters (AF_XDP only).
+    pub xdp_program: Option<Arc<Mutex<XdpProgram>>>,
     /// The prober thread, once started (see `link_health`); `None` before and after.
     link_health: Mutex<Option<ProberHandle>>,
 }
@@ -67,7 +75,7 @@ impl Shared {
         config: Config,
         config_path: PathBuf,
         workers: usize,
-        backend: &'static str,
+        backend: String,
     ) -> Shared {
         Shared {
             current: Mutex::new(Current {
@@ -82,7 +90,9 @@ impl Shared {
             counters: (0..workers)
                 .map(|_| Arc::new(Counters::default()))
                 .collect(),
-            backend,
+            backend: Mutex::new(backend),
+            queue_counters: (0..workers).map(|_| Mutex::new(Vec::new())).collect(),
+            xdp_program: None,
             link_health: Mutex::new(None),
         }
     }
@@ -131,6 +141,11 @@ impl Shared {
 
     pub fn reload_guard(&self) -> MutexGuard<'_, ()> {
         lock(&self.reload_lock)
+    }
+
+    /// The flag [`request_stop`](Self::request_stop) sets, for threads that poll it.
+    pub fn stop_flag(&self) -> &AtomicBool {
+        &self.stop
     }
 
     pub fn request_stop(&self) {

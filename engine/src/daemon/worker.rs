@@ -8,10 +8,14 @@ use std::fs::File;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
+use crate::device::afxdp::program::XdpProgram;
+use crate::device::afxdp::{AfXdpDevice, QueueSpec};
 use crate::device::tun::TunDevice;
 use crate::device::{Device, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use crate::forwarder::Forwarder;
-use crate::neighbors::StaticNeighbors;
+use crate::neighbors::kernel::NeighborTable;
 use crate::pipeline::Counters;
 
 use super::shared::Shared;
@@ -27,6 +31,9 @@ const TUN_FRAMES: usize = 2 * BATCH;
 /// housekeeping (expiry) on an idle box.
 const IDLE_WAIT: Duration = Duration::from_millis(50);
 
+/// How often a worker publishes its device's own counters.
+const PUBLISH_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Least time between two log lines about device errors.
 const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -35,6 +42,15 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub enum Queues {
     /// Its queue of each interface's TUN, by plan interface id.
     Tun(Vec<File>),
+    /// AF_XDP sockets on these queues, over a UMEM of `umem_frames` frames; `sinks` are its
+    /// queue of each interface's kernel sink TUN, by plan interface id.
+    AfXdp {
+        queues: Vec<QueueSpec>,
+        sinks: Vec<File>,
+        umem_frames: usize,
+        mtu: usize,
+        program: Arc<Mutex<XdpProgram>>,
+    },
 }
 
 #[derive(Debug)]
@@ -42,6 +58,11 @@ pub struct Worker {
     pub index: usize,
     pub core: Option<core_affinity::CoreId>,
     pub queues: Queues,
+    /// Next hops for Ethernet egress (the kernel's neighbour table).
+    pub neighbors: Arc<NeighborTable>,
+    /// Told once the worker's device is open (and, with AF_XDP, its sockets are in the XDP
+    /// program's map), or why it could not be.
+    pub ready: std::sync::mpsc::Sender<Result<(), String>>,
 }
 
 impl Worker {
@@ -58,18 +79,46 @@ impl Worker {
             return;
         };
         let index = self.index;
+        let neighbors = &self.neighbors;
+        let ready = &self.ready;
         let started = match self.queues {
             Queues::Tun(queues) => {
                 FrameMemory::new(TUN_FRAMES, CHUNK_SIZE, HEADROOM).and_then(|memory| {
                     let pool = FramePool::new(&memory)?;
                     let mut device = TunDevice::new(queues, pool)?;
-                    drive(index, &mut device, shared, &counters);
+                    let _ = ready.send(Ok(()));
+                    drive(index, &mut device, shared, &counters, neighbors);
                     Ok(())
                 })
             }
+            Queues::AfXdp {
+                queues,
+                sinks,
+                umem_frames,
+                mtu,
+                program,
+            } => FrameMemory::new(umem_frames, CHUNK_SIZE, HEADROOM).and_then(|memory| {
+                let pool = FramePool::new(&memory)?;
+                // rings of a quarter of the UMEM, at most 2048 entries
+                let ring = (umem_frames / 4).clamp(64, 2048) as u32;
+                let sinks = sinks.into_iter().map(Some).collect();
+                let mut device = AfXdpDevice::open(pool, &queues, ring, true, sinks, mtu)?;
+                super::afxdp::register(&program, device.sockets(), &queues)
+                    .map_err(std::io::Error::other)?;
+                log::info!(
+                    "worker {index}: {} AF_XDP sockets ({}), {} MiB of UMEM",
+                    device.sockets().len(),
+                    device.mode().name(),
+                    memory.len() >> 20
+                );
+                let _ = ready.send(Ok(()));
+                drive(index, &mut device, shared, &counters, neighbors);
+                Ok(())
+            }),
         };
         if let Err(e) = started {
             log::error!("worker {index}: {e}; stopping fwd");
+            let _ = self.ready.send(Err(format!("worker {index}: {e}")));
             shared.request_stop();
         }
     }
@@ -81,13 +130,15 @@ fn drive<'m, D: Device<'m>>(
     device: &mut D,
     shared: &Shared,
     counters: &Arc<Counters>,
+    neighbors: &Arc<NeighborTable>,
 ) {
     let caps = device.capabilities();
     let batch = BATCH.min(caps.batch_size).max(1);
     let (mut dataplane, mut generation) = shared.dataplane();
     let mut forwarder = Forwarder::new(caps.medium, &dataplane.plan, Arc::clone(counters), batch);
-    let neighbors = StaticNeighbors::new();
+    let mut neighbors = neighbors.view();
     let mut last_error_log: Option<Instant> = None;
+    let mut last_publish = Duration::ZERO;
     log::debug!("worker {index} running");
     while !shared.stopping() {
         if shared.generation() != generation {
@@ -95,6 +146,11 @@ fn drive<'m, D: Device<'m>>(
             forwarder.set_plan(&dataplane.plan);
         }
         let now = shared.clock.now();
+        if now.saturating_sub(last_publish) >= PUBLISH_INTERVAL {
+            last_publish = now;
+            publish_counters(index, device, shared);
+        }
+        neighbors.refresh();
         match forwarder.poll(device, &dataplane, &neighbors, now) {
             Ok(received) => {
                 if received < batch {
@@ -114,4 +170,15 @@ fn drive<'m, D: Device<'m>>(
         }
     }
     log::debug!("worker {index} stopped");
+}
+
+/// Copies the device's own counters to where the control thread reads them.
+fn publish_counters<'m, D: Device<'m>>(index: usize, device: &D, shared: &Shared) {
+    let mut counters = Vec::new();
+    device.queue_counters(&mut counters);
+    if let Some(slot) = shared.queue_counters.get(index) {
+        *slot
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = counters;
+    }
 }

@@ -34,6 +34,17 @@ pub struct Capabilities {
     pub batch_size: usize,
 }
 
+/// One counter of one queue of a device (an AF_XDP socket's `received`, say), for
+/// `fwdctl counters`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QueueCounter {
+    /// The plan's interface id.
+    pub iface: u8,
+    pub queue: u32,
+    pub name: &'static str,
+    pub value: u64,
+}
+
 /// A source and sink of frames whose buffers live in memory `'m`.
 pub trait Device<'m> {
     fn capabilities(&self) -> Capabilities;
@@ -58,4 +69,8 @@ pub trait Device<'m> {
     /// Sleeps until a frame may be waiting or `timeout` passes. Call it only after a `recv`
     /// that found nothing to take (readiness may be edge-triggered).
     fn wait(&mut self, timeout: Duration) -> io::Result<()>;
+
+    /// Appends the device's own counters per queue (none by default). Called about once a
+    /// second, off the packet path: it may make system calls.
+    fn queue_counters(&self, _out: &mut Vec<QueueCounter>) {}
 }

@@ -6,8 +6,8 @@
 //! shared (`Arc`); a snapshot is immutable once published and replaced whole, under a mutex
 //! only the publisher and a worker that saw the generation change take, once per batch.
 //! A lookup that misses leaves a request on a fixed board of atomics (no allocation, no
-//! lock); the watcher asks the kernel to resolve what is on it, and the packet is dropped
-//! and counted meanwhile (`no_neighbor`).
+//! lock); the watcher asks the kernel to resolve what is on it, and the packet itself goes
+//! to the kernel meanwhile (the pipeline's `no_neighbor`).
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -50,8 +50,6 @@ pub enum DropReason {
     TableFull,
     /// No free NAT port on the chosen WAN.
     PortsExhausted,
-    /// Ethernet egress with no known next-hop MAC address.
-    NoNeighbor,
     /// The egress queue was full.
     TxQueueFull,
     /// A packet of a flow pinned to a WAN that went down (`on_wan_down = migrate | reset`):
@@ -60,7 +58,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 23] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -82,7 +80,6 @@ impl DropReason {
         DropReason::Unreachable,
         DropReason::TableFull,
         DropReason::PortsExhausted,
-        DropReason::NoNeighbor,
         DropReason::TxQueueFull,
         DropReason::WanDown,
     ];
@@ -110,7 +107,6 @@ impl DropReason {
             DropReason::Unreachable => "unreachable",
             DropReason::TableFull => "table_full",
             DropReason::PortsExhausted => "ports_exhausted",
-            DropReason::NoNeighbor => "no_neighbor",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::WanDown => "wan_down",
         }
@@ -139,10 +135,14 @@ pub enum Event {
     FlowsMigrated,
     /// UDP and ICMP flows that moved back from a backup tier once a better one was usable.
     FlowsRecalled,
+    /// Frames for Ethernet egress whose next hop's MAC fwd did not know (yet): handed,
+    /// translated, to the kernel, which resolves the address, queues them meanwhile and
+    /// sends them (also counted in `to_kernel`; the neighbour watcher learns the answer).
+    NoNeighbor,
 }
 
 impl Event {
-    pub const ALL: [Event; 8] = [
+    pub const ALL: [Event; 9] = [
         Event::Forwarded,
         Event::ToKernel,
         Event::SessionsCreated,
@@ -151,6 +151,7 @@ impl Event {
         Event::TcpResetsSent,
         Event::FlowsMigrated,
         Event::FlowsRecalled,
+        Event::NoNeighbor,
     ];
 
     pub fn name(self) -> &'static str {
@@ -163,6 +164,7 @@ impl Event {
             Event::TcpResetsSent => "tcp_resets_sent",
             Event::FlowsMigrated => "flows_migrated",
             Event::FlowsRecalled => "flows_recalled",
+            Event::NoNeighbor => "no_neighbor",
         }
     }
 }

@@ -477,7 +477,9 @@ impl Pipeline {
     }
 
     /// Fills in the Ethernet header of a forwarded frame: our MAC on the egress interface and
-    /// the next hop's (the WAN gateway, or the LAN destination).
+    /// the next hop's (the WAN gateway, or the LAN destination). Without them the frame,
+    /// already translated, goes to the kernel (`no_neighbor`): it resolves the next hop,
+    /// queues the packet meanwhile and sends it.
     fn finish_forward(&self, ctx: &Context<'_>, frame: &mut Frame<'_>, egress: u8) -> Verdict {
         if self.medium != Medium::Ethernet {
             return Verdict::Forward(egress);
@@ -500,7 +502,10 @@ impl Pipeline {
                 data[6..12].copy_from_slice(&own);
                 Verdict::Forward(egress)
             }
-            None => Verdict::Drop(DropReason::NoNeighbor),
+            None => {
+                self.counters.event(Event::NoNeighbor);
+                Verdict::Kernel
+            }
         }
     }
 }

@@ -129,6 +129,11 @@ pub struct SteeringSpec {
     pub local_pref: u32,
     /// First priority of the late rules (after the local table).
     pub late_pref: u32,
+    /// The AF_XDP backend's steering: fwd's XDP program takes the data plane's frames before
+    /// the kernel routes them, so only what the router's own traffic and the kernel sinks
+    /// need is installed (the sysctls, the sinks up, each WAN's table and the rules for
+    /// traffic from its address); the `tun` of each LAN and WAN names its kernel sink.
+    pub xdp: bool,
 }
 
 impl Default for SteeringSpec {
@@ -140,6 +145,7 @@ impl Default for SteeringSpec {
             early_pref: DEFAULT_EARLY_PREF,
             local_pref: DEFAULT_LOCAL_PREF,
             late_pref: DEFAULT_LATE_PREF,
+            xdp: false,
         }
     }
 }
@@ -272,7 +278,7 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
             }
         }
     }
-    if local_at_zero.is_none() && !spec.wans.is_empty() {
+    if local_at_zero.is_none() && !spec.wans.is_empty() && !spec.xdp {
         log::info!(
             "steering: the pref 0 `lookup local` rule was already absent; local rules left as \
              they are"

@@ -31,6 +31,8 @@ const EARLY_PER_WAN: usize = 3;
 const EARLY_PER_LAN_WAN: usize = 3;
 const LATE_PER_LAN: usize = 2;
 const LATE_PER_WAN: usize = 3;
+/// Late rules per WAN with the AF_XDP backend (traffic from its address only).
+const LATE_PER_WAN_XDP: usize = 2;
 /// The highest port a rule's port range can hold: the kernel refuses ranges that end at
 /// 65535, and ranges that hold port 0.
 const MAX_RULE_PORT: u16 = 65534;
@@ -53,13 +55,25 @@ impl SteeringSpec {
     }
 
     fn tables(&self) -> Vec<u32> {
+        if self.xdp {
+            return (0..self.wans.len()).map(|j| self.wan_table(j)).collect();
+        }
         let mut t: Vec<u32> = (0..self.lans.len()).map(|i| self.lan_table(i)).collect();
         t.extend((0..self.wans.len()).map(|j| self.wan_table(j)));
         t.extend((0..self.wans.len()).map(|j| self.wan_inbound_table(j)));
         t
     }
 
+    /// Whether the kernel's `pref 0 lookup local` rule moves (only the TUN steering has
+    /// early rules to put before it).
+    fn moves_local(&self) -> bool {
+        !self.xdp && !self.wans.is_empty()
+    }
+
     fn early_count(&self) -> usize {
+        if self.xdp {
+            return 0;
+        }
         let kernel_ports: usize = self
             .wans
             .iter()
@@ -71,6 +85,9 @@ impl SteeringSpec {
     }
 
     fn late_count(&self) -> usize {
+        if self.xdp {
+            return self.wans.len() * LATE_PER_WAN_XDP;
+        }
         self.lans.len() * LATE_PER_LAN + self.wans.len() * LATE_PER_WAN
     }
 
@@ -302,7 +319,7 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         Some(sysctl::merge_reserved_ports(&reserved, &ranges)),
     );
 
-    for (i, lan) in spec.lans.iter().enumerate() {
+    for (i, lan) in spec.lans.iter().enumerate().filter(|_| !spec.xdp) {
         steps.push(Step::Route(RouteSpec {
             table: spec.lan_table(i),
             dev: lan.tun.clone(),
@@ -315,14 +332,27 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
             dev: wan.device.clone(),
             via: Some(wan.gateway),
         }));
-        steps.push(Step::Route(RouteSpec {
-            table: spec.wan_inbound_table(j),
-            dev: wan.tun.clone(),
-            via: None,
-        }));
+        if !spec.xdp {
+            steps.push(Step::Route(RouteSpec {
+                table: spec.wan_inbound_table(j),
+                dev: wan.tun.clone(),
+                via: None,
+            }));
+        }
+    }
+    if spec.xdp {
+        let rules = spec
+            .wans
+            .iter()
+            .enumerate()
+            .flat_map(|(j, wan)| from_wan_rules(spec, j, wan.address));
+        for (r, pref) in rules.zip(spec.late_pref..) {
+            steps.push(Step::Rule(RuleSpec { pref, ..r }));
+        }
+        return steps;
     }
 
-    if observed.local_at_zero && !spec.wans.is_empty() {
+    if observed.local_at_zero && spec.moves_local() {
         steps.push(Step::Rule(RuleSpec::lookup(spec.local_pref, TABLE_LOCAL)));
         steps.push(Step::DeleteLocalAtZero);
     }
@@ -387,17 +417,27 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
             iif: Some(wan.tun.clone()),
             ..RuleSpec::lookup(0, spec.wan_table(j))
         });
-        rule(RuleSpec {
-            from: Some(wan.address),
-            suppress_prefixlength: Some(0),
-            ..RuleSpec::lookup(0, TABLE_MAIN)
-        });
-        rule(RuleSpec {
-            from: Some(wan.address),
-            ..RuleSpec::lookup(0, spec.wan_table(j))
-        });
+        for r in from_wan_rules(spec, j, wan.address) {
+            rule(r);
+        }
     }
     steps
+}
+
+/// The rules that send the router's own traffic from WAN `j`'s address out of that WAN
+/// (its connected subnet stays the main table's); priorities still to be set.
+fn from_wan_rules(spec: &SteeringSpec, j: usize, address: Ipv4Addr) -> [RuleSpec; 2] {
+    [
+        RuleSpec {
+            from: Some(address),
+            suppress_prefixlength: Some(0),
+            ..RuleSpec::lookup(0, TABLE_MAIN)
+        },
+        RuleSpec {
+            from: Some(address),
+            ..RuleSpec::lookup(0, spec.wan_table(j))
+        },
+    ]
 }
 
 /// Refuses to install over rules or routes that are not fwd's: a rule at one of fwd's
@@ -413,7 +453,7 @@ pub fn check_existing(
 ) -> Result<(), SteeringError> {
     let tables = spec.tables();
     let mut prefs = spec.prefs();
-    if local_at_zero && !spec.wans.is_empty() {
+    if local_at_zero && spec.moves_local() {
         prefs.insert(spec.local_pref);
     }
     for r in rules {
@@ -444,7 +484,7 @@ pub fn check_existing(
             tables.iter().max().copied().unwrap_or_default(),
         )));
     }
-    if local_at_zero || spec.wans.is_empty() {
+    if local_at_zero || !spec.moves_local() {
         return Ok(());
     }
     let first_local = rules

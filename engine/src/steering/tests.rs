@@ -668,3 +668,41 @@ fn errors_name_the_object_and_the_os_error() {
         "WAN device wan9: No such device (os error 19)"
     );
 }
+
+/// With the AF_XDP backend the XDP program steers: only the sysctls, the kernel sinks up,
+/// each WAN's table and the rules for traffic from its address; the local rule stays.
+#[test]
+fn plan_for_the_xdp_backend() {
+    let spec = SteeringSpec {
+        xdp: true,
+        ..spec()
+    };
+    plan::validate(&spec).unwrap();
+    let steps = plan::plan(&spec, &pristine(&spec));
+    let all = lines(&steps);
+    let routes_and_rules: Vec<&str> = all
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("route") || l.contains("rule"))
+        .collect();
+    assert_eq!(
+        routes_and_rules,
+        [
+            "route table 4201 default via 10.0.0.1 dev wan0 onlink",
+            "route table 4202 default via 10.1.0.1 dev wan1 onlink",
+            "rule pref 1000 from 10.0.0.2/32 lookup main suppress_prefixlength 0",
+            "rule pref 1001 from 10.0.0.2/32 lookup 4201",
+            "rule pref 1002 from 10.1.0.2/32 lookup main suppress_prefixlength 0",
+            "rule pref 1003 from 10.1.0.2/32 lookup 4202",
+        ]
+    );
+    for wanted in [
+        "link fwdl0 up",
+        "sysctl net.ipv4.conf.fwdw1.rp_filter = 0 (was 2)",
+        "sysctl net.ipv4.ip_local_reserved_ports = 1024,8080-8090,20000-29999,30000-39999 (was 1024,8080-8090)",
+    ] {
+        assert!(all.iter().any(|l| l == wanted), "{wanted} in {all:#?}");
+    }
+    // nothing of fwd's sits at the TUN steering's early prefs, so those stay free
+    assert!(plan::check_existing(&spec, &[], &[], true).is_ok());
+}

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use socket::{CopyMode, Desc, SocketStats, XskSocket};
 
-use super::{Batch, Capabilities, Device, Frame, FrameMemory, FramePool, Medium};
+use super::{Batch, Capabilities, Device, Frame, FrameMemory, FramePool, Medium, QueueCounter};
 
 /// Descriptors the kernel sends per TX wake-up in copy mode: wake once per this many.
 const TX_PER_WAKEUP: u32 = 32;
@@ -421,6 +421,20 @@ impl<'m> Device<'m> for AfXdpDevice<'m> {
         }
     }
 
+    fn queue_counters(&self, out: &mut Vec<QueueCounter>) {
+        let zero_copy = self.mode == CopyMode::ZeroCopy;
+        for c in self.counters() {
+            for (name, value) in c.named(zero_copy) {
+                out.push(QueueCounter {
+                    iface: c.iface,
+                    queue: c.queue,
+                    name,
+                    value,
+                });
+            }
+        }
+    }
+
     /// Sleeps in `poll` on every socket until one has a frame or `timeout` passes.
     #[allow(unsafe_code)]
     fn wait(&mut self, timeout: Duration) -> io::Result<()> {
@@ -441,6 +455,27 @@ impl<'m> Device<'m> for AfXdpDevice<'m> {
             }
         }
         Ok(())
+    }
+}
+
+impl SocketCounters {
+    /// The counters by name, as `fwdctl counters` shows them.
+    pub fn named(&self, zero_copy: bool) -> [(&'static str, u64); 12] {
+        let k = &self.kernel;
+        [
+            ("received", self.received),
+            ("sent", self.sent),
+            ("tx_ring_full", self.tx_ring_full),
+            ("fill_starved", self.fill_starved),
+            ("invalid_descs", self.invalid_descs),
+            ("wakeups", self.wakeups),
+            ("kernel_rx_dropped", k.rx_dropped),
+            ("kernel_rx_ring_full", k.rx_ring_full),
+            ("kernel_fill_ring_empty", k.rx_fill_ring_empty),
+            ("kernel_rx_invalid_descs", k.rx_invalid_descs),
+            ("kernel_tx_invalid_descs", k.tx_invalid_descs),
+            ("zero_copy", u64::from(zero_copy)),
+        ]
     }
 }
 

@@ -59,6 +59,18 @@ impl IfaceConfig {
     }
 }
 
+/// A WAN's NAT ports as the program matches hairpin traffic (`struct nat_ports`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NatPorts {
+    pub lo: u16,
+    pub hi: u16,
+}
+
+// SAFETY: `repr(C)` of two `u16`s, no padding: every bit pattern is a value.
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for NatPorts {}
+
 // SAFETY: `IfaceConfig` is `repr(C)` of plain integers with no padding (4 + 4 + 2 + 2 + 4
 // bytes, each field at its alignment): every bit pattern is a value.
 #[allow(unsafe_code)]
@@ -155,22 +167,22 @@ impl XdpProgram {
             .ok_or_else(|| ProgramError::Load(format!("program {PROGRAM} vanished")))
     }
 
-    /// Attaches the program to interface `name` (index `ifindex`) through a bpf_link, in
-    /// native mode if the driver takes it, else in generic mode (or only in generic mode when
-    /// `generic_only`).
+    /// Attaches the program to interface `name` (index `ifindex`) through a bpf_link: with
+    /// `Auto`, in native mode if the driver takes it, else in generic mode; otherwise only in
+    /// the mode asked for.
     pub fn attach(
         &mut self,
         name: &str,
         ifindex: u32,
-        generic_only: bool,
+        wanted: crate::config::XdpMode,
     ) -> Result<AttachMode, ProgramError> {
-        let modes: &[(XdpMode, AttachMode)] = if generic_only {
-            &[(XdpMode::Skb, AttachMode::Generic)]
-        } else {
-            &[
-                (XdpMode::Driver, AttachMode::Native),
-                (XdpMode::Skb, AttachMode::Generic),
-            ]
+        use crate::config::XdpMode as Wanted;
+        const NATIVE: (XdpMode, AttachMode) = (XdpMode::Driver, AttachMode::Native);
+        const GENERIC: (XdpMode, AttachMode) = (XdpMode::Skb, AttachMode::Generic);
+        let modes: &[(XdpMode, AttachMode)] = match wanted {
+            Wanted::Auto => &[NATIVE, GENERIC],
+            Wanted::Native => &[NATIVE],
+            Wanted::Generic => &[GENERIC],
         };
         let attach_error = |why: String| ProgramError::Attach {
             iface: name.to_owned(),
@@ -214,6 +226,28 @@ impl XdpProgram {
         ifaces
             .insert(ifindex, config, 0)
             .map_err(map_error("ifaces"))
+    }
+
+    /// A WAN's address and NAT ports: LAN frames to a port of the range (hairpin) and later
+    /// fragments to the address go to fwd, the rest to the kernel.
+    pub fn hairpin(
+        &mut self,
+        address: Ipv4Addr,
+        ports: &std::ops::RangeInclusive<u16>,
+    ) -> Result<(), ProgramError> {
+        let map = self.ebpf.map_mut("wan_ports").ok_or_else(|| {
+            map_error("wan_ports")(aya::maps::MapError::InvalidName {
+                name: "wan_ports".into(),
+            })
+        })?;
+        let mut wans: HashMap<&mut MapData, u32, NatPorts> =
+            HashMap::try_from(map).map_err(map_error("wan_ports"))?;
+        let value = NatPorts {
+            lo: *ports.start(),
+            hi: *ports.end(),
+        };
+        wans.insert(u32::from_ne_bytes(address.octets()), value, 0)
+            .map_err(map_error("wan_ports"))
     }
 
     /// Destinations the kernel handles itself (LAN frames to them pass).

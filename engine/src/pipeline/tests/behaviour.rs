@@ -9,7 +9,7 @@ use balancer::LinkState;
 use super::harness::*;
 use super::packets::*;
 use crate::packet::Medium;
-use crate::pipeline::{DropReason, Verdict};
+use crate::pipeline::{DropReason, Event, Verdict};
 
 fn big_router() -> Router {
     Router::with_config(
@@ -319,7 +319,11 @@ fn ethernet_egress_gets_next_hop_macs() {
     let isp1_mac = [2, 0, 0, 0, 1, 1];
     let gw1_mac = [2, 0, 0, 0, 2, 1];
     let input = tcp((HOST_A, 25000), (SERVER, 443), SYN).frame(host_mac, lan_mac);
-    router.expect_drop(LAN, &input, DropReason::NoNeighbor);
+    // no MACs known: the translated frame goes to the kernel, which resolves the next hop
+    let (verdict, out) = router.send(LAN, &input);
+    assert_eq!(verdict, Verdict::Kernel);
+    assert_eq!(router.counters.events(Event::NoNeighbor), 1);
+    assert_eq!(&out[14 + 12..14 + 16], &ISP1_ADDR.octets(), "translated");
 
     router.neighbors.set_interface(LAN, lan_mac);
     router.neighbors.set_interface(ISP1, isp1_mac);
