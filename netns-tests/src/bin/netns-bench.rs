@@ -2,7 +2,8 @@
 //! and one run, so the machine's noise hits both alike.
 //!
 //! Per run, alternately: the kernel as router (ECMP over both WANs + masquerade), measured,
-//! cleared; then fwd (TUN backend) started in the router namespace, measured, stopped (its
+//! cleared; then fwd (the backend `FWD_BACKEND` names: `afxdp`, `tun`, or fwd's default
+//! `auto`) started in the router namespace, measured, stopped (its
 //! exit status must be success and the router's `ip rule` list back as before). Each
 //! configuration gets: ping round trips (idle), iperf3 TCP with 1 and 4 streams, iperf3 UDP
 //! with 64-byte datagrams, and a UDP flood of 64-byte datagrams from several sockets
@@ -915,7 +916,10 @@ fn to_json(
             "pings": cli.pings,
             "topology": "2 WANs, 1 LAN host",
             "kernel": "ECMP (fib_multipath_hash_policy=1) + masquerade",
-            "fwd": "TUN backend, plan::fwd_config_toml(2)",
+            "fwd": format!(
+                "backend {} (FWD_BACKEND; fwd's default is auto), plan::fwd_config_toml(2)",
+                netns_tests::fwd::backend().unwrap_or_else(|| "auto".into())
+            ),
             "failover": if cli.skip_failover {
                 Value::Null
             } else {
