@@ -11,8 +11,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use balancer::LinkState;
@@ -84,8 +84,9 @@ fn ifindex(dev: &str) -> u32 {
         .unwrap()
 }
 
-/// Builds the topology; returns the guards of `L` and `S`.
-fn topology(l: &str, s: &str) -> (Netns, Netns) {
+/// Builds the topology, each veth with `queues` queues each way; returns the guards of `L`
+/// and `S`.
+fn topology(l: &str, s: &str, queues: u32) -> (Netns, Netns) {
     ip(&format!("netns add {l}"));
     let lg = Netns { name: l.into() };
     ip(&format!("netns add {s}"));
@@ -94,7 +95,10 @@ fn topology(l: &str, s: &str) -> (Netns, Netns) {
         ("xl0", "xlh", l, "10.77.0.1/24", "10.77.0.2/24"),
         ("xw0", "xwh", s, "10.78.0.2/24", "10.78.0.1/24"),
     ] {
-        ip(&format!("link add {dev} type veth peer name {peer}"));
+        ip(&format!(
+            "link add {dev} numtxqueues {queues} numrxqueues {queues} type veth peer name \
+             {peer} numtxqueues {queues} numrxqueues {queues}"
+        ));
         ip(&format!("link set {peer} netns {ns}"));
         ip(&format!("addr add {ours} dev {dev}"));
         ip(&format!("link set {dev} up"));
@@ -114,38 +118,47 @@ fn topology(l: &str, s: &str) -> (Netns, Netns) {
     (lg, sg)
 }
 
-/// The worker: the device over a UMEM of its own, polled until `stop`; returns the
-/// sockets' counters.
+/// Worker `w` of `workers`: the device over a UMEM of its own, on queue `q` of both
+/// interfaces where `q % workers == w` (as the daemon splits them), its sockets put into the
+/// program's map; polled until `stop`. Returns the sockets' counters.
+#[allow(clippy::too_many_arguments)]
 fn worker(
+    w: u32,
+    workers: u32,
+    queues: u32,
     dp: &DataPlane,
     counters: Arc<Counters>,
     neighbors: &Arc<NeighborTable>,
-    program: &mut XdpProgram,
+    program: &Mutex<XdpProgram>,
     stop: &AtomicBool,
-    ready: &AtomicBool,
+    ready: &AtomicUsize,
 ) -> Vec<SocketCounters> {
     let memory = FrameMemory::new(4096, CHUNK_SIZE, HEADROOM).unwrap();
     let pool = FramePool::new(&memory).unwrap();
-    let queues = [
-        QueueSpec {
-            iface: 0,
-            ifindex: ifindex("xl0"),
-            queue: 0,
-        },
-        QueueSpec {
-            iface: 1,
-            ifindex: ifindex("xw0"),
-            queue: 0,
-        },
-    ];
-    let mut device = AfXdpDevice::open(pool, &queues, 1024, false, vec![None, None], 1500).unwrap();
-    for (socket, slot) in device.sockets().iter().zip([0, 64]) {
-        program.set_socket(slot, socket).unwrap();
+    let specs: Vec<QueueSpec> = [("xl0", 0u8), ("xw0", 1u8)]
+        .iter()
+        .flat_map(|&(dev, iface)| {
+            (0..queues)
+                .filter(|q| q % workers == w)
+                .map(move |queue| QueueSpec {
+                    iface,
+                    ifindex: ifindex(dev),
+                    queue,
+                })
+        })
+        .collect();
+    let mut device = AfXdpDevice::open(pool, &specs, 512, false, vec![None, None], 1500).unwrap();
+    {
+        let mut program = program.lock().unwrap();
+        for (socket, q) in device.sockets().iter().zip(&specs) {
+            let slot = u32::from(q.iface) * 64 + q.queue;
+            program.set_socket(slot, socket).unwrap();
+        }
     }
     let caps = device.capabilities();
     let mut forwarder = Forwarder::new(caps.medium, &dp.plan, counters, 64);
     let mut neighbors = neighbors.view();
-    ready.store(true, Ordering::SeqCst);
+    ready.fetch_add(1, Ordering::SeqCst);
     let start = Instant::now();
     while !stop.load(Ordering::SeqCst) {
         let now = Duration::from_secs(1) + start.elapsed();
@@ -178,10 +191,12 @@ fn run_watching(watch: &mut NeighborWatch, ns: &str, command: &str) -> std::proc
     child.wait_with_output().unwrap()
 }
 
-fn check_forwarding() {
+/// Forwarding through `workers` workers over veths of `queues` queues: pings, and an
+/// iperf3 TCP run with `streams` streams (several streams spread over the queues).
+fn check_forwarding(queues: u32, workers: u32, streams: u32) {
     let pid = std::process::id();
     let (l, s) = (format!("fwdxl-{pid}"), format!("fwdxs-{pid}"));
-    let _guards = topology(&l, &s);
+    let _guards = topology(&l, &s, queues);
     let mut program = match XdpProgram::load() {
         Err(ProgramError::NotBuilt) => return netns::skip("forwarding", NO_PROGRAM),
         other => other.unwrap(),
@@ -198,11 +213,7 @@ fn check_forwarding() {
     for prefix in ["10.77.0.0/24", "10.78.0.2/32"] {
         program.pass_to_kernel(prefix.parse().unwrap()).unwrap();
     }
-    for dev in ["xl0", "xw0"] {
-        program
-            .attach(dev, ifindex(dev), engine::config::XdpMode::Auto)
-            .unwrap();
-    }
+    let program = Mutex::new(program);
 
     let config = Config::from_toml_str(CONFIG).unwrap();
     let dp = DataPlane::new(&config, 9, LinkState::Up).unwrap();
@@ -227,21 +238,33 @@ fn check_forwarding() {
     }
     let counters = Arc::new(Counters::default());
     let stop = AtomicBool::new(false);
-    let ready = AtomicBool::new(false);
+    let ready = AtomicUsize::new(0);
     let sockets = std::thread::scope(|scope| {
-        let handle = scope.spawn(|| {
-            worker(
-                &dp,
-                counters.clone(),
-                &neighbors,
-                &mut program,
-                &stop,
-                &ready,
-            )
-        });
-        while !ready.load(Ordering::SeqCst) {
-            assert!(!handle.is_finished(), "the worker stopped early");
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (dp, counters, neighbors) = (&dp, counters.clone(), &neighbors);
+                let (program, stop, ready) = (&program, &stop, &ready);
+                scope.spawn(move || {
+                    worker(
+                        w, workers, queues, dp, counters, neighbors, program, stop, ready,
+                    )
+                })
+            })
+            .collect();
+        while ready.load(Ordering::SeqCst) < workers as usize {
+            assert!(
+                handles.iter().all(|h| !h.is_finished()),
+                "a worker stopped early"
+            );
             std::thread::sleep(Duration::from_millis(10));
+        }
+        // every socket is in the map: attach, as the daemon does
+        for dev in ["xl0", "xw0"] {
+            program
+                .lock()
+                .unwrap()
+                .attach(dev, ifindex(dev), engine::config::XdpMode::Auto)
+                .unwrap();
         }
         let ping = run_watching(&mut watch, &l, "ping -c 5 -i 0.2 -W 1 10.78.0.1");
         let server = Command::new("ip")
@@ -251,10 +274,17 @@ fn check_forwarding() {
             .spawn()
             .unwrap();
         std::thread::sleep(Duration::from_millis(300));
-        let client = run_watching(&mut watch, &l, "timeout 20 iperf3 -c 10.78.0.1 -t 2 -J");
+        let client = run_watching(
+            &mut watch,
+            &l,
+            &format!("timeout 20 iperf3 -c 10.78.0.1 -t 2 -P {streams} -J"),
+        );
         let server = server.wait_with_output().unwrap();
         stop.store(true, Ordering::SeqCst);
-        let sockets = handle.join().unwrap();
+        let sockets: Vec<SocketCounters> = handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect();
         let ping_out = String::from_utf8_lossy(&ping.stdout);
         assert!(ping.status.success(), "ping through fwd:\n{ping_out}");
         assert!(ping_out.contains("5 received"), "{ping_out}");
@@ -276,17 +306,46 @@ fn check_forwarding() {
     view.refresh();
     use engine::neighbors::Neighbors;
     assert_eq!(view.resolve(0, "10.77.0.2".parse().unwrap()), Some(host));
+    // every socket received (the flows spread over the queues); each interface sent (a
+    // worker sends from its first socket on the interface)
     for socket in &sockets {
-        assert!(socket.received > 0 && socket.sent > 0, "{socket:?}");
+        assert!(socket.received > 0, "{socket:?}");
         assert_eq!(socket.invalid_descs, 0, "{socket:?}");
     }
+    for iface in [0, 1] {
+        let sent: u64 = sockets
+            .iter()
+            .filter(|s| s.iface == iface)
+            .map(|s| s.sent)
+            .sum();
+        assert!(sent > 0, "interface {iface} sent nothing: {sockets:?}");
+    }
     println!("sockets: {sockets:?}");
+    // the veths go now, not when the kernel gets round to the deleted namespaces' ends
+    drop(watch);
+    drop(program);
+    ip("link del xl0");
+    ip("link del xw0");
 }
 
 #[test]
 fn a_worker_forwards_between_afxdp_sockets_sharing_one_umem() {
     in_netns(
         "a_worker_forwards_between_afxdp_sockets_sharing_one_umem",
-        check_forwarding,
+        || check_forwarding(1, 1, 1),
+    );
+}
+
+/// Two queues a veth: one worker with a socket on each (four sockets on one UMEM), then two
+/// workers with one each. Twelve TCP streams spread over both queues (the sender's veth
+/// picks a queue by flow hash: all twelve on one queue is a 1 in 2048 chance).
+#[test]
+fn every_queue_gets_a_socket_with_one_worker_or_one_worker_a_queue() {
+    in_netns(
+        "every_queue_gets_a_socket_with_one_worker_or_one_worker_a_queue",
+        || {
+            check_forwarding(2, 1, 12);
+            check_forwarding(2, 2, 12);
+        },
     );
 }

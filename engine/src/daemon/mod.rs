@@ -148,7 +148,9 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
             (queues, neighbors, Some(watch), description, Some(setup))
         }
     };
-    log::info!("backend: {description}");
+    if program.is_none() {
+        log::info!("backend: {description}");
+    }
 
     let mut shared = Shared::new(
         dataplane,

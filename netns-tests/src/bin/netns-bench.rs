@@ -404,8 +404,10 @@ impl Bench<'_> {
 
             self.check_stop()?;
             eprintln!(
-                "== run {run}/{}: fwd (TUN, {} workers)",
-                self.cli.runs, self.cli.workers
+                "== run {run}/{}: fwd ({}, {} workers)",
+                self.cli.runs,
+                netns_tests::fwd::backend().unwrap_or_else(|| "auto".into()),
+                self.cli.workers
             );
             let rules_before = ip_rules(topo)?;
             if rules_before != rules_baseline {

@@ -94,12 +94,12 @@ impl<'m> AfXdpDevice<'m> {
         sinks: Vec<Option<File>>,
         mtu: usize,
     ) -> io::Result<AfXdpDevice<'m>> {
-        let Some(first) = queues.first() else {
+        if queues.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "an AF_XDP worker needs at least one queue",
             ));
-        };
+        }
         let memory: &FrameMemory = pool.memory();
         let modes: &[CopyMode] = if zero_copy {
             &[CopyMode::ZeroCopy, CopyMode::Copy]
@@ -120,7 +120,12 @@ impl<'m> AfXdpDevice<'m> {
         let Some((sockets, mode)) = opened else {
             return Err(last.unwrap_or_else(|| io::Error::other("no AF_XDP mode to try")));
         };
-        let interfaces = sinks.len().max(usize::from(first.iface) + 1);
+        let interfaces = queues
+            .iter()
+            .map(|q| usize::from(q.iface) + 1)
+            .max()
+            .unwrap_or(0)
+            .max(sinks.len());
         let mut tx_socket = vec![None; interfaces];
         for (i, q) in queues.iter().enumerate() {
             if let Some(slot) = tx_socket.get_mut(usize::from(q.iface)) {
