@@ -1,8 +1,9 @@
 //! A worker thread: pinned to a core, it owns its backend's queues and frame buffers and runs
 //! [`Forwarder::poll`] in a loop over them ([`drive`], generic over the [`Device`]). Frames
 //! for the box itself leave through the device's kernel sink. It adopts a reloaded data
-//! plane between batches, sleeps on its device when nothing arrives, and stops within one
-//! idle wait of the stop flag.
+//! plane between batches, polls without sleeping while frames keep coming (and for
+//! [`SPIN`] after the last), sleeps on its device otherwise, and stops within one idle wait
+//! of the stop flag.
 
 use std::fs::File;
 use std::sync::Arc;
@@ -26,6 +27,12 @@ pub const BATCH: usize = 64;
 /// Frames in a TUN worker's pool: one batch in flight, and as many again so that a receive
 /// never waits for a frame (TUN frames go back to the pool as soon as they are written).
 const TUN_FRAMES: usize = 2 * BATCH;
+
+/// How long a worker keeps polling after the last frame it received before it sleeps: a
+/// reply that comes back within it (a ping's, a TCP ACK's) is taken without the wake-up a
+/// sleeping worker costs. An idle worker sleeps; one that sees a frame every few
+/// milliseconds spins this long after each.
+const SPIN: Duration = Duration::from_micros(250);
 
 /// Longest sleep when every queue is empty: bounds the reaction to stop and the delay of
 /// housekeeping (expiry) on an idle box.
@@ -139,6 +146,8 @@ fn drive<'m, D: Device<'m>>(
     let mut neighbors = neighbors.view();
     let mut last_error_log: Option<Instant> = None;
     let mut last_publish = Duration::ZERO;
+    // Until then, an empty poll polls again rather than sleeping.
+    let mut busy_until = Duration::ZERO;
     log::debug!("worker {index} running");
     while !shared.stopping() {
         if shared.generation() != generation {
@@ -153,7 +162,11 @@ fn drive<'m, D: Device<'m>>(
         neighbors.refresh();
         match forwarder.poll(device, &dataplane, &neighbors, now) {
             Ok(received) => {
-                if received < batch {
+                if received > 0 {
+                    busy_until = now + SPIN;
+                } else if now < busy_until {
+                    std::hint::spin_loop();
+                } else {
                     if let Err(e) = device.wait(IDLE_WAIT) {
                         log::error!("worker {index}: poll: {e}; stopping fwd");
                         shared.request_stop();
