@@ -137,7 +137,7 @@ impl Frames {
     fn set<'p>(&mut self, packets: impl ExactSizeIterator<Item = (u8, &'p [u8])>) {
         let wanted = packets.len().min(BATCH);
         while self.batch.len() > wanted {
-            if let Some(frame) = self.batch.drain().next_back() {
+            if let Some(frame) = self.batch.pop() {
                 let _ = self.pool.put(frame);
             }
         }

@@ -462,6 +462,11 @@ impl<'m> Batch<'m> {
         Ok(())
     }
 
+    /// Takes the last frame out.
+    pub fn pop(&mut self) -> Option<Frame<'m>> {
+        self.frames.pop()
+    }
+
     pub fn frames(&self) -> &[Frame<'m>] {
         &self.frames
     }
@@ -563,6 +568,8 @@ mod tests {
         let third = batch.push(pool.take().unwrap()).unwrap_err();
         assert_eq!((batch.len(), batch.spare()), (2, 0));
         pool.put(third).unwrap();
+        pool.put(batch.pop().unwrap()).unwrap();
+        assert_eq!((batch.len(), pool.available()), (1, 2));
         for f in batch.drain() {
             pool.put(f).unwrap();
         }
