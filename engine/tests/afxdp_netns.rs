@@ -28,7 +28,7 @@ use engine::neighbors::Mac;
 use engine::pipeline::{Counters, Event};
 
 mod netns;
-use netns::{in_netns, ip, Netns};
+use netns::{ifindex, in_netns, ip, Netns};
 
 const CONFIG: &str = r#"
 [[lan]]
@@ -74,14 +74,6 @@ fn mac(ns: Option<&str>, dev: &str) -> Mac {
         *b = u8::from_str_radix(part, 16).unwrap();
     }
     out
-}
-
-fn ifindex(dev: &str) -> u32 {
-    std::fs::read_to_string(format!("/sys/class/net/{dev}/ifindex"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// Builds the topology, each veth with `queues` queues each way; returns the guards of `L`

@@ -16,7 +16,7 @@ use std::time::Duration;
 use engine::device::afxdp::program::{IfaceConfig, ProgramError, XdpProgram, STATS};
 
 mod netns;
-use netns::{in_netns, ip, Netns};
+use netns::{ifindex, in_netns, ip, Netns};
 
 const NO_PROGRAM: &str = "fwd was built without its XDP program (no clang at build time)";
 
@@ -47,14 +47,6 @@ fn topology(host: &str) -> Netns {
     ip(&format!("-n {host} link set lo up"));
     ip(&format!("-n {host} route add default via 10.77.0.1"));
     guard
-}
-
-fn ifindex(name: &str) -> u32 {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 /// Loads and attaches the program on both interfaces, configured as fwd would.

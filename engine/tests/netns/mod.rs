@@ -149,3 +149,12 @@ pub fn ip(args: &str) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// The index of interface `name` in this namespace.
+pub fn ifindex(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/ifindex"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}

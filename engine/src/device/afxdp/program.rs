@@ -214,13 +214,17 @@ impl XdpProgram {
         self.links.iter().map(|(n, m, _)| (n.as_str(), *m))
     }
 
+    /// The program's map `name`.
+    fn map(&mut self, name: &'static str) -> Result<&mut aya::maps::Map, ProgramError> {
+        self.ebpf.map_mut(name).ok_or(ProgramError::Map {
+            map: name,
+            why: "not in the program".into(),
+        })
+    }
+
     /// Tells the program what interface `ifindex` is.
     pub fn configure(&mut self, ifindex: u32, config: IfaceConfig) -> Result<(), ProgramError> {
-        let map = self.ebpf.map_mut("ifaces").ok_or_else(|| {
-            map_error("ifaces")(aya::maps::MapError::InvalidName {
-                name: "ifaces".into(),
-            })
-        })?;
+        let map = self.map("ifaces")?;
         let mut ifaces: HashMap<&mut MapData, u32, IfaceConfig> =
             HashMap::try_from(map).map_err(map_error("ifaces"))?;
         ifaces
@@ -235,11 +239,7 @@ impl XdpProgram {
         address: Ipv4Addr,
         ports: &std::ops::RangeInclusive<u16>,
     ) -> Result<(), ProgramError> {
-        let map = self.ebpf.map_mut("wan_ports").ok_or_else(|| {
-            map_error("wan_ports")(aya::maps::MapError::InvalidName {
-                name: "wan_ports".into(),
-            })
-        })?;
+        let map = self.map("wan_ports")?;
         let mut wans: HashMap<&mut MapData, u32, NatPorts> =
             HashMap::try_from(map).map_err(map_error("wan_ports"))?;
         let value = NatPorts {
@@ -252,11 +252,7 @@ impl XdpProgram {
 
     /// Destinations the kernel handles itself (LAN frames to them pass).
     pub fn pass_to_kernel(&mut self, prefix: Ipv4Net) -> Result<(), ProgramError> {
-        let map = self.ebpf.map_mut("kernel_dst").ok_or_else(|| {
-            map_error("kernel_dst")(aya::maps::MapError::InvalidName {
-                name: "kernel_dst".into(),
-            })
-        })?;
+        let map = self.map("kernel_dst")?;
         let mut trie: LpmTrie<&mut MapData, u32, u8> =
             LpmTrie::try_from(map).map_err(map_error("kernel_dst"))?;
         let key = Key::new(
@@ -268,11 +264,7 @@ impl XdpProgram {
 
     /// Puts an AF_XDP socket (bound to its interface and queue) into slot `slot`.
     pub fn set_socket(&mut self, slot: u32, socket: &impl AsRawFd) -> Result<(), ProgramError> {
-        let map = self.ebpf.map_mut("xsks").ok_or_else(|| {
-            map_error("xsks")(aya::maps::MapError::InvalidName {
-                name: "xsks".into(),
-            })
-        })?;
+        let map = self.map("xsks")?;
         let mut xsks = XskMap::try_from(map).map_err(map_error("xsks"))?;
         xsks.set(slot, socket.as_raw_fd(), 0)
             .map_err(map_error("xsks"))
