@@ -1,7 +1,8 @@
 //! netns-bench: fwd's forwarding against the Linux kernel's, in one 2-WAN namespace topology
 //! and one run, so the machine's noise hits both alike.
 //!
-//! Per run, alternately: the kernel as router (ECMP over both WANs + masquerade), measured,
+//! Per run, alternately: the kernel as router (`--kernel ecmp`: ECMP over both WANs +
+//! masquerade; `--kernel mwan3`: marks and fwmark rules as mwan3 sets them up), measured,
 //! cleared; then fwd (the backend `FWD_BACKEND` names: `afxdp`, `tun`, or fwd's default
 //! `auto`) started in the router namespace, measured, stopped (its
 //! exit status must be success and the router's `ip rule` list back as before). Each
@@ -69,6 +70,37 @@ struct Cli {
     /// Only the failover measurement (no kernel, no throughput).
     #[arg(long)]
     only_failover: bool,
+    /// How the kernel routes when it is measured: `ecmp` (one ECMP default route over both
+    /// WANs + masquerade) or `mwan3` (as OpenWrt's mwan3 does it: a weighted random mark
+    /// per new connection kept in the conntrack mark, fwmark rules, masquerade per WAN).
+    #[arg(long, value_enum, default_value_t = Kernel::Ecmp)]
+    kernel: Kernel,
+}
+
+/// The kernel baseline netns-bench compares fwd with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kernel {
+    Ecmp,
+    Mwan3,
+}
+
+impl Kernel {
+    fn mode(self) -> BaselineMode {
+        match self {
+            Kernel::Ecmp => BaselineMode::Ecmp,
+            Kernel::Mwan3 => BaselineMode::Mwan3(vec![1, 1]),
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            Kernel::Ecmp => "ECMP (fib_multipath_hash_policy=1) + masquerade",
+            Kernel::Mwan3 => {
+                "mwan3-style: weighted random ct mark per new connection (1:1), fwmark rules, \
+                 masquerade per WAN"
+            }
+        }
+    }
 }
 
 /// Rate of the failover measurement's UDP stream.
@@ -391,8 +423,12 @@ impl Bench<'_> {
         let topo = self.topo;
         let run = self.run;
         {
-            eprintln!("== run {run}/{}: kernel (ECMP + masquerade)", self.cli.runs);
-            topo.router_kernel_baseline(&BaselineMode::Ecmp)?;
+            eprintln!(
+                "== run {run}/{}: kernel ({})",
+                self.cli.runs,
+                self.cli.kernel.describe()
+            );
+            topo.router_kernel_baseline(&self.cli.kernel.mode())?;
             let values = self.measure(Config::Kernel, None)?;
             topo.clear_kernel_baseline()?;
             progress(Config::Kernel, &values);
@@ -917,7 +953,7 @@ fn to_json(
             "flood_payload": FLOOD_PAYLOAD,
             "pings": cli.pings,
             "topology": "2 WANs, 1 LAN host",
-            "kernel": "ECMP (fib_multipath_hash_policy=1) + masquerade",
+            "kernel": cli.kernel.describe(),
             "fwd": format!(
                 "backend {} (FWD_BACKEND; fwd's default is auto), plan::fwd_config_toml(2)",
                 netns_tests::fwd::backend().unwrap_or_else(|| "auto".into())
