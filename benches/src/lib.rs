@@ -92,6 +92,7 @@ impl BenchRouter {
             health: &self.health,
             neighbors: &self.neighbors,
             now: self.now,
+            mtus: &[],
         };
         self.pipeline.process(&ctx, frames.batch.frames_mut(), out);
         self.now += BATCH_INTERVAL;

@@ -36,6 +36,8 @@ pub struct Forwarder<'m> {
     dropped: Batch<'m>,
     output: Output,
     health: [LinkState; MAX_WANS],
+    /// The largest IP packet each interface carries (empty: no limit in fwd).
+    mtus: Vec<u16>,
 }
 
 impl<'m> Forwarder<'m> {
@@ -58,6 +60,7 @@ impl<'m> Forwarder<'m> {
             dropped: Batch::new(batch_size),
             output: Output::new(batch_size, plan.interfaces.len()),
             health: [LinkState::Down; MAX_WANS],
+            mtus: Vec::new(),
         }
     }
 
@@ -93,6 +96,7 @@ impl<'m> Forwarder<'m> {
             health: &self.health,
             neighbors,
             now,
+            mtus: &self.mtus,
         };
         self.pipeline
             .process(&ctx, self.rx.frames_mut(), &mut self.output);
@@ -147,6 +151,12 @@ impl<'m> Forwarder<'m> {
             device.release(&mut self.dropped);
         }
         result
+    }
+
+    /// The largest IP packet each interface carries, by interface id (from the device):
+    /// larger ones get ICMP fragmentation needed or are dropped (`too_big`).
+    pub fn set_mtus(&mut self, mtus: Vec<u16>) {
+        self.mtus = mtus;
     }
 
     /// Adopts a reloaded plan (same interfaces; new rules, groups and weights).

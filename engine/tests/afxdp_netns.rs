@@ -139,7 +139,8 @@ fn worker(
                 })
         })
         .collect();
-    let mut device = AfXdpDevice::open(pool, &specs, 512, false, vec![None, None], 1500).unwrap();
+    let mut device =
+        AfXdpDevice::open(pool, &specs, 512, false, vec![None, None], vec![1500, 1500]).unwrap();
     {
         let mut program = program.lock().unwrap();
         for (socket, q) in device.sockets().iter().zip(&specs) {

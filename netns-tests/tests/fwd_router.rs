@@ -725,3 +725,52 @@ fn a_killed_fwd_leaves_the_router_reachable_and_a_restarted_one_forwards() {
         topo.router().kill(pid);
     }
 }
+
+/// WANs with a smaller MTU than the LAN: a host's packet with DF set that is too big for the
+/// WAN gets ICMP fragmentation needed with the WAN's MTU, from the router (path MTU discovery
+/// works through fwd on both backends); one that fits crosses; the counter says so.
+#[test]
+fn path_mtu_discovery_works_through_fwd() {
+    if skip("path_mtu_discovery_works_through_fwd") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    for i in 0..2 {
+        let wan = plan::wan_if(i);
+        topo.router()
+            .ip(&["link", "set", &wan, "mtu", "1400"])
+            .unwrap();
+        topo.isp(i)
+            .ip(&["link", "set", plan::ISP_CUSTOMER_IF, "mtu", "1400"])
+            .unwrap();
+    }
+    let fwd = Fwd::start(&topo, &plan::fwd_config_toml(2)).unwrap();
+    let host = topo.host(0);
+    let server = SERVER.to_string();
+    let ping = |size: &str| {
+        host.output(
+            &[
+                "ping", "-n", "-c", "1", "-W", "2", "-M", "do", "-s", size, &server,
+            ],
+            None,
+            Duration::from_secs(5),
+        )
+        .unwrap()
+    };
+    let too_big = ping("1450");
+    assert!(!too_big.status.success(), "{}", too_big.stdout);
+    assert!(
+        too_big.stdout.contains("Frag needed") && too_big.stdout.contains("mtu = 1400"),
+        "the router tells the host the WAN's MTU: {}",
+        too_big.stdout
+    );
+    assert!(
+        too_big.stdout.contains(&plan::LAN_ROUTER.to_string()),
+        "from the router: {}",
+        too_big.stdout
+    );
+    let fits = ping("1300");
+    assert!(fits.status.success(), "{}", fits.stdout);
+    assert!(fwd.counter("too_big").unwrap() >= 1);
+    fwd.stop().unwrap();
+}

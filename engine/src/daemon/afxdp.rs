@@ -80,9 +80,12 @@ impl AfXdp {
         out
     }
 
-    /// The smallest MTU of the interfaces.
-    pub fn mtu(&self) -> usize {
-        self.links.iter().map(|l| l.mtu).min().unwrap_or(1500)
+    /// The MTU of each plan interface.
+    pub fn mtus(&self) -> Vec<u16> {
+        self.links
+            .iter()
+            .map(|l| u16::try_from(l.mtu).unwrap_or(u16::MAX))
+            .collect()
     }
 
     /// The router's own MAC on each plan interface.

@@ -113,7 +113,17 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
     let (queues, neighbors, watch, description, mut program) = match started {
         Started::Tun { queues } => {
             let neighbors = Arc::new(NeighborTable::new(Vec::new()));
-            let queues: Vec<Queues> = queues.into_iter().map(Queues::Tun).collect();
+            // an interface whose MTU cannot be read is not checked by fwd
+            let mtus: Vec<u16> = dataplane
+                .plan
+                .interfaces
+                .iter()
+                .map(|i| tuns::interface_mtu(&i.os_name).unwrap_or(u16::MAX))
+                .collect();
+            let queues: Vec<Queues> = queues
+                .into_iter()
+                .map(|q| Queues::Tun(q, mtus.clone()))
+                .collect();
             (queues, neighbors, None, "tun".to_string(), None)
         }
         Started::AfXdp { setup, sinks } => {
@@ -140,7 +150,7 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
                     queues: setup.queues_of(w),
                     sinks,
                     umem_frames: config.dataplane.umem_frames as usize,
-                    mtu: setup.mtu(),
+                    mtus: setup.mtus(),
                     program: Arc::clone(&setup.program),
                 })
                 .collect();

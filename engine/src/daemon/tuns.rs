@@ -26,6 +26,15 @@ pub fn tun_names(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// The MTU of the real interface `name` (the kernel's, from sysfs), if it can be read.
+pub fn interface_mtu(name: &str) -> Option<u16> {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Opens `workers` queues of every TUN: `result[w][i]` is worker `w`'s queue of interface
 /// `i`. The first open of a name creates the device.
 pub fn open_queues(names: &[String], workers: usize) -> io::Result<Vec<Vec<File>>> {

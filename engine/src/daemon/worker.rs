@@ -47,15 +47,17 @@ const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The queues a worker drives.
 #[derive(Debug)]
 pub enum Queues {
-    /// Its queue of each interface's TUN, by plan interface id.
-    Tun(Vec<File>),
+    /// Its queue of each interface's TUN, by plan interface id, and the MTU of each
+    /// interface's real device.
+    Tun(Vec<File>, Vec<u16>),
     /// AF_XDP sockets on these queues, over a UMEM of `umem_frames` frames; `sinks` are its
     /// queue of each interface's kernel sink TUN, by plan interface id.
     AfXdp {
         queues: Vec<QueueSpec>,
         sinks: Vec<File>,
         umem_frames: usize,
-        mtu: usize,
+        /// Each plan interface's MTU.
+        mtus: Vec<u16>,
         program: Arc<Mutex<XdpProgram>>,
     },
 }
@@ -89,27 +91,26 @@ impl Worker {
         let neighbors = &self.neighbors;
         let ready = &self.ready;
         let started = match self.queues {
-            Queues::Tun(queues) => {
-                FrameMemory::new(TUN_FRAMES, CHUNK_SIZE, HEADROOM).and_then(|memory| {
+            Queues::Tun(queues, mtus) => FrameMemory::new(TUN_FRAMES, CHUNK_SIZE, HEADROOM)
+                .and_then(|memory| {
                     let pool = FramePool::new(&memory)?;
-                    let mut device = TunDevice::new(queues, pool)?;
+                    let mut device = TunDevice::new(queues, pool, mtus)?;
                     let _ = ready.send(Ok(()));
                     drive(index, &mut device, shared, &counters, neighbors);
                     Ok(())
-                })
-            }
+                }),
             Queues::AfXdp {
                 queues,
                 sinks,
                 umem_frames,
-                mtu,
+                mtus,
                 program,
             } => FrameMemory::new(umem_frames, CHUNK_SIZE, HEADROOM).and_then(|memory| {
                 let pool = FramePool::new(&memory)?;
                 // rings of a quarter of the UMEM, at most 2048 entries
                 let ring = (umem_frames / 4).clamp(64, 2048) as u32;
                 let sinks = sinks.into_iter().map(Some).collect();
-                let mut device = AfXdpDevice::open(pool, &queues, ring, true, sinks, mtu)?;
+                let mut device = AfXdpDevice::open(pool, &queues, ring, true, sinks, mtus)?;
                 super::afxdp::register(&program, device.sockets(), &queues)
                     .map_err(std::io::Error::other)?;
                 log::info!(
@@ -143,6 +144,13 @@ fn drive<'m, D: Device<'m>>(
     let batch = BATCH.min(caps.batch_size).max(1);
     let (mut dataplane, mut generation) = shared.dataplane();
     let mut forwarder = Forwarder::new(caps.medium, &dataplane.plan, Arc::clone(counters), batch);
+    let interfaces = dataplane.plan.interfaces.len();
+    let mtus: Option<Vec<u16>> = (0..interfaces)
+        .map(|i| device.interface_mtu(u8::try_from(i).unwrap_or(u8::MAX)))
+        .collect();
+    if let Some(mtus) = mtus {
+        forwarder.set_mtus(mtus);
+    }
     let mut neighbors = neighbors.view();
     let mut last_error_log: Option<Instant> = None;
     let mut last_publish = Duration::ZERO;

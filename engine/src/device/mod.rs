@@ -70,6 +70,12 @@ pub trait Device<'m> {
     /// that found nothing to take (readiness may be edge-triggered).
     fn wait(&mut self, timeout: Duration) -> io::Result<()>;
 
+    /// The largest IP packet interface `iface` carries, where the device knows and fwd must
+    /// check it (None: no limit in fwd; over TUN the kernel checks as it forwards).
+    fn interface_mtu(&self, _iface: u8) -> Option<u16> {
+        None
+    }
+
     /// Appends the device's own counters per queue (none by default). Called about once a
     /// second, off the packet path: it may make system calls.
     fn queue_counters(&self, _out: &mut Vec<QueueCounter>) {}

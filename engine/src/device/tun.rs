@@ -100,12 +100,20 @@ pub struct TunDevice<'m> {
     /// Queue to read first on the next `recv` (rotates, so no interface starves the others).
     next: usize,
     pool: FramePool<'m>,
+    /// The MTU of each plan interface's real device (what the kernel will send the packet
+    /// out of), for the pipeline to check: the kernel's own check would answer a packet fwd
+    /// translated to the WAN's address, and so never reach the sender.
+    mtus: Vec<u16>,
 }
 
 impl<'m> TunDevice<'m> {
-    /// Takes one queue per interface (index = plan interface id) and the pool its frames
-    /// come from.
-    pub fn new(queues: Vec<File>, pool: FramePool<'m>) -> io::Result<TunDevice<'m>> {
+    /// Takes one queue per interface (index = plan interface id), the pool its frames come
+    /// from, and the MTU of each interface's real device (empty: fwd checks none).
+    pub fn new(
+        queues: Vec<File>,
+        pool: FramePool<'m>,
+        mtus: Vec<u16>,
+    ) -> io::Result<TunDevice<'m>> {
         if queues.len() > usize::from(u8::MAX) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -126,6 +134,7 @@ impl<'m> TunDevice<'m> {
             poll,
             next: 0,
             pool,
+            mtus,
         })
     }
 
@@ -233,6 +242,10 @@ impl<'m> Device<'m> for TunDevice<'m> {
         for frame in frames.drain() {
             let _ = self.pool.put(frame);
         }
+    }
+
+    fn interface_mtu(&self, iface: u8) -> Option<u16> {
+        self.mtus.get(usize::from(iface)).copied()
     }
 
     /// Blocks until a queue may be readable or `timeout` passes. Readiness is edge-triggered.

@@ -23,6 +23,8 @@ pub enum IcmpErrorKind {
     TimeExceeded,
     /// Type 3 code 1: host unreachable (what Linux sends for an `unreachable` route).
     HostUnreachable,
+    /// Type 3 code 4: fragmentation needed and DF set, with the next hop's MTU (RFC 1191).
+    FragmentationNeeded { mtu: u16 },
 }
 
 /// Largest ICMP error datagram (RFC 1812 4.3.2.3).
@@ -89,6 +91,11 @@ pub fn build_icmp_error(
         }
         IcmpErrorKind::HostUnreachable => {
             Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::Host)
+        }
+        IcmpErrorKind::FragmentationNeeded { mtu } => {
+            Icmpv4Type::DestinationUnreachable(DestUnreachableHeader::FragmentationNeeded {
+                next_hop_mtu: mtu,
+            })
         }
     };
     let icmp = Icmpv4Header::with_checksum(icmp_type, &frame[quote_at..]);

@@ -50,6 +50,9 @@ pub enum DropReason {
     TableFull,
     /// No free NAT port on the chosen WAN.
     PortsExhausted,
+    /// Larger than the egress interface's MTU: answered with ICMP fragmentation needed
+    /// when it has DF set (path MTU discovery), dropped otherwise (fwd does not fragment).
+    TooBig,
     /// The egress queue was full.
     TxQueueFull,
     /// A packet of a flow pinned to a WAN that went down (`on_wan_down = migrate | reset`):
@@ -58,7 +61,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 23] = [
+    pub const ALL: [DropReason; 24] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -80,6 +83,7 @@ impl DropReason {
         DropReason::Unreachable,
         DropReason::TableFull,
         DropReason::PortsExhausted,
+        DropReason::TooBig,
         DropReason::TxQueueFull,
         DropReason::WanDown,
     ];
@@ -107,6 +111,7 @@ impl DropReason {
             DropReason::Unreachable => "unreachable",
             DropReason::TableFull => "table_full",
             DropReason::PortsExhausted => "ports_exhausted",
+            DropReason::TooBig => "too_big",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::WanDown => "wan_down",
         }

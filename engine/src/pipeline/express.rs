@@ -36,7 +36,10 @@ impl Pipeline {
         let pkt = parsed.as_ref().ok()?;
         // TCP, UDP and ICMP echo only (the others have no flow hash)
         let flow = hint?;
-        if pkt.ttl <= 1 || pkt.fragment != Fragment::Whole {
+        if pkt.ttl <= 1
+            || pkt.fragment != Fragment::Whole
+            || pkt.total_len() > usize::from(self.smallest_mtu)
+        {
             return None;
         }
         let table = &ctx.tables.conntrack;

@@ -206,7 +206,8 @@ fn quoted_flow(frame: &Frame<'_>, pkt: &Ipv4Packet) -> Option<(Embedded, conntra
 }
 
 /// Applies a session's rewrite to a whole packet or first fragment (remembering the
-/// translation for the fragments that follow).
+/// translation for the fragments that follow); a packet larger than the egress MTU is left
+/// as it is and said to be too big.
 #[inline(always)]
 pub(super) fn apply(
     ctx: &Context<'_>,
@@ -215,6 +216,11 @@ pub(super) fn apply(
     pkt: &Ipv4Packet,
     rw: Rewrite,
 ) -> Outcome {
+    if let Some(&mtu) = ctx.mtus.get(usize::from(rw.egress)) {
+        if pkt.total_len() > usize::from(mtu) {
+            return Outcome::TooBig { mtu };
+        }
+    }
     rewrite_flow(frame.data_mut(), pkt, rw.src, rw.dst);
     if pkt.fragment == Fragment::First
         && !ctx.tables.fragments.insert(fragment_key(pkt), rw, ctx.now)

@@ -48,6 +48,9 @@ pub struct Context<'a> {
     pub health: &'a [LinkState],
     pub neighbors: &'a dyn Neighbors,
     pub now: Duration,
+    /// The largest IP packet each interface carries, by interface id; an interface without
+    /// an entry (all of them over TUN, where the kernel checks) has no limit here.
+    pub mtus: &'a [u16],
 }
 
 impl std::fmt::Debug for Context<'_> {
@@ -90,6 +93,11 @@ enum Outcome {
     },
     Kernel,
     Drop(DropReason),
+    /// Larger than the MTU of the egress interface its session names (the frame is not
+    /// rewritten yet).
+    TooBig {
+        mtu: u16,
+    },
 }
 
 /// One worker's pipeline state: the medium, its balancer selector, its counters.
@@ -107,6 +115,8 @@ pub struct Pipeline {
     outranked: WanSet,
     /// Both: the WANs whose sessions' hits need the locked lookup's checks.
     watched: WanSet,
+    /// The smallest MTU of the batch's context: larger packets skip the express lane.
+    smallest_mtu: u16,
     /// The flows' hashes in the connection table of the frames of the chunk in progress,
     /// where they have one (see [`Pipeline::process`]).
     hashes: [Option<FlowHash>; AHEAD],
@@ -124,6 +134,7 @@ impl Pipeline {
             ended: WanSet::EMPTY,
             outranked: WanSet::EMPTY,
             watched: WanSet::EMPTY,
+            smallest_mtu: u16::MAX,
             hashes: [None; AHEAD],
             slots: [SlotHint::NONE; AHEAD],
         }
@@ -211,6 +222,7 @@ impl Pipeline {
         self.ended = ended_wans(ctx);
         self.outranked = outranked_wans(ctx);
         self.watched = self.ended.union(self.outranked);
+        self.smallest_mtu = ctx.mtus.iter().copied().min().unwrap_or(u16::MAX);
     }
 
     /// Processes one frame in place (after [`begin_batch`](Self::begin_batch)).
@@ -254,6 +266,8 @@ impl Pipeline {
             }
             Outcome::Kernel => Verdict::Kernel,
             Outcome::Drop(reason) => Verdict::Drop(reason),
+            // `handle` answers these; one reaching here is dropped
+            Outcome::TooBig { .. } => Verdict::Drop(DropReason::TooBig),
         };
         match verdict {
             Verdict::Forward(egress) => {
@@ -281,10 +295,42 @@ impl Pipeline {
             Ok(pkt) => pkt,
             Err(e) => return parse_outcome(e),
         };
-        match role {
+        let outcome = match role {
             Role::Lan(_) => self.lan_packet(ctx, frame, &pkt, ingress, hint),
             Role::Wan(wan) => self.wan_packet(ctx, frame, &pkt, wan, ingress, hint),
+        };
+        match outcome {
+            Outcome::TooBig { mtu } => self.too_big(ctx, frame, &pkt, ingress, mtu),
+            other => other,
         }
+    }
+
+    /// A packet larger than its egress MTU: with DF set, the sender gets ICMP fragmentation
+    /// needed with that MTU (so path MTU discovery works through fwd); without, it is
+    /// dropped (fwd does not fragment). Either way it counts as `too_big`.
+    fn too_big(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame<'_>,
+        pkt: &Ipv4Packet,
+        ingress: u8,
+        mtu: u16,
+    ) -> Outcome {
+        let dont_fragment = frame
+            .data()
+            .get(pkt.l3() + 6)
+            .is_some_and(|flags| flags & 0x40 != 0);
+        if !dont_fragment {
+            return Outcome::Drop(DropReason::TooBig);
+        }
+        self.icmp_error(
+            ctx,
+            frame,
+            pkt,
+            IcmpErrorKind::FragmentationNeeded { mtu },
+            ingress,
+            DropReason::TooBig,
+        )
     }
 
     /// A packet from a LAN: the box's own and LAN-to-LAN traffic goes to the kernel; the rest

@@ -78,21 +78,22 @@ pub struct AfXdpDevice<'m> {
     next_rx: usize,
     poll_fds: Vec<libc::pollfd>,
     mode: CopyMode,
-    mtu: usize,
+    /// The MTU of each plan interface.
+    mtus: Vec<u16>,
 }
 
 impl<'m> AfXdpDevice<'m> {
     /// Opens a socket on every queue of `queues` over `pool`'s memory (the first registers
     /// it as the UMEM), with rings of `ring_size` entries; zero-copy when `zero_copy` and
     /// the driver takes it, copy mode otherwise. `sinks[i]` is the kernel sink of plan
-    /// interface `i`. `mtu` is the smallest MTU of the interfaces.
+    /// interface `i`, `mtus[i]` its MTU.
     pub fn open(
         pool: FramePool<'m>,
         queues: &[QueueSpec],
         ring_size: u32,
         zero_copy: bool,
         sinks: Vec<Option<File>>,
-        mtu: usize,
+        mtus: Vec<u16>,
     ) -> io::Result<AfXdpDevice<'m>> {
         if queues.is_empty() {
             return Err(io::Error::new(
@@ -162,7 +163,7 @@ impl<'m> AfXdpDevice<'m> {
             fill_target,
             next_rx: 0,
             mode,
-            mtu,
+            mtus,
         };
         device.refill();
         Ok(device)
@@ -304,7 +305,7 @@ impl<'m> Device<'m> for AfXdpDevice<'m> {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             medium: Medium::Ethernet,
-            mtu: self.mtu,
+            mtu: usize::from(self.mtus.iter().copied().min().unwrap_or(1500)),
             headroom: self.pool.memory().headroom(),
             batch_size: self.fill_target.max(1) as usize,
         }
@@ -424,6 +425,10 @@ impl<'m> Device<'m> for AfXdpDevice<'m> {
         for frame in frames.drain() {
             let _ = self.pool.put(frame);
         }
+    }
+
+    fn interface_mtu(&self, iface: u8) -> Option<u16> {
+        self.mtus.get(usize::from(iface)).copied()
     }
 
     fn queue_counters(&self, out: &mut Vec<QueueCounter>) {

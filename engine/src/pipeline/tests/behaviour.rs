@@ -389,3 +389,50 @@ fn icmp_errors_are_rate_limited() {
         .count();
     assert_eq!(sent, 10);
 }
+
+/// `packet` with DF set (`df`) or cleared, and its header checksum made right again.
+fn set_df(mut packet: Vec<u8>, df: bool) -> Vec<u8> {
+    packet[6] = if df {
+        packet[6] | 0x40
+    } else {
+        packet[6] & !0x40
+    };
+    packet[10..12].copy_from_slice(&[0, 0]);
+    let sum = crate::packet::checksum::full(&packet[..20]);
+    packet[10..12].copy_from_slice(&sum.to_be_bytes());
+    packet
+}
+
+#[test]
+fn packets_larger_than_the_egress_mtu_get_fragmentation_needed_or_are_dropped() {
+    static PAYLOAD: [u8; 1300] = [7; 1300];
+    for path in [Path::Batch, Path::General] {
+        let mut router = Router::new(Medium::Ip);
+        router.path = path;
+        router.mtus = vec![1500, 1280, 1280, 1280];
+        let big = tcp((HOST_A, 26000), (SERVER, 443), SYN).payload(&PAYLOAD);
+        let df = set_df(big.bytes(), true);
+        assert_eq!(df.len(), 1340);
+        // DF: the host hears the WAN's MTU from the router, quoting its packet as it sent it
+        let (egress, out) = router.forward(LAN, &df);
+        assert_eq!(egress, LAN, "{path:?}");
+        assert_eq!((out[20], out[21]), (3, 4), "fragmentation needed");
+        assert_eq!(u16::from_be_bytes([out[26], out[27]]), 1280, "next-hop MTU");
+        assert_eq!(&out[12..16], &LAN_ADDR.octets());
+        assert_eq!(&out[16..20], &HOST_A.octets());
+        assert_eq!(&out[28..48], &df[..20], "the quote is untranslated");
+        assert_checksums_valid(&out);
+        assert_eq!(router.counters.drops(DropReason::TooBig), 1);
+        // without DF: dropped (fwd does not fragment)
+        router.expect_drop(LAN, &set_df(big.bytes(), false), DropReason::TooBig);
+        // a packet that fits leaves, and a later too-big one of its flow is answered too
+        let fits = tcp((HOST_A, 26001), (SERVER, 443), SYN).payload(&PAYLOAD[..1200]);
+        let (egress, _) = router.forward(LAN, &fits.bytes());
+        assert_ne!(egress, LAN);
+        let later = tcp((HOST_A, 26001), (SERVER, 443), ACK).payload(&PAYLOAD);
+        let later = set_df(later.bytes(), true);
+        let (egress, out) = router.forward(LAN, &later);
+        assert_eq!((egress, out[20], out[21]), (LAN, 3, 4), "{path:?}");
+        assert_eq!(router.counters.drops(DropReason::TooBig), 3);
+    }
+}

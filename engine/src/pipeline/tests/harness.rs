@@ -133,6 +133,8 @@ pub struct Router {
     pub counters: Arc<Counters>,
     pub now: Duration,
     pub path: Path,
+    /// Each interface's MTU (empty: no limit), as a device states them.
+    pub mtus: Vec<u16>,
     pool: FramePool<'static>,
     batch: Batch<'static>,
     output: Output,
@@ -154,6 +156,7 @@ impl Router {
             counters,
             now: Duration::from_secs(1),
             path: Path::Batch,
+            mtus: Vec::new(),
             pool: FramePool::new(router_memory()).expect("a fresh memory"),
             batch: Batch::new(BATCH),
             output: Output::new(BATCH, dp.plan.interfaces.len()),
@@ -184,6 +187,7 @@ impl Router {
             health: &health,
             neighbors: &self.neighbors,
             now: self.now,
+            mtus: &self.mtus,
         };
         let verdicts: Vec<Verdict> = match self.path {
             Path::Batch => {
