@@ -113,12 +113,13 @@ pub fn render_view(prev: &Snapshot, cur: &Snapshot, frame: &Frame) -> Vec<String
     let rate = |now: u64, before: u64| per_second(now.saturating_sub(before), frame.interval);
     let s = &cur.status;
     let title = format!(
-        "fwd-demo {:>3}s of {}s  {}  (fwd up {}, {} workers, {})",
+        "fwd-demo {:>3}s of {}s  {}  (fwd up {}, {} worker{}, {})",
         frame.elapsed.as_secs(),
         frame.total.as_secs(),
         frame.phase,
         human_duration(s.uptime_secs),
         s.workers,
+        if s.workers == 1 { "" } else { "s" },
         s.backend
     );
     let mut lines = vec![paint(&fit(&title, WIDTH), "1", color)];
