@@ -174,11 +174,9 @@ fn drive<'m, D: Device<'m>>(
                     busy_until = now + SPIN;
                 } else if now < busy_until {
                     std::hint::spin_loop();
-                } else {
-                    if let Err(e) = device.wait(IDLE_WAIT) {
-                        log::error!("worker {index}: poll: {e}; stopping fwd");
-                        shared.request_stop();
-                    }
+                } else if let Err(e) = device.wait(IDLE_WAIT) {
+                    log::error!("worker {index}: poll: {e}; stopping fwd");
+                    shared.request_stop();
                 }
             }
             Err(e) => {

@@ -158,8 +158,9 @@ impl Drop for FrameMemory {
     #[allow(unsafe_code)]
     fn drop(&mut self) {
         // SAFETY: the mapping was made by `map_anonymous` with this length; every frame
-        // borrows `self`, so none is alive; a kernel that held a chunk (an AF_XDP socket)
-        // was closed before: the sockets borrow the memory too.
+        // and every pool borrows `self`, so none is alive, nor any device that owned a pool
+        // (an AF_XDP device closes its sockets when dropped; pages the kernel still pins
+        // stay its own until it releases them, whatever becomes of the mapping).
         unsafe {
             libc::munmap(self.base.as_ptr().cast(), self.len());
         }

@@ -64,8 +64,7 @@ pub struct SocketCounters {
 pub struct AfXdpDevice<'m> {
     pool: FramePool<'m>,
     sockets: Vec<XskSocket>,
-    /// The plan interface of each socket.
-    ifaces: Vec<u8>,
+    /// Each socket's counters, with its plan interface and queue.
     counters: Vec<SocketCounters>,
     /// TX socket of each plan interface (index into `sockets`).
     tx_socket: Vec<Option<usize>>,
@@ -155,7 +154,6 @@ impl<'m> AfXdpDevice<'m> {
                     ..SocketCounters::default()
                 })
                 .collect(),
-            ifaces: queues.iter().map(|q| q.iface).collect(),
             sockets,
             tx_socket,
             unkicked: vec![0; sockets_n],
@@ -323,13 +321,12 @@ impl<'m> Device<'m> for AfXdpDevice<'m> {
         let mut got = 0;
         for k in 0..n {
             let i = (self.next_rx + k) % n;
-            let (Some(socket), Some(counters), Some(&iface)) = (
-                self.sockets.get_mut(i),
-                self.counters.get_mut(i),
-                self.ifaces.get(i),
-            ) else {
+            let (Some(socket), Some(counters)) =
+                (self.sockets.get_mut(i), self.counters.get_mut(i))
+            else {
                 continue;
             };
+            let iface = counters.iface;
             while rx.spare() > 0 {
                 let Some(desc) = socket.rx.pop() else {
                     break;

@@ -109,7 +109,7 @@ impl<T: Copy> Ring<T> {
         // `map_len` by construction); the kernel aligns the indices and entries.
         let at = |offset: usize| unsafe { NonNull::new_unchecked(base.add(offset)) };
         let desc = usize::try_from(offsets.desc).unwrap_or(0);
-        let ring = Ring {
+        let mut ring = Ring {
             map: at(0),
             map_len,
             producer: at(producer).cast(),
@@ -121,7 +121,6 @@ impl<T: Copy> Ring<T> {
             cached_producer: 0,
             cached_consumer: 0,
         };
-        let mut ring = ring;
         ring.cached_producer = ring.producer().load(Ordering::Acquire);
         ring.cached_consumer = ring.consumer().load(Ordering::Acquire);
         Ok(ring)
