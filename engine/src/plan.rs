@@ -13,6 +13,7 @@ use balancer::{
 use ipnet::Ipv4Net;
 
 use crate::config::{self, Config, OnWanDown};
+use crate::neighbors::Neighbors;
 
 /// What an interface is to the router.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,12 +185,15 @@ impl Plan {
             .find(|l| l.subnets.iter().any(|n| n.contains(&ip)))
     }
 
-    /// The next hop for a packet to `dst` leaving by interface `egress`: a WAN's gateway, or
-    /// the destination itself on a LAN.
-    pub fn next_hop(&self, egress: u8, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+    /// The next hop for a packet to `dst` leaving by interface `egress`: a WAN's configured
+    /// gateway; on a LAN, the gateway of the route to `dst` out of that LAN (`routes`: the
+    /// kernel's, so a host in an extra subnet is reached through the LAN router that serves
+    /// it), else the destination itself.
+    #[inline]
+    pub fn next_hop(&self, egress: u8, dst: Ipv4Addr, routes: &dyn Neighbors) -> Option<Ipv4Addr> {
         match self.interface(egress)?.role {
             Role::Wan(w) => Some(self.wans.get(w)?.gateway),
-            Role::Lan(_) => Some(dst),
+            Role::Lan(_) => Some(routes.gateway(egress, dst).unwrap_or(dst)),
         }
     }
 
@@ -313,6 +317,7 @@ fn compile_policy(cfg: &Config) -> Result<Policy, PolicyError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::neighbors::StaticNeighbors;
 
     const CONFIG: &str = r#"
 [[lan]]
@@ -339,15 +344,26 @@ gateway = "198.51.100.1"
         let roles: Vec<Role> = plan.interfaces.iter().map(|i| i.role).collect();
         assert_eq!(roles, vec![Role::Lan(0), Role::Lan(1), Role::Wan(0)]);
         assert_eq!(plan.wans[0].iface, 2);
-        assert_eq!(
-            plan.next_hop(2, Ipv4Addr::new(8, 8, 8, 8)),
-            Some(Ipv4Addr::new(198, 51, 100, 1))
+        let mut routes = StaticNeighbors::new();
+        let lan_router = Ipv4Addr::new(192, 168, 1, 254);
+        routes.set_route(0, "10.20.0.0/16".parse().unwrap(), Some(lan_router));
+        routes.set_route(
+            2,
+            "0.0.0.0/0".parse().unwrap(),
+            Some(Ipv4Addr::new(1, 1, 1, 1)),
         );
+        let hop = |egress: u8, dst: [u8; 4]| plan.next_hop(egress, Ipv4Addr::from(dst), &routes);
+        // a WAN's configured gateway, whatever the kernel's routes
+        assert_eq!(hop(2, [8, 8, 8, 8]), Some(Ipv4Addr::new(198, 51, 100, 1)));
+        // a LAN host on-link; an extra subnet's host through its LAN router
         assert_eq!(
-            plan.next_hop(1, Ipv4Addr::new(192, 168, 2, 9)),
+            hop(1, [192, 168, 2, 9]),
             Some(Ipv4Addr::new(192, 168, 2, 9))
         );
-        assert_eq!(plan.next_hop(9, Ipv4Addr::new(192, 168, 2, 9)), None);
+        assert_eq!(hop(0, [10, 20, 3, 4]), Some(lan_router));
+        // routes out of another interface do not count
+        assert_eq!(hop(1, [10, 20, 3, 4]), Some(Ipv4Addr::new(10, 20, 3, 4)));
+        assert_eq!(hop(9, [192, 168, 2, 9]), None);
     }
 
     #[test]

@@ -5,6 +5,8 @@
 //! and runs iperf3 against a server behind the WAN (`S`); the server sees the WAN's address.
 //! Next hops come from the kernel's neighbour table, which starts empty: the watcher asks
 //! the kernel for the gateway and learns the LAN host from its ARP request for the router.
+//! A host in the LAN's extra subnet (10.20.0.5, on `L`'s loopback: `L` is its router) is
+//! reached through the gateway of the router's kernel route to it.
 //!
 //! Topology: `L` 10.77.0.2 ── xl0 10.77.0.1 [router] xw0 10.78.0.2 ── 10.78.0.1 `S`.
 
@@ -24,7 +26,7 @@ use engine::device::afxdp::{AfXdpDevice, QueueSpec, SocketCounters};
 use engine::device::{Device, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use engine::forwarder::Forwarder;
 use engine::neighbors::kernel::NeighborTable;
-use engine::neighbors::Mac;
+use engine::neighbors::{Mac, Neighbors};
 use engine::pipeline::{Counters, Event};
 
 mod netns;
@@ -184,14 +186,14 @@ fn run_watching(watch: &mut NeighborWatch, ns: &str, command: &str) -> std::proc
     child.wait_with_output().unwrap()
 }
 
-/// Forwarding through `workers` workers over veths of `queues` queues: pings, and an
-/// iperf3 TCP run with `streams` streams (several streams spread over the queues).
-fn check_forwarding(queues: u32, workers: u32, streams: u32) {
-    let pid = std::process::id();
-    let (l, s) = (format!("fwdxl-{pid}"), format!("fwdxs-{pid}"));
-    let _guards = topology(&l, &s, queues);
+/// fwd's XDP program configured for the router's two interfaces, not attached yet; `None`
+/// (the test skipped) when fwd was built without it.
+fn program(test: &str) -> Option<Mutex<XdpProgram>> {
     let mut program = match XdpProgram::load() {
-        Err(ProgramError::NotBuilt) => return netns::skip("forwarding", NO_PROGRAM),
+        Err(ProgramError::NotBuilt) => {
+            netns::skip(test, NO_PROGRAM);
+            return None;
+        }
         other => other.unwrap(),
     };
     program
@@ -206,10 +208,13 @@ fn check_forwarding(queues: u32, workers: u32, streams: u32) {
     for prefix in ["10.77.0.0/24", "10.78.0.2/32"] {
         program.pass_to_kernel(prefix.parse().unwrap()).unwrap();
     }
-    let program = Mutex::new(program);
+    Some(Mutex::new(program))
+}
 
-    let config = Config::from_toml_str(CONFIG).unwrap();
-    let dp = DataPlane::new(&config, 9, LinkState::Up).unwrap();
+/// The neighbour table and its watcher, once the WAN's gateway and the LAN router `L` are
+/// known (`L` makes itself known by its ARP request for the router; without a kernel sink
+/// here, a frame whose next hop is unknown would have nowhere to go).
+fn watch_neighbors(l: &str) -> (Arc<NeighborTable>, NeighborWatch) {
     let neighbors = Arc::new(NeighborTable::new(vec![
         Some(mac(None, "xl0")),
         Some(mac(None, "xw0")),
@@ -220,45 +225,100 @@ fn check_forwarding(queues: u32, workers: u32, streams: u32) {
         vec![(1, "10.78.0.1".parse().unwrap())],
     )
     .unwrap();
-    // the LAN host makes itself known (its ARP request for the router); without a kernel
-    // sink here, a frame whose next hop is unknown would have nowhere to go
-    assert!(sh(&l, "ping -c 1 -W 1 10.77.0.1").status.success());
+    assert!(sh(l, "ping -c 1 -W 1 10.77.0.1").status.success());
+    tick_until(&mut watch, "neighbours learned", |w| w.len() >= 2);
+    (neighbors, watch)
+}
+
+/// Ticks the watcher until `done` holds (at most 5 s).
+fn tick_until(watch: &mut NeighborWatch, what: &str, done: impl Fn(&NeighborWatch) -> bool) {
     let deadline = Instant::now() + Duration::from_secs(5);
-    while watch.len() < 2 {
-        assert!(Instant::now() < deadline, "neighbours never learned");
+    while !done(watch) {
+        assert!(Instant::now() < deadline, "never: {what}");
         watch.tick();
         std::thread::sleep(Duration::from_millis(10));
     }
-    let counters = Arc::new(Counters::default());
-    let stop = AtomicBool::new(false);
-    let ready = AtomicUsize::new(0);
-    let sockets = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|w| {
-                let (dp, counters, neighbors) = (&dp, counters.clone(), &neighbors);
-                let (program, stop, ready) = (&program, &stop, &ready);
-                scope.spawn(move || {
-                    worker(
-                        w, workers, queues, dp, counters, neighbors, program, stop, ready,
-                    )
+}
+
+/// What the workers of a test share.
+struct Router<'a> {
+    queues: u32,
+    dp: &'a DataPlane,
+    counters: &'a Arc<Counters>,
+    neighbors: &'a Arc<NeighborTable>,
+    program: &'a Mutex<XdpProgram>,
+}
+
+impl Router<'_> {
+    /// Starts `workers` workers, attaches the program once every socket is in its map (as
+    /// the daemon does), runs `body`, stops the workers; returns their sockets' counters.
+    fn forward(&self, workers: u32, body: impl FnOnce()) -> Vec<SocketCounters> {
+        let stop = AtomicBool::new(false);
+        let ready = AtomicUsize::new(0);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers)
+                .map(|w| {
+                    let (stop, ready) = (&stop, &ready);
+                    scope.spawn(move || {
+                        worker(
+                            w,
+                            workers,
+                            self.queues,
+                            self.dp,
+                            self.counters.clone(),
+                            self.neighbors,
+                            self.program,
+                            stop,
+                            ready,
+                        )
+                    })
                 })
-            })
-            .collect();
-        while ready.load(Ordering::SeqCst) < workers as usize {
-            assert!(
-                handles.iter().all(|h| !h.is_finished()),
-                "a worker stopped early"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        // every socket is in the map: attach, as the daemon does
-        for dev in ["xl0", "xw0"] {
-            program
-                .lock()
-                .unwrap()
-                .attach(dev, ifindex(dev), engine::config::XdpMode::Auto)
-                .unwrap();
-        }
+                .collect();
+            while ready.load(Ordering::SeqCst) < workers as usize {
+                assert!(
+                    handles.iter().all(|h| !h.is_finished()),
+                    "a worker stopped early"
+                );
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            for dev in ["xl0", "xw0"] {
+                self.program
+                    .lock()
+                    .unwrap()
+                    .attach(dev, ifindex(dev), engine::config::XdpMode::Auto)
+                    .unwrap();
+            }
+            body();
+            stop.store(true, Ordering::SeqCst);
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        })
+    }
+}
+
+/// Forwarding through `workers` workers over veths of `queues` queues: pings, and an
+/// iperf3 TCP run with `streams` streams (several streams spread over the queues).
+fn check_forwarding(queues: u32, workers: u32, streams: u32) {
+    let pid = std::process::id();
+    let (l, s) = (format!("fwdxl-{pid}"), format!("fwdxs-{pid}"));
+    let _guards = topology(&l, &s, queues);
+    let Some(program) = program("forwarding") else {
+        return;
+    };
+    let config = Config::from_toml_str(CONFIG).unwrap();
+    let dp = DataPlane::new(&config, 9, LinkState::Up).unwrap();
+    let (neighbors, mut watch) = watch_neighbors(&l);
+    let counters = Arc::new(Counters::default());
+    let router = Router {
+        queues,
+        dp: &dp,
+        counters: &counters,
+        neighbors: &neighbors,
+        program: &program,
+    };
+    let sockets = router.forward(workers, || {
         let ping = run_watching(&mut watch, &l, "ping -c 5 -i 0.2 -W 1 10.78.0.1");
         let server = Command::new("ip")
             .args(["netns", "exec", &s, "iperf3", "-s", "-1", "-B", "10.78.0.1"])
@@ -273,11 +333,6 @@ fn check_forwarding(queues: u32, workers: u32, streams: u32) {
             &format!("timeout 20 iperf3 -c 10.78.0.1 -t 2 -P {streams} -J"),
         );
         let server = server.wait_with_output().unwrap();
-        stop.store(true, Ordering::SeqCst);
-        let sockets: Vec<SocketCounters> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
         let ping_out = String::from_utf8_lossy(&ping.stdout);
         assert!(ping.status.success(), "ping through fwd:\n{ping_out}");
         assert!(ping_out.contains("5 received"), "{ping_out}");
@@ -288,7 +343,6 @@ fn check_forwarding(queues: u32, workers: u32, streams: u32) {
             server_out.contains("10.78.0.2"),
             "the server sees the WAN's address:\n{server_out}"
         );
-        sockets
     });
     assert!(counters.events(Event::Forwarded) > 100);
     assert_eq!(counters.events(Event::NoNeighbor), 0);
@@ -297,7 +351,6 @@ fn check_forwarding(queues: u32, workers: u32, streams: u32) {
     let host = mac(Some(&l), "xlh");
     let mut view = neighbors.view();
     view.refresh();
-    use engine::neighbors::Neighbors;
     assert_eq!(view.resolve(0, "10.77.0.2".parse().unwrap()), Some(host));
     // every socket received (the flows spread over the queues); each interface sent (a
     // worker sends from its first socket on the interface)
@@ -341,4 +394,76 @@ fn every_queue_gets_a_socket_with_one_worker_or_one_worker_a_queue() {
             check_forwarding(2, 2, 12);
         },
     );
+}
+
+/// A host in the LAN's extra subnet, 10.20.0.5 behind the LAN router `L`, pings the server:
+/// the watcher learns the kernel's route `10.20.0.0/16 via 10.77.0.2 dev xl0` from its
+/// notification, and fwd sends the replies to `L`'s MAC. (Without the route they would miss
+/// the neighbour table, and with no kernel sink here they would be lost.) The route's
+/// deletion reaches the workers too.
+#[test]
+fn replies_to_an_extra_subnet_go_to_the_lan_router_of_the_kernels_route() {
+    in_netns(
+        "replies_to_an_extra_subnet_go_to_the_lan_router_of_the_kernels_route",
+        check_extra_subnet,
+    );
+}
+
+fn check_extra_subnet() {
+    let pid = std::process::id();
+    let (l, s) = (format!("fwdrl-{pid}"), format!("fwdrs-{pid}"));
+    let _guards = topology(&l, &s, 1);
+    let Some(program) = program("extra subnet") else {
+        return;
+    };
+    ip(&format!("-n {l} addr add 10.20.0.5/32 dev lo"));
+    let config = Config::from_toml_str(&CONFIG.replace(
+        "address = \"10.77.0.1/24\"\n",
+        "address = \"10.77.0.1/24\"\nextra_subnets = [\"10.20.0.0/16\"]\n",
+    ))
+    .unwrap();
+    assert_eq!(config.lans[0].extra_subnets.len(), 1);
+    let dp = DataPlane::new(&config, 9, LinkState::Up).unwrap();
+    let (neighbors, mut watch) = watch_neighbors(&l);
+    let far: std::net::Ipv4Addr = "10.20.0.5".parse().unwrap();
+    let lan_router: std::net::Ipv4Addr = "10.77.0.2".parse().unwrap();
+    let mut view = neighbors.view();
+    assert_eq!(view.gateway(0, far), None);
+
+    ip("route add 10.20.0.0/16 via 10.77.0.2 dev xl0");
+    tick_until(&mut watch, "the route learned", |w| w.routes().len() == 3);
+    view.refresh();
+    assert_eq!(view.gateway(0, far), Some(lan_router));
+    assert_eq!(view.gateway(1, far), None, "the route is xl0's");
+
+    let counters = Arc::new(Counters::default());
+    let router = Router {
+        queues: 1,
+        dp: &dp,
+        counters: &counters,
+        neighbors: &neighbors,
+        program: &program,
+    };
+    router.forward(1, || {
+        let ping = run_watching(
+            &mut watch,
+            &l,
+            "ping -I 10.20.0.5 -c 3 -i 0.2 -W 1 10.78.0.1",
+        );
+        let out = String::from_utf8_lossy(&ping.stdout);
+        assert!(ping.status.success(), "ping from the extra subnet:\n{out}");
+        assert!(out.contains("3 received"), "{out}");
+    });
+    assert!(counters.events(Event::Forwarded) >= 6);
+    assert_eq!(counters.events(Event::NoNeighbor), 0);
+    assert_eq!(watch.failures(), 0);
+
+    ip("route del 10.20.0.0/16");
+    tick_until(&mut watch, "the route forgotten", |w| w.routes().len() == 2);
+    view.refresh();
+    assert_eq!(view.gateway(0, far), None);
+    drop(watch);
+    drop(program);
+    ip("link del xl0");
+    ip("link del xw0");
 }

@@ -1,6 +1,8 @@
-//! The kernel's neighbour table as the workers see it: a snapshot of (interface, address) →
-//! MAC published by the thread that follows the kernel ([`NeighborTable::publish`]), read by
-//! each worker through its own [`NeighborView`] without a lock on the packet path.
+//! The kernel's neighbour table and main-table routes as the workers see them: a snapshot of
+//! (interface, address) → MAC and of the routes out of fwd's interfaces ([`Routes`]),
+//! published whole by the thread that follows the kernel ([`NeighborTable::publish`]), read
+//! by each worker through its own [`NeighborView`] without a lock on the packet path. One
+//! snapshot holds both, so a worker's next hop and its MAC come from one generation.
 //!
 //! Layer: sans-I/O (the netlink side is `daemon/neighbor_watch.rs`). Ownership: the table is
 //! shared (`Arc`); a snapshot is immutable once published and replaced whole, under a mutex
@@ -13,6 +15,7 @@ use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use super::routes::Routes;
 use super::{Mac, Neighbors};
 
 /// Slots of the request board: misses beyond this many distinct ones between two reads of
@@ -33,11 +36,18 @@ fn hasher() -> ahash::RandomState {
 pub struct NeighborSnapshot {
     interfaces: Vec<Option<Mac>>,
     hosts: Hosts,
+    routes: Routes,
 }
 
 impl NeighborSnapshot {
+    /// Neighbours held.
     pub fn len(&self) -> usize {
         self.hosts.len()
+    }
+
+    /// Routes held.
+    pub fn routes(&self) -> usize {
+        self.routes.len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,20 +67,22 @@ pub struct NeighborTable {
 const VALID: u64 = 1 << 63;
 
 impl NeighborTable {
-    /// A table that knows the router's own MAC on each plan interface and no neighbour yet.
+    /// A table that knows the router's own MAC on each plan interface and no neighbour or
+    /// route yet.
     pub fn new(interfaces: Vec<Option<Mac>>) -> NeighborTable {
         NeighborTable {
             snapshot: Mutex::new(Arc::new(NeighborSnapshot {
                 interfaces,
                 hosts: Hosts::with_hasher(hasher()),
+                routes: Routes::default(),
             })),
             generation: AtomicU64::new(0),
             requests: std::array::from_fn(|_| AtomicU64::new(0)),
         }
     }
 
-    /// Replaces the neighbours (the interfaces' MACs stay).
-    pub fn publish(&self, hosts: impl IntoIterator<Item = ((u8, Ipv4Addr), Mac)>) {
+    /// Replaces the neighbours and the routes (the interfaces' MACs stay).
+    pub fn publish(&self, hosts: impl IntoIterator<Item = ((u8, Ipv4Addr), Mac)>, routes: Routes) {
         let mut guard = self
             .snapshot
             .lock()
@@ -80,6 +92,7 @@ impl NeighborTable {
         *guard = Arc::new(NeighborSnapshot {
             interfaces: guard.interfaces.clone(),
             hosts: map,
+            routes,
         });
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -176,11 +189,16 @@ impl Neighbors for NeighborView {
         }
         found
     }
+
+    fn gateway(&self, iface: u8, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.snapshot.routes.lookup(iface, dst).flatten()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::neighbors::routes::Route;
 
     const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
     const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
@@ -197,18 +215,44 @@ mod tests {
         assert_eq!(table.take_requests(), vec![(1, A)]);
         assert!(table.take_requests().is_empty(), "taken");
 
-        table.publish([((1, A), [7; 6])]);
+        table.publish([((1, A), [7; 6])], Routes::default());
         assert_eq!(view.resolve(1, A), None, "not before a refresh");
         view.refresh();
         assert_eq!(view.resolve(1, A), Some([7; 6]));
         assert_eq!(view.resolve(0, A), None, "per interface");
         assert_eq!(view.interface_mac(0), Some([2; 6]), "interfaces kept");
-        table.publish([((1, B), [8; 6])]);
+        table.publish([((1, B), [8; 6])], Routes::default());
         view.refresh();
         assert_eq!(
             (view.resolve(1, A), view.resolve(1, B)),
             (None, Some([8; 6]))
         );
+    }
+
+    #[test]
+    fn routes_are_published_with_the_neighbours() {
+        let table = Arc::new(NeighborTable::new(vec![Some([2; 6])]));
+        let mut view = table.view();
+        let far = Ipv4Addr::new(10, 20, 1, 1);
+        assert_eq!(view.gateway(0, far), None);
+        let route = |gateway| Route {
+            iface: 0,
+            destination: "10.20.0.0/16".parse().expect("a prefix"),
+            gateway: Some(gateway),
+            metric: 0,
+        };
+        table.publish([((0, A), [7; 6])], [route(A)].into_iter().collect());
+        assert_eq!(view.gateway(0, far), None, "not before a refresh");
+        view.refresh();
+        assert_eq!(view.snapshot.routes(), 1);
+        assert_eq!(
+            (view.gateway(0, far), view.resolve(0, A)),
+            (Some(A), Some([7; 6]))
+        );
+        assert_eq!(view.gateway(1, far), None, "per interface");
+        table.publish([], [route(B)].into_iter().collect());
+        view.refresh();
+        assert_eq!((view.gateway(0, far), view.resolve(0, A)), (Some(B), None));
     }
 
     #[test]

@@ -536,12 +536,15 @@ impl Pipeline {
             return Verdict::Drop(DropReason::MalformedL2);
         };
         let dst = std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
-        let macs = ctx.plan.next_hop(egress, dst).and_then(|hop| {
-            Some((
-                ctx.neighbors.resolve(egress, hop)?,
-                ctx.neighbors.interface_mac(egress)?,
-            ))
-        });
+        let macs = ctx
+            .plan
+            .next_hop(egress, dst, ctx.neighbors)
+            .and_then(|hop| {
+                Some((
+                    ctx.neighbors.resolve(egress, hop)?,
+                    ctx.neighbors.interface_mac(egress)?,
+                ))
+            });
         match macs {
             Some((next_hop, own)) => {
                 data[0..6].copy_from_slice(&next_hop);

@@ -86,7 +86,7 @@
 
 pub mod netlink;
 mod plan;
-mod routes;
+pub(crate) mod routes;
 mod rules;
 mod sysctl;
 #[cfg(test)]

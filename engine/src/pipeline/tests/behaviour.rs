@@ -1,5 +1,6 @@
 //! Pipeline behaviour over many flows: weights, tiers, last resort, sticky, endpoint-
-//! independent mapping, port exhaustion, table full, Ethernet egress.
+//! independent mapping, port exhaustion, table full, Ethernet egress (next hops from the
+//! neighbour and route tables).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -8,6 +9,7 @@ use balancer::LinkState;
 
 use super::harness::*;
 use super::packets::*;
+use crate::neighbors::Mac;
 use crate::packet::Medium;
 use crate::pipeline::{DropReason, Event, Verdict};
 
@@ -311,13 +313,24 @@ fn table_full_evicts_the_longest_idle() {
     assert_eq!(ports, vec![8000, 8002, 8003, 8004]);
 }
 
+const HOST_MAC: Mac = [2, 0, 0, 0, 0, 0x10];
+const LAN_MAC: Mac = [2, 0, 0, 0, 1, 0];
+const ISP1_MAC: Mac = [2, 0, 0, 0, 1, 1];
+const GW1_MAC: Mac = [2, 0, 0, 0, 2, 1];
+
+/// Has `router` know its own MACs on the LAN and on isp1, and isp1's gateway's.
+fn know_lan_and_isp1(router: &mut Router) {
+    router.neighbors.set_interface(LAN, LAN_MAC);
+    router.neighbors.set_interface(ISP1, ISP1_MAC);
+    router
+        .neighbors
+        .set_host(ISP1, std::net::Ipv4Addr::new(198, 51, 100, 1), GW1_MAC);
+}
+
 #[test]
 fn ethernet_egress_gets_next_hop_macs() {
     let mut router = Router::new(Medium::Ethernet);
-    let host_mac = [2, 0, 0, 0, 0, 0x10];
-    let lan_mac = [2, 0, 0, 0, 1, 0];
-    let isp1_mac = [2, 0, 0, 0, 1, 1];
-    let gw1_mac = [2, 0, 0, 0, 2, 1];
+    let (host_mac, lan_mac, isp1_mac, gw1_mac) = (HOST_MAC, LAN_MAC, ISP1_MAC, GW1_MAC);
     let input = tcp((HOST_A, 25000), (SERVER, 443), SYN).frame(host_mac, lan_mac);
     // no MACs known: the translated frame goes to the kernel, which resolves the next hop
     let (verdict, out) = router.send(LAN, &input);
@@ -325,11 +338,7 @@ fn ethernet_egress_gets_next_hop_macs() {
     assert_eq!(router.counters.events(Event::NoNeighbor), 1);
     assert_eq!(&out[14 + 12..14 + 16], &ISP1_ADDR.octets(), "translated");
 
-    router.neighbors.set_interface(LAN, lan_mac);
-    router.neighbors.set_interface(ISP1, isp1_mac);
-    router
-        .neighbors
-        .set_host(ISP1, std::net::Ipv4Addr::new(198, 51, 100, 1), gw1_mac);
+    know_lan_and_isp1(&mut router);
     router.neighbors.set_host(LAN, HOST_A, host_mac);
     let (egress, out) = router.forward(LAN, &input);
     assert_eq!(egress, ISP1);
@@ -356,6 +365,76 @@ fn ethernet_egress_gets_next_hop_macs() {
     arp.extend_from_slice(&[0; 28]);
     assert_eq!(router.send(LAN, &arp).0, Verdict::Kernel);
     router.expect_drop(LAN, &[0u8; 10], DropReason::MalformedL2);
+}
+
+/// A host in a LAN's extra subnet sits behind another router on that LAN: its replies go to
+/// that router's MAC, as the route table says, not to the kernel for want of the host's own.
+#[test]
+fn a_reply_to_an_extra_subnet_goes_to_the_lan_router_of_its_route() {
+    use std::net::Ipv4Addr;
+    let mut router = Router::with_config(
+        Medium::Ethernet,
+        &TOPOLOGY.replace(
+            "address = \"192.168.1.1/24\"\n",
+            "address = \"192.168.1.1/24\"\nextra_subnets = [\"10.20.0.0/16\"]\n",
+        ),
+    );
+    let far_host = Ipv4Addr::new(10, 20, 3, 4);
+    let lan_router = Ipv4Addr::new(192, 168, 1, 254);
+    let lan_router_mac = [2, 0, 0, 0, 0, 0xfe];
+    let (lan_mac, isp1_mac, gw1_mac) = (LAN_MAC, ISP1_MAC, GW1_MAC);
+    know_lan_and_isp1(&mut router);
+    router.neighbors.set_host(LAN, lan_router, lan_router_mac);
+    router
+        .neighbors
+        .set_route(LAN, "192.168.1.0/24".parse().unwrap(), None);
+    // a route out of a WAN does not change that WAN's next hop (its configured gateway)
+    router.neighbors.set_route(
+        ISP1,
+        "0.0.0.0/0".parse().unwrap(),
+        Some(Ipv4Addr::new(198, 51, 100, 9)),
+    );
+
+    let out = tcp((far_host, 25000), (SERVER, 443), SYN).frame(lan_router_mac, lan_mac);
+    let (egress, sent) = router.forward(LAN, &out);
+    assert_eq!(egress, ISP1);
+    assert_eq!(
+        &sent[0..6],
+        &gw1_mac,
+        "a WAN's next hop is its configured gateway"
+    );
+    let reply = tcp((SERVER, 443), (ISP1_ADDR, 25000), SYN_ACK).frame(gw1_mac, isp1_mac);
+
+    // no route to the extra subnet: its host is looked up on-link, missed, and the frame
+    // goes (translated) to the kernel
+    let (verdict, _) = router.send(ISP1, &reply);
+    assert_eq!(verdict, Verdict::Kernel);
+    assert_eq!(router.counters.events(Event::NoNeighbor), 1);
+
+    // the kernel's route names the LAN router: the reply goes to it
+    router
+        .neighbors
+        .set_route(LAN, "10.20.0.0/16".parse().unwrap(), Some(lan_router));
+    let (egress, sent) = router.forward(ISP1, &reply);
+    assert_eq!(egress, LAN);
+    assert_eq!(
+        sent,
+        tcp((SERVER, 443), (far_host, 25000), SYN_ACK)
+            .ttl(63)
+            .frame(lan_mac, lan_router_mac)
+    );
+    assert_eq!(router.counters.events(Event::NoNeighbor), 1, "no new miss");
+    // a LAN host on-link is still its own next hop
+    router.neighbors.set_host(LAN, HOST_A, HOST_MAC);
+    router.forward(
+        LAN,
+        &tcp((HOST_A, 25001), (SERVER, 443), SYN).frame(HOST_MAC, lan_mac),
+    );
+    let (egress, sent) = router.forward(
+        ISP1,
+        &tcp((SERVER, 443), (ISP1_ADDR, 25001), SYN_ACK).frame(gw1_mac, isp1_mac),
+    );
+    assert_eq!((egress, &sent[0..6]), (LAN, &HOST_MAC[..]));
 }
 
 #[test]
