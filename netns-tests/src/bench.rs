@@ -1,7 +1,8 @@
-//! Pieces of the `netns-bench` binary (fwd against the kernel in one topology): medians,
-//! CPU accounting from `/proc`, a UDP flood (a multi-threaded sender run inside a LAN host,
-//! counted and dropped by an nftables rule at the server), per-packet ping round trips and
-//! iperf3 runs with arbitrary options.
+//! Pieces of the `netns-bench` binary (routers compared in one topology): medians, CPU
+//! accounting from `/proc` (per process, per thread, per core), a UDP flood (64-byte frames
+//! of many flows from an AF_PACKET generator in a LAN host, [`packet_gen`], counted and
+//! dropped by an nftables rule at the server), per-packet ping round trips, and where the
+//! work runs ([`placement`]: router on one core, generator on the other).
 //!
 //! The flood exists because one iperf3 UDP sender cannot send small datagrams fast enough
 //! to saturate a router on these machines (FINDINGS.md); the sink is an nft counter in the
@@ -11,6 +12,8 @@
 //! [`failover`] measures fwd's failover (fwd only: the kernel's ECMP has no health checks).
 
 pub mod failover;
+pub mod packet_gen;
+pub mod placement;
 
 use crate::error::{Error, Result};
 use crate::netns::Netns;
@@ -18,7 +21,7 @@ use crate::plan::SERVER;
 use crate::topology::Topology;
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
 /// UDP port the flood is sent to (the sink counts and drops it before any socket lookup).
@@ -118,9 +121,24 @@ pub struct SystemCpu {
     pub total: u64,
 }
 
-/// [`SystemCpu`] of `/proc/stat` text.
+/// [`SystemCpu`] of `/proc/stat` text: the whole machine.
 pub fn parse_proc_stat(text: &str) -> Option<SystemCpu> {
-    let line = text.lines().find(|l| l.starts_with("cpu "))?;
+    parse_cpu_line(text.lines().find(|l| l.starts_with("cpu "))?)
+}
+
+/// [`SystemCpu`] of each core (`cpuN` lines of `/proc/stat`), in order of N.
+pub fn parse_proc_stat_cores(text: &str) -> Vec<SystemCpu> {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix("cpu")
+                .is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        })
+        .filter_map(parse_cpu_line)
+        .collect()
+}
+
+/// One `cpu` line of `/proc/stat`.
+fn parse_cpu_line(line: &str) -> Option<SystemCpu> {
     let v: Vec<u64> = line
         .split_whitespace()
         .skip(1)
@@ -138,10 +156,11 @@ pub fn parse_proc_stat(text: &str) -> Option<SystemCpu> {
     })
 }
 
-/// Reads [`SystemCpu`] now.
-pub fn system_cpu() -> Result<SystemCpu> {
+/// Reads [`SystemCpu`] of the machine and of each core now.
+pub fn system_cpu() -> Result<(SystemCpu, Vec<SystemCpu>)> {
     let text = std::fs::read_to_string("/proc/stat")?;
-    parse_proc_stat(&text).ok_or_else(|| Error::new("cannot parse /proc/stat"))
+    let all = parse_proc_stat(&text).ok_or_else(|| Error::new("cannot parse /proc/stat"))?;
+    Ok((all, parse_proc_stat_cores(&text)))
 }
 
 /// CPU used over a measurement (see [`CpuWindow`]).
@@ -157,6 +176,8 @@ pub struct CpuUsage {
     pub process_cpu_secs: Option<f64>,
     /// Its busiest thread: name and CPU-seconds.
     pub busiest_thread: Option<(String, f64)>,
+    /// Busy CPU-seconds of each core.
+    pub core_cpu_secs: Vec<f64>,
 }
 
 impl CpuUsage {
@@ -180,6 +201,7 @@ impl CpuUsage {
 pub struct CpuWindow {
     at: Instant,
     system: SystemCpu,
+    cores: Vec<SystemCpu>,
     pid: Option<u32>,
     process: Option<ProcessCpu>,
     ticks_per_sec: f64,
@@ -189,9 +211,11 @@ impl CpuWindow {
     /// Starts a window, watching `pid` too if given.
     pub fn start(pid: Option<u32>, ticks_per_sec: f64) -> Result<CpuWindow> {
         let process = pid.map(process_cpu).transpose()?;
+        let (system, cores) = system_cpu()?;
         Ok(CpuWindow {
             at: Instant::now(),
-            system: system_cpu()?,
+            system,
+            cores,
             pid,
             process,
             ticks_per_sec,
@@ -200,9 +224,14 @@ impl CpuWindow {
 
     /// Ends the window.
     pub fn finish(&self) -> Result<CpuUsage> {
-        let system = system_cpu()?;
+        let (system, cores) = system_cpu()?;
         let seconds = self.at.elapsed().as_secs_f64();
         let tps = self.ticks_per_sec;
+        let core_cpu_secs = cores
+            .iter()
+            .zip(&self.cores)
+            .map(|(after, before)| after.busy.saturating_sub(before.busy) as f64 / tps)
+            .collect();
         let d_busy = system.busy.saturating_sub(self.system.busy) as f64;
         let d_total = system.total.saturating_sub(self.system.total) as f64;
         let (mut process_cpu_secs, mut busiest_thread) = (None, None);
@@ -232,6 +261,7 @@ impl CpuWindow {
             machine_cpu_secs: d_busy / tps,
             process_cpu_secs,
             busiest_thread,
+            core_cpu_secs,
         })
     }
 }
@@ -240,32 +270,27 @@ impl CpuWindow {
 // UDP flood
 // ---------------------------------------------------------------------------------------
 
-/// What a flood sender did.
+/// What a load generator did, as it prints it (one JSON line).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FloodSent {
-    /// Datagrams the kernel accepted.
+    /// Frames the kernel took.
     pub packets: u64,
-    /// `send` calls that failed (e.g. ENOBUFS), not counted in `packets`.
+    /// Send calls that failed (e.g. ENOBUFS), not counted in `packets`.
     pub errors: u64,
-    /// Seconds the senders ran (the longest thread).
     pub seconds: f64,
-    /// Number of sending threads (one socket and source port each).
-    pub threads: usize,
 }
 
 impl FloodSent {
-    /// Sent datagrams per second.
+    /// Sent frames per second.
     pub fn pps(&self) -> f64 {
         self.packets as f64 / self.seconds.max(1e-9)
     }
 
-    /// As one JSON line (what the sender prints).
     pub fn to_json(&self) -> String {
         serde_json::json!({
             "packets": self.packets,
             "errors": self.errors,
             "seconds": self.seconds,
-            "threads": self.threads,
         })
         .to_string()
     }
@@ -273,72 +298,17 @@ impl FloodSent {
     /// Parses [`FloodSent::to_json`] output.
     pub fn from_json(text: &str) -> Result<FloodSent> {
         let v: Value = serde_json::from_str(text.trim())
-            .map_err(|e| Error::new(format!("flood sender output {text:?}: {e}")))?;
+            .map_err(|e| Error::new(format!("generator output {text:?}: {e}")))?;
         let field = |k: &str| {
             v[k].as_f64()
-                .ok_or_else(|| Error::new(format!("flood sender output lacks {k}: {text}")))
+                .ok_or_else(|| Error::new(format!("generator output lacks {k}: {text}")))
         };
         Ok(FloodSent {
             packets: field("packets")? as u64,
             errors: field("errors")? as u64,
             seconds: field("seconds")?,
-            threads: field("threads")? as usize,
         })
     }
-}
-
-/// Sends `payload`-byte UDP datagrams to `dst` as fast as possible for `seconds` from
-/// `threads` threads, each with its own socket (its own ephemeral source port, so the
-/// router sees `threads` flows). Runs in the calling process: the `netns-bench` binary
-/// calls it inside a LAN host's namespace.
-pub fn flood_send(
-    dst: SocketAddrV4,
-    payload: usize,
-    threads: usize,
-    seconds: f64,
-) -> Result<FloodSent> {
-    let threads = threads.max(1);
-    let duration = Duration::from_secs_f64(seconds.max(0.1));
-    let mut sockets = Vec::new();
-    for _ in 0..threads {
-        let s = UdpSocket::bind(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0))?;
-        s.connect(dst)?;
-        sockets.push(s);
-    }
-    let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = sockets
-            .iter()
-            .map(|s| {
-                scope.spawn(move || {
-                    let buf = vec![0x5au8; payload];
-                    let (mut sent, mut errors) = (0u64, 0u64);
-                    let start = Instant::now();
-                    loop {
-                        for _ in 0..256 {
-                            match s.send(&buf) {
-                                Ok(_) => sent += 1,
-                                Err(_) => errors += 1,
-                            }
-                        }
-                        if start.elapsed() >= duration {
-                            break;
-                        }
-                    }
-                    (sent, errors, start.elapsed().as_secs_f64())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().unwrap_or((0, 0, 0.0)))
-            .collect::<Vec<_>>()
-    });
-    Ok(FloodSent {
-        packets: results.iter().map(|r| r.0).sum(),
-        errors: results.iter().map(|r| r.1).sum(),
-        seconds: results.iter().map(|r| r.2).fold(0.0, f64::max),
-        threads,
-    })
 }
 
 /// Installs the flood sink in `topo`'s internet namespace: a named counter `flood` that
@@ -371,34 +341,56 @@ pub fn parse_nft_counter(out: &str) -> Option<u64> {
     None
 }
 
-/// Runs `exe flood-send ...` inside `ns` (see [`flood_send`]) and returns what it sent.
-pub fn run_flood_sender(
-    ns: &Netns,
-    exe: &str,
-    payload: u16,
-    threads: usize,
-    seconds: u32,
-) -> Result<FloodSent> {
+/// A load generator run: `flows` flows of [`FLOOD_PAYLOAD`](crate::FLOOD_PAYLOAD)-byte UDP
+/// from LAN host 0 to the server's [`FLOOD_PORT`], for `seconds`.
+#[derive(Debug, Clone, Copy)]
+pub struct FloodRun {
+    pub flows: u32,
+    pub seconds: f64,
+    /// The core the generator runs on, if pinned.
+    pub core: Option<usize>,
+}
+
+/// Runs `exe packet-send ...` (see [`packet_gen::send`]) in `topo`'s LAN host 0, towards
+/// the router's MAC on `lan0`, and returns what it sent.
+pub fn run_packet_sender(topo: &Topology, exe: &str, run: FloodRun) -> Result<FloodSent> {
+    let host = topo.host(0);
+    let router_mac = interface_mac_in(topo.router(), crate::plan::LAN_IF)?;
+    let (flows, seconds) = (run.flows.to_string(), run.seconds.to_string());
+    let src = crate::plan::lan_host(0).to_string();
     let dst = SocketAddrV4::new(SERVER, FLOOD_PORT).to_string();
-    let (p, t, s) = (
-        payload.to_string(),
-        threads.to_string(),
-        seconds.to_string(),
-    );
-    let args = [
+    let core = run.core.map(|c| c.to_string());
+    let mut args: Vec<&str> = Vec::new();
+    if let Some(c) = &core {
+        args.extend(["taskset", "-c", c.as_str()]);
+    }
+    args.extend([
         exe,
-        "flood-send",
+        "packet-send",
+        "--interface",
+        crate::plan::HOST_IF,
+        "--router-mac",
+        &router_mac,
+        "--src",
+        &src,
         "--dst",
         &dst,
-        "--payload",
-        &p,
-        "--threads",
-        &t,
+        "--flows",
+        &flows,
         "--seconds",
-        &s,
-    ];
-    let out = ns.exec_timeout(&args, Duration::from_secs(u64::from(seconds) + 10))?;
+        &seconds,
+    ]);
+    let out = host.exec_timeout(&args, Duration::from_secs_f64(run.seconds + 10.0))?;
     FloodSent::from_json(&out)
+}
+
+/// The MAC of `dev` in `ns`, as text.
+pub fn interface_mac_in(ns: &Netns, dev: &str) -> Result<String> {
+    let text = ns.exec(&["cat", &format!("/sys/class/net/{dev}/address")])?;
+    let mac = text.trim();
+    packet_gen::parse_mac(mac)
+        .map(|_| mac.to_string())
+        .ok_or_else(|| Error::new(format!("bad MAC of {dev}: {text}")))
 }
 
 /// Dropped packets (rx + tx) of every interface of `ns` (`ip -s -j link show`), by name.
@@ -559,7 +551,17 @@ mod tests {
             parse_stat_ticks(line),
             Some(("fwd-worker 0".to_string(), 175))
         );
-        let stat = "cpu  100 5 50 1000 10 1 20 3 0 0\ncpu0 1 2 3 4\n";
+        let stat = "cpu  100 5 50 1000 10 1 20 3 0 0\ncpu0 1 2 3 4 5\ncpu1 10 0 0 4 0\n";
+        assert_eq!(
+            parse_proc_stat_cores(stat),
+            [
+                SystemCpu { busy: 6, total: 15 },
+                SystemCpu {
+                    busy: 10,
+                    total: 14
+                }
+            ]
+        );
         assert_eq!(
             parse_proc_stat(stat),
             Some(SystemCpu {
@@ -579,7 +581,6 @@ mod tests {
             packets: 10,
             errors: 1,
             seconds: 2.0,
-            threads: 2,
         };
         assert_eq!(FloodSent::from_json(&f.to_json()).unwrap(), f);
         assert_eq!(f.pps(), 5.0);

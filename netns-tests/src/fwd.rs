@@ -80,6 +80,9 @@ pub struct FwdOptions {
     pub log_level: String,
     /// More `fwd run` arguments, after those.
     pub extra: Vec<String>,
+    /// A command fwd runs under, e.g. `taskset -c 0` (its workers pin themselves to the
+    /// CPUs fwd may run on, in order) or `setpriv --bounding-set -ipc_lock`.
+    pub wrapper: Vec<String>,
 }
 
 impl Default for FwdOptions {
@@ -88,6 +91,7 @@ impl Default for FwdOptions {
             workers: 2,
             log_level: "debug".to_string(),
             extra: Vec::new(),
+            wrapper: Vec::new(),
         }
     }
 }
@@ -136,7 +140,8 @@ impl<'t> Fwd<'t> {
         let config_arg = config.display().to_string();
         let socket_arg = socket.display().to_string();
         let workers = options.workers.to_string();
-        let mut args = vec![
+        let mut args: Vec<&str> = options.wrapper.iter().map(String::as_str).collect();
+        args.extend([
             bin.as_str(),
             "run",
             "--config",
@@ -147,7 +152,7 @@ impl<'t> Fwd<'t> {
             &workers,
             "--log-level",
             &options.log_level,
-        ];
+        ]);
         args.extend(options.extra.iter().map(String::as_str));
         let pid = topo.router().spawn(&args, &log)?;
         let fwd = Fwd {

@@ -15,6 +15,7 @@ pub struct TopologyBuilder {
     wans: usize,
     hosts: usize,
     tx_offload: bool,
+    queues: u32,
 }
 
 impl Default for TopologyBuilder {
@@ -23,6 +24,7 @@ impl Default for TopologyBuilder {
             wans: 2,
             hosts: 1,
             tx_offload: false,
+            queues: 1,
         }
     }
 }
@@ -53,6 +55,16 @@ impl TopologyBuilder {
         self
     }
 
+    /// RX and TX queues of each veth pair at the router (`lan0` with a single host, every
+    /// `wan{i}`), 1 to 8 (default 1). A veth hands a frame to the peer's RX queue of the
+    /// sender's TX queue, which the sender picks by flow hash: with 2, flows spread over two
+    /// queues, as on a multi-queue NIC.
+    #[must_use]
+    pub fn queues(mut self, n: u32) -> Self {
+        self.queues = n;
+        self
+    }
+
     /// Creates the namespaces and links. On error (or panic) everything created so far is
     /// removed again.
     pub fn build(self) -> Result<Topology> {
@@ -68,6 +80,12 @@ impl TopologyBuilder {
                 "hosts must be 1..={}, not {}",
                 plan::MAX_HOSTS,
                 self.hosts
+            )));
+        }
+        if !(1..=8).contains(&self.queues) {
+            return Err(Error::new(format!(
+                "queues must be 1..=8, not {}",
+                self.queues
             )));
         }
         names::sweep_stale_once();
@@ -107,7 +125,7 @@ impl TopologyBuilder {
             servers: Servers::default(),
             workdir,
         };
-        topo.wire(self.tx_offload)?;
+        topo.wire(self.tx_offload, self.queues)?;
         Ok(topo)
     }
 }
@@ -201,10 +219,10 @@ impl Topology {
             .chain([&self.internet])
     }
 
-    fn wire(&self, tx_offload: bool) -> Result<()> {
+    fn wire(&self, tx_offload: bool, queues: u32) -> Result<()> {
         let rt = &self.router;
         rt.sysctl(&[("net.ipv4.ip_forward", "1")])?;
-        self.wire_lan()?;
+        self.wire_lan(queues)?;
         rt.ip(&[
             "addr",
             "add",
@@ -241,8 +259,8 @@ impl Topology {
         for (i, isp) in self.isps.iter().enumerate() {
             let wan = plan::wan_if(i);
             let to_isp = plan::internet_if(i);
-            veth(&wan, rt, ISP_CUSTOMER_IF, isp)?;
-            veth(ISP_UPLINK_IF, isp, &to_isp, inet)?;
+            veth(&wan, rt, ISP_CUSTOMER_IF, isp, queues)?;
+            veth(ISP_UPLINK_IF, isp, &to_isp, inet, 1)?;
             isp.sysctl(&[("net.ipv4.ip_forward", "1")])?;
             rt.ip(&[
                 "addr",
@@ -278,16 +296,16 @@ impl Topology {
         Ok(())
     }
 
-    fn wire_lan(&self) -> Result<()> {
+    fn wire_lan(&self, queues: u32) -> Result<()> {
         let Some(sw) = &self.switch else {
-            return veth(LAN_IF, &self.router, HOST_IF, &self.hosts[0]);
+            return veth(LAN_IF, &self.router, HOST_IF, &self.hosts[0], queues);
         };
         sw.ip(&["link", "add", BRIDGE_IF, "type", "bridge"])?;
         sw.ip(&["link", "set", BRIDGE_IF, "up"])?;
-        veth(LAN_IF, &self.router, "p0", sw)?;
+        veth(LAN_IF, &self.router, "p0", sw, 1)?;
         let ports = (0..self.hosts.len()).map(|k| format!("h{k}"));
         for (port, host) in ports.clone().zip(&self.hosts) {
-            veth(HOST_IF, host, &port, sw)?;
+            veth(HOST_IF, host, &port, sw, 1)?;
         }
         for port in ["p0".to_string()].into_iter().chain(ports) {
             sw.ip(&["link", "set", &port, "master", BRIDGE_IF])?;
@@ -297,14 +315,20 @@ impl Topology {
     }
 }
 
-/// A veth pair created straight into two namespaces: `a` in `ns_a`, `b` in `ns_b`.
-fn veth(a: &str, ns_a: &Netns, b: &str, ns_b: &Netns) -> Result<()> {
+/// A veth pair created straight into two namespaces: `a` in `ns_a`, `b` in `ns_b`, each end
+/// with `queues` RX and TX queues.
+fn veth(a: &str, ns_a: &Netns, b: &str, ns_b: &Netns, queues: u32) -> Result<()> {
+    let q = queues.to_string();
     let args = [
         "link",
         "add",
         a,
         "netns",
         ns_a.name(),
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
         "type",
         "veth",
         "peer",
@@ -312,6 +336,10 @@ fn veth(a: &str, ns_a: &Netns, b: &str, ns_b: &Netns) -> Result<()> {
         b,
         "netns",
         ns_b.name(),
+        "numtxqueues",
+        &q,
+        "numrxqueues",
+        &q,
     ];
     crate::cmd::check("ip", &args, None, crate::cmd::CONFIG_TIMEOUT).map(drop)
 }
