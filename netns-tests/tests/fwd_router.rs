@@ -774,3 +774,57 @@ fn path_mtu_discovery_works_through_fwd() {
     assert!(fwd.counter("too_big").unwrap() >= 1);
     fwd.stop().unwrap();
 }
+
+/// Without CAP_IPC_LOCK the UMEM cannot be locked beyond `ulimit -l` (8 MiB here, the
+/// default UMEM's size): `backend = "afxdp"` refuses to start and names the capability,
+/// `auto` says why and forwards over TUN, having left nothing of AF_XDP behind.
+#[test]
+fn without_cap_ipc_lock_afxdp_says_why_and_auto_takes_tun() {
+    if skip("without_cap_ipc_lock_afxdp_says_why_and_auto_takes_tun") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    let with = |backend: &str| {
+        format!(
+            "{}\n[dataplane]\nbackend = \"{backend}\"\numem_frames = 8192\n",
+            plan::fwd_config_toml(2)
+        )
+    };
+    match Fwd::start(&topo, &with("afxdp")) {
+        Ok(fwd) => fwd.stop().unwrap(),
+        Err(e) => {
+            eprintln!("skipping: AF_XDP does not work here with CAP_IPC_LOCK either: {e}");
+            return;
+        }
+    };
+    let unprivileged = netns_tests::FwdOptions {
+        wrapper: ["setpriv", "--bounding-set", "-ipc_lock", "--"]
+            .map(String::from)
+            .to_vec(),
+        ..netns_tests::FwdOptions::default()
+    };
+    let refused = Fwd::start_opts(&topo, &with("afxdp"), &unprivileged)
+        .expect_err("AF_XDP without CAP_IPC_LOCK")
+        .to_string();
+    assert!(refused.contains("CAP_IPC_LOCK"), "{refused}");
+    assert!(
+        !router_links(&topo).contains("xdp"),
+        "{}",
+        router_links(&topo)
+    );
+
+    let fwd = Fwd::start_opts(&topo, &with("auto"), &unprivileged).unwrap();
+    assert_eq!(fwd.status().unwrap().backend, "tun");
+    assert!(
+        fwd.log_text().contains("CAP_IPC_LOCK"),
+        "the log says why: {}",
+        fwd.log_text()
+    );
+    assert!(
+        !router_links(&topo).contains("xdp"),
+        "{}",
+        router_links(&topo)
+    );
+    assert_eq!(topo.host(0).ping(SERVER, 3).unwrap().received, 3);
+    fwd.stop().unwrap();
+}

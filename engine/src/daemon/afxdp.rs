@@ -6,6 +6,12 @@
 //! empty socket slot (it would fall back to the kernel, which would forward it
 //! untranslated).
 //!
+//! Before any of that, [`AfXdp::probe`] tries what the workers will do (every worker's UMEM
+//! and sockets at once, the attachment in the mode asked for) and undoes it, so that a
+//! backend that cannot work here fails before fwd installs anything and `auto` can take TUN
+//! instead. The probe's attachment finds no socket in the map: frames pass to the kernel,
+//! which still has no steering of fwd's, as if fwd were not there.
+//!
 //! Sockets: worker `w` of `W` serves queue `q` of every interface where `q % W == w`, all on
 //! its one UMEM; `W` is at most the fewest queues any interface has, so every worker has a
 //! socket on every interface to send from. A socket's slot in the program's map is
@@ -19,7 +25,8 @@ use ipnet::Ipv4Net;
 use crate::config::XdpMode;
 use crate::device::afxdp::program::{AttachMode, IfaceConfig, XdpProgram, MAX_SOCKETS};
 use crate::device::afxdp::socket::XskSocket;
-use crate::device::afxdp::QueueSpec;
+use crate::device::afxdp::{AfXdpDevice, QueueSpec};
+use crate::device::{FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use crate::neighbors::Mac;
 use crate::plan::{Plan, Role};
 
@@ -48,7 +55,46 @@ pub struct AfXdp {
     pub modes: Vec<AttachMode>,
 }
 
+/// Entries of each ring of a worker's sockets: a quarter of its UMEM, 64 to 2048.
+pub fn ring_size(umem_frames: usize) -> u32 {
+    (umem_frames / 4).clamp(64, 2048) as u32
+}
+
 impl AfXdp {
+    /// Does what the workers and [`attach`](Self::attach) will do, then undoes it: every
+    /// worker's UMEM of `umem_frames` frames and its sockets, all held at once, then the
+    /// program attached in `mode` to every interface and detached again.
+    pub fn probe(&mut self, mode: XdpMode, umem_frames: usize) -> Result<(), String> {
+        let memories = (0..self.workers)
+            .map(|_| FrameMemory::new(umem_frames, CHUNK_SIZE, HEADROOM))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("UMEM: {e}"))?;
+        let mut devices = Vec::with_capacity(memories.len());
+        for (w, memory) in memories.iter().enumerate() {
+            let pool = FramePool::new(memory).map_err(|e| format!("UMEM: {e}"))?;
+            let queues = self.queues_of(w);
+            let sinks = queues.iter().map(|_| None).collect();
+            let device = AfXdpDevice::open(
+                pool,
+                &queues,
+                ring_size(umem_frames),
+                true,
+                sinks,
+                self.mtus(),
+            )
+            .map_err(|e| e.to_string())?;
+            devices.push(device);
+        }
+        drop(devices);
+        let attached = self.attach(mode);
+        self.modes.clear();
+        self.program
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .detach_all();
+        attached
+    }
+
     /// Attaches the program to every interface, in the mode `wanted` allows. On failure the
     /// attachments made so far stay with the program (detached when it is dropped).
     pub fn attach(&mut self, wanted: XdpMode) -> Result<(), String> {

@@ -1,8 +1,9 @@
 //! `fwd run`: the daemon. It loads the config, claims the control socket (refusing to start
 //! beside another fwd), brings up its backend (`[dataplane] backend`: AF_XDP, with fwd's XDP
 //! program attached to every interface ([`afxdp`]) and a kernel sink TUN per interface; or
-//! one multi-queue TUN device per interface; `auto` takes AF_XDP where it comes up, TUN
-//! otherwise), installs the kernel steering (routes, rules, sysctls), starts the prober,
+//! one multi-queue TUN device per interface; `auto` takes AF_XDP where its probe, every
+//! worker's UMEM and sockets and the attachment tried and undone, succeeds, TUN otherwise),
+//! installs the kernel steering (routes, rules, sysctls), starts the prober,
 //! pinned worker threads and a control thread, and then waits for signals: SIGHUP reloads
 //! the config, SIGTERM and SIGINT stop it. Meanwhile it puts back any of its routes the
 //! kernel drops ([`route_keeper`]) and, with AF_XDP, follows the kernel's neighbour table
@@ -258,7 +259,11 @@ fn start_backend(
         Ok(Started::Tun { queues })
     };
     let afxdp = || -> Result<Started, String> {
-        let setup = afxdp::prepare(&dataplane.plan, workers)?;
+        let mut setup = afxdp::prepare(&dataplane.plan, workers)?;
+        setup.probe(
+            config.dataplane.xdp_mode,
+            config.dataplane.umem_frames as usize,
+        )?;
         let sinks = tuns::open_queues(names, setup.workers)
             .map_err(|e| format!("kernel sink TUNs: {e}"))?;
         log::info!(

@@ -107,8 +107,7 @@ impl Worker {
                 program,
             } => FrameMemory::new(umem_frames, CHUNK_SIZE, HEADROOM).and_then(|memory| {
                 let pool = FramePool::new(&memory)?;
-                // rings of a quarter of the UMEM, at most 2048 entries
-                let ring = (umem_frames / 4).clamp(64, 2048) as u32;
+                let ring = super::afxdp::ring_size(umem_frames);
                 let sinks = sinks.into_iter().map(Some).collect();
                 let mut device = AfXdpDevice::open(pool, &queues, ring, true, sinks, mtus)?;
                 super::afxdp::register(&program, device.sockets(), &queues)

@@ -209,6 +209,11 @@ impl XdpProgram {
         Err(attach_error(last))
     }
 
+    /// Detaches the program from every interface.
+    pub fn detach_all(&mut self) {
+        self.links.clear();
+    }
+
     /// The interfaces the program is attached to, and how.
     pub fn attachments(&self) -> impl Iterator<Item = (&str, AttachMode)> {
         self.links.iter().map(|(n, m, _)| (n.as_str(), *m))
