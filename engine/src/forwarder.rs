@@ -1,6 +1,7 @@
 //! One worker's step: receive a batch from a device, run the pipeline over it, hand every
 //! frame back to the device by its fate (sent out of its egress, given to the kernel, or
-//! released when dropped), and do a bounded slice of table housekeeping. The worker thread
+//! released when dropped), and do a bounded slice of table housekeeping (at most once a
+//! millisecond). The worker thread
 //! (and the tests, with the in-memory device) call [`Forwarder::poll`] in a loop.
 //!
 //! Ownership: between the device's `recv` and the end of `poll` the forwarder holds the
@@ -20,8 +21,13 @@ use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{Context, Counters, DropReason, Output, Pipeline, Verdict};
 use crate::plan::Plan;
 
-/// Expired sessions removed per poll at most: bounds the housekeeping work per batch.
+/// Expired sessions removed per housekeeping slice at most: bounds its work.
 const EXPIRE_BUDGET: usize = 256;
+/// Time between two housekeeping slices of one forwarder. A slice visits every shard of
+/// both tables (each under its lock) even when nothing has expired, so it runs on a clock,
+/// not every poll: up to `EXPIRE_BUDGET` expiries a millisecond per worker is far more than
+/// sessions are created.
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_millis(1);
 
 #[derive(Debug)]
 pub struct Forwarder<'m> {
@@ -38,6 +44,8 @@ pub struct Forwarder<'m> {
     health: [LinkState; MAX_WANS],
     /// The largest IP packet each interface carries (empty: no limit in fwd).
     mtus: Vec<u16>,
+    /// When the next housekeeping slice is due.
+    housekeeping_due: Duration,
 }
 
 impl<'m> Forwarder<'m> {
@@ -61,6 +69,7 @@ impl<'m> Forwarder<'m> {
             output: Output::new(batch_size, plan.interfaces.len()),
             health: [LinkState::Down; MAX_WANS],
             mtus: Vec::new(),
+            housekeeping_due: Duration::ZERO,
         }
     }
 
@@ -77,8 +86,11 @@ impl<'m> Forwarder<'m> {
             tables,
             health,
         } = dataplane;
-        tables.conntrack.expire(now, EXPIRE_BUDGET);
-        tables.sticky.expire(now, EXPIRE_BUDGET);
+        if now >= self.housekeeping_due {
+            self.housekeeping_due = now + HOUSEKEEPING_INTERVAL;
+            tables.conntrack.expire(now, EXPIRE_BUDGET);
+            tables.sticky.expire(now, EXPIRE_BUDGET);
+        }
         let received = match device.recv(&mut self.rx) {
             Ok(n) => n,
             Err(e) => {
