@@ -172,7 +172,9 @@ fn drive<'m, D: Device<'m>>(
                 if received > 0 {
                     busy_until = now + SPIN;
                 } else if now < busy_until {
-                    std::hint::spin_loop();
+                    // The frames may come from a thread on this very core (the kernel's
+                    // receive work for the interface): give it the core.
+                    std::thread::yield_now();
                 } else if let Err(e) = device.wait(IDLE_WAIT) {
                     log::error!("worker {index}: poll: {e}; stopping fwd");
                     shared.request_stop();
