@@ -77,7 +77,10 @@ struct Cli {
     #[arg(long, value_delimiter = ',', default_value = "1000,100000")]
     flows: Vec<u32>,
     /// The bare AF_XDP forwarder's command line (router `xsk-fwd`), run with `sh -c` in the
-    /// router namespace, e.g. xdp-project/bpf-examples' `xsk_fwd -i lan0 -i wan0 ...`.
+    /// router namespace after replacing `{lan}` and `{wan}` (the router's LAN and first WAN
+    /// interface), `{lan_peer_mac}` (the LAN host's MAC) and `{wan_peer_mac}` (the first
+    /// ISP's), e.g. xdp-project/bpf-examples' `xsk_fwd -i {lan} -i {wan} -c 0` (with a
+    /// destination MAC option, as the frames must reach the ISP).
     #[arg(long)]
     xsk_fwd: Option<String>,
     /// Leave placement to the scheduler (no pinning, no threaded NAPI).
@@ -636,7 +639,21 @@ impl<'a> Bench<'a> {
             };
             return Fwd::start_opts(topo, &config, &options).map(Running::Fwd);
         }
-        let cmd = self.cli.xsk_fwd.as_deref().unwrap_or_default();
+        let cmd = self
+            .cli
+            .xsk_fwd
+            .as_deref()
+            .unwrap_or_default()
+            .replace("{lan}", plan::LAN_IF)
+            .replace("{wan}", &plan::wan_if(0))
+            .replace(
+                "{lan_peer_mac}",
+                &bench::interface_mac_in(topo.host(0), plan::HOST_IF)?,
+            )
+            .replace(
+                "{wan_peer_mac}",
+                &bench::interface_mac_in(topo.isp(0), plan::ISP_CUSTOMER_IF)?,
+            );
         let core = ROUTER_CORE.to_string();
         let exec = format!("exec {cmd}");
         let mut args = Vec::new();
