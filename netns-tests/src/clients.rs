@@ -237,8 +237,14 @@ pub fn parse_traceroute(out: &str) -> Vec<Option<Ipv4Addr>> {
         .collect()
 }
 
+/// iperf3's JSON; its own `error`, when it reports one, as the error.
 fn json(out: &str) -> Result<Value> {
-    serde_json::from_str(out).map_err(|e| Error::new(format!("iperf3 JSON: {e}")))
+    let v: Value =
+        serde_json::from_str(out).map_err(|e| Error::new(format!("iperf3 JSON: {e}")))?;
+    match v["error"].as_str() {
+        Some(e) => Err(Error::new(format!("iperf3: {e}"))),
+        None => Ok(v),
+    }
 }
 
 fn number(v: &Value, what: &str) -> Result<f64> {
@@ -316,5 +322,9 @@ mod tests {
         assert_eq!(u.sent_pps, 1000.0);
         assert_eq!(u.received_pps, 450.0);
         assert!(parse_iperf3_tcp("{}").is_err());
+        let failed =
+            r#"{"start":{},"end":{},"error":"unable to connect stream: Connection refused"}"#;
+        let e = parse_iperf3_tcp(failed).unwrap_err().to_string();
+        assert!(e.contains("unable to connect stream"), "{e}");
     }
 }
