@@ -11,7 +11,11 @@
  *        delivers itself). To a WAN's address (`wan_ports`), only TCP or UDP to a port of
  *        its NAT range and later fragments go to fwd (hairpin through a mapping); the rest
  *        is the router's own.
- *   WAN: IPv4 to the WAN's address goes to fwd only when fwd owns it: TCP or UDP to a port
+ *   WAN: IPv4 to a LAN's subnets closed to the WANs (`kernel_dst` entries marked
+ *        DST_CLOSED_LAN; the router's own addresses in them are host entries, the longer
+ *        prefix) is dropped and counted: nothing reaches such a LAN from a WAN but what fwd
+ *        translates.
+ *        IPv4 to the WAN's address goes to fwd only when fwd owns it: TCP or UDP to a port
  *        in the WAN's NAT range; an ICMP echo reply whose identifier is in that range; an
  *        ICMP error quoting a packet that left from a port (or identifier) in that range;
  *        a later fragment (it carries no port: fwd gives back the ones it does not own).
@@ -50,6 +54,10 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF
 #define ROLE_LAN 1
 #define ROLE_WAN 2
 
+/* What a `kernel_dst` entry is. Mirrored by `DstKind` in program.rs. */
+#define DST_KERNEL 1     /* the router's addresses, multicast, broadcast, open LAN subnets */
+#define DST_CLOSED_LAN 2 /* a LAN's subnet or extra subnet closed to the WANs */
+
 #define MAX_SOCKETS 1024
 
 #define ICMP_ECHOREPLY 0
@@ -87,6 +95,7 @@ enum stat {
 	STAT_KERNEL_MALFORMED,
 	STAT_KERNEL_LOCAL,
 	STAT_KERNEL_NOT_OURS,
+	STAT_DROP_INBOUND_TO_LAN,
 	STAT_COUNT,
 };
 
@@ -217,8 +226,15 @@ int fwd_xdp(struct xdp_md *ctx)
 			return count(STAT_KERNEL_LOCAL, XDP_PASS);
 		return to_fwd(ctx, cfg);
 	}
-	if (cfg->role != ROLE_WAN || ip->daddr != cfg->address)
+	if (cfg->role != ROLE_WAN)
 		return count(STAT_KERNEL_NOT_OURS, XDP_PASS);
+	if (ip->daddr != cfg->address) {
+		struct lpm_v4 key = { .prefixlen = 32, .addr = ip->daddr };
+		__u8 *kind = bpf_map_lookup_elem(&kernel_dst, &key);
+		if (kind && *kind == DST_CLOSED_LAN)
+			return count(STAT_DROP_INBOUND_TO_LAN, XDP_DROP);
+		return count(STAT_KERNEL_NOT_OURS, XDP_PASS);
+	}
 
 	if (ip->frag_off & htons(0x1fff))
 		return to_fwd(ctx, cfg);

@@ -76,6 +76,15 @@ pub fn reload_blockers(old: &Config, new: &Config) -> Vec<String> {
     };
     if lan_key(old) != lan_key(new) {
         out.push("the LANs (names, interfaces or order) changed".to_string());
+    } else {
+        // the kernel steering and the XDP program's destinations are built from these
+        for (o, n) in old.lans.iter().zip(&new.lans) {
+            if (o.address, o.subnet, &o.extra_subnets) != (n.address, n.subnet, &n.extra_subnets) {
+                out.push(format!("LAN '{}': address or subnets changed", o.name));
+            } else if o.inbound != n.inbound {
+                out.push(format!("LAN '{}': inbound changed", o.name));
+            }
+        }
     }
     if old.wans.len() != new.wans.len() {
         out.push(format!(
@@ -186,6 +195,20 @@ group = "both"
             (
                 format!("{BASE}\n[conntrack]\nmax_sessions = 1000\n"),
                 "[conntrack]",
+            ),
+            (
+                BASE.replace(
+                    "address = \"192.168.1.1/24\"",
+                    "address = \"192.168.1.1/24\"\ninbound = \"allow\"",
+                ),
+                "LAN 'lan': inbound",
+            ),
+            (
+                BASE.replace(
+                    "address = \"192.168.1.1/24\"",
+                    "address = \"192.168.1.1/24\"\nextra_subnets = [\"10.9.0.0/16\"]",
+                ),
+                "LAN 'lan': address or subnets",
             ),
         ];
         for (text, expected) in cases {

@@ -43,6 +43,8 @@ pub struct LanPlan {
     pub address: Ipv4Addr,
     /// The LAN's subnet first, then extra subnets reached through it.
     pub subnets: Vec<Ipv4Net>,
+    /// Whether traffic from a WAN may reach these subnets.
+    pub inbound: config::Inbound,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -112,6 +114,7 @@ impl Plan {
                 iface,
                 address: lan.address,
                 subnets,
+                inbound: lan.inbound,
             });
         }
         for (i, wan) in cfg.wans.iter().enumerate() {

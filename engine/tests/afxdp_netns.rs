@@ -21,7 +21,7 @@ use balancer::LinkState;
 use engine::config::Config;
 use engine::daemon::neighbor_watch::NeighborWatch;
 use engine::dataplane::DataPlane;
-use engine::device::afxdp::program::{IfaceConfig, ProgramError, XdpProgram};
+use engine::device::afxdp::program::{DstKind, IfaceConfig, ProgramError, XdpProgram};
 use engine::device::afxdp::{AfXdpDevice, QueueSpec, SocketCounters};
 use engine::device::{Device, FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
 use engine::forwarder::Forwarder;
@@ -205,8 +205,13 @@ fn program(test: &str) -> Option<Mutex<XdpProgram>> {
             IfaceConfig::wan("10.78.0.2".parse().unwrap(), &(40000..=40999), 64),
         )
         .unwrap();
-    for prefix in ["10.77.0.0/24", "10.78.0.2/32"] {
-        program.pass_to_kernel(prefix.parse().unwrap()).unwrap();
+    for (prefix, kind) in [
+        ("10.77.0.0/24", DstKind::ClosedLan),
+        ("10.78.0.2/32", DstKind::Kernel),
+    ] {
+        program
+            .pass_to_kernel(prefix.parse().unwrap(), kind)
+            .unwrap();
     }
     Some(Mutex::new(program))
 }

@@ -58,6 +58,7 @@ fn spec() -> SteeringSpec {
         lans: vec![LanSteer {
             device: "lan0".into(),
             tun: "fwdl0".into(),
+            closed: vec!["192.168.1.0/24".parse().unwrap()],
         }],
         wans: vec![
             WanSteer {
@@ -186,6 +187,11 @@ fn check_steering() {
         "10.0.0.2 iif wan0 from 1.2.3.4 ipproto udp dport 65534",
         "local 10.0.0.2",
     );
+    // From a WAN into the closed LAN subnet: to fwd, which drops and counts it; the
+    // router's own LAN address stays the kernel's.
+    route_get("192.168.1.10 iif wan0 from 1.2.3.4", "dev fwdw0");
+    route_get("192.168.1.10 iif wan1 from 1.2.3.4", "dev fwdw1");
+    route_get("192.168.1.1 iif wan0 from 1.2.3.4", "local 192.168.1.1");
     // Later fragments carry no ports (as port 0 here): inbound and hairpin ones go to fwd,
     // which follows each to its first fragment's session or hands it back to the kernel.
     route_get("10.0.0.2 iif wan0 from 1.2.3.4 ipproto udp", "dev fwdw0");
@@ -264,7 +270,7 @@ fn install_steers_and_remove_restores_everything() {
         let installed = steering::install(&spec()).unwrap();
         let lines = installed.describe();
         println!("{}", lines.join("\n"));
-        assert_eq!(lines.len(), 44, "{lines:#?}");
+        assert_eq!(lines.len(), 48, "{lines:#?}");
         assert!(installed.local_moved());
         check_steering();
         assert!(matches!(
@@ -345,7 +351,7 @@ fn a_restarted_fwd_cleans_up_after_a_killed_one() {
         let out_path = std::env::temp_dir().join(format!("fwdst-die-{}.out", std::process::id()));
         let out = run_child("", "helper_install_and_exit", &[(DIE, "1")], &out_path);
         let _ = std::fs::remove_file(&out_path);
-        assert!(out.contains("installed 44 changes"), "{out}");
+        assert!(out.contains("installed 48 changes"), "{out}");
         check_steering();
 
         // Another start just works: the stale rules and routes go first.
@@ -363,7 +369,7 @@ fn a_restarted_fwd_cleans_up_after_a_killed_one() {
         assert!(out.contains("installed"), "{out}");
         let removed = steering::cleanup_stale().unwrap();
         println!("{}", removed.join("\n"));
-        assert_eq!(removed.len(), 1 + 25 + 5, "{removed:#?}");
+        assert_eq!(removed.len(), 1 + 29 + 5, "{removed:#?}");
         let after = snapshot();
         assert_eq!(after.rules, before.rules);
         assert_eq!(after.routes, before.routes);

@@ -13,7 +13,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use engine::device::afxdp::program::{IfaceConfig, ProgramError, XdpProgram, STATS};
+use engine::device::afxdp::program::{DstKind, IfaceConfig, ProgramError, XdpProgram, STATS};
 
 mod netns;
 use netns::{ifindex, in_netns, ip, Netns};
@@ -57,8 +57,8 @@ fn attach() -> Result<XdpProgram, ProgramError> {
         ifindex("xw0"),
         IfaceConfig::wan("10.78.0.2".parse().unwrap(), &(40000..=40010), 64),
     )?;
-    program.pass_to_kernel("10.77.0.0/24".parse().unwrap())?;
-    program.pass_to_kernel("10.77.0.1/32".parse().unwrap())?;
+    program.pass_to_kernel("10.77.0.0/24".parse().unwrap(), DstKind::ClosedLan)?;
+    program.pass_to_kernel("10.77.0.1/32".parse().unwrap(), DstKind::Kernel)?;
     for dev in ["xl0", "xw0"] {
         program.attach(dev, ifindex(dev), engine::config::XdpMode::Auto)?;
     }
@@ -133,6 +133,27 @@ fn check_steering() {
         &host,
         "timeout 2 bash -c 'exec 3<>/dev/tcp/10.78.0.2/22' || true"
     ));
+
+    // WAN: a LAN host's address is out of reach and counted; the router's own LAN address
+    // is the kernel's (routes in H make both leave by the WAN side)
+    ip(&format!(
+        "-n {host} route add 10.77.0.99/32 via 10.78.0.2 dev xwh"
+    ));
+    let before = stat(&program, "drop_inbound_to_lan");
+    assert!(!in_host(&host, "ping -c 2 -i 0.2 -W 1 10.77.0.99"));
+    assert_eq!(
+        stat(&program, "drop_inbound_to_lan"),
+        before + 2,
+        "pings from the WAN side to a LAN address"
+    );
+    ip(&format!(
+        "-n {host} route add 10.77.0.1/32 via 10.78.0.2 dev xwh"
+    ));
+    assert!(
+        in_host(&host, "ping -c 1 -W 1 10.77.0.1"),
+        "the router's LAN address from the WAN side is the kernel's"
+    );
+    assert_eq!(stat(&program, "drop_inbound_to_lan"), before + 2);
 
     drop(program);
     assert!(!attached("xl0") && !attached("xw0"), "detached on drop");

@@ -339,7 +339,14 @@ fn a_main_table_rule_hands_whole_tcp_connections_to_the_kernel() {
     topo.internet()
         .ip(&["route", "add", lan, "via", &uplink])
         .unwrap();
-    let fwd = Fwd::start(&topo, &plan::fwd_config_with(&[1, 1], MAIN_TABLE_RULE)).unwrap();
+    // the LAN is routed, not translated: its replies come from the WAN to LAN addresses
+    let config = plan::fwd_config_with(&[1, 1], MAIN_TABLE_RULE).replacen(
+        "address = \"192.168.1.1/24\"\n",
+        "address = \"192.168.1.1/24\"\ninbound = \"allow\"\n",
+        1,
+    );
+    assert!(config.contains("inbound = \"allow\""), "{config}");
+    let fwd = Fwd::start(&topo, &config).unwrap();
     for _ in 0..3 {
         let body = topo.host(0).curl(&plan::http_url("/")).unwrap();
         assert!(body.contains(NGINX_INDEX_BODY), "{body}");
@@ -827,4 +834,66 @@ fn without_cap_ipc_lock_afxdp_says_why_and_auto_takes_tun() {
     );
     assert_eq!(topo.host(0).ping(SERVER, 3).unwrap().received, 3);
     fwd.stop().unwrap();
+}
+
+/// From the ISP side, the LAN is closed while fwd runs (pings, TCP and UDP to a LAN host are
+/// dropped and counted) and after it is killed (the kernel's blackhole rules stay); a clean
+/// stop removes them, and the LAN is as reachable as before fwd. LAN hosts keep their
+/// Internet access throughout fwd's run.
+#[test]
+fn the_lan_is_closed_from_the_wan_side_while_fwd_runs_and_after_it_is_killed() {
+    if skip("the_lan_is_closed_from_the_wan_side_while_fwd_runs_and_after_it_is_killed") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    let isp = topo.isp(0);
+    let host = plan::lan_host(0);
+    let wan = plan::wan_router(0).to_string();
+    isp.ip(&["route", "add", plan::LAN_NET, "via", &wan])
+        .unwrap();
+    let reach = || isp.ping(host, 2).map_or(0, |p| p.received);
+    assert_eq!(
+        reach(),
+        2,
+        "without fwd the router forwards from the ISP to the LAN"
+    );
+
+    let config = plan::fwd_config_toml(2);
+    let fwd = Fwd::start(&topo, &config).unwrap();
+    assert_eq!(topo.host(0).ping(SERVER, 2).unwrap().received, 2);
+    assert_eq!(reach(), 0, "ping from the ISP to a LAN host");
+    let target = format!("{host}");
+    let tcp = isp.output(
+        &[
+            "bash",
+            "-c",
+            &format!("timeout 2 bash -c 'exec 3<>/dev/tcp/{target}/80'"),
+        ],
+        None,
+        Duration::from_secs(5),
+    );
+    assert!(
+        !tcp.unwrap().status.success(),
+        "a TCP connection from the ISP"
+    );
+    isp.exec(&["bash", "-c", &format!("echo x > /dev/udp/{target}/53")])
+        .unwrap();
+    wait_until("the drops counted", Duration::from_secs(3), || {
+        // two pings, at least one SYN, one datagram
+        Ok(fwd.counter("inbound_to_lan")? >= 4)
+    })
+    .unwrap();
+
+    fwd.kill();
+    assert_eq!(reach(), 0, "closed after fwd was killed");
+    assert_eq!(
+        topo.host(0).ping(plan::LAN_ROUTER, 1).unwrap().received,
+        1,
+        "the router still answers its LAN"
+    );
+
+    let fwd = Fwd::start(&topo, &config).unwrap();
+    assert_eq!(reach(), 0, "closed by a restarted fwd");
+    fwd.stop().unwrap();
+    assert_eq!(reach(), 2, "a clean stop removes what fwd installed");
 }

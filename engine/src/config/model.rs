@@ -84,6 +84,17 @@ pub struct Lan {
     pub subnet: Ipv4Net,
     /// More subnets reached through this LAN (host bits cleared).
     pub extra_subnets: Vec<Ipv4Net>,
+    /// What happens to traffic from a WAN addressed into this LAN's subnets. Default `Drop`.
+    pub inbound: Inbound,
+}
+
+/// Traffic from a WAN to a LAN's own addresses (not to a WAN address fwd translates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inbound {
+    /// Dropped and counted (`inbound_to_lan`), also while fwd is not running.
+    Drop,
+    /// The kernel's to route and filter (a routed public subnet, a VPN).
+    Allow,
 }
 
 /// A WAN uplink.

@@ -38,6 +38,7 @@ pub(crate) struct RawLan {
     pub interface: Option<Spanned<String>>,
     pub address: Option<Spanned<String>>,
     pub extra_subnets: Option<List<String>>,
+    pub inbound: Option<Spanned<String>>,
 }
 
 /// `[[wan]]`

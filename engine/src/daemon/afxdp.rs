@@ -22,8 +22,8 @@ use std::sync::{Arc, Mutex};
 
 use ipnet::Ipv4Net;
 
-use crate::config::XdpMode;
-use crate::device::afxdp::program::{AttachMode, IfaceConfig, XdpProgram, MAX_SOCKETS};
+use crate::config::{Inbound, XdpMode};
+use crate::device::afxdp::program::{AttachMode, DstKind, IfaceConfig, XdpProgram, MAX_SOCKETS};
 use crate::device::afxdp::socket::XskSocket;
 use crate::device::afxdp::{AfXdpDevice, QueueSpec};
 use crate::device::{FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
@@ -202,18 +202,31 @@ pub fn link(name: &str) -> Result<Link, String> {
     })
 }
 
-/// The destinations LAN frames to which the kernel handles itself: the router's addresses,
-/// the LANs' subnets, multicast and the limited broadcast.
-pub fn kernel_destinations(plan: &Plan) -> Vec<Ipv4Net> {
+/// The destinations LAN frames to which the kernel handles itself, with what each is: the
+/// router's addresses, the LANs' subnets (closed to WAN frames unless the LAN says
+/// `inbound = "allow"`), multicast and the limited broadcast.
+pub fn kernel_destinations(plan: &Plan) -> Vec<(Ipv4Net, DstKind)> {
     let host = |a: Ipv4Addr| Ipv4Net::new(a, 32).ok();
-    let mut out: Vec<Ipv4Net> = plan
+    let router = |n: Ipv4Net| (n, DstKind::Kernel);
+    let mut out: Vec<(Ipv4Net, DstKind)> = plan
         .interfaces
         .iter()
         .filter_map(|i| host(i.address))
+        .map(router)
         .collect();
-    out.extend(plan.lans.iter().flat_map(|l| l.subnets.iter().copied()));
-    out.extend(Ipv4Net::new(Ipv4Addr::new(224, 0, 0, 0), 4).ok());
-    out.extend(host(Ipv4Addr::BROADCAST));
+    out.extend(plan.lans.iter().flat_map(|l| {
+        let kind = match l.inbound {
+            Inbound::Drop => DstKind::ClosedLan,
+            Inbound::Allow => DstKind::Kernel,
+        };
+        l.subnets.iter().map(move |&n| (n, kind))
+    }));
+    out.extend(
+        Ipv4Net::new(Ipv4Addr::new(224, 0, 0, 0), 4)
+            .ok()
+            .map(router),
+    );
+    out.extend(host(Ipv4Addr::BROADCAST).map(router));
     out
 }
 
@@ -259,8 +272,10 @@ pub fn prepare(plan: &Plan, wanted: usize) -> Result<AfXdp, String> {
             .configure(link.ifindex, config)
             .map_err(|e| e.to_string())?;
     }
-    for prefix in kernel_destinations(plan) {
-        program.pass_to_kernel(prefix).map_err(|e| e.to_string())?;
+    for (prefix, kind) in kernel_destinations(plan) {
+        program
+            .pass_to_kernel(prefix, kind)
+            .map_err(|e| e.to_string())?;
     }
     Ok(AfXdp {
         program: Arc::new(Mutex::new(program)),
@@ -338,7 +353,8 @@ mod tests {
     }
 
     #[test]
-    fn the_kernel_keeps_the_routers_addresses_its_lans_multicast_and_broadcast() {
+    fn the_kernel_keeps_the_routers_addresses_its_lans_multicast_and_broadcast_and_closed_lans_are_marked(
+    ) {
         let config = Config::from_toml_str(
             r#"
 [[lan]]
@@ -346,6 +362,12 @@ name = "lan"
 interface = "lan0"
 address = "192.168.1.1/24"
 extra_subnets = ["10.50.0.0/16"]
+
+[[lan]]
+name = "public"
+interface = "lan1"
+address = "203.0.113.1/28"
+inbound = "allow"
 
 [[wan]]
 name = "isp"
@@ -358,17 +380,19 @@ gateway = "198.51.100.1"
         let plan = Plan::from_config(&config).unwrap();
         let got: Vec<String> = kernel_destinations(&plan)
             .iter()
-            .map(ToString::to_string)
+            .map(|(n, k)| format!("{n} {k:?}"))
             .collect();
         assert_eq!(
             got,
             [
-                "192.168.1.1/32",
-                "198.51.100.2/32",
-                "192.168.1.0/24",
-                "10.50.0.0/16",
-                "224.0.0.0/4",
-                "255.255.255.255/32"
+                "192.168.1.1/32 Kernel",
+                "203.0.113.1/32 Kernel",
+                "198.51.100.2/32 Kernel",
+                "192.168.1.0/24 ClosedLan",
+                "10.50.0.0/16 ClosedLan",
+                "203.0.113.0/28 Kernel",
+                "224.0.0.0/4 Kernel",
+                "255.255.255.255/32 Kernel"
             ]
         );
     }

@@ -348,11 +348,28 @@ fn backend(shared: &Shared) -> String {
 
 fn counters(shared: &Shared) -> CountersReply {
     let (dp, _) = shared.dataplane();
+    // With AF_XDP, packets from a WAN into a LAN are dropped by the XDP program.
+    let xdp_inbound_to_lan = shared.xdp_program.as_ref().map_or(0, |program| {
+        let stats = program
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .stats();
+        STATS
+            .iter()
+            .zip(stats)
+            .find(|(name, _)| **name == "drop_inbound_to_lan")
+            .map_or(0, |(_, v)| v)
+    });
     let drops = DropReason::ALL
         .iter()
         .map(|&r| Counter {
             name: r.name().to_string(),
-            value: sum(shared, |c| c.drops(r)),
+            value: sum(shared, |c| c.drops(r))
+                + if r == DropReason::InboundToLan {
+                    xdp_inbound_to_lan
+                } else {
+                    0
+                },
         })
         .collect();
     let mut events: Vec<Counter> = Event::ALL

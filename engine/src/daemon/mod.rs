@@ -301,9 +301,15 @@ fn steering_spec(
     let mut wans = Vec::new();
     for (iface, tun) in plan.interfaces.iter().zip(names) {
         match iface.role {
-            Role::Lan(_) => lans.push(LanSteer {
+            Role::Lan(l) => lans.push(LanSteer {
                 device: iface.os_name.clone(),
                 tun: tun.clone(),
+                closed: plan
+                    .lans
+                    .get(l)
+                    .filter(|lan| lan.inbound == crate::config::Inbound::Drop)
+                    .map(|lan| lan.subnets.clone())
+                    .unwrap_or_default(),
             }),
             Role::Wan(w) => {
                 if let Some(wan) = plan.wans.get(w) {

@@ -40,6 +40,10 @@ pub enum DropReason {
     NoSessionOutbound,
     /// Packet to a NAT port with no session for its sender.
     NoSessionInbound,
+    /// Packet from a WAN to an address in a LAN's subnets: nothing reaches the LANs from a
+    /// WAN but what fwd translates (with AF_XDP, fwd's XDP program drops these; its count
+    /// is added to this one).
+    InboundToLan,
     /// ICMP error from the LAN about a flow fwd does not know.
     IcmpErrorNoSession,
     /// A rule or last resort said blackhole.
@@ -61,7 +65,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 24] = [
+    pub const ALL: [DropReason; 25] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -78,6 +82,7 @@ impl DropReason {
         DropReason::TcpNotSyn,
         DropReason::NoSessionOutbound,
         DropReason::NoSessionInbound,
+        DropReason::InboundToLan,
         DropReason::IcmpErrorNoSession,
         DropReason::Blackhole,
         DropReason::Unreachable,
@@ -106,6 +111,7 @@ impl DropReason {
             DropReason::TcpNotSyn => "tcp_not_syn",
             DropReason::NoSessionOutbound => "no_session_outbound",
             DropReason::NoSessionInbound => "no_session_inbound",
+            DropReason::InboundToLan => "inbound_to_lan",
             DropReason::IcmpErrorNoSession => "icmp_error_no_session",
             DropReason::Blackhole => "blackhole",
             DropReason::Unreachable => "unreachable",

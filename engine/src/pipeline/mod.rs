@@ -25,7 +25,7 @@ use std::time::Duration;
 use balancer::{LinkState, Selector};
 use conntrack::{FlowHash, SlotHint, TcpState, WanSet, TCP_ACK, TCP_SYN};
 
-use crate::config::OnWanDown;
+use crate::config::{Inbound, OnWanDown};
 use crate::device::prefetch::prefetch;
 use crate::device::Frame;
 use crate::neighbors::Neighbors;
@@ -422,8 +422,9 @@ impl Pipeline {
         }
     }
 
-    /// A packet from WAN `wan`: replies of sessions go to the LAN; everything else is the box's
-    /// own traffic (the kernel decides) or, on a NAT port, an unsolicited packet (dropped).
+    /// A packet from WAN `wan`: replies of sessions go to the LAN; a packet addressed into a
+    /// LAN's subnets is dropped (`inbound_to_lan`); everything else is the box's own traffic
+    /// (the kernel decides) or, on a NAT port, an unsolicited packet (dropped).
     fn wan_packet(
         &mut self,
         ctx: &Context<'_>,
@@ -435,7 +436,14 @@ impl Pipeline {
     ) -> Outcome {
         match ctx.plan.wans.get(wan) {
             Some(w) if w.address == pkt.dst => {}
-            _ => return Outcome::Kernel,
+            _ => {
+                if let Destination::Lan(l) = ctx.plan.destination(pkt.dst) {
+                    if ctx.plan.lans.get(l).map(|l| l.inbound) == Some(Inbound::Drop) {
+                        return Outcome::Drop(DropReason::InboundToLan);
+                    }
+                }
+                return Outcome::Kernel;
+            }
         }
         match fast_path::inbound(ctx, &self.counters, frame, pkt, wan, hint) {
             fast_path::Inbound::Forward(outcome) => outcome,

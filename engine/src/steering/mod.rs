@@ -37,6 +37,14 @@
 //! - per LAN: `iif <lan dev> lookup main suppress_prefixlength 0`, then `iif <lan dev>
 //!   lookup <LAN table>`: what main would send by its *default* route (the Internet) goes
 //!   to fwd; connected and specific routes (LAN to LAN, static routes) stay with the kernel;
+//! - per WAN and LAN subnet closed to the WANs (`inbound = "drop"`, the default): `iif <wan
+//!   dev> to <subnet> lookup <WAN inbound table>`, then `iif <wan dev> to <subnet>
+//!   blackhole`: traffic from a WAN into a LAN goes to fwd, which drops and counts it
+//!   (`inbound_to_lan`); when fwd is not running its TUN and the route through it are gone,
+//!   the lookup finds nothing and the blackhole takes the packet (fail closed until a clean
+//!   stop removes the rules). After the local table: the router's own addresses in the
+//!   subnet stay reachable. With AF_XDP only the blackhole (fwd's XDP program drops and
+//!   counts while fwd runs);
 //! - per WAN: `iif <wan tun> lookup <WAN table>`: what fwd writes into a WAN's TUN (source
 //!   `A` after NAT) leaves by that WAN whatever main holds; then `from <A>/32 lookup main
 //!   suppress_prefixlength 0` and `from <A>/32 lookup <WAN table>`: the router's own traffic
@@ -98,6 +106,7 @@ use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use ipnet::Ipv4Net;
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::route::RouteProtocol;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
@@ -150,11 +159,14 @@ impl Default for SteeringSpec {
     }
 }
 
-/// A LAN: its OS interface and its TUN.
+/// A LAN: its OS interface, its TUN, and its subnets closed to the WANs (traffic from a
+/// WAN device to them is fwd's to drop and count, and blackholed by the kernel when fwd is
+/// not there to).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LanSteer {
     pub device: String,
     pub tun: String,
+    pub closed: Vec<Ipv4Net>,
 }
 
 /// A WAN: its OS interface, its TUN, the router's address on it, the gateway, and the

@@ -7,11 +7,12 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 
+use ipnet::Ipv4Net;
 use netlink_packet_route::route::RouteMessage;
 use netlink_packet_route::rule::RuleMessage;
 
 use super::routes::{self, RouteSpec};
-use super::rules::{self, Proto, RuleSpec, TABLE_LOCAL, TABLE_MAIN};
+use super::rules::{self, Action, Proto, RuleSpec, TABLE_LOCAL, TABLE_MAIN};
 use super::sysctl::{self, Key};
 use super::{SteeringError, SteeringSpec};
 
@@ -33,6 +34,10 @@ const LATE_PER_LAN: usize = 2;
 const LATE_PER_WAN: usize = 3;
 /// Late rules per WAN with the AF_XDP backend (traffic from its address only).
 const LATE_PER_WAN_XDP: usize = 2;
+/// Late rules per WAN and closed LAN subnet: to fwd, then blackhole (AF_XDP: blackhole only,
+/// the XDP program drops and counts).
+const LATE_PER_WAN_CLOSED: usize = 2;
+const LATE_PER_WAN_CLOSED_XDP: usize = 1;
 /// The highest port a rule's port range can hold: the kernel refuses ranges that end at
 /// 65535, and ranges that hold port 0.
 const MAX_RULE_PORT: u16 = 65534;
@@ -85,10 +90,12 @@ impl SteeringSpec {
     }
 
     fn late_count(&self) -> usize {
+        let closed: usize = self.lans.iter().map(|l| l.closed.len()).sum();
         if self.xdp {
-            return self.wans.len() * LATE_PER_WAN_XDP;
+            return self.wans.len() * (LATE_PER_WAN_XDP + closed * LATE_PER_WAN_CLOSED_XDP);
         }
-        self.lans.len() * LATE_PER_LAN + self.wans.len() * LATE_PER_WAN
+        self.lans.len() * LATE_PER_LAN
+            + self.wans.len() * (LATE_PER_WAN + closed * LATE_PER_WAN_CLOSED)
     }
 
     /// Every priority fwd's own rules take (the moved local rule's not included).
@@ -341,11 +348,9 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         }
     }
     if spec.xdp {
-        let rules = spec
-            .wans
-            .iter()
-            .enumerate()
-            .flat_map(|(j, wan)| from_wan_rules(spec, j, wan.address));
+        let rules = spec.wans.iter().enumerate().flat_map(|(j, wan)| {
+            closed_lan_rules(spec, j).chain(from_wan_rules(spec, j, wan.address))
+        });
         for (r, pref) in rules.zip(spec.late_pref..) {
             steps.push(Step::Rule(RuleSpec { pref, ..r }));
         }
@@ -364,7 +369,7 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
     };
     let to_fwd = |iif: &str, to: Ipv4Addr, proto: Proto, table: u32| RuleSpec {
         iif: Some(iif.to_string()),
-        to: Some(to),
+        to: Some(Ipv4Net::from(to)),
         proto: Some(proto),
         ..RuleSpec::lookup(0, table)
     };
@@ -373,7 +378,7 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         // of TCP, UDP and ICMP from the WAN: NAT ports and port-less later fragments.
         for ports in kernel_port_ranges(&wan.nat_ports) {
             rule(RuleSpec {
-                to: Some(wan.address),
+                to: Some(Ipv4Net::from(wan.address)),
                 dports: Some(ports),
                 ..RuleSpec::lookup(0, TABLE_LOCAL)
             });
@@ -413,6 +418,9 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         });
     }
     for (j, wan) in spec.wans.iter().enumerate() {
+        for r in closed_lan_rules(spec, j) {
+            rule(r);
+        }
         rule(RuleSpec {
             iif: Some(wan.tun.clone()),
             ..RuleSpec::lookup(0, spec.wan_table(j))
@@ -422,6 +430,28 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         }
     }
     steps
+}
+
+/// The rules that keep traffic arriving on WAN `j`'s device out of the closed LAN subnets:
+/// with TUN, to fwd's inbound table (fwd drops and counts it); then a blackhole, which
+/// takes it when that table is empty, i.e. when fwd is not running (its TUN, and the route
+/// through it, went away with it). Behind the local table, so the router's own addresses
+/// stay reachable. Priorities still to be set.
+fn closed_lan_rules(spec: &SteeringSpec, j: usize) -> impl Iterator<Item = RuleSpec> + '_ {
+    let device = spec.wans.get(j).map(|w| w.device.clone());
+    spec.lans
+        .iter()
+        .flat_map(|l| l.closed.iter().copied())
+        .flat_map(move |net| {
+            let selector = |action| RuleSpec {
+                iif: device.clone(),
+                to: Some(net),
+                action,
+                ..RuleSpec::lookup(0, 0)
+            };
+            let to_fwd = (!spec.xdp).then(|| selector(Action::Lookup(spec.wan_inbound_table(j))));
+            to_fwd.into_iter().chain([selector(Action::Blackhole)])
+        })
 }
 
 /// The rules that send the router's own traffic from WAN `j`'s address out of that WAN

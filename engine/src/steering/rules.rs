@@ -6,6 +6,7 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::ops::RangeInclusive;
 
+use ipnet::Ipv4Net;
 use netlink_packet_route::route::RouteProtocol;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
 use netlink_packet_route::{AddressFamily, IpProtocol};
@@ -43,17 +44,27 @@ impl Proto {
     }
 }
 
-/// One IPv4 rule: `pref P [iif DEV] [from A/32] [to A/32] [ipproto P [dport LO-HI]]
-/// lookup T [suppress_prefixlength N]`. Every rule fwd adds carries protocol [`FWD_PROTO`].
+/// What a rule does with the packets it selects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// `lookup T`: route by table T.
+    Lookup(u32),
+    /// `blackhole`: drop silently.
+    Blackhole,
+}
+
+/// One IPv4 rule: `pref P [iif DEV] [from A/32] [to NET] [ipproto P [dport LO-HI]]
+/// lookup T|blackhole [suppress_prefixlength N]`. Every rule fwd adds carries protocol
+/// [`FWD_PROTO`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RuleSpec {
     pub pref: u32,
     pub iif: Option<String>,
     pub from: Option<Ipv4Addr>,
-    pub to: Option<Ipv4Addr>,
+    pub to: Option<Ipv4Net>,
     pub proto: Option<Proto>,
     pub dports: Option<RangeInclusive<u16>>,
-    pub table: u32,
+    pub action: Action,
     pub suppress_prefixlength: Option<u32>,
 }
 
@@ -67,7 +78,7 @@ impl RuleSpec {
             to: None,
             proto: None,
             dports: None,
-            table,
+            action: Action::Lookup(table),
             suppress_prefixlength: None,
         }
     }
@@ -77,11 +88,16 @@ impl RuleSpec {
     pub fn message(&self) -> RuleMessage {
         let mut msg = RuleMessage::default();
         msg.header.family = AddressFamily::Inet;
-        msg.header.action = RuleAction::ToTable;
-        msg.header.table = table_byte(self.table);
         let attrs = &mut msg.attributes;
         attrs.push(RuleAttribute::Priority(self.pref));
-        attrs.push(RuleAttribute::Table(self.table));
+        match self.action {
+            Action::Lookup(table) => {
+                msg.header.action = RuleAction::ToTable;
+                msg.header.table = table_byte(table);
+                attrs.push(RuleAttribute::Table(table));
+            }
+            Action::Blackhole => msg.header.action = RuleAction::Blackhole,
+        }
         attrs.push(RuleAttribute::Protocol(RouteProtocol::Other(FWD_PROTO)));
         if let Some(iif) = &self.iif {
             attrs.push(RuleAttribute::Iifname(iif.clone()));
@@ -91,8 +107,8 @@ impl RuleSpec {
             attrs.push(RuleAttribute::Source(IpAddr::V4(from)));
         }
         if let Some(to) = self.to {
-            msg.header.dst_len = 32;
-            attrs.push(RuleAttribute::Destination(IpAddr::V4(to)));
+            msg.header.dst_len = to.prefix_len();
+            attrs.push(RuleAttribute::Destination(IpAddr::V4(to.network())));
         }
         if let Some(proto) = self.proto {
             attrs.push(RuleAttribute::IpProtocol(proto.netlink()));
@@ -121,7 +137,7 @@ impl fmt::Display for RuleSpec {
             write!(f, " from {from}/32")?;
         }
         if let Some(to) = self.to {
-            write!(f, " to {to}/32")?;
+            write!(f, " to {to}")?;
         }
         if let Some(proto) = self.proto {
             write!(f, " ipproto {}", proto.name())?;
@@ -129,7 +145,10 @@ impl fmt::Display for RuleSpec {
         if let Some(ports) = &self.dports {
             write!(f, " dport {}-{}", ports.start(), ports.end())?;
         }
-        write!(f, " lookup {}", table_name(self.table))?;
+        match self.action {
+            Action::Lookup(table) => write!(f, " lookup {}", table_name(table))?,
+            Action::Blackhole => write!(f, " blackhole")?,
+        }
         if let Some(len) = self.suppress_prefixlength {
             write!(f, " suppress_prefixlength {len}")?;
         }
@@ -244,6 +263,7 @@ pub fn describe_dumped(msg: &RuleMessage) -> String {
     }
     let action = match msg.header.action {
         RuleAction::ToTable => format!(" lookup {}", table_name(table(msg))),
+        RuleAction::Blackhole => " blackhole".to_string(),
         other => format!(" action {}", u8::from(other)),
     };
     format!(

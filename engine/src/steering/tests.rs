@@ -10,7 +10,7 @@ use netlink_packet_core::{NetlinkHeader, NetlinkMessage, NetlinkPayload};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteFlags, RouteMessage, RouteProtocol, RouteScope,
 };
-use netlink_packet_route::rule::{RuleAttribute, RuleMessage, RulePortRange};
+use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage, RulePortRange};
 use netlink_packet_route::{IpProtocol, RouteNetlinkMessage};
 
 use super::plan::{self, Observed, Step};
@@ -28,6 +28,7 @@ fn spec() -> SteeringSpec {
         lans: vec![LanSteer {
             device: "lan0".into(),
             tun: "fwdl0".into(),
+            closed: vec!["192.168.1.0/24".parse().unwrap()],
         }],
         wans: vec![
             WanSteer {
@@ -135,12 +136,16 @@ fn plan_for_one_lan_two_wans() {
         "rule pref 115 iif lan0 to 10.1.0.2/32 ipproto icmp lookup 4200",
         "rule pref 1000 iif lan0 lookup main suppress_prefixlength 0",
         "rule pref 1001 iif lan0 lookup 4200",
-        "rule pref 1002 iif fwdw0 lookup 4201",
-        "rule pref 1003 from 10.0.0.2/32 lookup main suppress_prefixlength 0",
-        "rule pref 1004 from 10.0.0.2/32 lookup 4201",
-        "rule pref 1005 iif fwdw1 lookup 4202",
-        "rule pref 1006 from 10.1.0.2/32 lookup main suppress_prefixlength 0",
-        "rule pref 1007 from 10.1.0.2/32 lookup 4202",
+        "rule pref 1002 iif wan0 to 192.168.1.0/24 lookup 4300",
+        "rule pref 1003 iif wan0 to 192.168.1.0/24 blackhole",
+        "rule pref 1004 iif fwdw0 lookup 4201",
+        "rule pref 1005 from 10.0.0.2/32 lookup main suppress_prefixlength 0",
+        "rule pref 1006 from 10.0.0.2/32 lookup 4201",
+        "rule pref 1007 iif wan1 to 192.168.1.0/24 lookup 4301",
+        "rule pref 1008 iif wan1 to 192.168.1.0/24 blackhole",
+        "rule pref 1009 iif fwdw1 lookup 4202",
+        "rule pref 1010 from 10.1.0.2/32 lookup main suppress_prefixlength 0",
+        "rule pref 1011 from 10.1.0.2/32 lookup 4202",
     ];
     assert_eq!(lines(&plan::plan(&spec, &pristine(&spec))), expected);
 }
@@ -174,6 +179,7 @@ fn ten_wans_and_five_lans_fit_the_default_prefs() {
         .map(|i| LanSteer {
             device: format!("lan{i}"),
             tun: format!("fwdl{i}"),
+            closed: Vec::new(),
         })
         .collect();
     spec.wans = (0..10u8)
@@ -201,6 +207,7 @@ fn ten_wans_and_five_lans_fit_the_default_prefs() {
     spec.lans.push(LanSteer {
         device: "lan5".into(),
         tun: "fwdl5".into(),
+        closed: Vec::new(),
     });
     match plan::validate(&spec) {
         Err(SteeringError::Spec(m)) => assert!(m.contains("early rules"), "{m}"),
@@ -236,7 +243,7 @@ fn plan_skips_what_is_already_so() {
         !text.iter().any(|l| l == "rule pref 300 lookup local"),
         "{text:?}"
     );
-    assert_eq!(text.len(), 5 + 16 + 8);
+    assert_eq!(text.len(), 5 + 16 + 12);
 }
 
 #[test]
@@ -311,7 +318,7 @@ fn inbound_rule_message() {
     let rule = RuleSpec {
         pref: 100,
         iif: Some("wan0".into()),
-        to: Some(ip("10.0.0.2")),
+        to: Some(Ipv4Net::from(ip("10.0.0.2"))),
         proto: Some(Proto::Tcp),
         dports: Some(20000..=29999),
         ..RuleSpec::lookup(0, 4300)
@@ -347,10 +354,44 @@ fn inbound_rule_message() {
 }
 
 #[test]
+fn closed_lan_blackhole_rule_message() {
+    let rule = RuleSpec {
+        pref: 1003,
+        iif: Some("wan0".into()),
+        to: Some("192.168.1.0/24".parse().unwrap()),
+        action: rules::Action::Blackhole,
+        ..RuleSpec::lookup(0, 0)
+    };
+    assert_eq!(
+        rule.to_string(),
+        "rule pref 1003 iif wan0 to 192.168.1.0/24 blackhole"
+    );
+    let msg = rule.message();
+    assert_eq!(msg.header.action, RuleAction::Blackhole);
+    assert_eq!(msg.header.dst_len, 24);
+    let expected = [
+        RuleAttribute::Priority(1003),
+        RuleAttribute::Protocol(RouteProtocol::Other(FWD_PROTO)),
+        RuleAttribute::Iifname("wan0".into()),
+        RuleAttribute::Destination(IpAddr::V4(ip("192.168.1.0"))),
+    ];
+    assert_eq!(msg.attributes, expected, "no table");
+    assert!(rules::is_ours(&msg));
+    assert_eq!(
+        rules::describe_dumped(&msg),
+        "pref 1003 iif wan0 to 192.168.1.0/24 blackhole proto 245"
+    );
+    assert_eq!(
+        round_trip(RouteNetlinkMessage::NewRule(msg.clone())),
+        RouteNetlinkMessage::NewRule(msg)
+    );
+}
+
+#[test]
 fn icmp_suppress_and_source_rule_messages() {
     let icmp = RuleSpec {
         proto: Some(Proto::Icmp),
-        to: Some(ip("10.0.0.2")),
+        to: Some(Ipv4Net::from(ip("10.0.0.2"))),
         ..RuleSpec::lookup(102, 4300)
     }
     .message();
@@ -690,10 +731,12 @@ fn plan_for_the_xdp_backend() {
         [
             "route table 4201 default via 10.0.0.1 dev wan0 onlink",
             "route table 4202 default via 10.1.0.1 dev wan1 onlink",
-            "rule pref 1000 from 10.0.0.2/32 lookup main suppress_prefixlength 0",
-            "rule pref 1001 from 10.0.0.2/32 lookup 4201",
-            "rule pref 1002 from 10.1.0.2/32 lookup main suppress_prefixlength 0",
-            "rule pref 1003 from 10.1.0.2/32 lookup 4202",
+            "rule pref 1000 iif wan0 to 192.168.1.0/24 blackhole",
+            "rule pref 1001 from 10.0.0.2/32 lookup main suppress_prefixlength 0",
+            "rule pref 1002 from 10.0.0.2/32 lookup 4201",
+            "rule pref 1003 iif wan1 to 192.168.1.0/24 blackhole",
+            "rule pref 1004 from 10.1.0.2/32 lookup main suppress_prefixlength 0",
+            "rule pref 1005 from 10.1.0.2/32 lookup 4202",
         ]
     );
     for wanted in [

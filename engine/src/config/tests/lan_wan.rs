@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 
 use super::{assert_error, assert_has, errors, line_of, ok, LAN, WAN, WAN2};
+use crate::config::Inbound;
 
 #[test]
 fn wan_defaults_applied() {
@@ -193,6 +194,21 @@ fn bad_extra_subnet() {
         "10.300.0.0/16",
         "lan[0].extra_subnets[1]",
         "is not an IPv4 subnet",
+    );
+}
+
+#[test]
+fn lan_inbound_drops_unless_allowed() {
+    assert_eq!(ok(&format!("{LAN}{WAN}")).lans[0].inbound, Inbound::Drop);
+    for (value, inbound) in [("drop", Inbound::Drop), ("allow", Inbound::Allow)] {
+        let text = format!("{LAN}inbound = \"{value}\"\n{WAN}");
+        assert_eq!(ok(&text).lans[0].inbound, inbound);
+    }
+    assert_error(
+        &format!("{LAN}inbound = \"open\"\n{WAN}"),
+        "inbound =",
+        "lan[0].inbound",
+        "unknown value \"open\"",
     );
 }
 

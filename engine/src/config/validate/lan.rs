@@ -7,7 +7,7 @@ use toml::Spanned;
 
 use super::check;
 use super::interface::{self, InterfaceDraft};
-use crate::config::model::Lan;
+use crate::config::model::{Inbound, Lan};
 use crate::config::raw::RawLan;
 use crate::config::source::Report;
 use crate::config::values;
@@ -21,7 +21,10 @@ pub(super) struct LanDraft<'r> {
     /// false if any was invalid.
     pub extra: Vec<(usize, Ipv4Net, Range<usize>)>,
     pub extra_ok: bool,
+    pub inbound: Option<Inbound>,
 }
+
+const INBOUND: [(&str, Inbound); 2] = [("drop", Inbound::Drop), ("allow", Inbound::Allow)];
 
 pub(super) fn draft<'r>(
     index: usize,
@@ -56,10 +59,20 @@ pub(super) fn draft<'r>(
             None => extra_ok = false,
         }
     }
+    let inbound = match &lan.inbound {
+        None => Some(Inbound::Drop),
+        Some(v) => check(
+            values::keyword(v.get_ref(), &INBOUND),
+            &v.span(),
+            format_args!("{}.inbound", common.path),
+            report,
+        ),
+    };
     LanDraft {
         common,
         extra,
         extra_ok,
+        inbound,
     }
 }
 
@@ -75,6 +88,7 @@ impl LanDraft<'_> {
             address,
             subnet,
             extra_subnets: self.extra.iter().map(|(_, n, _)| *n).collect(),
+            inbound: self.inbound?,
         })
     }
 

@@ -77,7 +77,7 @@ unsafe impl aya::Pod for NatPorts {}
 unsafe impl aya::Pod for IfaceConfig {}
 
 /// The program's counters (`enum stat` in the C source), in order.
-pub const STATS: [&str; 7] = [
+pub const STATS: [&str; 8] = [
     "to_fwd",
     "no_socket",
     "kernel_not_ipv4",
@@ -85,7 +85,19 @@ pub const STATS: [&str; 7] = [
     "kernel_malformed",
     "kernel_local",
     "kernel_not_ours",
+    "drop_inbound_to_lan",
 ];
+
+/// What a destination the kernel handles is (`DST_*` in the C source).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DstKind {
+    /// The router's addresses, multicast, broadcast, LAN subnets open to the WANs: frames to
+    /// them pass, from a LAN or a WAN.
+    Kernel = 1,
+    /// A LAN's subnet closed to the WANs: LAN frames to it pass (the kernel routes LAN to
+    /// LAN); WAN frames to it are dropped and counted (`drop_inbound_to_lan`).
+    ClosedLan = 2,
+}
 
 /// How the program is attached to an interface.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,8 +267,8 @@ impl XdpProgram {
             .map_err(map_error("wan_ports"))
     }
 
-    /// Destinations the kernel handles itself (LAN frames to them pass).
-    pub fn pass_to_kernel(&mut self, prefix: Ipv4Net) -> Result<(), ProgramError> {
+    /// A destination the kernel handles itself (LAN frames to it pass), and what it is.
+    pub fn pass_to_kernel(&mut self, prefix: Ipv4Net, kind: DstKind) -> Result<(), ProgramError> {
         let map = self.map("kernel_dst")?;
         let mut trie: LpmTrie<&mut MapData, u32, u8> =
             LpmTrie::try_from(map).map_err(map_error("kernel_dst"))?;
@@ -264,7 +276,8 @@ impl XdpProgram {
             u32::from(prefix.prefix_len()),
             u32::from_ne_bytes(prefix.network().octets()),
         );
-        trie.insert(&key, 1, 0).map_err(map_error("kernel_dst"))
+        trie.insert(&key, kind as u8, 0)
+            .map_err(map_error("kernel_dst"))
     }
 
     /// Puts an AF_XDP socket (bound to its interface and queue) into slot `slot`.
