@@ -20,6 +20,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use super::ring::{Offsets, Ring};
 use crate::device::FrameMemory;
 
+/// How long a bind that finds its queue taken (EBUSY) is retried.
+const BUSY_QUEUE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A descriptor on the RX and TX rings.
 pub type Desc = libc::xdp_desc;
 
@@ -222,16 +225,28 @@ impl XskSocket {
             sxdp_queue_id: queue,
             sxdp_shared_umem_fd: shared_fd,
         };
-        // SAFETY: `address` is a valid `sockaddr_xdp` living for the call, its size passed.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&address as *const libc::sockaddr_xdp).cast(),
-                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
+        // A queue whose socket was just closed (fwd's own probe, a fwd restarted at once)
+        // stays taken until the kernel's deferred release of its pool has run: EBUSY is
+        // retried for a while before it counts as another owner.
+        let deadline = std::time::Instant::now() + BUSY_QUEUE_WAIT;
+        loop {
+            // SAFETY: `address` is a valid `sockaddr_xdp` living for the call, its size
+            // passed.
+            let rc = unsafe {
+                libc::bind(
+                    fd.as_raw_fd(),
+                    (&address as *const libc::sockaddr_xdp).cast(),
+                    std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+                )
+            };
+            if rc == 0 {
+                break;
+            }
             let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EBUSY) && std::time::Instant::now() < deadline {
+                std::thread::sleep(std::time::Duration::from_millis(5));
+                continue;
+            }
             return Err(io::Error::new(
                 e.kind(),
                 format!("binding the AF_XDP socket to queue {queue}: {e}"),
