@@ -188,6 +188,17 @@ impl Plan {
             .find(|l| l.subnets.iter().any(|n| n.contains(&ip)))
     }
 
+    /// Whether `src` may send through fwd from interface `ingress`: it lies in the subnets of
+    /// the LAN on that interface.
+    #[inline]
+    pub fn lan_source_ok(&self, ingress: u8, src: Ipv4Addr) -> bool {
+        let lan = match self.interface(ingress).map(|i| i.role) {
+            Some(Role::Lan(l)) => self.lans.get(l),
+            _ => None,
+        };
+        lan.is_some_and(|l| l.subnets.iter().any(|n| n.contains(&src)))
+    }
+
     /// The next hop for a packet to `dst` leaving by interface `egress`: a WAN's configured
     /// gateway; on a LAN, the gateway of the route to `dst` out of that LAN (`routes`: the
     /// kernel's, so a host in an extra subnet is reached through the LAN router that serves

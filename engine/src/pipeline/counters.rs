@@ -27,6 +27,8 @@ pub enum DropReason {
     UnsupportedIcmp,
     /// Frame from an interface the plan does not know.
     UnknownInterface,
+    /// Packet from a LAN, to be forwarded, whose source lies outside that LAN's subnets.
+    LanSourceInvalid,
     /// TTL ran out here (an ICMP time exceeded is sent back when allowed).
     TtlExpired,
     /// A later fragment whose first fragment was not seen (or expired).
@@ -65,7 +67,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 25] = [
+    pub const ALL: [DropReason; 26] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -76,6 +78,7 @@ impl DropReason {
         DropReason::UnsupportedProtocol,
         DropReason::UnsupportedIcmp,
         DropReason::UnknownInterface,
+        DropReason::LanSourceInvalid,
         DropReason::TtlExpired,
         DropReason::FragmentWithoutFirst,
         DropReason::FragmentTableFull,
@@ -105,6 +108,7 @@ impl DropReason {
             DropReason::UnsupportedProtocol => "unsupported_protocol",
             DropReason::UnsupportedIcmp => "unsupported_icmp",
             DropReason::UnknownInterface => "unknown_interface",
+            DropReason::LanSourceInvalid => "lan_source_invalid",
             DropReason::TtlExpired => "ttl_expired",
             DropReason::FragmentWithoutFirst => "fragment_without_first",
             DropReason::FragmentTableFull => "fragment_table_full",
@@ -142,6 +146,8 @@ pub enum Event {
     /// TCP resets sent to LAN clients: their connection's WAN went down, or their segment has
     /// no session.
     TcpResetsSent,
+    /// TCP resets not sent because of the rate limit (shared with ICMP errors).
+    TcpResetsSuppressed,
     /// Flows of a WAN that went down continued on another WAN (`on_wan_down = migrate`).
     FlowsMigrated,
     /// UDP and ICMP flows that moved back from a backup tier once a better one was usable.
@@ -153,13 +159,14 @@ pub enum Event {
 }
 
 impl Event {
-    pub const ALL: [Event; 9] = [
+    pub const ALL: [Event; 10] = [
         Event::Forwarded,
         Event::ToKernel,
         Event::SessionsCreated,
         Event::IcmpErrorsSent,
         Event::IcmpErrorsSuppressed,
         Event::TcpResetsSent,
+        Event::TcpResetsSuppressed,
         Event::FlowsMigrated,
         Event::FlowsRecalled,
         Event::NoNeighbor,
@@ -173,6 +180,7 @@ impl Event {
             Event::IcmpErrorsSent => "icmp_errors_sent",
             Event::IcmpErrorsSuppressed => "icmp_errors_suppressed",
             Event::TcpResetsSent => "tcp_resets_sent",
+            Event::TcpResetsSuppressed => "tcp_resets_suppressed",
             Event::FlowsMigrated => "flows_migrated",
             Event::FlowsRecalled => "flows_recalled",
             Event::NoNeighbor => "no_neighbor",

@@ -67,9 +67,10 @@ const AHEAD: usize = 64;
 // a chunk is one `prefetch_sessions` batch: the prefetch passes keep a bit per frame in a u64
 const _: () = assert!(AHEAD <= conntrack::PREFETCH_BATCH);
 
-/// ICMP errors per second a worker may generate, and its burst.
-const ICMP_ERRORS_PER_SECOND: u64 = 1000;
-const ICMP_ERRORS_BURST: u64 = 50;
+/// Packets of its own (ICMP errors and TCP resets, together) per second a worker may
+/// generate, and its burst: a flood that provokes them cannot turn fwd into an amplifier.
+const GENERATED_PER_SECOND: u64 = 1000;
+const GENERATED_BURST: u64 = 50;
 
 /// How a frame leaves the pipeline, before the link layer is filled in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,7 +107,8 @@ pub struct Pipeline {
     medium: Medium,
     selector: Selector,
     counters: Arc<Counters>,
-    icmp_errors: rate_limit::TokenBucket,
+    /// Tokens for the ICMP errors and TCP resets this worker sends.
+    generated: rate_limit::TokenBucket,
     /// WANs whose flows end on their next outbound packet, for the batch in progress: the
     /// WANs that are down, unless the plan says `on_wan_down = keep`.
     ended: WanSet,
@@ -130,7 +132,7 @@ impl Pipeline {
             medium,
             selector: Selector::new(&plan.policy),
             counters,
-            icmp_errors: rate_limit::TokenBucket::new(ICMP_ERRORS_PER_SECOND, ICMP_ERRORS_BURST),
+            generated: rate_limit::TokenBucket::new(GENERATED_PER_SECOND, GENERATED_BURST),
             ended: WanSet::EMPTY,
             outranked: WanSet::EMPTY,
             watched: WanSet::EMPTY,
@@ -334,7 +336,8 @@ impl Pipeline {
     }
 
     /// A packet from a LAN: the box's own and LAN-to-LAN traffic goes to the kernel; the rest
-    /// is a flow out through a WAN (or hairpinned back to the LAN).
+    /// is a flow out through a WAN (or hairpinned back to the LAN), if its source lies in the
+    /// LAN's subnets (`lan_source_invalid` otherwise: a spoofed or misconfigured sender).
     fn lan_packet(
         &mut self,
         ctx: &Context<'_>,
@@ -351,6 +354,9 @@ impl Pipeline {
             Destination::WanAddress(_) if pkt.ttl <= 1 => return Outcome::Kernel,
             _ if pkt.ttl <= 1 => return self.time_exceeded(ctx, frame, pkt, ingress),
             _ => {}
+        }
+        if !ctx.plan.lan_source_ok(ingress, pkt.src) {
+            return Outcome::Drop(DropReason::LanSourceInvalid);
         }
         let live = (self.ended, self.outranked);
         match fast_path::outbound(ctx, &self.counters, frame, pkt, live, hint) {
@@ -397,19 +403,25 @@ impl Pipeline {
         if tcp.is_none() {
             return self.host_unreachable(ctx, frame, pkt, ingress, DropReason::WanDown);
         }
-        self.tcp_reset(frame, pkt, ingress, DropReason::WanDown)
+        self.tcp_reset(ctx, frame, pkt, ingress, DropReason::WanDown)
     }
 
     /// Answers a TCP segment with a reset from its destination (built in its frame, back out
-    /// of `ingress`); a segment that must not be answered (a reset, a fragment) is dropped.
-    /// Either way the segment counts as dropped for `dropped`.
+    /// of `ingress`); a segment that must not be answered (a reset, a fragment), or one past
+    /// the rate limit (`tcp_resets_suppressed`), is dropped. Either way the segment counts as
+    /// dropped for `dropped`.
     fn tcp_reset(
-        &self,
+        &mut self,
+        ctx: &Context<'_>,
         frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         ingress: u8,
         dropped: DropReason,
     ) -> Outcome {
+        if !self.generated.take(ctx.now) {
+            self.counters.event(Event::TcpResetsSuppressed);
+            return Outcome::Drop(dropped);
+        }
         match build_tcp_reset(frame.data_mut(), self.medium, pkt) {
             Some(len) => {
                 frame.set_len(len);
@@ -513,7 +525,7 @@ impl Pipeline {
         let Some(from) = ctx.plan.interface(ingress).map(|i| i.address) else {
             return Outcome::Drop(dropped);
         };
-        if !crate::packet::icmp_error::may_answer(pkt) || !self.icmp_errors.take(ctx.now) {
+        if !crate::packet::icmp_error::may_answer(pkt) || !self.generated.take(ctx.now) {
             self.counters.event(Event::IcmpErrorsSuppressed);
             return Outcome::Drop(dropped);
         }

@@ -115,7 +115,9 @@ impl Pipeline {
                 self.host_unreachable(ctx, frame, pkt, ingress, DropReason::Unreachable)
             }
             Some(Decision::Wan { .. }) | None => match pkt.transport {
-                Transport::Tcp { .. } => self.tcp_reset(frame, pkt, ingress, DropReason::TcpNotSyn),
+                Transport::Tcp { .. } => {
+                    self.tcp_reset(ctx, frame, pkt, ingress, DropReason::TcpNotSyn)
+                }
                 _ => Outcome::Drop(DropReason::NoSessionOutbound),
             },
         }

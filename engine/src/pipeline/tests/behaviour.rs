@@ -469,6 +469,52 @@ fn icmp_errors_are_rate_limited() {
     assert_eq!(sent, 10);
 }
 
+#[test]
+fn lan_sources_outside_the_lans_subnets_are_not_forwarded() {
+    let mut router = Router::new(Medium::Ip);
+    let spoofed = std::net::Ipv4Addr::new(10, 66, 0, 5);
+    router.expect_drop(
+        LAN,
+        &tcp((spoofed, 5100), (SERVER, 443), SYN).bytes(),
+        DropReason::LanSourceInvalid,
+    );
+    router.expect_drop(
+        LAN,
+        &udp((spoofed, 5100), (SERVER, 53)).bytes(),
+        DropReason::LanSourceInvalid,
+    );
+    assert_eq!(router.dp.tables.conntrack.len(), 0, "no session");
+    // traffic for the router itself is the kernel's to judge
+    let (verdict, _) = router.send(LAN, &udp((spoofed, 5100), (LAN_ADDR, 53)).bytes());
+    assert_eq!(verdict, Verdict::Kernel);
+    // the LAN's own hosts pass
+    router.forward(LAN, &tcp((HOST_A, 5100), (SERVER, 443), SYN).bytes());
+}
+
+#[test]
+fn tcp_resets_share_the_rate_limit_of_icmp_errors() {
+    let mut router = Router::new(Medium::Ip);
+    let stray = tcp((HOST_A, 5100), (SERVER, 443), ACK).bytes();
+    let sent = (0..40)
+        .filter(|_| matches!(router.send(LAN, &stray).0, Verdict::Forward(_)))
+        .count();
+    assert_eq!(sent, 40);
+    let expired = udp((HOST_A, 33434), (SERVER, 33434)).ttl(1).bytes();
+    let sent = (0..20)
+        .filter(|_| matches!(router.send(LAN, &expired).0, Verdict::Forward(_)))
+        .count();
+    assert_eq!(sent, 10, "what the resets left of the burst");
+    let sent = (0..20)
+        .filter(|_| matches!(router.send(LAN, &stray).0, Verdict::Forward(_)))
+        .count();
+    assert_eq!(sent, 0);
+    assert_eq!(router.counters.events(Event::TcpResetsSent), 40);
+    assert_eq!(router.counters.events(Event::TcpResetsSuppressed), 20);
+    assert_eq!(router.counters.drops(DropReason::TcpNotSyn), 60);
+    router.advance(Duration::from_millis(10));
+    assert!(matches!(router.send(LAN, &stray).0, Verdict::Forward(_)));
+}
+
 /// `packet` with DF set (`df`) or cleared, and its header checksum made right again.
 fn set_df(mut packet: Vec<u8>, df: bool) -> Vec<u8> {
     packet[6] = if df {
