@@ -19,26 +19,45 @@ use crate::config::{Config, OnWanDown, Wan};
 use super::shared::Shared;
 use super::tcp_nudge::{self, NudgeSender};
 
-/// First ICMP echo identifier of the probes (WAN i uses this + i). Below 1024, so never in a
-/// WAN's `nat_ports` (which start at 1024 or above): fwd's NAT never claims a probe's reply.
-pub const PROBE_ICMP_IDENT_BASE: u16 = 0x0300;
+/// Where the probes' ICMP echo identifiers start when no random number can be had.
+const FALLBACK_IDENT_SEED: u16 = 0x0300;
+
+/// Where this run's probe identifiers start: drawn once per process, so a reload keeps them
+/// (and the prober its sockets) and an off-path forger cannot know them in advance.
+fn ident_seed() -> u16 {
+    static SEED: std::sync::OnceLock<u16> = std::sync::OnceLock::new();
+    *SEED.get_or_init(|| getrandom::u32().map_or(FALLBACK_IDENT_SEED, |r| r as u16))
+}
+
+/// Each WAN's ICMP echo identifier, from `seed` on: distinct, never 0, and outside every
+/// WAN's `nat_ports` (fwd claims the echo replies whose identifier is in them). The NAT
+/// ports start at 1024 or above, so 1 to 1023 are always free and the search ends.
+pub fn probe_idents(config: &Config, seed: u16) -> Vec<u16> {
+    let taken = |id: u16| id == 0 || config.wans.iter().any(|w| w.nat_ports.contains(&id));
+    let mut idents: Vec<u16> = Vec::with_capacity(config.wans.len());
+    let mut id = seed;
+    for _ in &config.wans {
+        while taken(id) || idents.contains(&id) {
+            id = id.wrapping_add(1);
+        }
+        idents.push(id);
+    }
+    idents
+}
 
 /// What the prober is given for every WAN of `config`, in WAN order.
 pub fn probe_specs(config: &Config) -> Vec<ProbeSpec> {
+    let idents = probe_idents(config, ident_seed());
     config
         .wans
         .iter()
-        .enumerate()
-        .map(|(i, wan)| ProbeSpec {
+        .zip(idents)
+        .map(|(wan, icmp_ident)| ProbeSpec {
             config: probe_config(wan),
             link: WanLink {
                 device: wan.interface.clone(),
                 source: wan.address,
-                // i < 64 (at most 64 WANs): never past 0x033f.
-                icmp_ident: u16::try_from(i)
-                    .ok()
-                    .and_then(|i| PROBE_ICMP_IDENT_BASE.checked_add(i))
-                    .unwrap_or(PROBE_ICMP_IDENT_BASE),
+                icmp_ident,
             },
         })
         .collect()
@@ -130,5 +149,50 @@ fn on_change(
         });
     if let Err(e) = spawned {
         log::warn!("wan {wan}: cannot start the TCP nudge: {e}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn config(nat_ports: &str) -> Config {
+        let wan = |i: u8| {
+            format!(
+                "[[wan]]\nname = \"isp{i}\"\ninterface = \"wan{i}\"\naddress = \"10.{i}.0.2/24\"\ngateway = \"10.{i}.0.1\"\nnat_ports = \"{nat_ports}\"\n"
+            )
+        };
+        Config::from_toml_str(&format!(
+            "[[lan]]\nname = \"lan\"\ninterface = \"lan0\"\naddress = \"192.168.1.1/24\"\n{}{}{}",
+            wan(1),
+            wan(2),
+            wan(3)
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn probe_identifiers_are_distinct_and_never_in_the_nat_ports() {
+        let c = config("20000-59999");
+        assert_eq!(probe_idents(&c, 100), [100, 101, 102]);
+        assert_eq!(probe_idents(&c, 19999), [19999, 60000, 60001]);
+        assert_eq!(probe_idents(&c, 30000), [60000, 60001, 60002]);
+        assert_eq!(
+            probe_idents(&c, 65534),
+            [65534, 65535, 1],
+            "past 65535, 0 skipped"
+        );
+        let full = config("1024-65535");
+        assert_eq!(probe_idents(&full, 5000), [1, 2, 3]);
+        for seed in [0, 1, 1023, 1024, 40000, u16::MAX] {
+            for c in [&c, &full] {
+                let ids = probe_idents(c, seed);
+                for (i, id) in ids.iter().enumerate() {
+                    assert!(*id != 0 && !ids[..i].contains(id), "{ids:?}");
+                    assert!(c.wans.iter().all(|w| !w.nat_ports.contains(id)), "{ids:?}");
+                }
+            }
+        }
     }
 }

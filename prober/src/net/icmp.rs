@@ -9,9 +9,11 @@
 //! and dropped.
 //!
 //! Invariants: a reply counts only if its identifier is the WAN's, its sequence number is
-//! outstanding and its source is the target that probe went to; each outstanding sequence
-//! number is answered at most once; the table of outstanding probes is bounded by
-//! [`MAX_OUTSTANDING`] and by the expiry the caller gives.
+//! outstanding, its source is the target that probe went to and it carries back the
+//! request's payload: a nonce drawn when the socket opened (64 random bits an off-path
+//! forger cannot guess) and the probe's token; each outstanding sequence number is answered
+//! at most once; the table of outstanding probes is bounded by [`MAX_OUTSTANDING`] and by
+//! the expiry the caller gives.
 
 use std::collections::HashMap;
 use std::io::{self, Read};
@@ -42,8 +44,18 @@ pub struct IcmpSocket {
     /// Bound to the WAN's address: receives.
     replies: Socket,
     ident: u16,
+    /// Every request's payload starts with it.
+    nonce: [u8; 8],
     next_seq: u16,
     outstanding: HashMap<u16, Outstanding>,
+}
+
+/// A request's payload: the socket's nonce, then the probe's token.
+fn payload(nonce: [u8; 8], token: u64) -> [u8; 16] {
+    let mut p = [0u8; 16];
+    p[..8].copy_from_slice(&nonce);
+    p[8..].copy_from_slice(&token.to_be_bytes());
+    p
 }
 
 impl IcmpSocket {
@@ -53,10 +65,13 @@ impl IcmpSocket {
         replies.set_nonblocking(true)?;
         replies.set_cloexec(true)?;
         replies.bind(&SocketAddrV4::new(link.source, 0).into())?;
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).map_err(io::Error::other)?;
         Ok(IcmpSocket {
             socket: bound_socket(link, Type::RAW, Protocol::ICMPV4)?,
             replies,
             ident: link.icmp_ident,
+            nonce,
             next_seq: 0,
             outstanding: HashMap::new(),
         })
@@ -71,7 +86,7 @@ impl IcmpSocket {
     pub fn send(&mut self, target: Ipv4Addr, token: u64, expires: Instant) -> io::Result<()> {
         let seq = self.next_seq;
         self.next_seq = self.next_seq.wrapping_add(1);
-        let packet = echo_request(self.ident, seq, &token.to_be_bytes());
+        let packet = echo_request(self.ident, seq, &payload(self.nonce, token));
         self.socket
             .send_to(&packet, &SocketAddrV4::new(target, 0).into())?;
         if self.outstanding.len() >= MAX_OUTSTANDING {
@@ -102,10 +117,10 @@ impl IcmpSocket {
                     if reply.ident != self.ident {
                         continue;
                     }
-                    let matches = self
-                        .outstanding
-                        .get(&reply.seq)
-                        .is_some_and(|o| o.target == reply.source);
+                    let matches = self.outstanding.get(&reply.seq).is_some_and(|o| {
+                        o.target == reply.source
+                            && reply.payload.get(..16) == Some(&payload(self.nonce, o.token)[..])
+                    });
                     if matches {
                         if let Some(o) = self.outstanding.remove(&reply.seq) {
                             answered.push(o.token);

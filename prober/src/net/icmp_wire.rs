@@ -15,13 +15,15 @@ const ECHO_HEADER_LEN: usize = 8;
 
 /// The fields of an echo reply that matter to the prober.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EchoReply {
+pub struct EchoReply<'a> {
     /// Who sent the reply (the IP source).
     pub source: Ipv4Addr,
     /// The echo identifier.
     pub ident: u16,
     /// The echo sequence number.
     pub seq: u16,
+    /// The data after the echo header (what the request carried, if the reply is genuine).
+    pub payload: &'a [u8],
 }
 
 /// An ICMP echo request (no IP header: the kernel adds it) with `payload`.
@@ -38,7 +40,7 @@ pub fn echo_request(ident: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The echo reply in `packet` (IPv4 header + ICMP), if it is one.
-pub fn parse_echo_reply(packet: &[u8]) -> Option<EchoReply> {
+pub fn parse_echo_reply(packet: &[u8]) -> Option<EchoReply<'_>> {
     let version_ihl = *packet.first()?;
     if version_ihl >> 4 != 4 {
         return None;
@@ -71,6 +73,7 @@ pub fn parse_echo_reply(packet: &[u8]) -> Option<EchoReply> {
         source,
         ident: u16::from_be_bytes([*icmp.get(4)?, *icmp.get(5)?]),
         seq: u16::from_be_bytes([*icmp.get(6)?, *icmp.get(7)?]),
+        payload: icmp.get(ECHO_HEADER_LEN..)?,
     })
 }
 
@@ -140,7 +143,8 @@ mod tests {
             Some(EchoReply {
                 source: Ipv4Addr::new(192, 0, 2, 7),
                 ident: 0x1234,
-                seq: 7
+                seq: 7,
+                payload: b"abc",
             })
         );
         // Trailing bytes past the IP total length (padding) are ignored.
@@ -155,16 +159,16 @@ mod tests {
         let with = |i: usize, v: u8| {
             let mut q = p.clone();
             q[i] = v;
-            parse_echo_reply(&q)
+            parse_echo_reply(&q).is_some()
         };
-        assert_eq!(with(0, 0x65), None); // IPv6 version
-        assert_eq!(with(0, 0x44), None); // IHL 16 bytes
-        assert_eq!(with(9, 17), None); // UDP
-        assert_eq!(with(6, 0x20), None); // more fragments
-        assert_eq!(with(20, ECHO_REQUEST), None); // an echo request
-        assert_eq!(with(21, 1), None); // code 1
-        assert_eq!(with(30, b'x'), None); // payload changed: bad checksum
-        assert_eq!(with(3, 200), None); // total length beyond the buffer
+        assert!(!with(0, 0x65)); // IPv6 version
+        assert!(!with(0, 0x44)); // IHL 16 bytes
+        assert!(!with(9, 17)); // UDP
+        assert!(!with(6, 0x20)); // more fragments
+        assert!(!with(20, ECHO_REQUEST)); // an echo request
+        assert!(!with(21, 1)); // code 1
+        assert!(!with(30, b'x')); // payload changed: bad checksum
+        assert!(!with(3, 200)); // total length beyond the buffer
         for len in 0..p.len() {
             assert_eq!(parse_echo_reply(&p[..len]), None, "{len}");
         }

@@ -31,7 +31,8 @@ pub struct WanLink {
     pub device: String,
     /// The WAN's address: the source of every probe.
     pub source: Ipv4Addr,
-    /// The ICMP echo identifier of this WAN's probes (outside fwd's NAT id range).
+    /// The ICMP echo identifier of this WAN's probes (outside fwd's NAT id range; fwd draws
+    /// it at random for each run).
     pub icmp_ident: u16,
 }
 
