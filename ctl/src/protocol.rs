@@ -26,6 +26,9 @@ use serde::{Deserialize, Serialize};
 
 /// How many flows `flows` returns when the request gives no `limit` (applied by the server).
 pub const DEFAULT_FLOW_LIMIT: u32 = 100;
+/// The most flows one `flows` reply carries, whatever the `limit`: the rest comes in pages
+/// (`offset`).
+pub const MAX_FLOW_PAGE: u32 = 10_000;
 
 /// Longest request line the server reads, in bytes, without its newline. A longer line is
 /// answered with an error and its connection is closed.
@@ -41,7 +44,8 @@ pub enum Request {
     /// Uptime, workers, backend, every WAN with its state and traffic, global totals.
     Status,
     /// Tracked flows, optionally only those on one WAN, at most `limit` of them
-    /// ([`DEFAULT_FLOW_LIMIT`] when absent; see [`Request::flow_limit`]).
+    /// ([`DEFAULT_FLOW_LIMIT`] when absent, never more than [`MAX_FLOW_PAGE`]; see
+    /// [`Request::flow_limit`]), after skipping the first `offset` that match.
     Flows {
         /// Only flows leaving by this WAN (by name).
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,6 +53,9 @@ pub enum Request {
         /// At most this many flows in the reply; `total` still counts every match.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
+        /// Matches to skip first: the reply is the page from there.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        offset: Option<u64>,
     },
     /// The policy rules in order, with their hit counts.
     Rules,
@@ -124,7 +131,7 @@ impl Request {
             | Request::Counters
             | Request::Reload
             | Request::Wans => &[],
-            Request::Flows { .. } => &["wan", "limit"],
+            Request::Flows { .. } => &["wan", "limit", "offset"],
             Request::Explain { .. } => &["src", "dst", "proto", "sport", "dport"],
             Request::WanAdmin { .. } => &["wan", "enabled"],
             Request::Events { .. } => &["after"],
@@ -147,9 +154,10 @@ impl Request {
         }
     }
 
-    /// The number of flows a `flows` request asks for: its `limit`, or [`DEFAULT_FLOW_LIMIT`].
+    /// The number of flows a `flows` request gets at most: its `limit`, or
+    /// [`DEFAULT_FLOW_LIMIT`], capped at [`MAX_FLOW_PAGE`].
     pub fn flow_limit(limit: Option<u32>) -> u32 {
-        limit.unwrap_or(DEFAULT_FLOW_LIMIT)
+        limit.unwrap_or(DEFAULT_FLOW_LIMIT).min(MAX_FLOW_PAGE)
     }
 }
 
@@ -352,7 +360,10 @@ pub struct Totals {
 pub struct FlowsReply {
     /// Number of flows that matched (may exceed `flows.len()`).
     pub total: u64,
-    /// The first flows that matched, at most the request's limit.
+    /// Matches skipped before the first of `flows` (the request's `offset`).
+    #[serde(default)]
+    pub offset: u64,
+    /// The flows that matched from `offset` on, at most the request's limit.
     pub flows: Vec<Flow>,
 }
 
@@ -692,10 +703,12 @@ pub(crate) mod tests {
             Request::Flows {
                 wan: None,
                 limit: None,
+                offset: None,
             },
             Request::Flows {
                 wan: Some("isp1".into()),
                 limit: Some(5),
+                offset: Some(200),
             },
             Request::Rules,
             Request::Counters,
@@ -733,6 +746,7 @@ pub(crate) mod tests {
             Response::Ok(Reply::Status(sample_status())),
             Response::Ok(Reply::Flows(FlowsReply {
                 total: 3,
+                offset: 0,
                 flows: vec![sample_flow()],
             })),
             Response::Ok(Reply::Rules(RulesReply {
@@ -808,13 +822,23 @@ pub(crate) mod tests {
                 Request::Flows {
                     wan: Some("isp1".into()),
                     limit: Some(5),
+                    offset: None,
                 },
                 r#"{"cmd":"flows","wan":"isp1","limit":5}"#,
             ),
             (
                 Request::Flows {
                     wan: None,
+                    limit: Some(100),
+                    offset: Some(300),
+                },
+                r#"{"cmd":"flows","limit":100,"offset":300}"#,
+            ),
+            (
+                Request::Flows {
+                    wan: None,
                     limit: None,
+                    offset: None,
                 },
                 r#"{"cmd":"flows"}"#,
             ),
@@ -863,7 +887,8 @@ pub(crate) mod tests {
             serde_json::from_str::<Request>(r#"{"cmd":"flows","wan":null,"limit":null}"#).unwrap(),
             Request::Flows {
                 wan: None,
-                limit: None
+                limit: None,
+                offset: None
             }
         );
     }
@@ -1088,6 +1113,7 @@ pub(crate) mod tests {
     fn flow_limit_defaults() {
         assert_eq!(Request::flow_limit(None), DEFAULT_FLOW_LIMIT);
         assert_eq!(Request::flow_limit(Some(3)), 3);
+        assert_eq!(Request::flow_limit(Some(u32::MAX)), MAX_FLOW_PAGE);
         assert_eq!(Request::Rules.name(), "rules");
         assert_eq!(Request::Events { after: 1 }.name(), "events");
         assert_eq!(

@@ -212,7 +212,10 @@ pub fn render_flows(reply: &FlowsReply) -> String {
         return if reply.total == 0 {
             "no flows\n".to_owned()
         } else {
-            format!("0 of {} flows shown\n", reply.total)
+            format!(
+                "0 of {} flows shown (offset {})\n",
+                reply.total, reply.offset
+            )
         };
     }
     let mut table = Table::new(&[
@@ -250,10 +253,13 @@ pub fn render_flows(reply: &FlowsReply) -> String {
     }
     let mut out = table.render();
     let shown = reply.flows.len() as u64;
-    if shown < reply.total {
+    if reply.offset > 0 {
+        let (first, last) = (reply.offset + 1, reply.offset + shown);
+        let _ = writeln!(out, "flows {first}-{last} of {} shown", reply.total);
+    } else if shown < reply.total {
         let _ = writeln!(
             out,
-            "{shown} of {} flows shown (--limit shows more)",
+            "{shown} of {} flows shown (--limit and --offset show more)",
             reply.total
         );
     } else {
@@ -614,22 +620,31 @@ isp2-backup  ppp0       203.0.113.77  down      1       1      0        0     0 
         udp.bytes_in = 0;
         let reply = FlowsReply {
             total: 5,
-            flows: vec![sample_flow(), udp],
+            offset: 0,
+            flows: vec![sample_flow(), udp.clone()],
         };
         let expected = "\
 PROTO  INTERNAL            EXTERNAL            REMOTE             WAN   STATE        RULE     AGE  IDLE  PKTS OUT  PKTS IN  BYTES OUT  BYTES IN
 tcp    192.168.1.10:51000  198.51.100.2:40001  93.184.216.34:443  isp1  established  web   1m 05s    2s        10       12     1.5 kB   64.0 kB
 udp    192.168.1.10:51000  198.51.100.2:40001  93.184.216.34:443  isp1  -            web   1h 06m    2s        10       12     1.5 kB       0 B
-2 of 5 flows shown (--limit shows more)
+2 of 5 flows shown (--limit and --offset show more)
 ";
         assert_eq!(render_flows(&reply), expected);
+        let page = FlowsReply {
+            total: 5,
+            offset: 2,
+            flows: vec![udp],
+        };
+        assert!(render_flows(&page).ends_with("0 B\nflows 3-3 of 5 shown\n"));
         let all = FlowsReply {
             total: 1,
+            offset: 0,
             flows: vec![sample_flow()],
         };
         assert!(render_flows(&all).ends_with("64.0 kB\n1 flow\n"));
         let none = FlowsReply {
             total: 0,
+            offset: 0,
             flows: vec![],
         };
         assert_eq!(render_flows(&none), "no flows\n");

@@ -11,6 +11,12 @@
 //! Failures stay with the client that caused them: a malformed line gets an error response,
 //! an oversize line an error response and a close, a read or write error drops that client
 //! alone. Only a failure of the poller itself is returned from `poll`.
+//!
+//! Idle clients cannot hold the socket: a client that has made no progress (nothing read,
+//! nothing written) for [`DEFAULT_IDLE_TIMEOUT`], or whose unfinished request line is older
+//! than [`DEFAULT_PARTIAL_LINE_TIMEOUT`], is closed; and when every slot is taken, a new
+//! client takes the slot of the longest-idle one if that one has been idle for
+//! [`EVICTABLE_AFTER`] (only when all are busy is the newcomer refused).
 
 use std::collections::HashMap;
 use std::fs;
@@ -18,7 +24,7 @@ use std::io::{self, ErrorKind, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token};
@@ -28,6 +34,15 @@ use crate::protocol::{Request, Response, MAX_REQUEST_BYTES};
 /// Clients served at once unless [`ControlServer::set_max_clients`] says otherwise. A
 /// client over the cap gets one error line and is closed.
 pub const DEFAULT_MAX_CLIENTS: usize = 64;
+
+/// A client that made no progress for this long is closed.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// A client whose request line stays unfinished for this long is closed.
+pub const DEFAULT_PARTIAL_LINE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// With every slot taken, a client idle for this long gives its slot to a new one.
+pub const EVICTABLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Requests served per client per round before the other clients get their turn.
 pub const REQUESTS_PER_ROUND: usize = 32;
@@ -93,6 +108,10 @@ struct Conn {
     closing: bool,
     /// The request budget ran out with work left: serve again next round without an event.
     backlog: bool,
+    /// When the client last made progress: connected, or bytes read or written.
+    active: Instant,
+    /// Since when `input` holds the start of a line with no newline yet.
+    partial_since: Option<Instant>,
 }
 
 /// What to do with a client after serving it.
@@ -113,6 +132,8 @@ impl Conn {
             eof: false,
             closing: false,
             backlog: false,
+            active: Instant::now(),
+            partial_since: None,
         }
     }
 
@@ -133,7 +154,10 @@ impl Conn {
         while self.pending_output() {
             match self.stream.write(&self.output[self.written..]) {
                 Ok(0) => return Err(ErrorKind::WriteZero.into()),
-                Ok(n) => self.written += n,
+                Ok(n) => {
+                    self.written += n;
+                    self.active = Instant::now();
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Ok(()),
                 Err(e) => return Err(e),
@@ -213,7 +237,18 @@ impl Conn {
             self.input.truncate(old_len + got);
             match result {
                 Ok(0) => self.eof = true,
-                Ok(_) => {}
+                Ok(_) => {
+                    self.active = Instant::now();
+                    // the line the input ends in, if it has no newline yet, started with
+                    // this read unless it was all there was
+                    self.partial_since = if self.input.last() == Some(&b'\n') {
+                        None
+                    } else if self.input.contains(&b'\n') {
+                        Some(self.active)
+                    } else {
+                        Some(self.partial_since.unwrap_or(self.active))
+                    };
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => {}
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return Next::Keep,
                 Err(_) => return Next::Drop,
@@ -249,6 +284,8 @@ pub struct ControlServer {
     conns: HashMap<Token, Conn>,
     next_token: usize,
     max_clients: usize,
+    idle_timeout: Duration,
+    partial_line_timeout: Duration,
 }
 
 impl ControlServer {
@@ -322,6 +359,8 @@ impl ControlServer {
                 conns: HashMap::new(),
                 next_token: 1,
                 max_clients: DEFAULT_MAX_CLIENTS,
+                idle_timeout: DEFAULT_IDLE_TIMEOUT,
+                partial_line_timeout: DEFAULT_PARTIAL_LINE_TIMEOUT,
             }),
             Err(source) => {
                 let _ = fs::remove_file(path);
@@ -343,6 +382,13 @@ impl ControlServer {
     /// Sets how many clients are served at once (at least 1).
     pub fn set_max_clients(&mut self, max: usize) {
         self.max_clients = max.max(1);
+    }
+
+    /// Sets how long a client may make no progress, and how long a request line may stay
+    /// unfinished, before it is closed.
+    pub fn set_timeouts(&mut self, idle: Duration, partial_line: Duration) {
+        self.idle_timeout = idle;
+        self.partial_line_timeout = partial_line;
     }
 
     /// One round: waits up to `timeout` for activity (not at all if a client has requests
@@ -388,7 +434,43 @@ impl ControlServer {
         for token in ready {
             self.serve(token, handler);
         }
+        self.close_stalled(Instant::now());
         Ok(())
+    }
+
+    /// Closes the clients idle past the idle timeout, or with a request line unfinished
+    /// past the partial-line timeout.
+    fn close_stalled(&mut self, now: Instant) {
+        let (idle, partial) = (self.idle_timeout, self.partial_line_timeout);
+        let stalled: Vec<Token> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                now.saturating_duration_since(c.active) >= idle
+                    || c.partial_since
+                        .is_some_and(|t| now.saturating_duration_since(t) >= partial)
+            })
+            .map(|(token, _)| *token)
+            .collect();
+        for token in stalled {
+            self.drop_client(token);
+        }
+    }
+
+    fn drop_client(&mut self, token: Token) {
+        if let Some(mut conn) = self.conns.remove(&token) {
+            let _ = self.poll.registry().deregister(&mut conn.stream);
+        }
+    }
+
+    /// The longest-idle client, if it has been idle for [`EVICTABLE_AFTER`].
+    fn evictable(&self, now: Instant) -> Option<Token> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| !c.pending_output() && !c.backlog)
+            .min_by_key(|(_, c)| c.active)
+            .filter(|(_, c)| now.saturating_duration_since(c.active) >= EVICTABLE_AFTER)
+            .map(|(token, _)| *token)
     }
 
     /// Calls [`ControlServer::poll`] with `tick` as timeout until `stop` is set.
@@ -421,6 +503,11 @@ impl ControlServer {
                 // Out of descriptors or memory: leave the rest queued for a later round.
                 Err(_) => return,
             };
+            if self.conns.len() >= self.max_clients {
+                if let Some(idle) = self.evictable(Instant::now()) {
+                    self.drop_client(idle);
+                }
+            }
             if self.conns.len() >= self.max_clients {
                 let mut line = Vec::new();
                 encode_line(
@@ -469,9 +556,7 @@ impl ControlServer {
                     .is_ok()
         };
         if !keep {
-            if let Some(mut conn) = self.conns.remove(&token) {
-                let _ = self.poll.registry().deregister(&mut conn.stream);
-            }
+            self.drop_client(token);
         }
     }
 }
@@ -534,9 +619,11 @@ pub(crate) mod tests {
         match request {
             Request::Status => Response::Ok(Reply::Status(sample_status())),
             Request::Flows { limit, .. } => {
-                let n = Request::flow_limit(limit);
+                // uncapped (unlike the daemon's): a large reply tests partial writes
+                let n = limit.unwrap_or(crate::protocol::DEFAULT_FLOW_LIMIT);
                 Response::Ok(Reply::Flows(FlowsReply {
                     total: u64::from(n) + 1,
+                    offset: 0,
                     flows: vec![sample_flow(); n as usize],
                 }))
             }
@@ -638,6 +725,7 @@ pub(crate) mod tests {
                 .request(&Request::Flows {
                     wan: None,
                     limit: Some(2),
+                    offset: None,
                 })
                 .unwrap();
             let Response::Ok(Reply::Flows(flows)) = flows else {
@@ -682,6 +770,7 @@ pub(crate) mod tests {
                 .request(&Request::Flows {
                     wan: None,
                     limit: Some(40_000),
+                    offset: None,
                 })
                 .unwrap();
             let Response::Ok(Reply::Flows(flows)) = response else {
@@ -795,6 +884,49 @@ pub(crate) mod tests {
         second.request(&Request::Status).unwrap();
         let server = running.stop();
         assert!(server.client_count() <= 2);
+    }
+
+    #[test]
+    fn idle_clients_give_their_slot_to_a_new_one() {
+        let dir = TempDir::new("idle-full");
+        let mut server = ControlServer::bind(&dir.sock()).unwrap();
+        server.set_max_clients(4);
+        let running = Running::start(server);
+        let idle: Vec<_> = (0..4).map(|_| raw(&dir.sock())).collect();
+        std::thread::sleep(EVICTABLE_AFTER + Duration::from_millis(200));
+        let mut client = Client::connect(&dir.sock()).unwrap();
+        assert_eq!(
+            client.request(&Request::Status).unwrap(),
+            Response::Ok(Reply::Status(sample_status()))
+        );
+        let server = running.stop();
+        assert_eq!(server.client_count(), 4, "one idle client made room");
+        drop(idle);
+    }
+
+    #[test]
+    fn stalled_clients_are_closed() {
+        let dir = TempDir::new("stalled");
+        let mut server = ControlServer::bind(&dir.sock()).unwrap();
+        server.set_timeouts(Duration::from_millis(600), Duration::from_millis(200));
+        let running = Running::start(server);
+        // half a request, never finished
+        let (mut partial, mut partial_reader) = raw(&dir.sock());
+        partial.write_all(b"{\"cmd\":").unwrap();
+        // connected and silent
+        let (_silent, mut silent_reader) = raw(&dir.sock());
+        // busy: a request now and then, each well within the idle timeout
+        let mut busy = Client::connect(&dir.sock()).unwrap();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(1000) {
+            busy.request(&Request::Status).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(closed(&mut partial_reader), "partial line");
+        assert!(closed(&mut silent_reader), "idle");
+        busy.request(&Request::Status).unwrap();
+        let server = running.stop();
+        assert_eq!(server.client_count(), 1);
     }
 
     #[test]

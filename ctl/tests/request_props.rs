@@ -25,8 +25,12 @@ fn proto() -> impl Strategy<Value = Proto> {
 fn request() -> impl Strategy<Value = Request> {
     prop_oneof![
         Just(Request::Status),
-        (proptest::option::of(wan_name()), any::<Option<u32>>())
-            .prop_map(|(wan, limit)| Request::Flows { wan, limit }),
+        (
+            proptest::option::of(wan_name()),
+            any::<Option<u32>>(),
+            any::<Option<u64>>()
+        )
+            .prop_map(|(wan, limit, offset)| Request::Flows { wan, limit, offset }),
         Just(Request::Rules),
         Just(Request::Counters),
         (

@@ -236,6 +236,7 @@ impl<'t> Fwd<'t> {
         match self.request(&Request::Flows {
             wan: wan.map(str::to_string),
             limit,
+            offset: None,
         })? {
             Reply::Flows(f) => Ok(f),
             other => Err(Error::new(format!("flows answered {other:?}"))),

@@ -40,9 +40,12 @@ enum Command {
         /// Only flows leaving by this WAN.
         #[arg(long, value_name = "NAME")]
         wan: Option<String>,
-        /// Show at most N flows (default 100).
+        /// Show at most N flows (default 100, at most 10000 a page).
         #[arg(long, value_name = "N")]
         limit: Option<u32>,
+        /// Skip the first N matching flows (the next page).
+        #[arg(long, value_name = "N")]
+        offset: Option<u64>,
     },
     /// Policy rules in order, with hit counts.
     Rules,
@@ -109,7 +112,7 @@ fn main() -> ExitCode {
     let mut options = RenderOptions::default();
     let request = match cli.command {
         Command::Status => Request::Status,
-        Command::Flows { wan, limit } => Request::Flows { wan, limit },
+        Command::Flows { wan, limit, offset } => Request::Flows { wan, limit, offset },
         Command::Rules => Request::Rules,
         Command::Counters { all } => {
             options.all_counters = all;

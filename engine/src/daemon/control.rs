@@ -9,7 +9,7 @@ use std::time::Duration;
 use balancer::{DecisionKind, FlowInfo, Selector};
 use ctl::protocol::{
     Counter, CountersReply, ExplainReply, Flow, FlowsReply, Reply, Request, Response, RuleEntry,
-    RulesReply, StatusReply, Totals, WanStatus, DEFAULT_FLOW_LIMIT,
+    RulesReply, StatusReply, Totals, WanStatus,
 };
 use ctl::server::ControlServer;
 
@@ -41,7 +41,9 @@ pub fn serve(shared: &Shared, server: &mut ControlServer) {
 pub fn handle(shared: &Shared, request: Request) -> Response {
     let reply = match request {
         Request::Status => Ok(Reply::Status(status(shared))),
-        Request::Flows { wan, limit } => flows(shared, wan.as_deref(), limit).map(Reply::Flows),
+        Request::Flows { wan, limit, offset } => {
+            flows(shared, wan.as_deref(), limit, offset.unwrap_or(0)).map(Reply::Flows)
+        }
         Request::Rules => Ok(Reply::Rules(rules(shared))),
         Request::Counters => Ok(Reply::Counters(counters(shared))),
         Request::Explain {
@@ -142,7 +144,15 @@ fn rule_name(config: &Config, rule: u16) -> String {
         .map_or_else(|| format!("#{rule}"), |r| r.name.clone())
 }
 
-fn flows(shared: &Shared, wan: Option<&str>, limit: Option<u32>) -> Result<FlowsReply, String> {
+/// A page of flows: the matches from `offset` on, at most [`Request::flow_limit`] of them.
+/// Under each shard's lock the matching sessions are only copied (a few dozen bytes each);
+/// names and strings are made after, with no lock held.
+fn flows(
+    shared: &Shared,
+    wan: Option<&str>,
+    limit: Option<u32>,
+    offset: u64,
+) -> Result<FlowsReply, String> {
     let (dp, _) = shared.dataplane();
     let config = shared.config();
     let wan_filter = match wan {
@@ -155,40 +165,48 @@ fn flows(shared: &Shared, wan: Option<&str>, limit: Option<u32>) -> Result<Flows
                 .ok_or_else(|| format!("no WAN named '{name}'"))? as u8,
         ),
     };
-    let limit = limit.unwrap_or(DEFAULT_FLOW_LIMIT) as usize;
+    let limit = Request::flow_limit(limit) as usize;
     let mut total = 0u64;
-    let mut out = Vec::with_capacity(limit.min(4096));
+    let mut page = Vec::with_capacity(limit.min(4096));
     dp.tables
         .conntrack
         .for_each_session_at(shared.clock.now(), |s| {
             if wan_filter.is_some_and(|w| w != s.wan) {
                 return;
             }
-            total += 1;
-            if out.len() < limit {
-                out.push(Flow {
-                    proto: s.key.proto.name().to_string(),
-                    internal: SocketAddrV4::new(s.key.src.ip, s.key.src.port),
-                    external: SocketAddrV4::new(s.external.ip, s.external.port),
-                    remote: SocketAddrV4::new(s.key.dst.ip, s.key.dst.port),
-                    wan: config
-                        .wans
-                        .get(usize::from(s.wan))
-                        .map_or_else(|| format!("#{}", s.wan), |w| w.name.clone()),
-                    state: s
-                        .tcp_state
-                        .map_or_else(|| "-".to_string(), |t| t.name().to_string()),
-                    rule: rule_name(&config, s.rule),
-                    age_secs: s.age.as_secs(),
-                    idle_secs: s.idle.as_secs(),
-                    packets_out: s.packets_out,
-                    packets_in: s.packets_in,
-                    bytes_out: s.bytes_out,
-                    bytes_in: s.bytes_in,
-                });
+            if total >= offset && page.len() < limit {
+                page.push(*s);
             }
+            total += 1;
         });
-    Ok(FlowsReply { total, flows: out })
+    let flows = page
+        .iter()
+        .map(|s| Flow {
+            proto: s.key.proto.name().to_string(),
+            internal: SocketAddrV4::new(s.key.src.ip, s.key.src.port),
+            external: SocketAddrV4::new(s.external.ip, s.external.port),
+            remote: SocketAddrV4::new(s.key.dst.ip, s.key.dst.port),
+            wan: config
+                .wans
+                .get(usize::from(s.wan))
+                .map_or_else(|| format!("#{}", s.wan), |w| w.name.clone()),
+            state: s
+                .tcp_state
+                .map_or_else(|| "-".to_string(), |t| t.name().to_string()),
+            rule: rule_name(&config, s.rule),
+            age_secs: s.age.as_secs(),
+            idle_secs: s.idle.as_secs(),
+            packets_out: s.packets_out,
+            packets_in: s.packets_in,
+            bytes_out: s.bytes_out,
+            bytes_in: s.bytes_in,
+        })
+        .collect();
+    Ok(FlowsReply {
+        total,
+        offset,
+        flows,
+    })
 }
 
 fn rules(shared: &Shared) -> RulesReply {
@@ -583,6 +601,7 @@ group = "both"
         let request = |wan: Option<&str>, limit| Request::Flows {
             wan: wan.map(str::to_string),
             limit,
+            offset: None,
         };
         let Reply::Flows(all) = ok(handle(&shared, request(None, None))) else {
             panic!()
@@ -600,6 +619,24 @@ group = "both"
         assert_eq!((dns.rule.as_str(), dns.state.as_str()), ("dns", "-"));
         assert_eq!(dns.external.ip(), &std::net::Ipv4Addr::new(10, 2, 0, 2));
         assert_eq!((dns.packets_out, dns.bytes_out), (1, 33));
+        let page = |offset| Request::Flows {
+            wan: None,
+            limit: Some(4),
+            offset: Some(offset),
+        };
+        let Reply::Flows(second) = ok(handle(&shared, page(4))) else {
+            panic!()
+        };
+        assert_eq!((second.total, second.offset, second.flows.len()), (7, 4, 3));
+        assert_eq!(
+            second.flows[..],
+            all.flows[4..],
+            "the same order, page by page"
+        );
+        let Reply::Flows(past) = ok(handle(&shared, page(100))) else {
+            panic!()
+        };
+        assert_eq!((past.total, past.flows.len()), (7, 0));
         let message = error(handle(&shared, request(Some("isp9"), None)));
         assert_eq!(message, "no WAN named 'isp9'");
         std::fs::remove_file(path).unwrap();
