@@ -139,6 +139,12 @@ impl Request {
         key == "cmd" || fields.contains(&key)
     }
 
+    /// Whether the request changes the daemon (reload, WAN admin): only root and the
+    /// admin group may send it; everything else only reads.
+    pub fn changes_state(&self) -> bool {
+        matches!(self, Request::Reload | Request::WanAdmin { .. })
+    }
+
     /// The `cmd` name of this request, as on the wire (for logs).
     pub fn name(&self) -> &'static str {
         match self {

@@ -12,6 +12,12 @@
 //! an oversize line an error response and a close, a read or write error drops that client
 //! alone. Only a failure of the poller itself is returned from `poll`.
 //!
+//! Who may do what: every client that can open the socket (mode 0660: its owner and its
+//! group, see [`ControlServer::set_group`]) may read; requests that change the daemon
+//! ([`Request::changes_state`]: reload, WAN admin) need a peer (by `SO_PEERCRED` and
+//! `SO_PEERGROUPS`) that is root or in the admin group ([`ControlServer::set_admin_group`]),
+//! and are refused with an error otherwise.
+//!
 //! Idle clients cannot hold the socket: a client that has made no progress (nothing read,
 //! nothing written) for [`DEFAULT_IDLE_TIMEOUT`], or whose unfinished request line is older
 //! than [`DEFAULT_PARTIAL_LINE_TIMEOUT`], is closed; and when every slot is taken, a new
@@ -112,7 +118,75 @@ struct Conn {
     active: Instant,
     /// Since when `input` holds the start of a line with no newline yet.
     partial_since: Option<Instant>,
+    /// Whether the peer may change the daemon.
+    admin: bool,
 }
+
+/// The credentials of a connected peer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups.
+    pub groups: Vec<u32>,
+}
+
+impl Peer {
+    /// The peer of a connected Unix stream socket (`SO_PEERCRED`, `SO_PEERGROUPS`); `None`
+    /// when the kernel does not say. (Two getsockopts: the socket layer's only unsafe code.)
+    #[allow(unsafe_code)]
+    pub fn of(fd: std::os::fd::BorrowedFd<'_>) -> Option<Peer> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `ucred` is plain data; all-zero is a valid value for the kernel to fill.
+        let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: the buffer is a `ucred` of the length given, both live across the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                std::ptr::from_mut(&mut cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 || len as usize != std::mem::size_of::<libc::ucred>() {
+            return None;
+        }
+        let mut groups = [0 as libc::gid_t; MAX_PEER_GROUPS];
+        let mut len = std::mem::size_of_val(&groups) as libc::socklen_t;
+        // SAFETY: the buffer holds MAX_PEER_GROUPS gids, its byte length given; the kernel
+        // writes at most that many bytes and says how many in `len`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast(),
+                &mut len,
+            )
+        };
+        // More groups than the buffer holds (ERANGE): judged by the primary group alone.
+        let n = if rc == 0 {
+            len as usize / std::mem::size_of::<libc::gid_t>()
+        } else {
+            0
+        };
+        Some(Peer {
+            uid: cred.uid,
+            gid: cred.gid,
+            groups: groups.get(..n).unwrap_or_default().to_vec(),
+        })
+    }
+
+    /// Whether this peer may change the daemon: root, or a member of `admin_group`.
+    pub fn is_admin(&self, admin_group: Option<u32>) -> bool {
+        self.uid == 0 || admin_group.is_some_and(|g| self.gid == g || self.groups.contains(&g))
+    }
+}
+
+/// Supplementary groups read of a peer; one with more is judged by its primary group.
+const MAX_PEER_GROUPS: usize = 256;
 
 /// What to do with a client after serving it.
 #[derive(Debug, PartialEq, Eq)]
@@ -134,6 +208,7 @@ impl Conn {
             backlog: false,
             active: Instant::now(),
             partial_since: None,
+            admin: false,
         }
     }
 
@@ -219,6 +294,13 @@ impl Conn {
                     }
                     budget -= 1;
                     let response = match Request::from_json(&line) {
+                        Ok(request) if request.changes_state() && !self.admin => {
+                            Response::error(format!(
+                                "{} needs root or the admin group ([control] admin_group \
+                                 in fwd's config)",
+                                request.name()
+                            ))
+                        }
                         Ok(request) => handler(request),
                         Err(e) => Response::error(format!("malformed request: {e}")),
                     };
@@ -286,6 +368,9 @@ pub struct ControlServer {
     max_clients: usize,
     idle_timeout: Duration,
     partial_line_timeout: Duration,
+    admin_group: Option<u32>,
+    /// The socket's directory, when `bind` created it.
+    created_dir: Option<PathBuf>,
 }
 
 impl ControlServer {
@@ -294,8 +379,10 @@ impl ControlServer {
     /// ([`BindError::InUse`]) or anything that is not a socket ([`BindError::NotASocket`]),
     /// and sets the socket's mode to 0660.
     pub fn bind(path: &Path) -> Result<ControlServer, BindError> {
+        let mut created_dir = None;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !dir.exists() {
+                created_dir = Some(dir.to_owned());
                 fs::DirBuilder::new()
                     .recursive(true)
                     .mode(DIR_MODE)
@@ -361,6 +448,8 @@ impl ControlServer {
                 max_clients: DEFAULT_MAX_CLIENTS,
                 idle_timeout: DEFAULT_IDLE_TIMEOUT,
                 partial_line_timeout: DEFAULT_PARTIAL_LINE_TIMEOUT,
+                admin_group: None,
+                created_dir,
             }),
             Err(source) => {
                 let _ = fs::remove_file(path);
@@ -382,6 +471,20 @@ impl ControlServer {
     /// Sets how many clients are served at once (at least 1).
     pub fn set_max_clients(&mut self, max: usize) {
         self.max_clients = max.max(1);
+    }
+
+    /// Gives the socket (and its directory, when `bind` created it) to group `gid`: its
+    /// members may connect (mode 0660, directory 0750) and read.
+    pub fn set_group(&self, gid: u32) -> io::Result<()> {
+        if let Some(dir) = &self.created_dir {
+            std::os::unix::fs::chown(dir, None, Some(gid))?;
+        }
+        std::os::unix::fs::chown(&self.path, None, Some(gid))
+    }
+
+    /// Lets members of group `gid` (besides root) send the requests that change the daemon.
+    pub fn set_admin_group(&mut self, gid: Option<u32>) {
+        self.admin_group = gid;
     }
 
     /// Sets how long a client may make no progress, and how long a request line may stay
@@ -529,7 +632,12 @@ impl ControlServer {
                 .register(&mut stream, token, Interest::READABLE)
                 .is_ok()
             {
-                self.conns.insert(token, Conn::new(stream));
+                let mut conn = Conn::new(stream);
+                conn.admin = {
+                    use std::os::fd::AsFd;
+                    Peer::of(conn.stream.as_fd()).is_some_and(|p| p.is_admin(self.admin_group))
+                };
+                self.conns.insert(token, conn);
                 // Requests may already be waiting; the registration's first event reports
                 // them, so nothing else to do here.
             }
@@ -927,6 +1035,33 @@ pub(crate) mod tests {
         busy.request(&Request::Status).unwrap();
         let server = running.stop();
         assert_eq!(server.client_count(), 1);
+    }
+
+    #[test]
+    fn peers_and_who_may_change_the_daemon() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let me = Peer::of(std::os::fd::AsFd::as_fd(&a)).unwrap();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let field = |name: &str| -> u32 {
+            let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+            line.split_whitespace().nth(1).unwrap().parse().unwrap()
+        };
+        assert_eq!((me.uid, me.gid), (field("Uid:"), field("Gid:")));
+        let user = |uid, gid, groups: &[u32]| Peer {
+            uid,
+            gid,
+            groups: groups.to_vec(),
+        };
+        assert!(user(0, 0, &[]).is_admin(None), "root");
+        assert!(!user(1000, 1000, &[]).is_admin(None));
+        assert!(!user(1000, 1000, &[27]).is_admin(Some(50)));
+        assert!(user(1000, 50, &[]).is_admin(Some(50)), "primary group");
+        assert!(
+            user(1000, 1000, &[27, 50]).is_admin(Some(50)),
+            "supplementary"
+        );
+        assert!(Request::Reload.changes_state());
+        assert!(!Request::Status.changes_state());
     }
 
     #[test]

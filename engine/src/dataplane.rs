@@ -111,6 +111,9 @@ pub fn reload_blockers(old: &Config, new: &Config) -> Vec<String> {
     if old.dataplane != new.dataplane {
         out.push("the [dataplane] section changed".to_string());
     }
+    if old.control != new.control {
+        out.push("the [control] section changed".to_string());
+    }
     out
 }
 

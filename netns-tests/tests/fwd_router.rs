@@ -897,3 +897,69 @@ fn the_lan_is_closed_from_the_wan_side_while_fwd_runs_and_after_it_is_killed() {
     fwd.stop().unwrap();
     assert_eq!(reach(), 2, "a clean stop removes what fwd installed");
 }
+
+/// The control socket's access: with `[control] group = "nogroup"`, user nobody (in that
+/// group, not root, no admin group) reads `status` but is refused `reload` and `wan
+/// disable`, which root may send; 64 idle clients do not keep `fwdctl status` out.
+#[test]
+fn the_control_socket_lets_its_group_read_and_only_admins_change_fwd() {
+    if skip("the_control_socket_lets_its_group_read_and_only_admins_change_fwd") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2));
+    let config = format!(
+        "{}\n[control]\ngroup = \"nogroup\"\n",
+        plan::fwd_config_toml(2)
+    );
+    let fwd = Fwd::start(&topo, &config).unwrap();
+    // fwdctl where nobody may run it, whatever the build directory's permissions
+    let fwdctl = topo.workdir().join("fwdctl");
+    std::fs::copy(netns_tests::fwdctl_binary().unwrap(), &fwdctl).unwrap();
+    let socket = fwd.socket().display().to_string();
+    let as_nobody = |args: &[&str]| {
+        let bin = fwdctl.display().to_string();
+        let mut full = vec![
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            bin.as_str(),
+            "--socket",
+            socket.as_str(),
+        ];
+        full.extend_from_slice(args);
+        netns_tests::cmd::run("setpriv", &full, None, Duration::from_secs(10)).unwrap()
+    };
+    let status = as_nobody(&["status"]);
+    assert!(status.success(), "{}{}", status.stdout, status.stderr);
+    for args in [&["reload"][..], &["wan", "disable", "isp0"]] {
+        let refused = as_nobody(args);
+        assert_eq!(
+            refused.status.code(),
+            Some(1),
+            "{args:?}: {}",
+            refused.stdout
+        );
+        assert!(
+            refused.stderr.contains("needs root or the admin group"),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    assert_eq!(
+        fwd.status().unwrap().wans[0].state,
+        "up",
+        "the refused disable changed nothing"
+    );
+    let reload = fwd.fwdctl(&["reload"]).unwrap();
+    assert!(reload.success(), "root may: {}", reload.stderr);
+
+    let idle: Vec<_> = (0..64)
+        .map(|_| UnixStream::connect(fwd.socket()).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(1300));
+    let status = fwd.fwdctl(&["status"]).unwrap();
+    assert!(status.success(), "with 64 idle clients: {}", status.stderr);
+    drop(idle);
+    fwd.stop().unwrap();
+}

@@ -25,6 +25,18 @@ pub struct Config {
     pub health: Health,
     /// How frames reach fwd: the I/O backend and its settings (`[dataplane]`).
     pub dataplane: DataplaneConfig,
+    /// Who may use the control socket (`[control]`).
+    pub control: ControlConfig,
+}
+
+/// `[control]`: the control socket's groups. Root may always do everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ControlConfig {
+    /// The group the socket belongs to: its members may connect and read (status, flows,
+    /// counters, ...). `None`: the group fwd runs as.
+    pub group: Option<String>,
+    /// Members may also reload and disable or enable WANs. `None`: root only.
+    pub admin_group: Option<String>,
 }
 
 /// Which I/O backend carries the frames.

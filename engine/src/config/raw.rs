@@ -28,6 +28,7 @@ pub(crate) struct RawConfig {
     pub conntrack: Option<Spanned<RawConntrack>>,
     pub health: Option<Spanned<RawHealth>>,
     pub dataplane: Option<Spanned<RawDataplane>>,
+    pub control: Option<Spanned<RawControl>>,
 }
 
 /// `[[lan]]`
@@ -101,6 +102,14 @@ pub(crate) struct RawConntrack {
     pub fragment_timeout: Option<Spanned<IntOrStr>>,
     pub sticky_max: Option<Spanned<i64>>,
     pub timeouts: Option<Spanned<RawTimeouts>>,
+}
+
+/// `[control]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawControl {
+    pub group: Option<Spanned<String>>,
+    pub admin_group: Option<Spanned<String>>,
 }
 
 /// `[dataplane]`

@@ -89,7 +89,17 @@ pub fn run(options: &RunOptions) -> Result<(), DaemonError> {
     let config = load_config(options)?;
     let mut server = ctl::server::ControlServer::bind(&options.control_socket)
         .map_err(|e| DaemonError::Control(e.to_string()))?;
-    log::info!("control socket {}", options.control_socket.display());
+    control_access(&mut server, &config.control).map_err(DaemonError::Control)?;
+    log::info!(
+        "control socket {} (group {}, admin group {})",
+        options.control_socket.display(),
+        config.control.group.as_deref().unwrap_or("fwd's own"),
+        config
+            .control
+            .admin_group
+            .as_deref()
+            .unwrap_or("none: root only")
+    );
 
     let dataplane = DataPlane::new(&config, random_seed(), LinkState::Up)?;
     link_health::seed_health(&config, &dataplane.health);
@@ -439,6 +449,54 @@ fn serve(
 }
 
 /// A per-process random key for the table hashes (so remote hosts cannot aim at one bucket).
+/// Gives the control socket to `[control] group` and lets `admin_group` change the daemon.
+fn control_access(
+    server: &mut ctl::server::ControlServer,
+    control: &crate::config::ControlConfig,
+) -> Result<(), String> {
+    if let Some(name) = &control.group {
+        let gid = group_id(name)?;
+        server
+            .set_group(gid)
+            .map_err(|e| format!("giving the socket to group {name}: {e}"))?;
+    }
+    let admin = control.admin_group.as_deref().map(group_id).transpose()?;
+    server.set_admin_group(admin);
+    Ok(())
+}
+
+/// The id of group `name` (through NSS, as `getent group` finds it).
+#[allow(unsafe_code)]
+fn group_id(name: &str) -> Result<u32, String> {
+    let c_name = std::ffi::CString::new(name).map_err(|_| format!("bad group name {name:?}"))?;
+    // SAFETY: `group` is plain data (pointers the call fills in); all-zero is valid.
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::group = std::ptr::null_mut();
+    // SAFETY: every pointer is valid for the call: the name NUL-terminated, `group` and
+    // `found` writable, `buf` writable for its length; the strings `group` points to live
+    // in `buf`, which outlives every use (only `gr_gid`, a plain integer, is read).
+    let rc = unsafe {
+        libc::getgrnam_r(
+            c_name.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut found,
+        )
+    };
+    if rc != 0 {
+        return Err(format!(
+            "looking up group {name}: {}",
+            std::io::Error::from_raw_os_error(rc)
+        ));
+    }
+    if found.is_null() {
+        return Err(format!("no group named {name} ([control] in the config)"));
+    }
+    Ok(group.gr_gid)
+}
+
 fn random_seed() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod conntrack;
+mod control;
 mod dataplane;
 mod example;
 mod groups;

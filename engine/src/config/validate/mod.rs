@@ -6,6 +6,7 @@
 //! [`Config`] only if no error was reported at all.
 
 mod conntrack;
+mod control;
 mod dataplane;
 mod group;
 mod health;
@@ -67,6 +68,7 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
     unique_names("rule", &rule_names, |i| rule::path(i, &raw.rule[i]), report);
     let conntrack = conntrack::validate(raw.conntrack.as_ref(), report);
     let dataplane = dataplane::validate(raw.dataplane.as_ref(), report);
+    let control = control::validate(raw.control.as_ref(), report);
 
     if !report.is_empty() {
         return None;
@@ -86,6 +88,7 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
             conntrack: conntrack?,
             health: health?,
             dataplane: dataplane?,
+            control: control?,
         })
     })();
     if built.is_none() {
