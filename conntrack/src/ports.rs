@@ -9,7 +9,8 @@
 //! session and misses.
 //!
 //! Allocation prefers the internal port (port preservation) and otherwise scans from a
-//! rotating per-protocol cursor, at most once over the whole range.
+//! rotating per-protocol cursor, at most [`MAX_PORT_PROBES`] ports a call (the next call
+//! goes on from there), so a nearly full range cannot make each new flow scan it whole.
 
 use std::net::Ipv4Addr;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -17,6 +18,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::key::{Endpoint, Proto, PROTO_COUNT};
 
 const VALID: u64 = 1 << 63;
+
+/// Ports one allocation looks at, at most. In a range 99% bound, a free port is found in
+/// 100 probes on average, and missed in 4096 with a probability of about 10^-18.
+pub const MAX_PORT_PROBES: u32 = 4096;
 
 #[inline]
 fn pack(owner: Endpoint) -> u64 {
@@ -91,7 +96,9 @@ impl PortTable {
     }
 
     /// Binds a free port to `owner`: `preferred` if it is in range and free, else the next free
-    /// one after the rotating cursor. `None` when every port of the range is bound.
+    /// one after the rotating cursor, looking at [`MAX_PORT_PROBES`] ports at most (so a
+    /// nearly full range costs a new flow a bounded search, under its shard's lock; the next
+    /// search goes on where this one stopped). `None` when no free port was found.
     pub(crate) fn allocate(&self, proto: Proto, preferred: u16, owner: Endpoint) -> Option<u16> {
         if self.try_claim(proto, preferred, owner) {
             return Some(preferred);
@@ -99,8 +106,9 @@ impl PortTable {
         let packed = pack(owner);
         let base = proto.index() * self.size as usize;
         let cursor = &self.cursors[proto.index()];
-        let start = cursor.fetch_add(1, Ordering::Relaxed) % self.size;
-        for i in 0..self.size {
+        let probes = self.size.min(MAX_PORT_PROBES);
+        let start = cursor.fetch_add(probes, Ordering::Relaxed) % self.size;
+        for i in 0..probes {
             let mut off = start + i;
             if off >= self.size {
                 off -= self.size;
@@ -204,6 +212,31 @@ mod tests {
         let owner = t.owner(Proto::Tcp, 65534).expect("bound");
         assert!(t.release(Proto::Tcp, 65534, owner));
         assert_eq!(t.allocate(Proto::Tcp, 1, ep(9, 1)), Some(65534));
+    }
+
+    #[test]
+    fn a_search_is_bounded_and_the_next_goes_on_from_there() {
+        let t = PortTable::new(0, 65535).expect("alloc");
+        let owner = ep(9, 9);
+        // every port bound but one, far from where the cursor starts
+        for port in 0..=65535u16 {
+            if port != 40000 {
+                assert!(t.try_claim(Proto::Tcp, port, owner));
+            }
+        }
+        let mut calls = 0;
+        let got = loop {
+            calls += 1;
+            if let Some(p) = t.allocate(Proto::Tcp, 1, ep(1, 1)) {
+                break p;
+            }
+            assert!(calls <= 65536 / MAX_PORT_PROBES + 1, "never found");
+        };
+        assert_eq!(got, 40000);
+        assert!(
+            calls > 1,
+            "one call looks at {MAX_PORT_PROBES} ports, not all"
+        );
     }
 
     #[test]

@@ -59,8 +59,9 @@ impl Pipeline {
                 ctx.plan.count_rule_hit(rule.0);
                 // Endpoint-independent mapping across WANs: `create` keeps an internal endpoint
                 // that already has a mapping on an eligible WAN there, so peers see one
-                // address; the rewrite's egress is the chosen WAN's interface.
-                let new = NewSession {
+                // address; the rewrite's egress is the chosen WAN's interface. A WAN with no
+                // free port passes the flow on to the next eligible one.
+                let mut new = NewSession {
                     key,
                     wan: wan.0,
                     eligible: eligible.0,
@@ -68,7 +69,17 @@ impl Pipeline {
                     hairpin: None,
                     rule: rule.0,
                 };
-                self.create(ctx, frame, pkt, new)
+                let mut others = eligible.0 & !1u64.checked_shl(u32::from(wan.0)).unwrap_or(0);
+                loop {
+                    match ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now) {
+                        Err(CreateError::PortsExhausted) if others != 0 => {
+                            // below 64: a bit of a u64
+                            new.wan = others.trailing_zeros() as u8;
+                            others &= others - 1;
+                        }
+                        created => return self.created(ctx, frame, pkt, created),
+                    }
+                }
             }
             Decision::MainTable { rule } => {
                 if let Some(rule) = rule {
@@ -167,7 +178,19 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         new: NewSession,
     ) -> Outcome {
-        match ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now) {
+        let created = ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now);
+        self.created(ctx, frame, pkt, created)
+    }
+
+    /// The outcome of a session's creation: the new session's rewrite applied, or the drop.
+    fn created(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame<'_>,
+        pkt: &Ipv4Packet,
+        created: Result<conntrack::Rewrite, CreateError>,
+    ) -> Outcome {
+        match created {
             Ok(rw) => {
                 self.counters.event(Event::SessionsCreated);
                 apply(ctx, &self.counters, frame, pkt, rw)

@@ -470,6 +470,26 @@ fn icmp_errors_are_rate_limited() {
 }
 
 #[test]
+fn a_wan_out_of_ports_passes_new_flows_to_the_next_eligible_one() {
+    // isp2 has two ports; the round robin would give it a quarter of the flows
+    let topology = TOPOLOGY.replacen(
+        "address = \"203.0.113.2/30\"\ngateway = \"203.0.113.1\"\nnat_ports = \"20000-29999\"",
+        "address = \"203.0.113.2/30\"\ngateway = \"203.0.113.1\"\nnat_ports = \"20000-20001\"",
+        1,
+    );
+    assert_ne!(topology, TOPOLOGY);
+    let mut router = Router::with_config(Medium::Ip, &topology);
+    let mut by_wan: HashMap<u8, usize> = HashMap::new();
+    for port in 5000..5020 {
+        let syn = tcp((HOST_A, port), (SERVER, 443), SYN).bytes();
+        *by_wan.entry(router.forward(LAN, &syn).0).or_default() += 1;
+    }
+    assert_eq!(router.counters.drops(DropReason::PortsExhausted), 0);
+    assert_eq!(by_wan.get(&ISP2), Some(&2), "{by_wan:?}");
+    assert_eq!(by_wan.get(&ISP1), Some(&18), "{by_wan:?}");
+}
+
+#[test]
 fn lan_sources_outside_the_lans_subnets_are_not_forwarded() {
     let mut router = Router::new(Medium::Ip);
     let spoofed = std::net::Ipv4Addr::new(10, 66, 0, 5);
