@@ -5,6 +5,13 @@
 //! includes one ~60-byte copy per packet (`frame_refill` measures that copy alone); the
 //! router's clock moves on 4 µs a batch, so every hit refreshes its session's `last_seen` as
 //! on a live link.
+//!
+//! `forwarder_poll` is what a worker runs per poll: `Forwarder::poll` on the in-memory device
+//! (receive, pipeline, dispatch, hand back, and the table housekeeping it does on its
+//! clock), with a batch of 64 established-flow packets (the in-memory device copies each
+//! frame in and out, which the AF_XDP device does not) and with nothing to receive
+//! (`empty`: the cost of a poll that finds its rings empty, which a worker repeats while it
+//! waits for frames).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -13,23 +20,33 @@ use benches::{
     batch, establish, fill, fill_on, reply_packets, router_with_sessions, tcp_packet, BenchRouter,
     BATCH,
 };
+use std::sync::Arc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use engine::pipeline::{Output, Verdict};
+use engine::device::memory::MemoryDevice;
+use engine::device::{FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
+use engine::forwarder::Forwarder;
+use engine::packet::Medium;
+use engine::pipeline::{Counters, Output, Verdict};
+
+/// 64 batches of established-flow packets spread over the whole table of `sessions`.
+fn spread_batches(sessions: u32) -> Vec<Vec<Vec<u8>>> {
+    let stride = (sessions / (BATCH as u32 * 64)).max(1);
+    (0..64u32)
+        .map(|b| {
+            (0..BATCH as u32)
+                .map(|i| tcp_packet(((b * BATCH as u32 + i) * stride) % sessions, false))
+                .collect()
+        })
+        .collect()
+}
 
 fn fast_path(c: &mut Criterion) {
     let mut group = c.benchmark_group("fast_path");
     group.throughput(Throughput::Elements(BATCH as u64));
     for sessions in [1_000u32, 1_000_000] {
         let mut router = router_with_sessions(sessions);
-        // 64 batches of established-flow packets spread over the whole table.
-        let stride = (sessions / (BATCH as u32 * 64)).max(1);
-        let batches: Vec<Vec<Vec<u8>>> = (0..64u32)
-            .map(|b| {
-                (0..BATCH as u32)
-                    .map(|i| tcp_packet(((b * BATCH as u32 + i) * stride) % sessions, false))
-                    .collect()
-            })
-            .collect();
+        let batches = spread_batches(sessions);
         let mut frames = batch();
         let mut out = Output::new(BATCH, router.dp.plan.interfaces.len());
         let mut next = 0;
@@ -199,9 +216,51 @@ fn slow_path(c: &mut Criterion) {
     group.finish();
 }
 
+fn forwarder_poll(c: &mut Criterion) {
+    let mut group = c.benchmark_group("forwarder_poll");
+    for sessions in [1_000u32, 1_000_000] {
+        let router = router_with_sessions(sessions);
+        let batches = spread_batches(sessions);
+        let memory = FrameMemory::new(4 * BATCH, CHUNK_SIZE, HEADROOM).expect("frame memory");
+        let mut device = MemoryDevice::new(Medium::Ip, FramePool::new(&memory).expect("pool"));
+        let counters = Arc::new(Counters::default());
+        let mut forwarder = Forwarder::new(Medium::Ip, &router.dp.plan, counters, BATCH);
+        let mut now = router.now;
+        let mut next = 0;
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(format!("{sessions}_sessions"), |bench| {
+            bench.iter(|| {
+                for packet in &batches[next % batches.len()] {
+                    device.inject(0, packet);
+                }
+                next += 1;
+                let n = forwarder
+                    .poll(&mut device, &router.dp, &router.neighbors, now)
+                    .expect("in-memory poll");
+                now += benches::BATCH_INTERVAL;
+                black_box(device.take_sent().len());
+                n
+            })
+        });
+        if sessions == 1_000_000 {
+            group.throughput(Throughput::Elements(1));
+            group.bench_function("empty_1000000_sessions", |bench| {
+                bench.iter(|| {
+                    // a worker's clock, polling an empty ring back to back
+                    now += Duration::from_nanos(200);
+                    forwarder
+                        .poll(&mut device, &router.dp, &router.neighbors, now)
+                        .expect("in-memory poll")
+                })
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default().sample_size(30).measurement_time(std::time::Duration::from_secs(4));
-    targets = fast_path, fast_path_cold, fast_path_inbound, frame_refill, slow_path
+    targets = fast_path, fast_path_cold, fast_path_inbound, frame_refill, slow_path, forwarder_poll
 }
 criterion_main!(benches);

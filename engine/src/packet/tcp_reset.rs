@@ -18,10 +18,17 @@ use super::rewrite::reply_link_header;
 const RESET_TTL: u8 = 64;
 const TCP_HEADER_LEN: usize = 20;
 
+/// Whether `pkt` may be answered with a reset at all: a whole TCP segment that is not
+/// itself a reset.
+pub fn may_reset(pkt: &Ipv4Packet) -> bool {
+    matches!(pkt.transport, Transport::Tcp { flags, .. } if flags & TCP_RST == 0)
+        && pkt.fragment == Fragment::Whole
+}
+
 /// Replaces the TCP segment in `buf` with a reset from its destination to its source.
 /// Ethernet frames get their MAC addresses swapped so the reset goes back to the neighbour that
 /// sent the segment. Returns the new frame length, or `None` for a segment that must not be
-/// answered (a reset, a fragment, not TCP) or a `buf` too small.
+/// answered (a reset, a fragment, not TCP: see [`may_reset`]) or a `buf` too small.
 pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Option<usize> {
     let Transport::Tcp {
         src_port,
@@ -31,7 +38,7 @@ pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Opti
     else {
         return None;
     };
-    if flags & TCP_RST != 0 || pkt.fragment != Fragment::Whole {
+    if !may_reset(pkt) {
         return None;
     }
     let l4 = pkt.l4();

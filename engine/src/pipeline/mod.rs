@@ -418,6 +418,10 @@ impl Pipeline {
         ingress: u8,
         dropped: DropReason,
     ) -> Outcome {
+        // a segment that gets no reset anyway takes no token
+        if !crate::packet::tcp_reset::may_reset(pkt) {
+            return Outcome::Drop(dropped);
+        }
         if !self.generated.take(ctx.now) {
             self.counters.event(Event::TcpResetsSuppressed);
             return Outcome::Drop(dropped);

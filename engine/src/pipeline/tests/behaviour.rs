@@ -514,6 +514,12 @@ fn lan_sources_outside_the_lans_subnets_are_not_forwarded() {
 #[test]
 fn tcp_resets_share_the_rate_limit_of_icmp_errors() {
     let mut router = Router::new(Medium::Ip);
+    // stray resets get no reset and take no token
+    let stray_reset = tcp((HOST_A, 5100), (SERVER, 443), RST).bytes();
+    for _ in 0..100 {
+        router.expect_drop(LAN, &stray_reset, DropReason::TcpNotSyn);
+    }
+    assert_eq!(router.counters.events(Event::TcpResetsSuppressed), 0);
     let stray = tcp((HOST_A, 5100), (SERVER, 443), ACK).bytes();
     let sent = (0..40)
         .filter(|_| matches!(router.send(LAN, &stray).0, Verdict::Forward(_)))
@@ -530,7 +536,7 @@ fn tcp_resets_share_the_rate_limit_of_icmp_errors() {
     assert_eq!(sent, 0);
     assert_eq!(router.counters.events(Event::TcpResetsSent), 40);
     assert_eq!(router.counters.events(Event::TcpResetsSuppressed), 20);
-    assert_eq!(router.counters.drops(DropReason::TcpNotSyn), 60);
+    assert_eq!(router.counters.drops(DropReason::TcpNotSyn), 160);
     router.advance(Duration::from_millis(10));
     assert!(matches!(router.send(LAN, &stray).0, Verdict::Forward(_)));
 }
