@@ -1,16 +1,20 @@
 //! Rewrites for non-first IPv4 fragments, which carry no ports: the engine records the rewrite
 //! of a datagram's first fragment under (src, dst, proto, id) and later fragments follow it.
 //!
-//! Sharded by key hash; each shard is a preallocated ring of slots in insertion order (all
-//! entries share one timeout, so the oldest is always at the front) plus a `HashTable<u32>` of
-//! slot numbers. Inserting first drops expired entries from the front; re-inserting a key
-//! retires its old slot (a tombstone that leaves the ring when it reaches the front) and
-//! appends a fresh one, so every entry lives `timeout` after its latest insert. Nothing
-//! allocates after construction.
+//! Sharded by key hash; each shard is a preallocated ring of slots in order of first insert
+//! plus a `HashTable<u32>` of slot numbers. Inserting first drops expired entries and
+//! tombstones from the front; re-inserting a key updates its slot in place (new rewrite, and
+//! it lives `timeout` from then on). A source never holds more than a quarter of a shard
+//! ([`per_source_cap`]): past that its own oldest entry gives its slot to the new one; and a
+//! full shard makes room by evicting the entry at the front of its ring (the earliest
+//! stored, unless a capped source reused that slot) rather than refusing the new one, so
+//! one source's fragment flood cannot lock the others out. Evictions are counted
+//! ([`FragmentTable::evicted`]). Nothing allocates
+//! after construction.
 
 use std::fmt;
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -39,6 +43,8 @@ struct Slot {
     key: FragmentKey,
     rewrite: Rewrite,
     inserted: u64,
+    /// The shard's insert count when this entry was stored: the lower, the older.
+    seq: u64,
     live: bool,
 }
 
@@ -55,6 +61,7 @@ const VACANT: Slot = Slot {
         egress: 0,
     },
     inserted: 0,
+    seq: 0,
     live: false,
 };
 
@@ -66,6 +73,8 @@ struct Shard {
     /// Occupied positions (live entries and tombstones).
     used: usize,
     index: HashTable<u32>,
+    /// Entries stored so far (the next one's `seq`).
+    stored: u64,
 }
 
 fn key_hash(hasher: &KeyHasher, k: &FragmentKey) -> u64 {
@@ -85,6 +94,7 @@ impl Shard {
             head: 0,
             used: 0,
             index,
+            stored: 0,
         }
     }
 
@@ -127,6 +137,42 @@ impl Shard {
     }
 }
 
+/// The most entries one source address may hold in a shard of `capacity`: a quarter.
+pub fn per_source_cap(capacity: usize) -> usize {
+    (capacity / 4).max(1)
+}
+
+impl Shard {
+    /// The slot of the oldest live entry from `src` (by first store), and how many live
+    /// entries `src` has.
+    fn source_entries(&self, src: Ipv4Addr) -> (Option<u32>, usize) {
+        let (mut oldest, mut n): (Option<(u64, u32)>, usize) = (None, 0);
+        for i in 0..self.used {
+            let pos = (self.head + i) % self.ring.len();
+            if let Some(x) = self.ring.get(pos).filter(|x| x.live && x.key.src == src) {
+                if oldest.is_none_or(|(seq, _)| x.seq < seq) {
+                    oldest = Some((x.seq, pos as u32));
+                }
+                n += 1;
+            }
+        }
+        (oldest.map(|(_, pos)| pos), n)
+    }
+
+    /// Frees the front position: evicts its entry if it is live. Returns whether it was.
+    fn pop_front(&mut self, hasher: &KeyHasher) -> bool {
+        let Some(front) = self.ring.get(self.head).copied() else {
+            return false;
+        };
+        if front.live {
+            self.retire(key_hash(hasher, &front.key), self.head as u32);
+        }
+        self.head = (self.head + 1) % self.ring.len();
+        self.used -= 1;
+        front.live
+    }
+}
+
 /// Rewrites of fragmented datagrams, keyed by [`FragmentKey`]. `Send + Sync`; bounded and
 /// preallocated; entries live `timeout` after their insert.
 pub struct FragmentTable {
@@ -135,6 +181,7 @@ pub struct FragmentTable {
     mask: usize,
     shards: Box<[Mutex<Shard>]>,
     live: AtomicUsize,
+    evicted: AtomicU64,
 }
 
 impl fmt::Debug for FragmentTable {
@@ -159,6 +206,7 @@ impl FragmentTable {
             mask: n - 1,
             shards: (0..n).map(|_| Mutex::new(Shard::new(cap))).collect(),
             live: AtomicUsize::new(0),
+            evicted: AtomicU64::new(0),
         }
     }
 
@@ -168,31 +216,66 @@ impl FragmentTable {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records `rewrite` for datagram `key` (replacing any previous entry for it). Returns
-    /// `false` when the shard is full of live entries.
+    /// Records `rewrite` for datagram `key`: in place if it has an entry, else in a new one,
+    /// making room by evicting the source's oldest entry when it holds its
+    /// [`per_source_cap`], or the shard's oldest when the shard is full. Returns `false`
+    /// only for a table without room at all (capacity 0).
     pub fn insert(&self, key: FragmentKey, rewrite: Rewrite, now: Duration) -> bool {
         let now = nanos(now);
         let h = key_hash(&self.hasher, &key);
         let mut s = self.lock(h);
         let mut removed = s.trim(&self.hasher, self.timeout, now);
-        if let Some(old) = s.find(h, &key) {
-            s.retire(h, old);
-            removed += 1;
+        if let Some(slot) = s.find(h, &key) {
+            if let Some(x) = s.ring.get_mut(slot as usize) {
+                x.rewrite = rewrite;
+                x.inserted = now;
+            }
+            self.live.fetch_sub(removed, Ordering::Relaxed);
+            return true;
+        }
+        let mut evicted = 0u64;
+        let mut at = None;
+        if let (Some(oldest), n) = s.source_entries(key.src) {
+            if n >= per_source_cap(s.ring.len()) {
+                // the source's oldest entry gives its slot (and place in the ring) to the new
+                // one: a source at its cap takes no further room
+                let oh = s
+                    .ring
+                    .get(oldest as usize)
+                    .map_or(0, |x| key_hash(&self.hasher, &x.key));
+                s.retire(oh, oldest);
+                removed += 1;
+                evicted += 1;
+                at = Some(oldest as usize);
+            }
+        }
+        while at.is_none() && s.used >= s.ring.len() && s.used > 0 {
+            if s.pop_front(&self.hasher) {
+                removed += 1;
+                evicted += 1;
+            }
         }
         self.live.fetch_sub(removed, Ordering::Relaxed);
-        if s.used >= s.ring.len() {
-            return false;
-        }
-        let pos = (s.head + s.used) % s.ring.len();
+        self.evicted.fetch_add(evicted, Ordering::Relaxed);
+        let pos = match at {
+            Some(pos) => pos,
+            None if s.used >= s.ring.len() => return false,
+            None => {
+                s.used += 1;
+                (s.head + s.used - 1) % s.ring.len()
+            }
+        };
+        let seq = s.stored;
+        s.stored += 1;
         if let Some(x) = s.ring.get_mut(pos) {
             *x = Slot {
                 key,
                 rewrite,
                 inserted: now,
+                seq,
                 live: true,
             };
         }
-        s.used += 1;
         let Shard { ring, index, .. } = &mut *s;
         let hasher = &self.hasher;
         index.insert_unique(h, pos as u32, |&x| {
@@ -215,6 +298,11 @@ impl FragmentTable {
             return None;
         }
         Some(e.rewrite)
+    }
+
+    /// Live entries evicted to make room for others (a full shard, or a source at its cap).
+    pub fn evicted(&self) -> u64 {
+        self.evicted.load(Ordering::Relaxed)
     }
 
     /// Live entries (expired ones count until an insert or lookup drops them).
@@ -293,24 +381,69 @@ mod tests {
         assert_eq!(t.lookup(&key(1), secs(50)), None);
     }
 
-    #[test]
-    fn full_until_entries_expire() {
-        let t = FragmentTable::new(4, 1, secs(30), 1);
-        for i in 0..4 {
-            assert!(t.insert(key(i), rw(i), secs(u64::from(i))));
+    /// A key from source 10.0.0.`host`.
+    fn from(host: u8, id: u16) -> FragmentKey {
+        FragmentKey {
+            src: Ipv4Addr::new(10, 0, 0, host),
+            ..key(id)
         }
-        assert!(!t.insert(key(9), rw(9), secs(5)));
+    }
+
+    #[test]
+    fn a_full_shard_evicts_its_oldest_entry() {
+        let t = FragmentTable::new(4, 1, secs(30), 1);
+        for i in 0..4u8 {
+            assert!(t.insert(from(i, 1), rw(u16::from(i)), secs(u64::from(i))));
+        }
+        assert!(t.insert(from(9, 1), rw(9), secs(5)));
         assert_eq!(t.len(), 4);
-        assert_eq!(t.lookup(&key(9), secs(5)), None);
-        // at 30 s the first entry has expired: room for one
-        assert!(t.insert(key(9), rw(9), secs(30)));
-        assert!(!t.insert(key(10), rw(10), secs(30)));
-        assert_eq!(t.lookup(&key(0), secs(30)), None);
-        assert_eq!(t.lookup(&key(9), secs(30)), Some(rw(9)));
-        assert_eq!(t.len(), 4);
-        // everything but key 9 is gone at 33 s
-        assert!(t.insert(key(10), rw(10), secs(33)));
-        assert_eq!(t.len(), 2);
+        assert_eq!(t.evicted(), 1);
+        assert_eq!(t.lookup(&from(0, 1), secs(5)), None, "the oldest went");
+        for i in 1..4u8 {
+            assert_eq!(t.lookup(&from(i, 1), secs(5)), Some(rw(u16::from(i))));
+        }
+        assert_eq!(t.lookup(&from(9, 1), secs(5)), Some(rw(9)));
+        // expired entries go first, without counting as evicted
+        assert!(t.insert(from(10, 1), rw(10), secs(40)));
+        assert_eq!(t.evicted(), 1);
+        assert_eq!(t.len(), 1);
+    }
+
+    #[test]
+    fn one_source_holds_a_quarter_of_a_shard_at_most() {
+        let t = FragmentTable::new(16, 1, secs(30), 1);
+        for i in 0..8u8 {
+            assert!(t.insert(from(i, 1), rw(1), secs(0)));
+        }
+        // source 100 floods: it keeps its 4 newest datagrams, the others keep theirs
+        for id in 0..1000u16 {
+            assert!(t.insert(from(100, id), rw(id), secs(1)));
+        }
+        assert_eq!(per_source_cap(16), 4);
+        assert_eq!(t.len(), 8 + 4);
+        for i in 0..8u8 {
+            assert_eq!(t.lookup(&from(i, 1), secs(2)), Some(rw(1)), "host {i}");
+        }
+        for id in 996..1000u16 {
+            assert_eq!(t.lookup(&from(100, id), secs(2)), Some(rw(id)));
+        }
+        assert_eq!(t.lookup(&from(100, 995), secs(2)), None);
+    }
+
+    #[test]
+    fn the_same_key_is_updated_in_place() {
+        let t = FragmentTable::new(4, 1, secs(30), 1);
+        for i in 0..3u8 {
+            assert!(t.insert(from(i, 1), rw(1), secs(0)));
+        }
+        for n in 0..100u16 {
+            assert!(t.insert(from(9, 7), rw(n), secs(1)));
+        }
+        assert_eq!((t.len(), t.evicted()), (4, 0), "no slot taken twice");
+        assert_eq!(t.lookup(&from(9, 7), secs(2)), Some(rw(99)));
+        for i in 0..3u8 {
+            assert_eq!(t.lookup(&from(i, 1), secs(2)), Some(rw(1)));
+        }
     }
 
     #[test]
@@ -329,13 +462,15 @@ mod tests {
         let mut accepted = 0;
         for step in 0..10_000u64 {
             let id = (step % 5000) as u16;
-            if t.insert(key(id), rw(id), Duration::from_millis(step)) {
+            let host = (step % 97) as u8;
+            if t.insert(from(host, id), rw(id), Duration::from_millis(step)) {
                 accepted += 1;
             }
             assert!(t.len() <= 64);
         }
-        // each shard holds 16 entries of a 2 s window of 2000 inserts: most were refused
-        assert!((64..10_000).contains(&accepted), "{accepted}");
+        // every insert is taken; the shards keep 16 entries each, evicting the oldest
+        assert_eq!(accepted, 10_000);
+        assert!(t.evicted() > 0);
         // once everything expired there is room again, and the latest insert wins
         let later = Duration::from_millis(12_000);
         assert!(t.insert(key(7), rw(1), later));

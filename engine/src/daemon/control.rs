@@ -406,6 +406,7 @@ fn counters(shared: &Shared) -> CountersReply {
         ("conntrack_ports_exhausted", t.ports_exhausted),
         ("conntrack_closed_by_rst", t.closed_by_rst),
         ("conntrack_recycled", t.recycled),
+        ("fragments_evicted", dp.tables.fragments.evicted()),
     ] {
         events.push(Counter {
             name: name.to_string(),
