@@ -963,3 +963,44 @@ fn the_control_socket_lets_its_group_read_and_only_admins_change_fwd() {
     drop(idle);
     fwd.stop().unwrap();
 }
+
+/// One LAN host sending fragmented datagrams as fast as iperf3 can (thousands of first
+/// fragments a second, each remembered for 30 s) does not keep another host's fragmented
+/// DNS answers from crossing fwd: a source holds a quarter of the fragment table at most.
+#[test]
+fn one_hosts_fragment_flood_does_not_stop_anothers_fragmented_answers() {
+    if skip("one_hosts_fragment_flood_does_not_stop_anothers_fragmented_answers") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2).hosts(2));
+    topo.start_dns().unwrap();
+    topo.start_iperf3().unwrap();
+    // a small table, so the flood overfills it many times over
+    let config = format!(
+        "{}\n[conntrack]\nmax_fragments = 256\n",
+        plan::fwd_config_toml(2)
+    );
+    let fwd = Fwd::start(&topo, &config).unwrap();
+    std::thread::scope(|scope| {
+        let flood = scope.spawn(|| topo.host(1).iperf3_udp(4, 100_000_000, 3000));
+        std::thread::sleep(Duration::from_millis(1500));
+        for _ in 0..3 {
+            let got = topo
+                .host(0)
+                .dig_txt_bytes(plan::BIG_TXT_NAME, SERVER, None)
+                .unwrap();
+            assert_eq!(
+                got,
+                plan::BIG_TXT_BYTES,
+                "a fragmented answer during the flood"
+            );
+        }
+        let _ = flood.join();
+    });
+    assert!(
+        fwd.counter("fragments_evicted").unwrap() > 0,
+        "the flood did fill its share"
+    );
+    assert_eq!(fwd.counter("fragment_table_full").unwrap(), 0);
+    fwd.stop().unwrap();
+}
