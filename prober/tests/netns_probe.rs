@@ -256,6 +256,7 @@ fn spec(name: &str, method: Method, dev: &str, ident: u16) -> ProbeSpec {
             device: dev.into(),
             source: PROBER_ADDR.parse().expect("addr"),
             icmp_ident: ident,
+            reply_devices: Vec::new(),
         },
     }
 }

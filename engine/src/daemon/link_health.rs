@@ -52,12 +52,15 @@ pub fn probe_specs(config: &Config) -> Vec<ProbeSpec> {
         .wans
         .iter()
         .zip(idents)
-        .map(|(wan, icmp_ident)| ProbeSpec {
+        .enumerate()
+        .map(|(i, (wan, icmp_ident))| ProbeSpec {
             config: probe_config(wan),
             link: WanLink {
                 device: wan.interface.clone(),
                 source: wan.address,
                 icmp_ident,
+                // the plan numbers interfaces LANs first
+                reply_devices: vec![super::tuns::tun_name(config.lans.len() + i, &wan.interface)],
             },
         })
         .collect()

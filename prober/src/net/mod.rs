@@ -34,6 +34,10 @@ pub struct WanLink {
     /// The ICMP echo identifier of this WAN's probes (outside fwd's NAT id range; fwd draws
     /// it at random for each run).
     pub icmp_ident: u16,
+    /// Interfaces an echo reply may arrive on, besides `device` (under fwd: the WAN's TUN,
+    /// through which fwd hands the kernel what it does not translate). A reply that arrives
+    /// elsewhere (a LAN host forging the target's address) is not counted.
+    pub reply_devices: Vec<String>,
 }
 
 /// A non-blocking IPv4 socket bound to `link`'s device and source address (port 0: the
