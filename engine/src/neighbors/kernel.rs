@@ -191,7 +191,7 @@ impl Neighbors for NeighborView {
     }
 
     fn gateway(&self, iface: u8, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.snapshot.routes.lookup(iface, dst).flatten()
+        self.snapshot.routes.gateway(iface, dst)
     }
 }
 

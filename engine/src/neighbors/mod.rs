@@ -70,6 +70,6 @@ impl Neighbors for StaticNeighbors {
     }
 
     fn gateway(&self, iface: u8, dst: Ipv4Addr) -> Option<Ipv4Addr> {
-        self.routes.lookup(iface, dst).flatten()
+        self.routes.gateway(iface, dst)
     }
 }

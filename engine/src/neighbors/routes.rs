@@ -45,6 +45,9 @@ struct Entry {
 pub struct Routes {
     /// Per interface: bit `n` set when a route of prefix length `n` goes out of it.
     lengths: Vec<u64>,
+    /// Per interface: whether any route out of it has a gateway (else every next hop out of
+    /// it is the destination, and [`Routes::gateway`] needs no lookup).
+    via_gateway: Vec<bool>,
     map: Map,
 }
 
@@ -52,6 +55,7 @@ impl Default for Routes {
     fn default() -> Routes {
         Routes {
             lengths: Vec::new(),
+            via_gateway: Vec::new(),
             map: Map::with_hasher(hasher()),
         }
     }
@@ -88,9 +92,13 @@ impl Routes {
         let slot = usize::from(route.iface);
         if self.lengths.len() <= slot {
             self.lengths.resize(slot + 1, 0);
+            self.via_gateway.resize(slot + 1, false);
         }
         if let Some(bits) = self.lengths.get_mut(slot) {
             *bits |= 1 << len;
+        }
+        if let Some(g) = self.via_gateway.get_mut(slot) {
+            *g |= route.gateway.is_some();
         }
     }
 
@@ -101,6 +109,22 @@ impl Routes {
 
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
+    }
+
+    /// The gateway of the longest-prefix route to `dst` out of `iface`; `None` when that
+    /// route is on-link or there is none (the next hop is then `dst`). An interface without
+    /// any gateway route answers without a lookup.
+    #[inline]
+    pub fn gateway(&self, iface: u8, dst: Ipv4Addr) -> Option<Ipv4Addr> {
+        if !self
+            .via_gateway
+            .get(usize::from(iface))
+            .copied()
+            .unwrap_or(false)
+        {
+            return None;
+        }
+        self.lookup(iface, dst).flatten()
     }
 
     /// The longest-prefix route to `dst` out of `iface`: `Some(gateway)` (`Some(None)` for an
@@ -196,6 +220,26 @@ pub(crate) mod tests {
         assert_eq!(t.len(), 8, "one route per interface and destination");
         assert!(Routes::default().is_empty());
         assert_eq!(Routes::default().lookup(0, Ipv4Addr::LOCALHOST), None);
+    }
+
+    #[test]
+    fn gateway_agrees_with_the_lookup() {
+        let t = table();
+        for iface in [0u8, 1, 2, 3, 200] {
+            for dst in [
+                [192, 168, 1, 10],
+                [10, 20, 5, 7],
+                [10, 20, 5, 8],
+                [10, 30, 0, 1],
+                [8, 8, 8, 8],
+                [172, 31, 0, 1],
+            ] {
+                let dst = Ipv4Addr::from(dst);
+                assert_eq!(t.gateway(iface, dst), t.lookup(iface, dst).flatten());
+            }
+        }
+        let on_link: Routes = [route(0, "192.168.1.0/24", None, 0)].into_iter().collect();
+        assert_eq!(on_link.gateway(0, Ipv4Addr::new(192, 168, 1, 9)), None);
     }
 
     #[test]

@@ -20,10 +20,6 @@ pub const FIRST_PORT: u16 = 10_000;
 /// Frames handed to the kernel per `sendmmsg`.
 const BATCH: usize = 64;
 
-const ETH_LEN: usize = 14;
-const IP_LEN: usize = 20;
-const UDP_LEN: usize = 8;
-
 /// What to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrameSpec {
@@ -47,57 +43,27 @@ pub fn flow_source(base: Ipv4Addr, i: u32) -> (Ipv4Addr, u16) {
     (ip, port)
 }
 
-/// The Internet checksum of `data` (RFC 1071), folded, not inverted.
-fn sum16(data: &[u8], mut acc: u32) -> u32 {
-    let mut chunks = data.chunks_exact(2);
-    for c in &mut chunks {
-        acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        acc += u32::from(*last) << 8;
-    }
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc
-}
-
-/// The Ethernet frame of flow `i`.
-pub fn build_frame(spec: &FrameSpec, i: u32) -> Vec<u8> {
+/// The Ethernet frame of flow `i` (etherparse fills in lengths and checksums; the IP
+/// identification is the flow's number, DF clear).
+pub fn build_frame(spec: &FrameSpec, i: u32) -> Result<Vec<u8>> {
+    use etherparse::{IpHeaders, IpNumber, Ipv4Header, PacketBuilder};
     let (src, sport) = flow_source(spec.src, i);
-    let udp_len = UDP_LEN + spec.payload;
-    let ip_len = IP_LEN + udp_len;
-    let mut f = vec![0u8; ETH_LEN + ip_len];
-    f[0..6].copy_from_slice(&spec.dst_mac);
-    f[6..12].copy_from_slice(&spec.src_mac);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip = ETH_LEN;
-    f[ip] = 0x45;
-    f[ip + 2..ip + 4].copy_from_slice(&(ip_len as u16).to_be_bytes());
-    f[ip + 4..ip + 6].copy_from_slice(&(i as u16).to_be_bytes());
-    f[ip + 8] = 64;
-    f[ip + 9] = 17;
-    f[ip + 12..ip + 16].copy_from_slice(&src.octets());
-    f[ip + 16..ip + 20].copy_from_slice(&spec.dst.octets());
-    let csum = !(sum16(&f[ip..ip + IP_LEN], 0) as u16);
-    f[ip + 10..ip + 12].copy_from_slice(&csum.to_be_bytes());
-    let udp = ip + IP_LEN;
-    f[udp..udp + 2].copy_from_slice(&sport.to_be_bytes());
-    f[udp + 2..udp + 4].copy_from_slice(&spec.dst_port.to_be_bytes());
-    f[udp + 4..udp + 6].copy_from_slice(&(udp_len as u16).to_be_bytes());
-    for (k, b) in f[udp + UDP_LEN..].iter_mut().enumerate() {
-        *b = k as u8;
-    }
-    // Pseudo-header: addresses, protocol, UDP length.
-    let mut acc = sum16(&f[ip + 12..ip + 20], 0);
-    acc = sum16(&[0, 17], acc);
-    acc = sum16(&(udp_len as u16).to_be_bytes(), acc);
-    let mut csum = !(sum16(&f[udp..], acc) as u16);
-    if csum == 0 {
-        csum = 0xffff;
-    }
-    f[udp + 6..udp + 8].copy_from_slice(&csum.to_be_bytes());
-    f
+    let payload: Vec<u8> = (0..spec.payload).map(|k| k as u8).collect();
+    let too_big = |e: &dyn std::fmt::Display| Error::new(format!("frame of flow {i}: {e}"));
+    let ip = Ipv4Header {
+        identification: i as u16,
+        dont_fragment: false,
+        ..Ipv4Header::new(0, 64, IpNumber::UDP, src.octets(), spec.dst.octets())
+            .map_err(|e| too_big(&e))?
+    };
+    let builder = PacketBuilder::ethernet2(spec.src_mac, spec.dst_mac)
+        .ip(IpHeaders::Ipv4(ip, Default::default()))
+        .udp(sport, spec.dst_port);
+    let mut frame = Vec::with_capacity(builder.size(payload.len()));
+    builder
+        .write(&mut frame, &payload)
+        .map_err(|e| too_big(&e))?;
+    Ok(frame)
 }
 
 /// What [`send`] did.
@@ -190,7 +156,9 @@ impl PacketSocket {
 #[allow(unsafe_code)]
 pub fn send(interface: &str, spec: &FrameSpec, seconds: f64) -> Result<Sent> {
     let flows = spec.flows.max(1);
-    let frames: Vec<Vec<u8>> = (0..flows).map(|i| build_frame(spec, i)).collect();
+    let frames: Vec<Vec<u8>> = (0..flows)
+        .map(|i| build_frame(spec, i))
+        .collect::<Result<_>>()?;
     let sock = PacketSocket::open(interface)?;
     // SAFETY: iovec and mmsghdr are plain data; all-zero values are filled in below.
     let mut iov: [libc::iovec; BATCH] = unsafe { std::mem::zeroed() };
@@ -248,6 +216,22 @@ pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
 mod tests {
     use super::*;
 
+    /// The Internet checksum of `data` (RFC 1071), folded, not inverted: an independent
+    /// check of the frames' checksums.
+    fn sum16(data: &[u8], mut acc: u32) -> u32 {
+        let mut chunks = data.chunks_exact(2);
+        for c in &mut chunks {
+            acc += u32::from(u16::from_be_bytes([c[0], c[1]]));
+        }
+        if let [last] = chunks.remainder() {
+            acc += u32::from(*last) << 8;
+        }
+        while acc > 0xffff {
+            acc = (acc & 0xffff) + (acc >> 16);
+        }
+        acc
+    }
+
     fn spec(flows: u32) -> FrameSpec {
         FrameSpec {
             src_mac: [2, 0, 0, 0, 0, 1],
@@ -264,7 +248,7 @@ mod tests {
     /// sum over the header and the UDP pseudo-header).
     #[test]
     fn golden_frame() {
-        let f = build_frame(&spec(1), 0);
+        let f = build_frame(&spec(1), 0).unwrap();
         let expected: [u8; 46] = [
             2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, // Ethernet
             0x45, 0, 0, 32, 0, 0, 0, 0, 64, 17, 0x7d, 0x10, 192, 168, 1, 10, 203, 0, 113,
@@ -278,7 +262,7 @@ mod tests {
     #[test]
     fn checksums_verify() {
         for i in [0, 1, 49_999, 50_000, 99_999] {
-            let f = build_frame(&spec(100_000), i);
+            let f = build_frame(&spec(100_000), i).unwrap();
             assert_eq!(sum16(&f[14..34], 0), 0xffff, "IPv4 header of flow {i}");
             let mut acc = sum16(&f[26..34], 0);
             acc = sum16(&[0, 17], acc);

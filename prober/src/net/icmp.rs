@@ -220,7 +220,10 @@ fn recv_with_ifindex(socket: &Socket, buf: &mut [u8]) -> io::Result<(usize, Opti
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
-    let bytes: Vec<u8> = control.iter().flat_map(|w| w.to_ne_bytes()).collect();
+    let mut bytes = [0u8; 128];
+    for (chunk, word) in bytes.chunks_exact_mut(8).zip(control) {
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
     let used = msg.msg_controllen.min(bytes.len());
     Ok((
         n as usize,
