@@ -57,15 +57,16 @@
 //!
 //! Memory: everything is sized from `max_sessions` up front. A session shard holds
 //! `c = ceil(max_sessions / shards)` sessions: the 64-byte session (one cache line, aligned to
-//! one) and its 4-byte index entry (6.4 to 12.8 bytes per slot with the index's slack, see
+//! one), its 32-byte TCP window state (`window.rs`, in a slab beside the sessions') and its
+//! 4-byte index entry (6.4 to 12.8 bytes per slot with the index's slack, see
 //! `index.rs`). A mapping shard holds `c + 8 √c + 8` mappings (at most the table's capacity;
 //! the headroom is explained in `mapping.rs`): a 16-byte slot and its index entry (6.4 to 12.8
-//! bytes) each. Per session of capacity that is about 94 to 108 bytes in all for shards of
+//! bytes) each. Per session of capacity that is about 126 to 140 bytes in all for shards of
 //! 4096 sessions or more (`ConnTable::memory_bytes`); port tables add 8 bytes per port,
 //! protocol and WAN.
 //!
 //! Modules: `key` (flow identity and hashing), `timeouts` (timeouts and classes), `tcp` (TCP
-//! state machine), `session` (the 64-byte session and its public views), `cell` (a
+//! state machine), `window` (TCP sequence windows), `session` (the 64-byte session and its public views), `cell` (a
 //! session's atomic storage in the slab, read by lock-free hits), `lru` (intrusive
 //! per-class lists), `ports` (lock-free port tables), `mapping` (one mapping shard:
 //! endpoint-independent mappings), `index` (the slot indexes: open addressing, never rebuilt),
@@ -87,6 +88,7 @@ mod stats;
 mod table;
 mod tcp;
 mod timeouts;
+mod window;
 
 pub use fragments::{FragmentKey, FragmentTable};
 pub use key::{Endpoint, FlowKey, Proto};
@@ -98,6 +100,7 @@ pub use table::{
 };
 pub use tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 pub use timeouts::Timeouts;
+pub use window::Segment;
 
 /// Bytes of one session in a session shard's slab. A session of capacity costs more in all (its
 /// index entry, and its share of the mapping shards): see [`ConnTable::memory_bytes`].

@@ -13,6 +13,7 @@ use crate::key::{endpoint_word, remote_word, Endpoint, FlowKey, Proto};
 use crate::lru::NIL;
 use crate::tcp::{TcpState, TcpTrack};
 use crate::timeouts::{duration, second_start, Class, SECOND};
+use crate::window::Segment;
 
 /// What a packet of this flow becomes: its new source and destination and the interface it
 /// leaves by.
@@ -35,6 +36,9 @@ pub struct PacketInfo {
     pub len: u32,
     /// This is an ICMP error about the flow: no TCP state change, no counters, no refresh.
     pub icmp_error: bool,
+    /// For TCP, the segment's sequence numbers and window (see [`Segment`]); ignored for
+    /// other protocols and for ICMP errors.
+    pub seg: Segment,
 }
 
 /// A session to create (see [`ConnTable::create`](crate::ConnTable::create)).

@@ -85,13 +85,15 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::cell::SessionCell;
 use crate::index::{HomeEntry, SlotIndex};
+use crate::key::Proto::Tcp;
 use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
 use crate::session::{Glance, NewSession, PacketInfo, Session};
 use crate::stats::{add, bump};
 use crate::table::Shared;
-use crate::tcp::{Dir, Step};
+use crate::tcp::{Dir, Step, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::timeouts::{second_start, Class, CLASS_COUNT};
+use crate::window::{Window, WindowCell};
 
 /// Lines between the first free slots of consecutive shards (see `Shard::new`): 64 shards
 /// cover a 4 KiB page's 64 lines once, with a few sessions each before they overlap.
@@ -102,6 +104,8 @@ const STAGGER: u64 = 5;
 #[derive(Debug)]
 pub(crate) struct Shard {
     sessions: Box<[SessionCell]>,
+    /// The TCP window state of the session in the same slot (`window.rs`).
+    windows: Box<[WindowCell]>,
     index: SlotIndex,
     /// Even while no slot changes identity; odd while the lock holder inserts or removes a
     /// session (see the module docs).
@@ -131,12 +135,21 @@ struct State {
 /// What a lock-free [`Shard::peek`] saw.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Peek<'a> {
-    /// The live session in this cell, as it was (the words a hit needs).
-    Found(&'a SessionCell, Glance),
+    /// The live session in these cells, as it was (the words a hit needs).
+    Found(Found<'a>, Glance),
     /// No session has the key.
     Absent,
     /// The lock holder was changing the shard: ask again under the lock.
     Busy,
+}
+
+/// The cells of a session a [`Shard::peek`] found, and its TCP window words as read with
+/// the session (zeros for other protocols).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Found<'a> {
+    pub(crate) cell: &'a SessionCell,
+    window: &'a WindowCell,
+    window_words: [u64; 4],
 }
 
 /// A flow's home index entry in its shard, located but not read, and the slab it names slots
@@ -187,9 +200,13 @@ impl Shard {
             let next = if i + 1 < cap { i + 1 } else { 0 };
             SessionCell::vacant(if next == start { NIL } else { next })
         }));
+        let mut windows = Vec::new();
+        windows.try_reserve_exact(cap as usize).ok()?;
+        windows.extend((0..cap).map(|_| WindowCell::default()));
         let index = SlotIndex::new(cap)?;
         Some(Shard {
             sessions: sessions.into_boxed_slice(),
+            windows: windows.into_boxed_slice(),
             index,
             seq: AtomicU64::new(0),
             free_hint: AtomicU32::new(if cap > 0 { start } else { NIL }),
@@ -224,18 +241,27 @@ impl Shard {
             return Peek::Busy;
         }
         let sessions = &self.sessions;
-        let seen = match sessions.get(hint as usize).filter(|c| c.is_key(ep, remote)) {
-            Some(cell) => Some(cell),
-            None => self
-                .index
-                .find(h, |slot| {
-                    sessions
-                        .get(slot as usize)
-                        .is_some_and(|c| c.is_key(ep, remote))
-                })
-                .and_then(|slot| sessions.get(slot as usize)),
-        }
-        .map(|cell| (cell, cell.glance(proto)));
+        let is_key = |slot: u32| {
+            sessions
+                .get(slot as usize)
+                .is_some_and(|c| c.is_key(ep, remote))
+        };
+        let slot = if is_key(hint) {
+            Some(hint)
+        } else {
+            self.index.find(h, is_key)
+        };
+        let seen = slot.and_then(|slot| {
+            let cell = sessions.get(slot as usize)?;
+            let window = self.windows.get(slot as usize)?;
+            let window_words = if proto == Tcp { window.words() } else { [0; 4] };
+            let found = Found {
+                cell,
+                window,
+                window_words,
+            };
+            Some((found, cell.glance(proto)))
+        });
         fence(Ordering::Acquire);
         if self.seq.load(Ordering::Relaxed) != before {
             return Peek::Busy;
@@ -288,29 +314,86 @@ impl Shard {
         if s.last_seen < second_start(now) {
             return false;
         }
-        s.proto != Proto::Tcp || s.tcp().unchanged_by(dir, pkt.tcp_flags)
+        s.proto != Proto::Tcp
+            || (pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
+                && s.tcp().unchanged_by(dir, pkt.tcp_flags))
     }
 
-    /// The lock-free part of a hit on the session `s` [`peek`](Self::peek) found in `cell`
-    /// (after [`lock_free_hit`](Self::lock_free_hit) said yes): `last_seen` and the counters of
-    /// the packet's direction.
+    /// A hit without the lock on the session `s` that [`peek`](Self::peek) found in `found`,
+    /// if [`lock_free_hit`](Self::lock_free_hit) allows it and (for TCP) the segment is in the
+    /// window and its window words could be stored ([`WindowCell::step_lock_free`]): stores
+    /// `last_seen` and the counters of the packet's direction, and says yes. `false` stores
+    /// nothing: the locked path decides.
     #[inline]
-    pub(crate) fn record(cell: &SessionCell, s: &Glance, dir: Dir, pkt: PacketInfo, now: u64) {
-        if !pkt.icmp_error {
-            cell.record(dir == Dir::Original, pkt.len, now, s.in_word);
+    pub(crate) fn try_hit(
+        sh: &Shared,
+        found: &Found<'_>,
+        s: &Glance,
+        dir: Dir,
+        pkt: PacketInfo,
+        now: u64,
+    ) -> bool {
+        if !Self::lock_free_hit(sh, s, dir, pkt, now) {
+            return false;
         }
+        if pkt.icmp_error {
+            return true;
+        }
+        if s.proto == Proto::Tcp
+            && !found.window.step_lock_free(
+                found.window_words,
+                dir,
+                pkt.tcp_flags,
+                &pkt.seg,
+                s.tcp().state(),
+            )
+        {
+            return false;
+        }
+        found
+            .cell
+            .record(dir == Dir::Original, pkt.len, now, s.in_word);
+        true
     }
 
     /// Heap bytes.
     pub(crate) fn memory(&self) -> usize {
-        self.sessions.len() * std::mem::size_of::<SessionCell>() + self.index.memory()
+        self.sessions.len() * std::mem::size_of::<SessionCell>()
+            + self.windows.len() * std::mem::size_of::<WindowCell>()
+            + self.index.memory()
     }
 
-    /// Address and length of the slab and of the index entries.
-    pub(crate) fn regions(&self) -> [(usize, usize); 2] {
+    /// Address and length of the slab, of the window slab and of the index entries.
+    pub(crate) fn regions(&self) -> [(usize, usize); 3] {
         let slab = self.sessions.len() * std::mem::size_of::<SessionCell>();
-        [(self.sessions.as_ptr() as usize, slab), self.index.region()]
+        let windows = self.windows.len() * std::mem::size_of::<WindowCell>();
+        [
+            (self.sessions.as_ptr() as usize, slab),
+            (self.windows.as_ptr() as usize, windows),
+            self.index.region(),
+        ]
     }
+}
+
+/// What [`Locked::touch`] made of a packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Touch {
+    /// Applied to the live session.
+    Live,
+    /// The session is gone (expired, or recycled by a SYN) and has been removed.
+    Gone,
+    /// A TCP segment outside the session's window (`window.rs`): nothing changed.
+    OutOfWindow,
+    /// A SYN from the LAN side outside the window of the session's connection: the host has
+    /// lost that connection (it restarted, or reused the port). Nothing changed, and the
+    /// packet goes on, so that the server's challenge ACK (RFC 5961 4) draws from the host the
+    /// reset that closes the session in the window; the host's next SYN then recycles it.
+    Unchanged,
+}
+
+/// A SYN alone: neither ACK, RST nor FIN.
+fn lost_connection(flags: u8) -> bool {
+    flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
 }
 
 /// A shard under its lock.
@@ -382,11 +465,12 @@ impl Locked<'_> {
     }
 
     /// Applies one packet travelling in `dir` to live session `slot` (flow hash `h`): expiry
-    /// check, TCP state, counters, refresh. Writes this session only, unless the packet is the
-    /// first of a later second than the session's previous one (the session then moves to its
-    /// list's head) or changes its timeout class (it then moves to the head of its new class's
-    /// list): see the module docs. Returns `false` when the session is gone instead (it was
-    /// expired, or recycled by a SYN) and has been removed.
+    /// check, TCP window and state, counters, refresh. Writes this session only, unless the
+    /// packet is the first of a later second than the session's previous one (the session then
+    /// moves to its list's head) or changes its timeout class (it then moves to the head of its
+    /// new class's list): see the module docs. The session may be gone instead (expired, or
+    /// recycled by a SYN: removed), or the segment out of its window (nothing changed): see
+    /// [`Touch`].
     #[inline]
     pub(crate) fn touch(
         &mut self,
@@ -396,30 +480,42 @@ impl Locked<'_> {
         dir: Dir,
         pkt: PacketInfo,
         now: u64,
-    ) -> bool {
+    ) -> Touch {
         let Some(mut s) = self.session(slot) else {
-            return false;
+            return Touch::Gone;
         };
         let class = s.class();
         if sh.timeouts.expired(class, s.last_seen, now) {
             self.remove(sh, slot, h);
             bump(&sh.stats.expired);
-            return false;
+            return Touch::Gone;
         }
         if pkt.icmp_error {
-            return true;
+            return Touch::Live;
         }
         let Some(cell) = self.shard.sessions.get(slot as usize) else {
-            return false;
+            return Touch::Gone;
         };
         if s.proto == Proto::Tcp {
             match s.tcp.step(dir, pkt.tcp_flags) {
                 Step::Recycle => {
                     self.remove(sh, slot, h);
                     bump(&sh.stats.recycled);
-                    return false;
+                    return Touch::Gone;
                 }
                 Step::Keep { track, reset } => {
+                    if let Some(w) = self.shard.windows.get(slot as usize) {
+                        let mut window = w.load();
+                        let state = s.tcp.state();
+                        if !window.segment(dir, pkt.tcp_flags, &pkt.seg, state) {
+                            return if dir == Dir::Original && lost_connection(pkt.tcp_flags) {
+                                Touch::Unchanged
+                            } else {
+                                Touch::OutOfWindow
+                            };
+                        }
+                        w.store(&window);
+                    }
                     if track != s.tcp {
                         s.tcp = track;
                         cell.set_tcp(track);
@@ -442,7 +538,7 @@ impl Locked<'_> {
         } else if due {
             lists[class.index()].move_to_front(sessions, slot);
         }
-        true
+        Touch::Live
     }
 
     /// Removes live session `slot` (flow hash `h`): index, class list, mapping reference (taking
@@ -543,6 +639,14 @@ impl Locked<'_> {
         self.write_begin();
         if let Some(c) = sessions.get(slot as usize) {
             c.store(&s);
+        }
+        if let Some(w) = self.shard.windows.get(slot as usize) {
+            let mut window = Window::default();
+            if s.proto == Proto::Tcp && !pkt.icmp_error {
+                // the first segment is always in the window: it sets up its side
+                window.segment(Dir::Original, pkt.tcp_flags, &pkt.seg, s.tcp.state());
+            }
+            w.store(&window);
         }
         // The index has room for every slot of the slab.
         self.shard.index.insert(h, slot);

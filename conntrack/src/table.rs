@@ -26,7 +26,7 @@ use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, Key
 use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
 use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
-use crate::shard::{HomeSession, Locked, Peek, Shard};
+use crate::shard::{HomeSession, Locked, Peek, Shard, Touch};
 use crate::stats::{bump, Counters, ShardCounts, TableStats};
 use crate::tcp::{Dir, TcpState};
 use crate::timeouts::{nanos, Timeouts, TimeoutsNs};
@@ -170,6 +170,9 @@ pub enum Lookup {
     /// The flow's UDP or ICMP session was on a WAN its rule no longer prefers (a better tier
     /// came back; see [`Liveness`]): the session is gone, the caller starts the flow over.
     Recalled { wan: u8 },
+    /// A TCP segment outside its session's sequence window (see `window.rs`): the session
+    /// is unchanged (not even refreshed); the caller drops the packet.
+    OutOfWindow,
 }
 
 /// What an outbound lookup needs to know about the WANs, for the batch at hand.
@@ -248,6 +251,9 @@ pub enum CreateError {
     PortsExhausted,
     /// `wan` is not a configured WAN index.
     UnknownWan,
+    /// The flow's session already exists (another worker created it meanwhile) and the
+    /// packet is a TCP segment outside its window: nothing changed.
+    OutOfWindow,
 }
 
 impl fmt::Display for CreateError {
@@ -256,6 +262,7 @@ impl fmt::Display for CreateError {
             CreateError::TableFull => "connection table full",
             CreateError::PortsExhausted => "no free NAT port on the WAN",
             CreateError::UnknownWan => "unknown WAN index",
+            CreateError::OutOfWindow => "TCP segment out of its session's window",
         })
     }
 }
@@ -639,11 +646,10 @@ impl ConnTable {
     ) -> Quick {
         match self.shard_of(h).peek(h, proto, ep, remote, slot.0) {
             Peek::Absent => Quick::Miss,
-            Peek::Found(cell, s)
+            Peek::Found(found, s)
                 if !(!watched.is_empty() && !pkt.icmp_error && !s.is_hairpin())
-                    && Shard::lock_free_hit(&self.shared, &s, Dir::Original, pkt, now) =>
+                    && Shard::try_hit(&self.shared, &found, &s, Dir::Original, pkt, now) =>
             {
-                Shard::record(cell, &s, Dir::Original, pkt, now);
                 let (ip, iface) = self.shared.wan_nat(s.wan());
                 Quick::Hit(s.rewrite_out(ip, iface, dst))
             }
@@ -689,8 +695,10 @@ impl ConnTable {
                 }
             }
         }
-        if !shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
-            return Lookup::Miss;
+        match shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
+            Touch::Live | Touch::Unchanged => {}
+            Touch::Gone => return Lookup::Miss,
+            Touch::OutOfWindow => return Lookup::OutOfWindow,
         }
         match shard.session(slot) {
             Some(s) => {
@@ -824,10 +832,9 @@ impl ConnTable {
             Peek::Found(_, s) if s.wan() != wan || s.ext_port() != ext_port || s.is_hairpin() => {
                 QuickIn::Miss
             }
-            Peek::Found(cell, s)
-                if Shard::lock_free_hit(&self.shared, &s, Dir::Reply, pkt, now) =>
+            Peek::Found(found, s)
+                if Shard::try_hit(&self.shared, &found, &s, Dir::Reply, pkt, now) =>
             {
-                Shard::record(cell, &s, Dir::Reply, pkt, now);
                 QuickIn::Hit(s.rewrite_in(internal, remote))
             }
             Peek::Found(..) | Peek::Busy => QuickIn::Locked { internal, h },
@@ -854,8 +861,10 @@ impl ConnTable {
             Some(s) if s.wan() == wan && s.ext_port == key.dst.port && !s.is_hairpin() => {}
             _ => return Lookup::Miss,
         }
-        if !shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
-            return Lookup::Miss;
+        match shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
+            Touch::Live | Touch::Unchanged => {}
+            Touch::Gone => return Lookup::Miss,
+            Touch::OutOfWindow => return Lookup::OutOfWindow,
         }
         match shard.session(slot) {
             Some(s) => Lookup::Hit(s.rewrite_in()),
@@ -1006,11 +1015,15 @@ impl ConnTable {
         let h = self.shared.hasher.flow(ep, remote_word(key.dst));
         let mut shard = self.lock_flow(h);
         if let Some(slot) = shard.find(h, key.proto, key.src, key.dst) {
-            if shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
-                if let Some(s) = shard.session(slot) {
-                    let (ip, iface) = self.shared.wan_nat(s.wan());
-                    return Ok(s.rewrite_out(ip, iface));
+            match shard.touch(&self.shared, slot, h, Dir::Original, pkt, now) {
+                Touch::Live | Touch::Unchanged => {
+                    if let Some(s) = shard.session(slot) {
+                        let (ip, iface) = self.shared.wan_nat(s.wan());
+                        return Ok(s.rewrite_out(ip, iface));
+                    }
                 }
+                Touch::Gone => {}
+                Touch::OutOfWindow => return Err(CreateError::OutOfWindow),
             }
         }
         if shard.is_full() {
@@ -1040,7 +1053,7 @@ impl ConnTable {
                 match e {
                     CreateError::PortsExhausted => bump(&self.shared.stats.ports_exhausted),
                     CreateError::TableFull => bump(&self.shared.stats.refused_full),
-                    CreateError::UnknownWan => {}
+                    CreateError::UnknownWan | CreateError::OutOfWindow => {}
                 }
                 return Err(e);
             }

@@ -1,8 +1,10 @@
 //! TCP connection tracking: states, transitions, and the timeout class of each state.
 //!
-//! The tracker sees flags only (no sequence numbers), one packet at a time, from the
-//! *original* direction (the side that opened the session, on the LAN) or the *reply*
-//! direction. "O" and "R" below name the direction, `+` joins flags that must be set, and
+//! The state machine reads flags, one packet at a time, from the *original* direction (the
+//! side that opened the session, on the LAN) or the *reply* direction. Sequence numbers are
+//! `window.rs`'s: a segment reaches the state machine only once it is found in its
+//! connection's window (or, for a SYN that recycles a TimeWait or Closed session, opens a new
+//! one), so an off-path host cannot move a connection's state. "O" and "R" below name the direction, `+` joins flags that must be set, and
 //! "non-SYN" means SYN is clear. RST is checked first, from any state.
 //!
 //! | state        | packet                          | next                                   |

@@ -8,7 +8,7 @@
 
 use std::time::Duration;
 
-/// Idle timeouts per kind of flow. Defaults follow RFC 4787 / 5382 / 5508.
+/// Idle timeouts per kind of flow. Defaults follow RFC 4787 / 5382 / 5508 / 7857.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Timeouts {
     /// UDP (default 300 s).
@@ -19,7 +19,9 @@ pub struct Timeouts {
     pub tcp_established: Duration,
     /// TCP opening or closing (default 240 s).
     pub tcp_transitory: Duration,
-    /// TCP after a RST (default 10 s).
+    /// TCP after a RST (default 240 s: RFC 7857 section 2.2 keeps a reset connection's state
+    /// four minutes, so that its late segments still find it and its port is not handed to
+    /// another host meanwhile).
     pub tcp_closed: Duration,
 }
 
@@ -30,7 +32,7 @@ impl Default for Timeouts {
             icmp: Duration::from_secs(60),
             tcp_established: Duration::from_secs(7440),
             tcp_transitory: Duration::from_secs(240),
-            tcp_closed: Duration::from_secs(10),
+            tcp_closed: Duration::from_secs(240),
         }
     }
 }
@@ -128,7 +130,7 @@ mod tests {
         assert_eq!(t.icmp, Duration::from_secs(60));
         assert_eq!(t.tcp_established, Duration::from_secs(7440));
         assert_eq!(t.tcp_transitory, Duration::from_secs(240));
-        assert_eq!(t.tcp_closed, Duration::from_secs(10));
+        assert_eq!(t.tcp_closed, Duration::from_secs(240));
     }
 
     #[test]
@@ -138,7 +140,7 @@ mod tests {
         assert_eq!(t.get(Class::Icmp), 60_000_000_000);
         assert_eq!(t.get(Class::TcpEstablished), 7_440_000_000_000);
         assert_eq!(t.get(Class::TcpTransitory), 240_000_000_000);
-        assert_eq!(t.get(Class::TcpClosed), 10_000_000_000);
+        assert_eq!(t.get(Class::TcpClosed), 240_000_000_000);
         for (i, c) in Class::ALL.iter().enumerate() {
             assert_eq!(c.index(), i);
         }

@@ -257,6 +257,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     tcp_flags: FLAGS[usize::from(flags)],
                     len: 100,
                     icmp_error: false,
+                    ..PacketInfo::default()
                 };
                 let result = t.create(new, pkt, now);
                 let undisturbed = !was_present && !removed_any(&stats, &t.stats());
@@ -278,6 +279,10 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     }
                     Err(CreateError::UnknownWan) => prop_assert_eq!(wan, 2),
                     Err(CreateError::TableFull) => prop_assert!(refuse),
+                    Err(CreateError::OutOfWindow) => {
+                        prop_assert!(was_present && p == Proto::Tcp);
+                        prop_assert!(present(&t, &key, now));
+                    }
                     Err(CreateError::PortsExhausted) => {
                         prop_assert!(!present(&t, &key, now));
                         if undisturbed {
@@ -308,6 +313,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     tcp_flags: FLAGS[usize::from(flags)],
                     len: 100,
                     icmp_error,
+                    ..PacketInfo::default()
                 };
                 let live = Liveness {
                     ended,
@@ -329,6 +335,10 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                         );
                     }
                     Lookup::Recalled { .. } => prop_assert!(false, "nothing is outranked here"),
+                    Lookup::OutOfWindow => {
+                        prop_assert!(p == Proto::Tcp && !icmp_error);
+                        prop_assert!(present(&t, &key, now));
+                    }
                     Lookup::Ended { wan, tcp } => {
                         prop_assert!(!icmp_error && ended.contains(wan));
                         prop_assert_eq!(on_wan, Some(wan));
@@ -352,6 +362,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     tcp_flags: FLAGS[usize::from(flags)],
                     len: 100,
                     icmp_error: false,
+                    ..PacketInfo::default()
                 };
                 let owner = t.binding(wan, p, dst.port);
                 match t.lookup_inbound(wan, &key, pkt, now) {
@@ -363,6 +374,10 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                         prop_assert!(present(&t, &canonical, now));
                     }
                     Lookup::Miss => {}
+                    Lookup::OutOfWindow => {
+                        prop_assert_eq!(p, Proto::Tcp);
+                        prop_assert!(owner.is_some());
+                    }
                     Lookup::Ended { .. } | Lookup::Recalled { .. } => {
                         prop_assert!(false, "inbound lookups end nothing")
                     }

@@ -3,6 +3,7 @@
 use super::*;
 use crate::session::Hairpin;
 use crate::tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
+use crate::window::Segment;
 
 const WAN0: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 const WAN1: Ipv4Addr = Ipv4Addr::new(198, 51, 100, 1);
@@ -19,11 +20,20 @@ fn s(secs: u64) -> Duration {
     Duration::from_secs(secs)
 }
 
+/// The default timeouts, except a closed session's: 10 s, so that every class has a
+/// timeout of its own.
+fn timeouts() -> Timeouts {
+    Timeouts {
+        tcp_closed: Duration::from_secs(10),
+        ..Timeouts::default()
+    }
+}
+
 fn config(max_sessions: u32, shards: u16, on_full: OnFull) -> TableConfig {
     TableConfig {
         max_sessions,
         shards,
-        timeouts: Timeouts::default(),
+        timeouts: timeouts(),
         on_full,
         hash_seed: 0x5eed,
     }
@@ -80,6 +90,7 @@ fn pkt(len: u32) -> PacketInfo {
         tcp_flags: 0,
         len,
         icmp_error: false,
+        ..PacketInfo::default()
     }
 }
 
@@ -88,6 +99,7 @@ fn tcp(flags: u8) -> PacketInfo {
         tcp_flags: flags,
         len: 60,
         icmp_error: false,
+        ..PacketInfo::default()
     }
 }
 
@@ -764,7 +776,7 @@ fn icmp_echo_uses_the_identifier_as_port() {
 /// A session of each class, created at 1000 s: (key, timeout, flags of a packet that keeps
 /// the session in its class).
 fn one_of_each_class(t: &ConnTable) -> Vec<(FlowKey, Duration, u8)> {
-    let d = Timeouts::default();
+    let d = timeouts();
     let now = s(1000);
     let mut v = Vec::new();
     let mut add = |k: FlowKey, first: u8, timeout: Duration, keep: u8| {
@@ -1050,6 +1062,44 @@ fn unknown_wan_is_refused() {
     assert!(!CreateError::UnknownWan.to_string().is_empty());
 }
 
+/// A TCP packet with `flags` and sequence numbers.
+fn segment(flags: u8, seq: u32, ack: u32) -> PacketInfo {
+    PacketInfo {
+        seg: Segment {
+            seq,
+            ack,
+            window: 65535,
+            ..Segment::default()
+        },
+        ..tcp(flags)
+    }
+}
+
+#[test]
+fn a_segment_out_of_the_window_changes_nothing() {
+    let t = table(64, 4, OnFull::Refuse);
+    let k = key(Proto::Tcp, lan(10, 40001), remote(1, 443));
+    let rw = t.create(new(k, 0), segment(TCP_SYN, 100, 0), s(0)).unwrap();
+    let r = reply(&k, &rw);
+    hit(t.lookup_inbound(0, &r, segment(TCP_SYN | TCP_ACK, 900, 101), s(1)));
+    hit(t.lookup_outbound(&k, segment(TCP_ACK, 101, 901), s(1)));
+    let before = info(&t, &k, s(2)).unwrap();
+    assert_eq!(before.tcp_state, Some(TcpState::Established));
+    for (flags, seq) in [(TCP_RST, 0x8000_0000), (TCP_FIN | TCP_ACK, 0x4000_0000)] {
+        let spoofed = segment(flags, seq, 101);
+        assert_eq!(t.lookup_inbound(0, &r, spoofed, s(2)), Lookup::OutOfWindow);
+    }
+    // not even refreshed or counted
+    assert_eq!(info(&t, &k, s(2)).unwrap(), before);
+    // the reply side's own reset closes it
+    hit(t.lookup_inbound(0, &r, segment(TCP_RST, 901, 0), s(3)));
+    assert_eq!(
+        info(&t, &k, s(3)).unwrap().tcp_state,
+        Some(TcpState::Closed)
+    );
+    t.check().unwrap();
+}
+
 #[test]
 fn tcp_lifecycle_through_the_table() {
     let t = table(64, 4, OnFull::Refuse);
@@ -1110,6 +1160,7 @@ fn icmp_errors_change_nothing() {
         tcp_flags: TCP_RST,
         len: 576,
         icmp_error: true,
+        ..PacketInfo::default()
     };
     assert_eq!(
         hit(t.lookup_inbound(0, &reply(&k, &rw), err, s(100))).dst,
@@ -1271,10 +1322,10 @@ fn memory_per_session() {
              mapping, mapping index; {ratio:.3} mapping slots per session slot); port tables \
              {ports} bytes"
         );
-        // slabs (80, and 16 per mapping slot) plus two indexes of at most 2.86 buckets of 5
-        // bytes per slot
-        assert!(per <= 80.0 + 14.3 + (16.0 + 14.3) * ratio + 0.5, "{per}");
-        assert!(per <= 128.0, "{per}");
+        // slabs (64 + 32 for the session and its TCP window, 16 per mapping slot) plus two
+        // indexes of at most 2.86 buckets of 5 bytes per slot
+        assert!(per <= 96.0 + 14.3 + (16.0 + 14.3) * ratio + 0.5, "{per}");
+        assert!(per <= 160.0, "{per}");
     }
 }
 
@@ -1318,7 +1369,10 @@ fn concurrent_create_and_lookup_stay_consistent() {
                         let p = tcp(flags);
                         let rw = match t.lookup_outbound(k, p, now) {
                             Lookup::Hit(rw) => rw,
-                            Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+                            Lookup::Miss
+                            | Lookup::Ended { .. }
+                            | Lookup::Recalled { .. }
+                            | Lookup::OutOfWindow => {
                                 let wan = ((j as u64 + th) % 2) as u8;
                                 t.create(new(*k, wan), p, now).expect("room and ports")
                             }
@@ -1508,7 +1562,10 @@ fn concurrent_create_lookup_and_expire_on_shared_endpoints() {
                     };
                     let rw = match t.lookup_outbound(k, p, now) {
                         Lookup::Hit(rw) => rw,
-                        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+                        Lookup::Miss
+                        | Lookup::Ended { .. }
+                        | Lookup::Recalled { .. }
+                        | Lookup::OutOfWindow => {
                             let wan = ((j as u64 + th + round) % 2) as u8;
                             let n = eligible(*k, wan, if round % 3 == 0 { 0b01 } else { 0b11 });
                             t.create(n, p, now).expect("room is made by eviction")
@@ -2123,13 +2180,13 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
     // the home index entry's line, then the session's
     assert_eq!(SEEN.with(Cell::get), (2, 0));
     // the address prefetched last is the session's cell
-    let Peek::Found(cell, _) = t
+    let Peek::Found(found, _) = t
         .shard_of(h.h)
         .peek(h.h, Proto::Udp, h.ep, h.remote, u32::MAX)
     else {
         panic!("the session is not found");
     };
-    assert_eq!(LAST.with(Cell::get), std::ptr::from_ref(cell).addr());
+    assert_eq!(LAST.with(Cell::get), std::ptr::from_ref(found.cell).addr());
     // a new flow of the same endpoint: its home entry, but no session (the endpoint's
     // mapping index entry instead), then the slot its session will take and the endpoint's
     // mapping; a frame without a flow is skipped, and its bit stays clear

@@ -64,10 +64,20 @@ pub enum DropReason {
     /// A packet of a flow pinned to a WAN that went down (`on_wan_down = migrate | reset`):
     /// a TCP reset or an ICMP host unreachable went back to the sender instead, when allowed.
     WanDown,
+    /// A TCP segment of a tracked connection outside its sequence window (a spoofed or stale
+    /// segment: see conntrack's `window.rs`); the connection is left as it was.
+    TcpOutOfWindow,
+    /// A TCP segment with SYN, FIN or RST (one that could open or close a connection) whose
+    /// checksum is wrong.
+    TcpBadChecksum,
+    /// A fragment of a TCP segment with SYN, FIN or RST: its checksum cannot be verified
+    /// without the rest of the datagram (fwd does not reassemble), so it may not change a
+    /// connection's state.
+    TcpControlFragment,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 26] = [
+    pub const ALL: [DropReason; 29] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -94,6 +104,9 @@ impl DropReason {
         DropReason::TooBig,
         DropReason::TxQueueFull,
         DropReason::WanDown,
+        DropReason::TcpOutOfWindow,
+        DropReason::TcpBadChecksum,
+        DropReason::TcpControlFragment,
     ];
 
     pub fn name(self) -> &'static str {
@@ -124,6 +137,9 @@ impl DropReason {
             DropReason::TooBig => "too_big",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::WanDown => "wan_down",
+            DropReason::TcpOutOfWindow => "tcp_out_of_window",
+            DropReason::TcpBadChecksum => "tcp_bad_checksum",
+            DropReason::TcpControlFragment => "tcp_control_fragment",
         }
     }
 }

@@ -43,7 +43,7 @@ impl Pipeline {
             return None;
         }
         let table = &ctx.tables.conntrack;
-        let info = packet_info(pkt);
+        let info = packet_info(pkt, frame.data());
         let rewrite = match ctx.plan.interface(frame.iface)?.role {
             Role::Lan(_) => {
                 if matches!(

@@ -2,7 +2,7 @@
 //! the session and advances its TCP state), then the session's rewrite applied in place.
 
 use balancer::{RuleId, WanId};
-use conntrack::{FlowHash, Liveness, Lookup, PacketInfo, Rewrite, TcpState, WanSet};
+use conntrack::{FlowHash, Liveness, Lookup, PacketInfo, Rewrite, Segment, TcpState, WanSet};
 
 use super::flow::{error_flow_key, flow_key, fragment_key, packet_info};
 use super::{Context, Counters, DropReason, Outcome};
@@ -15,6 +15,14 @@ const ERROR_INFO: PacketInfo = PacketInfo {
     tcp_flags: 0,
     len: 0,
     icmp_error: true,
+    seg: Segment {
+        seq: 0,
+        ack: 0,
+        window: 0,
+        payload: 0,
+        wscale: None,
+        truncated: false,
+    },
 };
 
 /// What the fast path made of a packet from a LAN.
@@ -71,8 +79,10 @@ pub(super) fn outbound(
                 outranked,
                 recall: &recall,
             };
-            match table.lookup_outbound_hinted(&key, hint, packet_info(pkt), ctx.now, &live) {
+            let info = packet_info(pkt, frame.data());
+            match table.lookup_outbound_hinted(&key, hint, info, ctx.now, &live) {
                 Lookup::Hit(rw) => apply(ctx, counters, frame, pkt, rw),
+                Lookup::OutOfWindow => Outcome::Drop(DropReason::TcpOutOfWindow),
                 Lookup::Miss => return Outbound::Miss,
                 Lookup::Ended { tcp, .. } => return Outbound::WanDown { tcp },
                 Lookup::Recalled { .. } => return Outbound::Recalled,
@@ -118,8 +128,9 @@ pub(super) fn inbound(
             let Some(key) = flow_key(pkt) else {
                 return Inbound::NoSession;
             };
-            let info = packet_info(pkt);
+            let info = packet_info(pkt, frame.data());
             match table.lookup_inbound_hinted(wan_u8, &key, hint, info, ctx.now) {
+                Lookup::OutOfWindow => Inbound::Forward(Outcome::Drop(DropReason::TcpOutOfWindow)),
                 Lookup::Hit(_) if expired => Inbound::TtlExpired,
                 Lookup::Hit(rw) => {
                     counters.wan_rx(wan, pkt.total_len());
@@ -159,7 +170,7 @@ fn outbound_error(
             account_tx(ctx, counters, rw.egress, pkt.total_len());
             Outcome::Forward { egress: rw.egress }
         }
-        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } | Lookup::OutOfWindow => {
             Outcome::Drop(DropReason::IcmpErrorNoSession)
         }
     }
@@ -195,7 +206,9 @@ fn inbound_error(
             counters.wan_rx(wan, pkt.total_len());
             Inbound::Forward(Outcome::Forward { egress: rw.egress })
         }
-        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => Inbound::NoSession,
+        Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } | Lookup::OutOfWindow => {
+            Inbound::NoSession
+        }
     }
 }
 

@@ -4,10 +4,11 @@
 
 use std::net::Ipv4Addr;
 
-use conntrack::{Endpoint, FlowKey, FragmentKey, PacketInfo, Proto};
+use conntrack::{Endpoint, FlowKey, FragmentKey, PacketInfo, Proto, Segment};
+use etherparse::{TcpHeaderSlice, TcpOptionElement};
 
 use crate::packet::parse::{ETHERNET_HEADER_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
-use crate::packet::{Embedded, Ipv4Packet, Medium, Transport};
+use crate::packet::{Embedded, Fragment, Ipv4Packet, Medium, Transport};
 
 /// The key of a TCP, UDP or ICMP echo packet as it is on the wire. The echo identifier is the
 /// port of the side that sends requests.
@@ -96,18 +97,58 @@ pub fn error_flow_key(emb: &Embedded) -> Option<FlowKey> {
     })
 }
 
-/// What the connection table needs to know about a packet besides its key.
+/// What the connection table needs to know about a packet besides its key; `frame` is the
+/// frame `pkt` was parsed from (a TCP segment's sequence numbers and window are read from it).
 #[inline]
-pub fn packet_info(pkt: &Ipv4Packet) -> PacketInfo {
-    let tcp_flags = match pkt.transport {
-        Transport::Tcp { flags, .. } => flags,
-        _ => 0,
+pub fn packet_info(pkt: &Ipv4Packet, frame: &[u8]) -> PacketInfo {
+    let (tcp_flags, seg) = match pkt.transport {
+        Transport::Tcp { flags, .. } => (flags, tcp_segment(pkt, frame, flags)),
+        _ => (0, Segment::default()),
     };
     PacketInfo {
         tcp_flags,
         len: pkt.total_len() as u32,
         icmp_error: false,
+        seg,
     }
+}
+
+/// A TCP packet's sequence number, acknowledgement, window and payload length, and for a SYN
+/// its window scale option. Parsing checked that the whole header is in the frame; a frame
+/// that is not the packet's gives zeros.
+#[inline]
+fn tcp_segment(pkt: &Ipv4Packet, frame: &[u8], flags: u8) -> Segment {
+    let Some(header) = frame.get(pkt.l4()..pkt.end()) else {
+        return Segment::default();
+    };
+    let Some(fixed) = header.first_chunk::<20>() else {
+        return Segment::default();
+    };
+    let word =
+        |at: usize| u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
+    let header_len = usize::from(fixed[12] >> 4) * 4;
+    Segment {
+        seq: word(4),
+        ack: word(8),
+        window: u16::from_be_bytes([fixed[14], fixed[15]]),
+        // at most 65535: an IP packet's total length is 16 bits
+        payload: header.len().saturating_sub(header_len) as u16,
+        wscale: if flags & TCP_SYN != 0 {
+            window_scale(header)
+        } else {
+            None
+        },
+        truncated: pkt.fragment == Fragment::First,
+    }
+}
+
+/// The window scale option's shift count in a TCP header, if it carries a well-formed one.
+fn window_scale(header: &[u8]) -> Option<u8> {
+    let tcp = TcpHeaderSlice::from_slice(header).ok()?;
+    tcp.options_iterator().find_map(|o| match o {
+        Ok(TcpOptionElement::WindowScale(shift)) => Some(shift),
+        _ => None,
+    })
 }
 
 /// The fragment-table key of a packet's datagram as on the wire.

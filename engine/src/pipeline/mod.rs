@@ -23,12 +23,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balancer::{LinkState, Selector};
-use conntrack::{FlowHash, SlotHint, TcpState, WanSet, TCP_ACK, TCP_SYN};
+use conntrack::{FlowHash, SlotHint, TcpState, WanSet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 
 use crate::config::{Inbound, OnWanDown};
 use crate::device::prefetch::prefetch;
 use crate::device::Frame;
 use crate::neighbors::Neighbors;
+use crate::packet::checksum;
 use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind};
 use crate::packet::parse::{self, ParseError};
 use crate::packet::tcp_reset::build_tcp_reset;
@@ -59,6 +60,31 @@ impl std::fmt::Debug for Context<'_> {
             .field("now", &self.now)
             .finish_non_exhaustive()
     }
+}
+
+/// Why a TCP segment that could open or close a connection (SYN, FIN or RST) may not reach
+/// the connection table: its checksum is wrong (`tcp_bad_checksum`), or it is a fragment
+/// whose checksum cannot be verified (`tcp_control_fragment`). `None` for every other packet
+/// (segments without those flags are not verified: a bad checksum stays bad through the
+/// incremental rewrite, and the receiving host drops it).
+fn unverified_control_segment(frame: &[u8], pkt: &Ipv4Packet) -> Option<DropReason> {
+    let crate::packet::Transport::Tcp { flags, .. } = pkt.transport else {
+        return None;
+    };
+    if flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0 {
+        return None;
+    }
+    if pkt.fragment != crate::packet::Fragment::Whole {
+        return Some(DropReason::TcpControlFragment);
+    }
+    let segment = frame.get(pkt.l4()..pkt.end())?;
+    let sum = checksum::l4_verify_sum(
+        pkt.src.octets(),
+        pkt.dst.octets(),
+        parse::IPPROTO_TCP,
+        segment,
+    );
+    (sum != 0).then_some(DropReason::TcpBadChecksum)
 }
 
 /// Frames whose flows are hashed, and their table reads prefetched, ahead of their processing
@@ -358,6 +384,9 @@ impl Pipeline {
         if !ctx.plan.lan_source_ok(ingress, pkt.src) {
             return Outcome::Drop(DropReason::LanSourceInvalid);
         }
+        if let Some(reason) = unverified_control_segment(frame.data(), pkt) {
+            return Outcome::Drop(reason);
+        }
         let live = (self.ended, self.outranked);
         match fast_path::outbound(ctx, &self.counters, frame, pkt, live, hint) {
             fast_path::Outbound::Done(outcome) => outcome,
@@ -459,6 +488,15 @@ impl Pipeline {
                     }
                 }
                 return Outcome::Kernel;
+            }
+        }
+        if let Some(reason) = unverified_control_segment(frame.data(), pkt) {
+            // only for a NAT port: the box's own connections are the kernel's to check
+            let nat_port = flow::flow_key(pkt).map(|k| k.dst.port);
+            if let (Some(port), Some(w)) = (nat_port, ctx.plan.wans.get(wan)) {
+                if w.nat_ports.contains(&port) {
+                    return Outcome::Drop(reason);
+                }
             }
         }
         match fast_path::inbound(ctx, &self.counters, frame, pkt, wan, hint) {

@@ -71,7 +71,11 @@ impl Pipeline {
                 };
                 let mut others = eligible.0 & !1u64.checked_shl(u32::from(wan.0)).unwrap_or(0);
                 loop {
-                    match ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now) {
+                    match ctx
+                        .tables
+                        .conntrack
+                        .create(new, packet_info(pkt, frame.data()), ctx.now)
+                    {
                         Err(CreateError::PortsExhausted) if others != 0 => {
                             // below 64: a bit of a u64
                             new.wan = others.trailing_zeros() as u8;
@@ -178,7 +182,10 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         new: NewSession,
     ) -> Outcome {
-        let created = ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now);
+        let created = ctx
+            .tables
+            .conntrack
+            .create(new, packet_info(pkt, frame.data()), ctx.now);
         self.created(ctx, frame, pkt, created)
     }
 
@@ -198,6 +205,7 @@ impl Pipeline {
             Err(CreateError::TableFull) => Outcome::Drop(DropReason::TableFull),
             Err(CreateError::PortsExhausted) => Outcome::Drop(DropReason::PortsExhausted),
             Err(CreateError::UnknownWan) => Outcome::Drop(DropReason::UnknownInterface),
+            Err(CreateError::OutOfWindow) => Outcome::Drop(DropReason::TcpOutOfWindow),
         }
     }
 }

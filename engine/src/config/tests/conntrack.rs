@@ -30,7 +30,7 @@ fn defaults_when_absent_or_empty() {
             icmp: Duration::from_secs(60),
             tcp_established: Duration::from_secs(7440),
             tcp_transitory: Duration::from_secs(240),
-            tcp_closed: Duration::from_secs(10),
+            tcp_closed: Duration::from_secs(240),
         }
     );
 }

@@ -141,7 +141,7 @@ fn example_conntrack_section_spells_out_the_defaults() {
                 icmp: Duration::from_secs(60),
                 tcp_established: Duration::from_secs(7440),
                 tcp_transitory: Duration::from_secs(240),
-                tcp_closed: Duration::from_secs(10),
+                tcp_closed: Duration::from_secs(240),
             },
         }
     );

@@ -8,4 +8,5 @@ mod golden;
 mod harness;
 mod packets;
 mod props;
+mod tcp_checks;
 mod wan_down;

@@ -8,10 +8,25 @@ use etherparse::{Icmpv4Type, PacketBuilder};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum L4 {
-    Tcp { sport: u16, dport: u16, flags: u8 },
-    Udp { sport: u16, dport: u16 },
-    EchoRequest { id: u16, seq: u16 },
-    EchoReply { id: u16, seq: u16 },
+    /// `client`: sent by the side that opened the connection (see [`Pkt::bytes`]).
+    Tcp {
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        client: bool,
+    },
+    Udp {
+        sport: u16,
+        dport: u16,
+    },
+    EchoRequest {
+        id: u16,
+        seq: u16,
+    },
+    EchoReply {
+        id: u16,
+        seq: u16,
+    },
 }
 
 pub const SYN: u8 = 0x02;
@@ -39,6 +54,8 @@ pub fn tcp(src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16), flags: u8) -> Pkt {
             sport: src.1,
             dport: dst.1,
             flags,
+            // the client's port is the ephemeral one, above the service's
+            client: src.1 >= dst.1,
         },
         payload: b"",
     }
@@ -88,16 +105,26 @@ impl Pkt {
         self
     }
 
+    /// A TCP packet sent by the side that opened the connection (`true`) or the other; by
+    /// default, the side whose port is the higher.
+    pub fn client(mut self, is_client: bool) -> Pkt {
+        if let L4::Tcp { client, .. } = &mut self.l4 {
+            *client = is_client;
+        }
+        self
+    }
+
     /// The same packet after a router: TTL one less, new addresses and ports (or echo id).
     pub fn translated(mut self, src: (Ipv4Addr, u16), dst: (Ipv4Addr, u16)) -> Pkt {
         self.src = src.0;
         self.dst = dst.0;
         self.ttl -= 1;
         self.l4 = match self.l4 {
-            L4::Tcp { flags, .. } => L4::Tcp {
+            L4::Tcp { flags, client, .. } => L4::Tcp {
                 sport: src.1,
                 dport: dst.1,
                 flags,
+                client,
             },
             L4::Udp { .. } => L4::Udp {
                 sport: src.1,
@@ -118,13 +145,19 @@ impl Pkt {
                 sport,
                 dport,
                 flags,
+                client,
             } => {
-                let mut b = ip.tcp(sport, dport, 1000, 64240);
+                // One connection's numbers: the client's initial sequence number is 1000, the
+                // server's 5000; a SYN carries the initial one, anything else the next (so the
+                // segments are in the window of a connection opened by these SYNs).
+                let (mine, theirs) = if client { (1000, 5000) } else { (5000, 1000) };
+                let seq = if flags & 0x02 != 0 { mine } else { mine + 1 };
+                let mut b = ip.tcp(sport, dport, seq, 64240);
                 if flags & 0x02 != 0 {
                     b = b.syn();
                 }
                 if flags & 0x10 != 0 {
-                    b = b.ack(5000);
+                    b = b.ack(theirs + 1);
                 }
                 if flags & 0x01 != 0 {
                     b = b.fin();

@@ -47,7 +47,7 @@ proptest! {
         let mut router = Router::with_config(Medium::Ip, &TOPOLOGY.replace("max_sessions = 4096", "max_sessions = 65536"));
         let host_ip = std::net::Ipv4Addr::new(192, 168, 1, host);
         let payload: &'static [u8] = Box::leak(payload.into_boxed_slice());
-        let out_pkt = if use_udp { udp((host_ip, sport), (SERVER, dport)) } else { tcp((host_ip, sport), (SERVER, dport), SYN) }.payload(payload);
+        let out_pkt = if use_udp { udp((host_ip, sport), (SERVER, dport)) } else { tcp((host_ip, sport), (SERVER, dport), SYN).client(true) }.payload(payload);
         let (egress, out) = router.forward(LAN, &out_pkt.bytes());
         assert_checksums_valid(&out);
         prop_assert!(egress == ISP1 || egress == ISP2);
@@ -55,7 +55,7 @@ proptest! {
         let ext_port = u16::from_be_bytes([out[20], out[21]]);
         prop_assert_eq!(out, out_pkt.translated((ext_ip, ext_port), (SERVER, dport)).bytes());
 
-        let reply = if use_udp { udp((SERVER, dport), (ext_ip, ext_port)) } else { tcp((SERVER, dport), (ext_ip, ext_port), SYN_ACK) }.payload(payload);
+        let reply = if use_udp { udp((SERVER, dport), (ext_ip, ext_port)) } else { tcp((SERVER, dport), (ext_ip, ext_port), SYN_ACK).client(false) }.payload(payload);
         let (back, delivered) = router.forward(egress, &reply.bytes());
         prop_assert_eq!(back, LAN);
         assert_checksums_valid(&delivered);
