@@ -60,7 +60,8 @@ impl Pipeline {
                 // Endpoint-independent mapping across WANs: `create` keeps an internal endpoint
                 // that already has a mapping on an eligible WAN there, so peers see one
                 // address; the rewrite's egress is the chosen WAN's interface. A WAN with no
-                // free port passes the flow on to the next eligible one.
+                // free port, or where the LAN host holds as many ports as a host may, passes
+                // the flow on to the next eligible one.
                 let mut new = NewSession {
                     key,
                     wan: wan.0,
@@ -72,7 +73,9 @@ impl Pipeline {
                 let mut others = eligible.0 & !1u64.checked_shl(u32::from(wan.0)).unwrap_or(0);
                 loop {
                     match ctx.tables.conntrack.create(new, packet_info(pkt), ctx.now) {
-                        Err(CreateError::PortsExhausted) if others != 0 => {
+                        Err(CreateError::PortsExhausted | CreateError::HostPortLimit)
+                            if others != 0 =>
+                        {
                             // below 64: a bit of a u64
                             new.wan = others.trailing_zeros() as u8;
                             others &= others - 1;
@@ -197,6 +200,8 @@ impl Pipeline {
             }
             Err(CreateError::TableFull) => Outcome::Drop(DropReason::TableFull),
             Err(CreateError::PortsExhausted) => Outcome::Drop(DropReason::PortsExhausted),
+            Err(CreateError::HostSessionLimit) => Outcome::Drop(DropReason::HostSessionLimit),
+            Err(CreateError::HostPortLimit) => Outcome::Drop(DropReason::HostPortLimit),
             Err(CreateError::UnknownWan) => Outcome::Drop(DropReason::UnknownInterface),
         }
     }
