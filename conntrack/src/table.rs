@@ -9,7 +9,9 @@
 //! lock"); any other packet takes that shard's mutex, and only that one. Mapping
 //! shards are locked only by `create` and by session removal, always while holding the
 //! session shard's mutex and never the other way round (lock order: session shard, then
-//! mapping shard), so no two threads can wait on each other. No global lock exists; table-wide
+//! mapping shard), so no two threads can wait on each other. Host shards (per-host counts,
+//! `hosts.rs`) come last in that order: taken by `create` and session removal for a few
+//! reads and writes, with nothing locked under them. No global lock exists; table-wide
 //! numbers are relaxed atomics: event statistics, and per-shard counts of live, per-WAN and
 //! created sessions (`len`, `wan_sessions` and `stats` sum them), which only the holder of
 //! the shard's lock writes, with a load and a store rather than a locked read-modify-write.
