@@ -262,6 +262,43 @@ impl SlotIndex {
         true
     }
 
+    /// Checks a slab this index indexes (tests), `live` of its slots in use and `len` by its
+    /// owner's count: its free list from `free` (`next` gives a free slot's successor, `None`
+    /// for a slot in use) holds no slot in use and no cycle; `live`, `len` and the entries in
+    /// use agree; and live and free slots make up the slab. `what` names the slab in errors.
+    #[cfg(test)]
+    pub(crate) fn check_slab<T>(
+        &self,
+        what: &str,
+        slab: &[T],
+        (free, next): (u32, impl Fn(&T) -> Option<u32>),
+        live: u32,
+        len: u32,
+    ) -> Result<(), String> {
+        let mut n = 0u32;
+        let mut f = free;
+        while f != crate::lru::NIL {
+            let e = slab
+                .get(f as usize)
+                .ok_or(format!("{what}: bad free slot"))?;
+            f = next(e).ok_or(format!("{what}: slot {f} in use on the free list"))?;
+            n += 1;
+            if n > slab.len() as u32 {
+                return Err(format!("{what}: free list cycle"));
+            }
+        }
+        if live != len || self.len() != len {
+            return Err(format!(
+                "{what}: len {len} live {live} indexed {}",
+                self.len()
+            ));
+        }
+        if live + n != slab.len() as u32 {
+            return Err(format!("{what}: live {live} + free {n} != slots"));
+        }
+        Ok(())
+    }
+
     /// Checks the linear-probing invariant and the count against `hash_of` (tests): every
     /// entry is reachable from its home without crossing an empty entry.
     #[cfg(test)]

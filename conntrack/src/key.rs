@@ -160,6 +160,13 @@ impl KeyHasher {
         self.0.hash_one((ep_word, remote_word))
     }
 
+    /// Hash of an internal host's address (picks its host shard, and indexes its entries
+    /// there: see `hosts.rs`).
+    #[inline]
+    pub(crate) fn host(&self, ip: Ipv4Addr) -> u64 {
+        self.0.hash_one(u32::from(ip))
+    }
+
     /// Hash of any value (fragment keys).
     #[inline]
     pub(crate) fn any<T: std::hash::Hash>(&self, value: T) -> u64 {

@@ -21,13 +21,21 @@
 //! - *mapping shards*, picked by the hash of (protocol, internal endpoint), holding the
 //!   endpoint-independent mappings (RFC 4787 REQ-1): (proto, internal endpoint, WAN) → external
 //!   port and reference count. Only `create` and session removal (expiry, eviction, SYN
-//!   recycling) touch them.
+//!   recycling) touch them;
+//! - *host shards*, picked by the hash of the internal host's address, counting each LAN
+//!   host's live sessions and mappings (NAT ports) per WAN (`hosts.rs`) for the per-host caps
+//!   of `create` and for eviction, which takes a session of the host with the most. Only
+//!   `create`, eviction and session removal touch them.
 //!
-//! Lock order: a session shard, then a mapping shard, never the other way round and never two
-//! of a kind at once. `create` locks the flow's session shard (race check, reaping, eviction),
-//! then the endpoint's mapping shard to reuse or create the mapping, then inserts the session;
-//! removing a session under its session shard's lock takes its mapping shard's lock to drop
-//! the reference (and, with the last one, the mapping and its port binding).
+//! Lock order: a session shard, then a mapping shard, then a host shard, never the other way
+//! round and never two of a kind at once; a host shard's lock is held for a few reads and
+//! writes and nothing is locked under it. `create` locks the flow's session shard (race check,
+//! reaping; when the shard is full, the host's count, then eviction), then the endpoint's
+//! mapping shard to reuse or create the mapping, counting the session (and a new mapping)
+//! against the host's caps under its host shard's lock, then inserts the session; removing a
+//! session under its session shard's lock takes its mapping shard's lock to drop the reference
+//! (and, with the last one, the mapping and its port binding), then its host shard's to
+//! count it off.
 //!
 //! Invariants:
 //! - the per-packet path ([`ConnTable::lookup_outbound`], [`ConnTable::lookup_inbound`]) never
@@ -39,7 +47,12 @@
 //!   never allocates either: slabs, indexes (sized once, never grown: see `index.rs`) and
 //!   port tables are preallocated by the constructors;
 //! - a session lives in the session shard its canonical key hashes to, a mapping in the
-//!   mapping shard its (proto, internal endpoint) hashes to;
+//!   mapping shard its (proto, internal endpoint) hashes to, a host's counts in the host shard
+//!   its address hashes to;
+//! - each (internal host, WAN) with live sessions has one host entry, counting exactly its
+//!   sessions there and its mappings there; no other entry exists. No host holds more than
+//!   [`TableConfig::max_sessions_per_host`] sessions, nor more than
+//!   [`TableConfig::max_ports_per_host`] mappings on a WAN;
 //! - every live session holds one reference to the mapping of its internal endpoint on its WAN
 //!   and has that mapping's external port; a mapping lives exactly as long as it has references,
 //!   and its external port is bound to its internal endpoint in the WAN's port table exactly as
@@ -50,8 +63,9 @@
 //!   its first packet in a later second (or on a change of timeout class), so a busy flow
 //!   writes other sessions' links once a second, not per packet. Expiry pops class tails,
 //!   never scans, never removes a session before its timeout, and removes every session more
-//!   than one second past its deadline in a pass over its shard; eviction takes the
-//!   longest-idle of the class tails, exact to one second (see `shard.rs`);
+//!   than one second past its deadline in a pass over its shard; eviction weighs a bounded
+//!   number of sessions from the class tails ([`EVICTION_CANDIDATES`] each) and takes one of
+//!   the host with the most live sessions, the longest-idle of those (see `shard.rs`);
 //! - no input panics: failures are typed errors ([`CreateError`], [`TableConfigError`]) or
 //!   counted events ([`TableStats`]); there is no `unsafe`.
 //!
@@ -61,15 +75,15 @@
 //! 4-byte index entry (6.4 to 12.8 bytes per slot with the index's slack, see
 //! `index.rs`). A mapping shard holds `c + 8 √c + 8` mappings (at most the table's capacity;
 //! the headroom is explained in `mapping.rs`): a 16-byte slot and its index entry (6.4 to 12.8
-//! bytes) each. Per session of capacity that is about 126 to 140 bytes in all for shards of
-//! 4096 sessions or more (`ConnTable::memory_bytes`); port tables add 8 bytes per port,
-//! protocol and WAN.
+//! bytes) each; a host shard as many host entries (12 bytes and an index entry each). Per
+//! session of capacity that is about 150 to 160 bytes in all for shards of 4096 sessions or
+//! more (`ConnTable::memory_bytes`); port tables add 8 bytes per port, protocol and WAN.
 //!
 //! Modules: `key` (flow identity and hashing), `timeouts` (timeouts and classes), `tcp` (TCP
 //! state machine), `window` (TCP sequence windows), `session` (the 64-byte session and its public views), `cell` (a
 //! session's atomic storage in the slab, read by lock-free hits), `lru` (intrusive
 //! per-class lists), `ports` (lock-free port tables), `mapping` (one mapping shard:
-//! endpoint-independent mappings), `index` (the slot indexes: open addressing, never rebuilt),
+//! endpoint-independent mappings), `hosts` (per-host counts and caps), `index` (the slot indexes: open addressing, never rebuilt),
 //! `shard` (one session shard's storage and operations), `table` (the public table),
 //! `fragments` (fragment rewrites), `stats` (event counters).
 
@@ -77,6 +91,7 @@
 
 mod cell;
 mod fragments;
+mod hosts;
 mod index;
 mod key;
 mod lru;
@@ -96,7 +111,8 @@ pub use session::{Hairpin, NewSession, PacketInfo, Rewrite, SessionInfo};
 pub use stats::TableStats;
 pub use table::{
     ConnTable, CreateError, FlowHash, Liveness, Lookup, OnFull, SlotHint, TableConfig,
-    TableConfigError, WanNat, WanSet, MAX_WANS, PREFETCH_BATCH,
+    TableConfigError, WanNat, WanSet, DEFAULT_MAX_PORTS_PER_HOST, DEFAULT_MAX_SESSIONS_PER_HOST,
+    EVICTION_CANDIDATES, MAX_WANS, PREFETCH_BATCH,
 };
 pub use tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 pub use timeouts::Timeouts;

@@ -106,22 +106,34 @@ impl List {
         self.push_front(nodes, i);
     }
 
+    /// Iterates from tail (least recent) to head.
+    pub(crate) fn iter_from_tail<'a, N: Node>(&self, nodes: &'a [N]) -> Iter<'a, N> {
+        Iter {
+            nodes,
+            cur: self.tail,
+            left: self.len,
+            back: true,
+        }
+    }
+
     /// Iterates from head (most recent) to tail.
     pub(crate) fn iter<'a, N: Node>(&self, nodes: &'a [N]) -> Iter<'a, N> {
         Iter {
             nodes,
             cur: self.head,
             left: self.len,
+            back: false,
         }
     }
 }
 
-/// Iterator over a list's slots, head first.
+/// Iterator over a list's slots, head first (or tail first: `back`).
 #[derive(Debug)]
 pub(crate) struct Iter<'a, N> {
     nodes: &'a [N],
     cur: u32,
     left: u32,
+    back: bool,
 }
 
 impl<N: Node> Iterator for Iter<'_, N> {
@@ -134,7 +146,7 @@ impl<N: Node> Iterator for Iter<'_, N> {
         }
         let i = self.cur;
         let n = self.nodes.get(i as usize)?;
-        self.cur = n.next();
+        self.cur = if self.back { n.prev() } else { n.next() };
         self.left -= 1;
         Some(i)
     }
@@ -193,6 +205,9 @@ mod tests {
         assert_eq!(l.tail(), Some(0));
         assert_eq!(l.head(), Some(3));
         assert_eq!(l.len(), 4);
+        assert_eq!(l.iter_from_tail(&ns).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!(l.iter_from_tail(&ns).take(2).collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(List::new().iter_from_tail(&ns).next(), None);
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! all sessions of an endpoint on a WAN share one external port (RFC 4787 REQ-1, RFC 5382
 //! REQ-1). The last reference to go removes the mapping and releases the port in the WAN's
 //! port table. A mapping shard is only touched under its mutex, which is always taken after
-//! the session shard's (lock order: session shard, then mapping shard): by `create`
-//! ([`Mappings::claim`]) and by session removal ([`Mappings::unref`]).
+//! the session shard's (lock order: session shard, then mapping shard, then host shard): by
+//! `create` ([`Mappings::claim`], which takes the host shard's lock to count the session and
+//! any new mapping against the host's caps) and by session removal ([`Mappings::unref`]).
 //!
 //! Storage is a preallocated slab with a free list (threaded through the reference-count
 //! field) and a [`SlotIndex`] of slot numbers (see `index.rs`): nothing here allocates after
@@ -218,7 +219,10 @@ impl Mappings {
     /// 3. else a new mapping on `new.wan`, with a port allocated in its port table (the
     ///    internal port if free, else the next free one).
     ///
-    /// Probes one mapping per candidate WAN and stops at the first found.
+    /// Probes one mapping per candidate WAN and stops at the first found. The session is
+    /// counted for its host on the chosen WAN (`hosts.rs`), with the new mapping if one is
+    /// made: [`CreateError::HostSessionLimit`] or [`CreateError::HostPortLimit`] when the
+    /// host's caps forbid it, taking nothing.
     pub(crate) fn claim(
         &mut self,
         sh: &Shared,
@@ -233,8 +237,7 @@ impl Mappings {
         let ep = endpoint_word(proto, internal);
         let mh = sh.hasher.endpoint(ep);
         if let Some(m) = self.find(mh, proto, internal, new.wan) {
-            let port = self.acquire(m).ok_or(CreateError::TableFull)?;
-            return Ok((new.wan, port));
+            return self.reuse(sh, m, internal, new.wan);
         }
         if new.hairpin.is_none() {
             let configured = match u32::try_from(sh.wans.len()) {
@@ -248,8 +251,7 @@ impl Mappings {
                 let w = rest.trailing_zeros() as u8;
                 rest &= rest - 1;
                 if let Some(m) = self.find(mh, proto, internal, w) {
-                    let port = self.acquire(m).ok_or(CreateError::TableFull)?;
-                    return Ok((w, port));
+                    return self.reuse(sh, m, internal, w);
                 }
             }
         }
@@ -257,15 +259,38 @@ impl Mappings {
             // the shard's share of mappings is far above its mean (see `shard_capacity`)
             return Err(CreateError::TableFull);
         }
-        let port = wan
-            .ports
-            .allocate(proto, internal.port, internal)
-            .ok_or(CreateError::PortsExhausted)?;
+        // lock order: the host shard is taken (and released) under the mapping shard's lock
+        sh.hosts.admit(internal.ip, new.wan, true)?;
+        let Some(port) = wan.ports.allocate(proto, internal.port, internal) else {
+            sh.hosts.release(internal.ip, new.wan, true);
+            return Err(CreateError::PortsExhausted);
+        };
         match self.insert(mh, proto, internal, new.wan, port) {
             Some(_) => Ok((new.wan, port)),
             None => {
                 // unreachable: a free slot was checked above
                 wan.ports.release(proto, port, internal);
+                sh.hosts.release(internal.ip, new.wan, true);
+                Err(CreateError::TableFull)
+            }
+        }
+    }
+
+    /// A new session's reference to existing mapping `slot` of `internal` on `wan`, counted
+    /// against its host's session cap (not its port cap: the port is the mapping's already).
+    fn reuse(
+        &mut self,
+        sh: &Shared,
+        slot: u32,
+        internal: Endpoint,
+        wan: u8,
+    ) -> Result<(u8, u16), CreateError> {
+        sh.hosts.admit(internal.ip, wan, false)?;
+        match self.acquire(slot) {
+            Some(port) => Ok((wan, port)),
+            None => {
+                // unreachable: `slot` was found in the slab
+                sh.hosts.release(internal.ip, wan, false);
                 Err(CreateError::TableFull)
             }
         }
@@ -273,14 +298,17 @@ impl Mappings {
 
     /// Gives back one reference to the mapping of (`proto`, `internal`) on `wan` (a session of
     /// it is being removed). With the last one the mapping is removed and its external port
-    /// released in the WAN's port table.
-    pub(crate) fn unref(&mut self, sh: &Shared, proto: Proto, internal: Endpoint, wan: u8) {
+    /// released in the WAN's port table; returns whether it was (for the caller to take the
+    /// port off its host's count, `hosts.rs`, once this shard's lock is released).
+    pub(crate) fn unref(&mut self, sh: &Shared, proto: Proto, internal: Endpoint, wan: u8) -> bool {
         let mh = sh.hasher.endpoint(endpoint_word(proto, internal));
-        if let Some(port) = self.release(&sh.hasher, mh, proto, internal, wan) {
-            if let Some(w) = sh.wans.get(usize::from(wan)) {
-                w.ports.release(proto, port, internal);
-            }
+        let Some(port) = self.release(&sh.hasher, mh, proto, internal, wan) else {
+            return false;
+        };
+        if let Some(w) = sh.wans.get(usize::from(wan)) {
+            w.ports.release(proto, port, internal);
         }
+        true
     }
 
     /// Heap bytes.
@@ -340,31 +368,10 @@ impl Mappings {
                 return Err(format!("mapping {i}: port {} not bound", m.ext_port));
             }
         }
-        let mut free = 0u32;
-        let mut f = self.free;
-        while f != NIL {
-            let m = self.slab.get(f as usize).ok_or("bad free mapping slot")?;
-            if m.wan != FREE_WAN {
-                return Err(format!("live mapping {f} on the free list"));
-            }
-            free += 1;
-            f = m.refs;
-            if free > self.slab.len() as u32 {
-                return Err("mapping free list cycle".into());
-            }
-        }
         self.index.check(|x| slot_hash(&self.slab, &sh.hasher, x))?;
-        if live != self.len || self.index.len() != self.len {
-            return Err(format!(
-                "mappings: len {} live {live} indexed {}",
-                self.len,
-                self.index.len()
-            ));
-        }
-        if live + free != self.slab.len() as u32 {
-            return Err(format!("mappings: live {live} + free {free} != slots"));
-        }
-        Ok(())
+        let next = |m: &Mapping| (m.wan == FREE_WAN).then_some(m.refs);
+        self.index
+            .check_slab("mappings", &self.slab, (self.free, next), live, self.len)
     }
 
     #[cfg(test)]

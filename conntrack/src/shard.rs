@@ -42,8 +42,12 @@
 //!   shard (with budget enough to reach it) at or after `D + 1 s`, since everything ahead of it
 //!   has expired by then; so with a pass every second it goes less than 2 s after `D`.
 //!
-//! `evict_oldest` evicts the longest-idle of the class tails: the shard's longest-idle session
-//! to within one second (a session behind a tail went idle at most a second before it).
+//! `evict` weighs the [`EVICTION_CANDIDATES`] longest-idle sessions of each class list and
+//! evicts the one whose internal host has the most live sessions (`hosts.rs`), the
+//! longest-idle of those: a host that floods the table gives up its own sessions first. When
+//! the candidates' hosts have as many sessions each (one host, say), that is the longest-idle
+//! of the class tails, the shard's longest-idle session to within one second (a session behind
+//! a tail went idle at most a second before it).
 //!
 //! Why hits move sessions themselves rather than flag them for a sweep to re-queue (second
 //! chance, CLOCK): a flagged session's list position can be much older than its last packet,
@@ -80,6 +84,7 @@
 //!
 //! Lists, free list and index are never written without the lock.
 
+use std::net::Ipv4Addr;
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -90,7 +95,7 @@ use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
 use crate::session::{Glance, NewSession, PacketInfo, Session};
 use crate::stats::{add, bump};
-use crate::table::Shared;
+use crate::table::{Shared, EVICTION_CANDIDATES};
 use crate::tcp::{Dir, Step, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
 use crate::timeouts::{second_start, Class, CLASS_COUNT};
 use crate::window::{Window, WindowCell};
@@ -543,7 +548,8 @@ impl Locked<'_> {
 
     /// Removes live session `slot` (flow hash `h`): index, class list, mapping reference (taking
     /// the mapping shard's lock; the mapping and its port binding go with the last reference),
-    /// slot to the free list, live counters.
+    /// its host's counts (then taking the host shard's lock), slot to the free list, live
+    /// counters.
     pub(crate) fn remove(&mut self, sh: &Shared, slot: u32, h: u64) {
         let Some(s) = self.session(slot) else {
             return;
@@ -558,8 +564,10 @@ impl Locked<'_> {
             c.vacate(self.st.free);
         }
         self.write_end();
-        sh.mappings_of(s.endpoint_word())
+        let released = sh
+            .mappings_of(s.endpoint_word())
             .unref(sh, s.proto, s.internal(), s.wan());
+        sh.hosts.release(s.internal().ip, s.wan(), released);
         self.set_free(slot);
         self.st.len = self.st.len.saturating_sub(1);
         if let Some(c) = sh.counts.get(self.st.id) {
@@ -591,20 +599,35 @@ impl Locked<'_> {
         n
     }
 
-    /// Evicts the longest-idle of the class tails: the shard's longest-idle session to within
-    /// one second (see the module docs). Returns whether a session was evicted.
-    pub(crate) fn evict_oldest(&mut self, sh: &Shared) -> bool {
-        let mut oldest: Option<(u64, u32)> = None;
+    /// Evicts one session: of the [`EVICTION_CANDIDATES`] longest-idle sessions of each class
+    /// list, the one whose host has the most live sessions, and of those the longest-idle
+    /// (see `OnFull::EvictOldest`). Reads each candidate host's count under its host shard's
+    /// lock (once per run of candidates of one host). Returns whether a session was evicted.
+    pub(crate) fn evict(&mut self, sh: &Shared) -> bool {
+        let sessions = &self.shard.sessions;
+        // (host's sessions, last packet, slot) of the best victim so far
+        let mut victim: Option<(u32, u64, u32)> = None;
+        let mut host: Option<(Ipv4Addr, u32)> = None;
         for l in &self.st.lists {
-            if let Some(t) = l.tail() {
-                if let Some(s) = self.shard.sessions.get(t as usize).map(SessionCell::load) {
-                    if oldest.is_none_or(|(ls, _)| s.last_seen < ls) {
-                        oldest = Some((s.last_seen, t));
+            for t in l.iter_from_tail(sessions).take(EVICTION_CANDIDATES) {
+                let Some(s) = sessions.get(t as usize).map(SessionCell::load) else {
+                    continue;
+                };
+                let ip = s.internal().ip;
+                let n = match host {
+                    Some((last, n)) if last == ip => n,
+                    _ => {
+                        let n = sh.hosts.sessions(ip);
+                        host = Some((ip, n));
+                        n
                     }
+                };
+                if victim.is_none_or(|(vn, ls, _)| n > vn || (n == vn && s.last_seen < ls)) {
+                    victim = Some((n, s.last_seen, t));
                 }
             }
         }
-        let Some((_, t)) = oldest else {
+        let Some((_, _, t)) = victim else {
             return false;
         };
         let h = session_hash(&self.shard.sessions, &sh.hasher, t);

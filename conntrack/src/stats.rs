@@ -21,6 +21,13 @@ pub struct TableStats {
     pub refused_full: u64,
     /// Creations refused because the WAN had no free port.
     pub ports_exhausted: u64,
+    /// Creations refused because the internal host had as many sessions as a host may
+    /// ([`TableConfig::max_sessions_per_host`](crate::TableConfig::max_sessions_per_host)).
+    pub host_session_limit: u64,
+    /// Creations refused because the internal host needed another NAT port on the WAN and had
+    /// as many there as a host may
+    /// ([`TableConfig::max_ports_per_host`](crate::TableConfig::max_ports_per_host)).
+    pub host_port_limit: u64,
     /// TCP sessions moved to Closed by a RST.
     pub closed_by_rst: u64,
     /// TCP sessions in TimeWait/Closed removed by a new SYN so that a fresh one is created.
@@ -40,6 +47,8 @@ pub(crate) struct Counters {
     pub(crate) evicted: AtomicU64,
     pub(crate) refused_full: AtomicU64,
     pub(crate) ports_exhausted: AtomicU64,
+    pub(crate) host_session_limit: AtomicU64,
+    pub(crate) host_port_limit: AtomicU64,
     pub(crate) closed_by_rst: AtomicU64,
     pub(crate) recycled: AtomicU64,
     pub(crate) ended_by_wan_down: AtomicU64,
@@ -138,6 +147,8 @@ impl Counters {
             evicted: r(&self.evicted),
             refused_full: r(&self.refused_full),
             ports_exhausted: r(&self.ports_exhausted),
+            host_session_limit: r(&self.host_session_limit),
+            host_port_limit: r(&self.host_port_limit),
             closed_by_rst: r(&self.closed_by_rst),
             recycled: r(&self.recycled),
             ended_by_wan_down: r(&self.ended_by_wan_down),
@@ -174,6 +185,8 @@ mod tests {
         bump(&c.ports_exhausted);
         bump(&c.closed_by_rst);
         bump(&c.recycled);
+        bump(&c.host_session_limit);
+        add(&c.host_port_limit, 4);
         assert_eq!(
             c.snapshot(1),
             TableStats {
@@ -182,6 +195,8 @@ mod tests {
                 evicted: 0,
                 refused_full: 1,
                 ports_exhausted: 2,
+                host_session_limit: 1,
+                host_port_limit: 4,
                 closed_by_rst: 1,
                 recycled: 1,
                 ended_by_wan_down: 0,

@@ -9,7 +9,9 @@
 //! lock"); any other packet takes that shard's mutex, and only that one. Mapping
 //! shards are locked only by `create` and by session removal, always while holding the
 //! session shard's mutex and never the other way round (lock order: session shard, then
-//! mapping shard), so no two threads can wait on each other. No global lock exists; table-wide
+//! mapping shard), so no two threads can wait on each other. Host shards (per-host counts,
+//! `hosts.rs`) come last in that order: taken by `create` and session removal for a few
+//! reads and writes, with nothing locked under them. No global lock exists; table-wide
 //! numbers are relaxed atomics: event statistics, and per-shard counts of live, per-WAN and
 //! created sessions (`len`, `wan_sessions` and `stats` sum them), which only the holder of
 //! the shard's lock writes, with a load and a store rather than a locked read-modify-write.
@@ -21,6 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::hosts::Hosts;
 use crate::index::SlotIndex;
 use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, KeyHasher, Proto};
 use crate::mapping::{self, Mappings};
@@ -57,13 +60,32 @@ const REAP_ON_FULL: usize = 16;
 pub enum OnFull {
     /// Fail with [`CreateError::TableFull`].
     Refuse,
-    /// Evict the longest-idle session of the shard (the longest-idle of its class list tails),
-    /// to within one second: the lists are kept in order of last packet at whole-second
-    /// resolution (see `shard.rs`). Sessions are spread uniformly over the shards, so this is
-    /// close to the longest-idle of the table.
+    /// Evict a session of the shard: of the [`EVICTION_CANDIDATES`] longest-idle sessions of
+    /// each class list, the one whose internal host has the most live sessions in the table,
+    /// and of those the longest-idle (to within one second: the lists are kept in order of
+    /// last packet at whole-second resolution, see `shard.rs`). So a host that opens flows
+    /// without limit gives up its own sessions first; when every candidate belongs to one
+    /// host (or to hosts with as many sessions) this is the shard's longest-idle session,
+    /// close to the table's (sessions are spread uniformly over the shards).
     #[default]
     EvictOldest,
 }
+
+/// Sessions eviction weighs from the tail of each class list of a full shard (see
+/// [`OnFull::EvictOldest`]): at most this many per class, so an eviction reads at most
+/// `5 × EVICTION_CANDIDATES` sessions and as many hosts' counts.
+pub const EVICTION_CANDIDATES: usize = 4;
+
+/// Default of [`TableConfig::max_sessions_per_host`]. A busy household or office host (a
+/// browser with many tabs, a game, a BitTorrent client) holds hundreds to a few thousand
+/// sessions; 16,384 is several times that, and a sixteenth of the default table of 262,144.
+pub const DEFAULT_MAX_SESSIONS_PER_HOST: u32 = 16_384;
+
+/// Default of [`TableConfig::max_ports_per_host`]. A host holds one NAT port per internal
+/// endpoint in use (not per connection: RFC 4787 endpoint-independent mappings), so 8,192
+/// ports on one WAN is thousands of source ports open at once; an eighth of a WAN's ports
+/// of one protocol with the default range 1024-65535.
+pub const DEFAULT_MAX_PORTS_PER_HOST: u32 = 8_192;
 
 /// Sizing and behaviour of a [`ConnTable`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +100,15 @@ pub struct TableConfig {
     pub on_full: OnFull,
     /// Seed for the hashes that place sessions.
     pub hash_seed: u64,
+    /// Most live sessions of one internal host (IPv4 address), on all WANs together; at
+    /// least 1. A new flow of a host at the cap is refused ([`CreateError::HostSessionLimit`])
+    /// before eviction is considered, so such a host never takes another's session.
+    pub max_sessions_per_host: u32,
+    /// Most NAT ports (endpoint-independent mappings, all protocols together) one internal
+    /// host holds on one WAN; at least 1. A flow that needs a new mapping on a WAN where its
+    /// host is at the cap is refused ([`CreateError::HostPortLimit`]); a flow that reuses a
+    /// mapping its endpoint has is not.
+    pub max_ports_per_host: u32,
 }
 
 /// NAT parameters of one WAN. Its index in the slice given to [`ConnTable::new`] is its WAN
@@ -254,6 +285,11 @@ pub enum CreateError {
     /// The flow's session already exists (another worker created it meanwhile) and the
     /// packet is a TCP segment outside its window: nothing changed.
     OutOfWindow,
+    /// The internal host has [`TableConfig::max_sessions_per_host`] live sessions.
+    HostSessionLimit,
+    /// The flow needs a new mapping on the WAN and its internal host holds
+    /// [`TableConfig::max_ports_per_host`] ports there (another WAN may have room).
+    HostPortLimit,
 }
 
 impl fmt::Display for CreateError {
@@ -263,6 +299,8 @@ impl fmt::Display for CreateError {
             CreateError::PortsExhausted => "no free NAT port on the WAN",
             CreateError::UnknownWan => "unknown WAN index",
             CreateError::OutOfWindow => "TCP segment out of its session's window",
+            CreateError::HostSessionLimit => "the LAN host is at its session limit",
+            CreateError::HostPortLimit => "the LAN host is at its NAT port limit on the WAN",
         })
     }
 }
@@ -290,6 +328,8 @@ pub enum TableConfigError {
     },
     /// A timeout is zero.
     ZeroTimeout,
+    /// `max_sessions_per_host` or `max_ports_per_host` is 0.
+    ZeroHostLimit,
     /// The preallocation failed.
     OutOfMemory,
 }
@@ -311,6 +351,9 @@ impl fmt::Display for TableConfigError {
                 write!(f, "WAN {wan}: the NAT port range must not contain port 0")
             }
             TableConfigError::ZeroTimeout => f.write_str("timeouts must be non-zero"),
+            TableConfigError::ZeroHostLimit => {
+                f.write_str("max_sessions_per_host and max_ports_per_host must be at least 1")
+            }
             TableConfigError::OutOfMemory => {
                 f.write_str("not enough memory to preallocate the connection table")
             }
@@ -329,7 +372,8 @@ pub(crate) struct Wan {
 }
 
 /// The parts of the table every session-shard operation needs: immutable or atomic, plus the
-/// mapping shards (each behind its own mutex, taken after the session shard's).
+/// mapping shards and the host shards (each behind its own mutex, taken after the session
+/// shard's; a host shard's after a mapping shard's).
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) hasher: KeyHasher,
@@ -342,6 +386,8 @@ pub(crate) struct Shared {
     pub(crate) stats: Counters,
     /// Live, per-WAN and created session counts of each session shard (by shard index).
     pub(crate) counts: Box<[ShardCounts]>,
+    /// Per-host session and port counts, and the per-host caps.
+    pub(crate) hosts: Hosts,
 }
 
 impl Shared {
@@ -434,8 +480,8 @@ impl fmt::Debug for ConnTable {
 
 impl ConnTable {
     /// Builds a table with every session, mapping, index and port table preallocated: `shards`
-    /// session shards of `ceil(max_sessions / shards)` sessions, and as many mapping shards of
-    /// that size plus headroom (see `mapping.rs`).
+    /// session shards of `ceil(max_sessions / shards)` sessions, and as many mapping shards
+    /// and host shards of that size plus headroom (see `mapping.rs`, `hosts.rs`).
     pub fn new(config: &TableConfig, wans: &[WanNat]) -> Result<ConnTable, TableConfigError> {
         if config.max_sessions == 0 {
             return Err(TableConfigError::NoSessions);
@@ -458,6 +504,9 @@ impl ConnTable {
         .any(Duration::is_zero)
         {
             return Err(TableConfigError::ZeroTimeout);
+        }
+        if config.max_sessions_per_host == 0 || config.max_ports_per_host == 0 {
+            return Err(TableConfigError::ZeroHostLimit);
         }
         let mut ws = Vec::with_capacity(wans.len());
         for (i, w) in wans.iter().enumerate() {
@@ -492,6 +541,16 @@ impl ConnTable {
             let (index, slab) = (m.index(), m.slab_address());
             mappings.push(MappingCell(Mutex::new(m), index, slab));
         }
+        // (host, WAN) pairs never outnumber sessions; placed by host, they get a mapping
+        // shard's headroom (`hosts.rs`)
+        let hosts = Hosts::new(
+            nshards,
+            mapping_cap,
+            hasher.clone(),
+            config.max_sessions_per_host,
+            config.max_ports_per_host,
+        )
+        .ok_or(TableConfigError::OutOfMemory)?;
         Ok(ConnTable {
             shared: Shared {
                 hasher,
@@ -501,6 +560,7 @@ impl ConnTable {
                 counts: (0..nshards).map(|_| ShardCounts::new(ws.len())).collect(),
                 wans: ws.into_boxed_slice(),
                 stats: Counters::default(),
+                hosts,
             },
             shards: shards.into_boxed_slice(),
             shard_cap,
@@ -997,9 +1057,13 @@ impl ConnTable {
     /// returned: its egress is the hairpin's LAN interface for a hairpin session, else the
     /// chosen WAN's [`WanNat::iface`] (which tells the caller the WAN chosen).
     ///
-    /// A full session shard first reaps expired sessions, then applies [`OnFull`]. A TCP
-    /// session created by a SYN without ACK starts in SynSent; by any other packet, in
-    /// Established.
+    /// A full session shard first reaps expired sessions, then refuses a flow whose internal
+    /// host is at its session cap ([`CreateError::HostSessionLimit`]), then applies
+    /// [`OnFull`]. The claim of the mapping counts the session against its host's cap
+    /// ([`CreateError::HostSessionLimit`]) and a new mapping against the host's port cap on
+    /// its WAN ([`CreateError::HostPortLimit`]; an existing mapping is reused whatever the
+    /// host holds), under the host shard's lock. A TCP session created by a SYN without ACK
+    /// starts in SynSent; by any other packet, in Established.
     pub fn create(
         &self,
         new: NewSession,
@@ -1030,13 +1094,19 @@ impl ConnTable {
             shard.expire(&self.shared, now, REAP_ON_FULL);
         }
         if shard.is_full() {
+            // A host at its cap takes no other host's session: refused before eviction. (With
+            // room in the shard, the claim below checks the cap.)
+            if self.shared.hosts.at_session_cap(key.src.ip) {
+                bump(&self.shared.stats.host_session_limit);
+                return Err(CreateError::HostSessionLimit);
+            }
             match self.on_full {
                 OnFull::Refuse => {
                     bump(&self.shared.stats.refused_full);
                     return Err(CreateError::TableFull);
                 }
                 OnFull::EvictOldest => {
-                    shard.evict_oldest(&self.shared);
+                    shard.evict(&self.shared);
                 }
             }
         }
@@ -1050,19 +1120,25 @@ impl ConnTable {
         let (wan, ext_port) = match claimed {
             Ok(c) => c,
             Err(e) => {
+                let stats = &self.shared.stats;
                 match e {
-                    CreateError::PortsExhausted => bump(&self.shared.stats.ports_exhausted),
-                    CreateError::TableFull => bump(&self.shared.stats.refused_full),
+                    CreateError::PortsExhausted => bump(&stats.ports_exhausted),
+                    CreateError::TableFull => bump(&stats.refused_full),
+                    CreateError::HostSessionLimit => bump(&stats.host_session_limit),
+                    CreateError::HostPortLimit => bump(&stats.host_port_limit),
                     CreateError::UnknownWan | CreateError::OutOfWindow => {}
                 }
                 return Err(e);
             }
         };
         let Some(slot) = shard.insert(&self.shared, &new, h, (wan, ext_port), pkt, now) else {
-            // unreachable: the shard has a free slot. Give the mapping reference back.
-            self.shared
+            // unreachable: the shard has a free slot. Give the mapping reference and the host's
+            // counts back.
+            let released = self
+                .shared
                 .mappings_of(ep)
                 .unref(&self.shared, key.proto, key.src, wan);
+            self.shared.hosts.release(key.src.ip, wan, released);
             bump(&self.shared.stats.refused_full);
             return Err(CreateError::TableFull);
         };
@@ -1174,14 +1250,15 @@ impl ConnTable {
 
     /// Heap bytes preallocated by the table: `(sessions, port tables)`. The first part is
     /// proportional to the capacity (sessions and their index in the session shards; mappings
-    /// and their index in the mapping shards); the second is fixed per WAN (8 bytes per port
+    /// and their index in the mapping shards; per-host entries and their index in the host
+    /// shards); the second is fixed per WAN (8 bytes per port
     /// and protocol).
     pub fn memory_bytes(&self) -> (usize, usize) {
         let sessions: usize = self.shards.iter().map(|c| c.0.memory()).sum();
         let mappings: usize = (0..self.shared.mappings.len())
             .map(|i| self.shared.lock_mappings(i).memory())
             .sum();
-        let sessions = sessions + mappings;
+        let sessions = sessions + mappings + self.shared.hosts.memory();
         let ports = self.shared.wans.iter().map(|w| w.ports.memory()).sum();
         (sessions, ports)
     }
@@ -1202,7 +1279,8 @@ impl ConnTable {
     /// structure; every session in the shard its canonical flow hashes to; each mapping shard's
     /// structure, with every mapping in the shard its endpoint hashes to; every mapping's
     /// reference count equal to the sessions of its (proto, endpoint, WAN), and every session's
-    /// external port equal to its mapping's.
+    /// external port equal to its mapping's; each host shard's structure, with one entry per
+    /// (host, WAN) that has sessions, counting exactly its sessions and its mappings.
     #[cfg(test)]
     pub(crate) fn check(&self) -> Result<(), String> {
         use std::collections::HashMap;
@@ -1259,7 +1337,45 @@ impl ConnTable {
         if mapped != refs.len() {
             return Err(format!("{mapped} mappings for {} endpoints", refs.len()));
         }
+        // per (host, WAN): sessions, and mappings (one per endpoint with references)
+        let mut hosts: HashMap<(Ipv4Addr, u8), (u32, u32)> = HashMap::new();
+        for (&(_, internal, wan), &(count, _)) in &refs {
+            let e = hosts.entry((internal.ip, wan)).or_default();
+            e.0 += count;
+            e.1 += 1;
+        }
+        self.shared.hosts.check()?;
+        let mut err = None;
+        let mut entries = 0;
+        self.shared.hosts.for_each(|ip, wan, sessions, ports| {
+            entries += 1;
+            if hosts.get(&(ip, wan)) != Some(&(sessions, ports)) {
+                err = Some(format!(
+                    "host {ip} on {wan}: {sessions} sessions, {ports} ports counted; \
+                     the table has {:?}",
+                    hosts.get(&(ip, wan))
+                ));
+            }
+        });
+        if let Some(e) = err {
+            return Err(e);
+        }
+        if entries != hosts.len() {
+            return Err(format!("{entries} host entries for {} pairs", hosts.len()));
+        }
         Ok(())
+    }
+
+    /// Live sessions of internal host `ip` as its host shard counts them (tests).
+    #[cfg(test)]
+    pub(crate) fn host_sessions(&self, ip: Ipv4Addr) -> u32 {
+        self.shared.hosts.sessions(ip)
+    }
+
+    /// Slots of each host shard (tests).
+    #[cfg(test)]
+    pub(crate) fn host_shard_capacity(&self) -> usize {
+        self.shared.hosts.shard_capacity()
     }
 
     /// Whether `internal` has a mapping for `proto` on `wan` (tests).

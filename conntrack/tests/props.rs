@@ -132,6 +132,8 @@ fn table(max_sessions: u32, shards: u16, refuse: bool) -> ConnTable {
             OnFull::EvictOldest
         },
         hash_seed: u64::from(max_sessions) * 31 + u64::from(shards),
+        max_sessions_per_host: conntrack::DEFAULT_MAX_SESSIONS_PER_HOST,
+        max_ports_per_host: conntrack::DEFAULT_MAX_PORTS_PER_HOST,
     };
     let wans = [
         // five ports: exhaustion is common
@@ -282,6 +284,9 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     Err(CreateError::OutOfWindow) => {
                         prop_assert!(was_present && p == Proto::Tcp);
                         prop_assert!(present(&t, &key, now));
+                    }
+                    Err(e @ (CreateError::HostSessionLimit | CreateError::HostPortLimit)) => {
+                        prop_assert!(false, "{e}: the default caps are above the table's size");
                     }
                     Err(CreateError::PortsExhausted) => {
                         prop_assert!(!present(&t, &key, now));

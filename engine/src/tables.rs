@@ -33,6 +33,8 @@ impl Tables {
                 config::OnFull::Refuse => OnFull::Refuse,
             },
             hash_seed,
+            max_sessions_per_host: ct.max_sessions_per_host,
+            max_ports_per_host: ct.max_ports_per_host,
         };
         let wans: Vec<WanNat> = plan
             .wans

@@ -1004,3 +1004,55 @@ fn one_hosts_fragment_flood_does_not_stop_anothers_fragmented_answers() {
     assert_eq!(fwd.counter("fragment_table_full").unwrap(), 0);
     fwd.stop().unwrap();
 }
+
+/// Two LAN hosts opening UDP flows without limit (each datagram from a fresh source port)
+/// do not cost a third host its long-lived TCP connection, idle meanwhile and so the oldest
+/// session of the table: each flooding host stops at its session cap, and when the table is
+/// full eviction takes from the host with the most sessions.
+#[test]
+fn one_hosts_flow_flood_does_not_evict_anothers_long_lived_connection() {
+    if skip("one_hosts_flow_flood_does_not_evict_anothers_long_lived_connection") {
+        return;
+    }
+    let topo = topology(Topology::builder().wans(2).hosts(3));
+    topo.start_nginx().unwrap();
+    // one shard of 32 sessions; a host holds 24 at most
+    let config = format!(
+        "{}\n[conntrack]\nmax_sessions = 32\nshards = 1\nmax_sessions_per_host = 24\n",
+        plan::fwd_config_toml(2)
+    );
+    let fwd = Fwd::start(&topo, &config).unwrap();
+    // Two requests on one connection, 3 s apart (nginx keeps an idle one 5 s).
+    let request = "printf 'GET / HTTP/1.1\\r\\nHost: server\\r\\n\\r\\n' >&3; timeout 0.5 cat <&3";
+    let long_lived =
+        format!("exec 3<>/dev/tcp/{SERVER}/80 || exit 1; {request}; sleep 2.5; {request}; exit 0");
+    let flood = format!("for i in $(seq 200); do echo flood > /dev/udp/{SERVER}/9; done");
+    let answers = std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            topo.host(0)
+                .exec_timeout(&["bash", "-c", &long_lived], Duration::from_secs(15))
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        for k in [1, 2] {
+            topo.host(k)
+                .exec_timeout(&["bash", "-c", &flood], Duration::from_secs(10))
+                .unwrap();
+        }
+        a.join().unwrap()
+    });
+    let answers = answers.unwrap();
+    let counters = fwd.counters().unwrap();
+    assert_eq!(
+        answers.matches("HTTP/1.1 200").count(),
+        2,
+        "both requests answered on the one connection: {answers}\n{counters:?}"
+    );
+    assert!(fwd.counter("host_session_limit").unwrap() > 0);
+    assert!(fwd.counter("conntrack_host_session_limit").unwrap() > 0);
+    assert!(
+        fwd.counter("conntrack_evicted").unwrap() > 0,
+        "the second host's flood filled the table"
+    );
+    assert_eq!(fwd.counter("tcp_not_syn").unwrap(), 0);
+    fwd.stop().unwrap();
+}

@@ -242,6 +242,12 @@ pub struct ConntrackConfig {
     pub fragment_timeout: Duration,
     /// Most sticky source → WAN entries (≥ 1). Default 65536.
     pub sticky_max: u32,
+    /// Most live sessions of one LAN host (IPv4 address), on all WANs together (≥ 1).
+    /// Default 16384.
+    pub max_sessions_per_host: u32,
+    /// Most NAT ports one LAN host holds on one WAN, all protocols together (≥ 1). Default
+    /// 8192.
+    pub max_ports_per_host: u32,
     /// Idle timeouts per protocol and state.
     pub timeouts: Timeouts,
 }
@@ -255,6 +261,8 @@ impl Default for ConntrackConfig {
             max_fragments: 4096,
             fragment_timeout: Duration::from_secs(30),
             sticky_max: 65_536,
+            max_sessions_per_host: conntrack::DEFAULT_MAX_SESSIONS_PER_HOST,
+            max_ports_per_host: conntrack::DEFAULT_MAX_PORTS_PER_HOST,
             timeouts: Timeouts::default(),
         }
     }

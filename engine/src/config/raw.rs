@@ -101,6 +101,8 @@ pub(crate) struct RawConntrack {
     pub max_fragments: Option<Spanned<i64>>,
     pub fragment_timeout: Option<Spanned<IntOrStr>>,
     pub sticky_max: Option<Spanned<i64>>,
+    pub max_sessions_per_host: Option<Spanned<i64>>,
+    pub max_ports_per_host: Option<Spanned<i64>>,
     pub timeouts: Option<Spanned<RawTimeouts>>,
 }
 

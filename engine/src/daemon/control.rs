@@ -404,6 +404,8 @@ fn counters(shared: &Shared) -> CountersReply {
         ("conntrack_evicted", t.evicted),
         ("conntrack_refused_full", t.refused_full),
         ("conntrack_ports_exhausted", t.ports_exhausted),
+        ("conntrack_host_session_limit", t.host_session_limit),
+        ("conntrack_host_port_limit", t.host_port_limit),
         ("conntrack_closed_by_rst", t.closed_by_rst),
         ("conntrack_recycled", t.recycled),
         ("fragments_evicted", dp.tables.fragments.evicted()),

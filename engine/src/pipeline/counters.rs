@@ -56,6 +56,12 @@ pub enum DropReason {
     TableFull,
     /// No free NAT port on the chosen WAN.
     PortsExhausted,
+    /// The LAN host had `[conntrack] max_sessions_per_host` sessions: its new flow was refused
+    /// (before any eviction, so it takes no other host's session).
+    HostSessionLimit,
+    /// The flow needed a new NAT port and its LAN host held `[conntrack] max_ports_per_host`
+    /// ports on every eligible WAN of its decision.
+    HostPortLimit,
     /// Larger than the egress interface's MTU: answered with ICMP fragmentation needed
     /// when it has DF set (path MTU discovery), dropped otherwise (fwd does not fragment).
     TooBig,
@@ -77,7 +83,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 29] = [
+    pub const ALL: [DropReason; 31] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -101,6 +107,8 @@ impl DropReason {
         DropReason::Unreachable,
         DropReason::TableFull,
         DropReason::PortsExhausted,
+        DropReason::HostSessionLimit,
+        DropReason::HostPortLimit,
         DropReason::TooBig,
         DropReason::TxQueueFull,
         DropReason::WanDown,
@@ -134,6 +142,8 @@ impl DropReason {
             DropReason::Unreachable => "unreachable",
             DropReason::TableFull => "table_full",
             DropReason::PortsExhausted => "ports_exhausted",
+            DropReason::HostSessionLimit => "host_session_limit",
+            DropReason::HostPortLimit => "host_port_limit",
             DropReason::TooBig => "too_big",
             DropReason::TxQueueFull => "tx_queue_full",
             DropReason::WanDown => "wan_down",

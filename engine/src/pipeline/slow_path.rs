@@ -60,7 +60,8 @@ impl Pipeline {
                 // Endpoint-independent mapping across WANs: `create` keeps an internal endpoint
                 // that already has a mapping on an eligible WAN there, so peers see one
                 // address; the rewrite's egress is the chosen WAN's interface. A WAN with no
-                // free port passes the flow on to the next eligible one.
+                // free port, or where the LAN host holds as many ports as a host may, passes
+                // the flow on to the next eligible one.
                 let mut new = NewSession {
                     key,
                     wan: wan.0,
@@ -76,7 +77,9 @@ impl Pipeline {
                         .conntrack
                         .create(new, packet_info(pkt, frame.data()), ctx.now)
                     {
-                        Err(CreateError::PortsExhausted) if others != 0 => {
+                        Err(CreateError::PortsExhausted | CreateError::HostPortLimit)
+                            if others != 0 =>
+                        {
                             // below 64: a bit of a u64
                             new.wan = others.trailing_zeros() as u8;
                             others &= others - 1;
@@ -204,6 +207,8 @@ impl Pipeline {
             }
             Err(CreateError::TableFull) => Outcome::Drop(DropReason::TableFull),
             Err(CreateError::PortsExhausted) => Outcome::Drop(DropReason::PortsExhausted),
+            Err(CreateError::HostSessionLimit) => Outcome::Drop(DropReason::HostSessionLimit),
+            Err(CreateError::HostPortLimit) => Outcome::Drop(DropReason::HostPortLimit),
             Err(CreateError::UnknownWan) => Outcome::Drop(DropReason::UnknownInterface),
             Err(CreateError::OutOfWindow) => Outcome::Drop(DropReason::TcpOutOfWindow),
         }

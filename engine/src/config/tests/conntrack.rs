@@ -23,6 +23,8 @@ fn defaults_when_absent_or_empty() {
     assert_eq!(d.max_fragments, 4096);
     assert_eq!(d.fragment_timeout, Duration::from_secs(30));
     assert_eq!(d.sticky_max, 65_536);
+    assert_eq!(d.max_sessions_per_host, 16_384);
+    assert_eq!(d.max_ports_per_host, 8192);
     assert_eq!(
         d.timeouts,
         Timeouts {
@@ -39,7 +41,8 @@ fn defaults_when_absent_or_empty() {
 fn values_and_duration_forms() {
     let c = ok(&with(
         "[conntrack]\nmax_sessions = 1000\nshards = 1\non_full = \"refuse\"\nmax_fragments = 7\n\
-         fragment_timeout = 5\nsticky_max = 9\n[conntrack.timeouts]\nudp = \"5m\"\nicmp = 300\n\
+         fragment_timeout = 5\nsticky_max = 9\nmax_sessions_per_host = 100\n\
+         max_ports_per_host = 20\n[conntrack.timeouts]\nudp = \"5m\"\nicmp = 300\n\
          tcp_established = \"2h4m\"\ntcp_transitory = \"300s\"\ntcp_closed = \"1500ms\"\n",
     ))
     .conntrack;
@@ -49,6 +52,8 @@ fn values_and_duration_forms() {
     assert_eq!(c.max_fragments, 7);
     assert_eq!(c.fragment_timeout, Duration::from_secs(5));
     assert_eq!(c.sticky_max, 9);
+    assert_eq!(c.max_sessions_per_host, 100);
+    assert_eq!(c.max_ports_per_host, 20);
     assert_eq!(c.timeouts.udp, Duration::from_secs(300));
     assert_eq!(c.timeouts.icmp, Duration::from_secs(300));
     assert_eq!(c.timeouts.tcp_established, Duration::from_secs(7440));
@@ -101,7 +106,12 @@ fn max_sessions_bounds() {
 
 #[test]
 fn other_counts_at_least_one() {
-    for key in ["max_fragments", "sticky_max"] {
+    for key in [
+        "max_fragments",
+        "sticky_max",
+        "max_sessions_per_host",
+        "max_ports_per_host",
+    ] {
         let text = with(&format!("[conntrack]\n{key} = 0\n"));
         assert_error(
             &text,
@@ -169,4 +179,33 @@ fn zero_and_bad_durations() {
         "conntrack.timeouts.tcp_closed",
         zero,
     );
+}
+
+#[test]
+fn per_host_caps_bounds_and_types() {
+    for key in ["max_sessions_per_host", "max_ports_per_host"] {
+        let text = with(&format!("[conntrack]\n{key} = 5000000000\n"));
+        assert_error(
+            &text,
+            key,
+            &format!("conntrack.{key}"),
+            "must be at most 4294967295",
+        );
+        let text = with(&format!("[conntrack]\n{key} = -3\n"));
+        assert_error(
+            &text,
+            key,
+            &format!("conntrack.{key}"),
+            "must be at least 1",
+        );
+        let c = ok(&with(&format!("[conntrack]\n{key} = 1\n"))).conntrack;
+        assert_eq!(
+            (c.max_sessions_per_host, c.max_ports_per_host),
+            if key == "max_sessions_per_host" {
+                (1, 8192)
+            } else {
+                (16_384, 1)
+            }
+        );
+    }
 }

@@ -136,6 +136,8 @@ fn example_conntrack_section_spells_out_the_defaults() {
             max_fragments: 4096,
             fragment_timeout: Duration::from_secs(30),
             sticky_max: 65_536,
+            max_sessions_per_host: 16_384,
+            max_ports_per_host: 8192,
             timeouts: Timeouts {
                 udp: Duration::from_secs(300),
                 icmp: Duration::from_secs(60),

@@ -53,24 +53,27 @@ pub(super) fn validate(
             report,
         ),
     };
-    let max_fragments = count(
-        c.max_fragments.as_ref(),
-        defaults.max_fragments,
-        "max_fragments",
-        report,
-    );
     let fragment_timeout = duration(
         c.fragment_timeout.as_ref(),
         defaults.fragment_timeout,
         "conntrack.fragment_timeout",
         report,
     );
-    let sticky_max = count(
-        c.sticky_max.as_ref(),
-        defaults.sticky_max,
-        "sticky_max",
-        report,
-    );
+    let [max_fragments, sticky_max, max_sessions_per_host, max_ports_per_host] = [
+        (&c.max_fragments, defaults.max_fragments, "max_fragments"),
+        (&c.sticky_max, defaults.sticky_max, "sticky_max"),
+        (
+            &c.max_sessions_per_host,
+            defaults.max_sessions_per_host,
+            "max_sessions_per_host",
+        ),
+        (
+            &c.max_ports_per_host,
+            defaults.max_ports_per_host,
+            "max_ports_per_host",
+        ),
+    ]
+    .map(|(raw, default, key)| count(raw.as_ref(), default, key, report));
     let timeouts = timeouts(c.timeouts.as_ref().map(Spanned::get_ref), report);
     Some(ConntrackConfig {
         max_sessions: max_sessions?,
@@ -79,6 +82,8 @@ pub(super) fn validate(
         max_fragments: max_fragments?,
         fragment_timeout: fragment_timeout?,
         sticky_max: sticky_max?,
+        max_sessions_per_host: max_sessions_per_host?,
+        max_ports_per_host: max_ports_per_host?,
         timeouts: timeouts?,
     })
 }

@@ -6,6 +6,7 @@ mod behaviour;
 mod express;
 mod golden;
 mod harness;
+mod host_caps;
 mod packets;
 mod props;
 mod tcp_checks;
