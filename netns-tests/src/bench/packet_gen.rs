@@ -12,6 +12,7 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::sys;
 
 /// Source ports used per source address.
 pub const PORTS_PER_ADDRESS: u32 = 50_000;
@@ -81,49 +82,27 @@ struct PacketSocket {
     fd: std::os::fd::OwnedFd,
 }
 
-// The socket calls are the generator's I/O layer: the only unsafe code of this crate.
+// The bind and send calls are the generator's I/O layer (socket and options: `crate::sys`).
 #[allow(unsafe_code)]
 impl PacketSocket {
     fn open(interface: &str) -> Result<PacketSocket> {
-        use std::os::fd::FromRawFd;
         let name = std::ffi::CString::new(interface)
             .map_err(|_| Error::new(format!("bad interface name {interface:?}")))?;
         // SAFETY: if_nametoindex reads a NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
         if ifindex == 0 {
-            return Err(Error::new(format!(
-                "no interface {interface}: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(sys::last_error(&format!("no interface {interface}")));
         }
-        // SAFETY: plain socket(2); the result is checked before use.
-        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-        if raw < 0 {
-            return Err(Error::new(format!(
-                "AF_PACKET socket: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
-        // SAFETY: `raw` is a new descriptor that nothing else owns.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
-        let sock = PacketSocket { fd };
+        let fd = sys::socket(libc::AF_PACKET, libc::SOCK_RAW, 0, "AF_PACKET socket")?;
         let one: libc::c_int = 1;
-        // SAFETY: the option value is a c_int that lives across the call, its size given.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.raw(),
-                libc::SOL_PACKET,
-                libc::PACKET_QDISC_BYPASS,
-                std::ptr::from_ref(&one).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(Error::new(format!(
-                "PACKET_QDISC_BYPASS: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
+        sys::set_option(
+            &fd,
+            libc::SOL_PACKET,
+            libc::PACKET_QDISC_BYPASS,
+            &one,
+            "PACKET_QDISC_BYPASS",
+        )?;
+        let sock = PacketSocket { fd };
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid value to fill in.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -138,10 +117,7 @@ impl PacketSocket {
             )
         };
         if rc != 0 {
-            return Err(Error::new(format!(
-                "bind to {interface}: {}",
-                std::io::Error::last_os_error()
-            )));
+            return Err(sys::last_error(&format!("bind to {interface}")));
         }
         Ok(sock)
     }
