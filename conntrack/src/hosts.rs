@@ -5,7 +5,13 @@
 //! most sessions gives one up first, see `shard.rs`).
 //!
 //! One entry per live (host, WAN) pair: the host's sessions on that WAN and its mappings
-//! there. An entry exists exactly while its session count is above zero (every mapping of the
+//! there. A host that is the target of port forwards has a second entry per WAN for the
+//! forwarded sessions it serves there (its WAN byte marked [`FORWARDED`], no ports): those are
+//! opened from the Internet, not by the host, so they count against no cap of the host's (a
+//! busy server would otherwise lose its own outbound flows to its visitors, and a flood of
+//! connections to a forward would lock the host out); they are counted all the same, so that
+//! eviction weighs them (a forward flooded with connections gives up its own sessions first,
+//! `shard.rs`). An entry exists exactly while its session count is above zero (every mapping of the
 //! host on the WAN has a session there, so its port count is zero by then too); its slot is
 //! then free again. A host's session count is the sum over its entries: the entries of a host
 //! are indexed under the hash of its address alone (the WAN is compared in the slab), so they
@@ -35,6 +41,22 @@ use crate::table::CreateError;
 
 /// `wan` of a free slot (WAN indexes are below 64).
 const FREE_WAN: u8 = u8::MAX;
+
+/// Bit of an entry's `wan`: the entry counts the host's port forward sessions on the WAN
+/// (opened from the Internet), apart from the sessions the host opened (WAN indexes are below
+/// 64, so they never reach it).
+pub(crate) const FORWARDED: u8 = 0x40;
+
+/// The `wan` of the entry counting a host's sessions on WAN `wan`: those it opened, or with
+/// `forwarded` its port forward sessions.
+#[inline]
+fn entry_wan(wan: u8, forwarded: bool) -> u8 {
+    if forwarded {
+        wan | FORWARDED
+    } else {
+        wan
+    }
+}
 
 /// Most ports one entry counts (24 bits). A host holds at most one port per port number,
 /// protocol and WAN (three protocols of 65,535 ports each), far below it.
@@ -103,12 +125,14 @@ impl HostShard {
             .find(h, |s| slab.get(s as usize).is_some_and(|e| e.is(ip, wan)))
     }
 
-    /// Live sessions of `ip` on every WAN: a walk over the probe run of `h`, its hash.
-    fn sessions(&self, h: u64, ip: u32) -> u32 {
+    /// Live sessions of `ip` on every WAN, those it opened or with `forwarded` its port
+    /// forward sessions: a walk over the probe run of `h`, its hash.
+    fn sessions(&self, h: u64, ip: u32, forwarded: bool) -> u32 {
         let slab = &self.slab;
         let mut n = 0u32;
         self.index.find(h, |s| {
-            if let Some(e) = slab.get(s as usize).filter(|e| e.ip == ip) {
+            let of = |e: &&Entry| e.ip == ip && (e.wan() & FORWARDED != 0) == forwarded;
+            if let Some(e) = slab.get(s as usize).filter(of) {
                 n = n.saturating_add(e.sessions);
             }
             false
@@ -206,15 +230,16 @@ impl Hosts {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether `ip` has as many live sessions as a host may (takes its shard's lock).
+    /// Whether `ip` has opened as many live sessions as a host may (takes its shard's lock).
     pub(crate) fn at_session_cap(&self, ip: Ipv4Addr) -> bool {
-        self.sessions(ip) >= self.max_sessions
+        self.sessions(ip, false) >= self.max_sessions
     }
 
-    /// Live sessions of `ip` on every WAN (takes its shard's lock).
-    pub(crate) fn sessions(&self, ip: Ipv4Addr) -> u32 {
+    /// Live sessions of `ip` on every WAN: those it opened, or with `forwarded` its port
+    /// forward sessions (takes its shard's lock).
+    pub(crate) fn sessions(&self, ip: Ipv4Addr, forwarded: bool) -> u32 {
         let h = self.hasher.host(ip);
-        self.lock(h).sessions(h, u32::from(ip))
+        self.lock(h).sessions(h, u32::from(ip), forwarded)
     }
 
     /// Counts a new session of `ip` on `wan`, and with `new_port` the new mapping (NAT port) it
@@ -223,10 +248,24 @@ impl Hosts {
     /// has as many ports on `wan` as a host may, [`CreateError::TableFull`] when the pair
     /// needs an entry and its shard has none free; each changing nothing.
     pub(crate) fn admit(&self, ip: Ipv4Addr, wan: u8, new_port: bool) -> Result<(), CreateError> {
+        self.admit_entry(ip, entry_wan(wan, false), new_port)
+    }
+
+    /// Counts a new port forward session of target `ip` on `wan`, whatever the caps (see
+    /// `ConnTable::create_forwarded`): [`CreateError::TableFull`], changing nothing, when the
+    /// pair needs an entry and its shard has none free.
+    pub(crate) fn admit_forwarded(&self, ip: Ipv4Addr, wan: u8) -> Result<(), CreateError> {
+        self.admit_entry(ip, entry_wan(wan, true), false)
+    }
+
+    /// [`admit`](Self::admit) to the entry (`ip`, `wan`), `wan` as entries hold it: the caps
+    /// apply to the host's own sessions, not to its port forward sessions.
+    fn admit_entry(&self, ip: Ipv4Addr, wan: u8, new_port: bool) -> Result<(), CreateError> {
         let h = self.hasher.host(ip);
         let ip = u32::from(ip);
         let mut shard = self.lock(h);
-        if shard.sessions(h, ip) >= self.max_sessions {
+        let capped = wan & FORWARDED == 0;
+        if capped && shard.sessions(h, ip, false) >= self.max_sessions {
             return Err(CreateError::HostSessionLimit);
         }
         let add = u32::from(new_port);
@@ -248,9 +287,20 @@ impl Hosts {
         }
     }
 
+    /// Takes back one port forward session of target `ip` on `wan` (see
+    /// [`admit_forwarded`](Self::admit_forwarded)); the entry goes with its last session.
+    pub(crate) fn release_forwarded(&self, ip: Ipv4Addr, wan: u8) {
+        self.release_entry(ip, entry_wan(wan, true), false);
+    }
+
     /// Takes back one session of `ip` on `wan` (removed, or admitted and then not created),
     /// and with `port` one mapping there; the entry goes with its last session.
     pub(crate) fn release(&self, ip: Ipv4Addr, wan: u8, port: bool) {
+        self.release_entry(ip, entry_wan(wan, false), port);
+    }
+
+    /// [`release`](Self::release) of the entry (`ip`, `wan`), `wan` as entries hold it.
+    fn release_entry(&self, ip: Ipv4Addr, wan: u8, port: bool) {
         let h = self.hasher.host(ip);
         let ip = u32::from(ip);
         let mut shard = self.lock(h);
@@ -283,13 +333,14 @@ impl Hosts {
         self.lock_shard(0).slab.len()
     }
 
-    /// Calls `f(ip, wan, sessions, ports)` on every entry (tests).
+    /// Calls `f(ip, wan, forwarded, sessions, ports)` on every entry (tests).
     #[cfg(test)]
-    pub(crate) fn for_each(&self, mut f: impl FnMut(Ipv4Addr, u8, u32, u32)) {
+    pub(crate) fn for_each(&self, mut f: impl FnMut(Ipv4Addr, u8, bool, u32, u32)) {
         for i in 0..self.shards.len() {
             let s = self.lock_shard(i);
             for e in s.slab.iter().filter(|e| e.wan() != FREE_WAN) {
-                f(Ipv4Addr::from(e.ip), e.wan(), e.sessions, e.ports());
+                let (wan, forwarded) = (e.wan() & !FORWARDED, e.wan() & FORWARDED != 0);
+                f(Ipv4Addr::from(e.ip), wan, forwarded, e.sessions, e.ports());
             }
         }
     }
@@ -350,18 +401,18 @@ mod tests {
         h.admit(ip(1), 0, false).unwrap();
         h.admit(ip(1), 3, true).unwrap();
         h.admit(ip(2), 0, true).unwrap();
-        assert_eq!((h.sessions(ip(1)), h.sessions(ip(2))), (3, 1));
+        assert_eq!((h.sessions(ip(1), false), h.sessions(ip(2), false)), (3, 1));
         let mut seen = Vec::new();
-        h.for_each(|a, w, s, p| seen.push((a, w, s, p)));
+        h.for_each(|a, w, _, s, p| seen.push((a, w, s, p)));
         seen.sort();
         assert_eq!(seen, [(ip(1), 0, 2, 1), (ip(1), 3, 1, 1), (ip(2), 0, 1, 1)]);
         h.release(ip(1), 0, false);
         h.release(ip(1), 0, true);
         h.release(ip(1), 3, true);
-        assert_eq!(h.sessions(ip(1)), 0);
+        assert_eq!(h.sessions(ip(1), false), 0);
         h.check().unwrap();
         let mut n = 0;
-        h.for_each(|_, _, _, _| n += 1);
+        h.for_each(|_, _, _, _, _| n += 1);
         assert_eq!(n, 1);
         // unknown pairs are ignored
         h.release(ip(9), 0, true);
@@ -396,6 +447,38 @@ mod tests {
         h.admit(ip(2), 0, false).unwrap();
         h.release(ip(1), 0, true);
         h.admit(ip(3), 0, true).unwrap();
+        h.check().unwrap();
+    }
+
+    #[test]
+    fn forwarded_sessions_are_counted_apart_and_never_capped() {
+        let h = hosts(8, 2, 1);
+        h.admit(ip(1), 0, true).unwrap();
+        h.admit(ip(1), 0, false).unwrap();
+        for _ in 0..3 {
+            h.admit_forwarded(ip(1), 0).unwrap();
+        }
+        h.admit_forwarded(ip(1), 1).unwrap();
+        assert_eq!((h.sessions(ip(1), false), h.sessions(ip(1), true)), (2, 4));
+        // the host's own cap counts what it opened only, and holds
+        assert!(h.at_session_cap(ip(1)));
+        assert_eq!(h.admit(ip(1), 1, true), Err(CreateError::HostSessionLimit));
+        let mut seen = Vec::new();
+        h.for_each(|a, w, f, s, p| seen.push((a, w, f, s, p)));
+        seen.sort();
+        assert_eq!(
+            seen,
+            [
+                (ip(1), 0, false, 2, 1),
+                (ip(1), 0, true, 3, 0),
+                (ip(1), 1, true, 1, 0)
+            ]
+        );
+        h.release_forwarded(ip(1), 0);
+        h.release_forwarded(ip(1), 1);
+        h.release(ip(1), 0, false);
+        assert_eq!((h.sessions(ip(1), false), h.sessions(ip(1), true)), (1, 2));
+        assert!(!h.at_session_cap(ip(1)));
         h.check().unwrap();
     }
 

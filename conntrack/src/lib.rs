@@ -107,7 +107,7 @@ mod window;
 
 pub use fragments::{FragmentKey, FragmentTable};
 pub use key::{Endpoint, FlowKey, Proto};
-pub use session::{Hairpin, NewSession, PacketInfo, Rewrite, SessionInfo};
+pub use session::{Hairpin, NewForwarded, NewSession, PacketInfo, Rewrite, SessionInfo};
 pub use stats::TableStats;
 pub use table::{
     ConnTable, CreateError, FlowHash, Liveness, Lookup, OnFull, SlotHint, TableConfig,

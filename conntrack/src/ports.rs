@@ -1,7 +1,9 @@
 //! The NAT port table of one WAN: external port → internal endpoint, per protocol, lock-free.
 //!
 //! One `AtomicU64` per port of the WAN's range and protocol. `0` is free; a bound entry holds
-//! `VALID | ip << 16 | port` of the internal endpoint that owns the port. Entries are claimed
+//! `VALID | ip << 16 | port` of the internal endpoint that owns the port; a reserved entry (the
+//! external port of a port forward, see [`PortTable::reserve`]) holds [`RESERVED`], which is
+//! neither: it has no owner, and no claim takes it. Entries are claimed
 //! with `compare_exchange(0, owner)` (so two mapping shards can never bind the same port) and
 //! released with `compare_exchange(owner, 0)`, both by the mapping shard that holds the
 //! mapping, under its lock. Readers (`lookup_inbound`, `binding`) do one atomic load and take
@@ -18,6 +20,10 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::key::{Endpoint, Proto, PROTO_COUNT};
 
 const VALID: u64 = 1 << 63;
+
+/// A reserved entry: non-zero, so `compare_exchange(0, ..)` never claims it, and without
+/// [`VALID`], so it has no owner.
+const RESERVED: u64 = 1;
 
 /// Ports one allocation looks at, at most. In a range 99% bound, a free port is found in
 /// 100 probes on average, and missed in 4096 with a probability of about 10^-18.
@@ -136,11 +142,43 @@ impl PortTable {
         })
     }
 
-    /// Number of bound ports over all protocols (scans the table; diagnostics only).
+    /// Keeps `port` of `proto` from dynamic NAT (the external port of a port forward): a free
+    /// entry becomes [`RESERVED`], which no allocation or claim takes. `true` when the port is
+    /// reserved now (or was already), and when it lies outside the range (no allocation ever
+    /// hands it out); `false`, changing nothing, when a mapping holds it: the port can be
+    /// reserved once that mapping ends (with its last session).
+    pub(crate) fn reserve(&self, proto: Proto, port: u16) -> bool {
+        let Some(s) = self.slot(proto, port) else {
+            return true;
+        };
+        match s.compare_exchange(0, RESERVED, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => true,
+            Err(v) => v == RESERVED,
+        }
+    }
+
+    /// Ends the reservation of `port` of `proto` (dynamic NAT may hand it out again). Returns
+    /// whether it was reserved.
+    pub(crate) fn unreserve(&self, proto: Proto, port: u16) -> bool {
+        self.slot(proto, port).is_some_and(|s| {
+            s.compare_exchange(RESERVED, 0, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        })
+    }
+
+    /// Whether `port` of `proto` is reserved.
+    #[cfg(test)]
+    pub(crate) fn is_reserved(&self, proto: Proto, port: u16) -> bool {
+        self.slot(proto, port)
+            .is_some_and(|s| s.load(Ordering::Acquire) == RESERVED)
+    }
+
+    /// Number of bound ports over all protocols, reserved ones not included (scans the table;
+    /// diagnostics only).
     pub(crate) fn bound(&self) -> usize {
         self.slots
             .iter()
-            .filter(|s| s.load(Ordering::Relaxed) != 0)
+            .filter(|s| s.load(Ordering::Relaxed) & VALID != 0)
             .count()
     }
 
@@ -237,6 +275,36 @@ mod tests {
             calls > 1,
             "one call looks at {MAX_PORT_PROBES} ports, not all"
         );
+    }
+
+    #[test]
+    fn a_reserved_port_is_never_allocated_and_has_no_owner() {
+        let t = PortTable::new(100, 102).expect("alloc");
+        assert!(t.reserve(Proto::Tcp, 101));
+        assert!(t.reserve(Proto::Tcp, 101), "reserving twice is fine");
+        assert!(t.is_reserved(Proto::Tcp, 101));
+        assert!(!t.is_reserved(Proto::Udp, 101));
+        assert_eq!(t.owner(Proto::Tcp, 101), None);
+        assert!(!t.try_claim(Proto::Tcp, 101, ep(1, 101)));
+        // neither port preservation nor the scan takes it
+        let mut got = Vec::new();
+        for i in 0..3 {
+            got.extend(t.allocate(Proto::Tcp, 101, ep(i, 101)));
+        }
+        got.sort_unstable();
+        assert_eq!(got, [100, 102]);
+        assert_eq!(t.bound(), 2);
+        // only the reservation's end frees it; an owner's release does not
+        assert!(!t.release(Proto::Tcp, 101, ep(1, 101)));
+        assert!(t.unreserve(Proto::Tcp, 101));
+        assert!(!t.unreserve(Proto::Tcp, 101));
+        assert_eq!(t.allocate(Proto::Tcp, 1, ep(9, 1)), Some(101));
+        // a bound port is not reserved; ports outside the range need no reservation
+        assert!(!t.reserve(Proto::Tcp, 101));
+        assert_eq!(t.owner(Proto::Tcp, 101), Some(ep(9, 1)));
+        assert!(t.reserve(Proto::Tcp, 80));
+        assert!(!t.is_reserved(Proto::Tcp, 80));
+        assert!(!t.unreserve(Proto::Tcp, 80));
     }
 
     #[test]

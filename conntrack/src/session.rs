@@ -5,6 +5,10 @@
 //! The canonical key is the flow as it arrives from the LAN: source = internal endpoint,
 //! destination = remote endpoint. The external address is not stored (it is the WAN's
 //! address); the external port is.
+//!
+//! A port forward's session ([`NewForwarded`]) has a canonical key of the same shape: source =
+//! the forward's target on the LAN, destination = the Internet client that opened it; its
+//! external port is the forward's.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -60,6 +64,26 @@ pub struct NewSession {
     pub rule: u16,
 }
 
+/// A session of a port forward to create (see
+/// [`ConnTable::create_forwarded`](crate::ConnTable::create_forwarded)): a connection from an
+/// Internet client to WAN `wan`'s address and external port `ext_port`, forwarded to a LAN
+/// endpoint (the target).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NewForwarded {
+    /// Canonical key: src = the target (the internal endpoint), dst = the Internet client (the
+    /// remote endpoint).
+    pub key: FlowKey,
+    /// The WAN the connection came in on: the target's packets leave by it, from its address
+    /// and `ext_port`.
+    pub wan: u8,
+    /// The forward's external port on the WAN.
+    pub ext_port: u16,
+    /// Interface id of the target's LAN: the client's packets leave by it.
+    pub lan_iface: u8,
+    /// The forward's id (for display, as [`SessionInfo::rule`]).
+    pub forward: u16,
+}
+
 /// Where a hairpin session (a LAN host addressing another LAN host's external endpoint) goes
 /// instead of out of its WAN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,8 +111,11 @@ pub struct SessionInfo {
     pub dst_rewrite: Option<Endpoint>,
     /// TCP state; `None` for UDP and ICMP.
     pub tcp_state: Option<TcpState>,
-    /// Rule that created the session.
+    /// Rule that created the session; for a forwarded session, the forward's id.
     pub rule: u16,
+    /// A session of a port forward: opened from the Internet to `external`, its target is the
+    /// internal endpoint (`key.src`).
+    pub forwarded: bool,
     /// Time since creation (whole-second resolution).
     pub age: Duration,
     /// Time since the last packet.
@@ -112,6 +139,13 @@ pub struct SessionInfo {
 /// so they never reach this bit.
 const HAIRPIN: u8 = 0x80;
 
+/// Bit of [`Session::wan_hp`]: the session is a port forward's (opened from the Internet;
+/// its external port is the forward's, held by no mapping). Above every WAN index too.
+const FORWARDED: u8 = 0x40;
+
+/// The WAN index's bits of [`Session::wan_hp`].
+const WAN_BITS: u8 = 0x3f;
+
 /// One tracked flow, as the shard's code reads and changes it; a slab slot holds it packed
 /// into a 64-byte `SessionCell` (`cell.rs`). Free slots chain through `next`.
 ///
@@ -128,6 +162,11 @@ const HAIRPIN: u8 = 0x80;
 ///   `wan_hp` says which. The rewrite is stored, not looked up again in the port table at
 ///   each packet, so that the port being released and claimed by another host cannot
 ///   redirect an established hairpin flow;
+/// - a port forward's session (the `FORWARDED` bit of `wan_hp`, 0x40; WAN indices are below
+///   64 and use the low six bits) stores nothing more: its external port is the forward's, in
+///   `ext_port` as a mapping's would be, and its target is the internal endpoint of its
+///   canonical key. Its opener is the reply side (the Internet client), which `shard.rs`
+///   accounts for when it tracks TCP;
 /// - packet counters are `u32` and saturate (they are statistics for display); byte counters
 ///   stay `u64`.
 #[derive(Clone, Copy, Debug)]
@@ -142,7 +181,7 @@ pub(crate) struct Session {
     /// Last packet, table time units. Its whole second is also the second the session last
     /// moved to its class list's head (see `shard.rs`): no separate stamp is needed.
     pub(crate) last_seen: u64,
-    /// WAN index (below 64), plus `HAIRPIN`.
+    /// WAN index (below 64, bits `WAN_BITS`), plus `HAIRPIN` or `FORWARDED`.
     wan_hp: u8,
     lan_iface: u8,
     pub(crate) rule: u16,
@@ -171,6 +210,18 @@ fn hairpin_of(w: u64) -> (Endpoint, u8) {
     // truncations pick the packed fields
     let target = Endpoint::new(Ipv4Addr::from((w >> 32) as u32), (w >> 16) as u16);
     (target, w as u8)
+}
+
+/// The `wan_hp` byte of a session an inbound packet from WAN `wan` may reach: an ordinary
+/// session's (no flag), or with `forwarded` a port forward's (only [`FORWARDED`]). A hairpin
+/// session's never matches.
+#[inline]
+fn inbound_wan_hp(wan: u8, forwarded: bool) -> u8 {
+    if forwarded {
+        wan | FORWARDED
+    } else {
+        wan
+    }
 }
 
 /// The timeout class of a session of `proto` with TCP tracker `tcp`.
@@ -234,12 +285,25 @@ impl Glance {
     /// The session's WAN index.
     #[inline]
     pub(crate) fn wan(&self) -> u8 {
-        self.wan_hp() & !HAIRPIN
+        self.wan_hp() & WAN_BITS
     }
 
     #[inline]
     pub(crate) fn is_hairpin(&self) -> bool {
         self.wan_hp() & HAIRPIN != 0
+    }
+
+    #[inline]
+    pub(crate) fn is_forwarded(&self) -> bool {
+        self.wan_hp() & FORWARDED != 0
+    }
+
+    /// Whether a packet from WAN `wan` to its external port `ext_port` may reach this session:
+    /// it is on that WAN and port, not a hairpin, and a forwarded session exactly when
+    /// `forwarded` (see [`inbound_wan_hp`]).
+    #[inline]
+    pub(crate) fn reached_by(&self, wan: u8, ext_port: u16, forwarded: bool) -> bool {
+        self.wan_hp() == inbound_wan_hp(wan, forwarded) && self.ext_port() == ext_port
     }
 
     /// Timeout class (as [`Session::class`]).
@@ -392,7 +456,7 @@ impl Session {
             ext_port,
             rule: new.rule,
             proto: new.key.proto,
-            wan_hp: (wan & !HAIRPIN) | hairpin,
+            wan_hp: (wan & WAN_BITS) | hairpin,
             lan_iface: new.lan_iface,
             tcp: TcpTrack::initial(tcp_flags),
             in_word,
@@ -400,10 +464,39 @@ impl Session {
         }
     }
 
+    /// A live session for the port forward connection `new`, created at `now` by a packet
+    /// from the client with TCP flags `tcp_flags`. Links and counters are left for the caller.
+    pub(crate) fn forwarded(new: &NewForwarded, tcp_flags: u8, now: u64) -> Session {
+        debug_assert!(usize::from(new.wan) < crate::MAX_WANS);
+        let opened = NewSession {
+            key: new.key,
+            wan: new.wan,
+            eligible: 0,
+            lan_iface: new.lan_iface,
+            hairpin: None,
+            rule: new.forward,
+        };
+        let mut s = Session::create(&opened, new.wan, new.ext_port, tcp_flags, now);
+        s.wan_hp |= FORWARDED;
+        s
+    }
+
     /// The session's WAN index.
     #[inline]
     pub(crate) fn wan(&self) -> u8 {
-        self.wan_hp & !HAIRPIN
+        self.wan_hp & WAN_BITS
+    }
+
+    /// Whether the session is a port forward's (see [`NewForwarded`]).
+    #[inline]
+    pub(crate) fn is_forwarded(&self) -> bool {
+        self.wan_hp & FORWARDED != 0
+    }
+
+    /// As [`Glance::reached_by`].
+    #[inline]
+    pub(crate) fn reached_by(&self, wan: u8, ext_port: u16, forwarded: bool) -> bool {
+        self.wan_hp == inbound_wan_hp(wan, forwarded) && self.ext_port == ext_port
     }
 
     #[inline]
@@ -536,6 +629,7 @@ impl Session {
             dst_rewrite: self.dst_rewrite(),
             tcp_state: self.tcp_state(),
             rule: self.rule,
+            forwarded: self.is_forwarded(),
             age: now_d.saturating_sub(created),
             idle: duration(now.saturating_sub(self.last_seen)),
             created,

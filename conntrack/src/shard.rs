@@ -8,8 +8,10 @@
 //! against the slab), and one list per timeout class. Invariants, at every unlock:
 //! - a slot is either free (on the free list) or live (in the index, and in exactly the list
 //!   of its current class);
-//! - every live session holds one reference to the mapping of (proto, internal, wan) in that
-//!   endpoint's mapping shard; a removed session has given its reference back;
+//! - every live session but a port forward's holds one reference to the mapping of (proto,
+//!   internal, wan) in that endpoint's mapping shard; a removed session has given its
+//!   reference back. A port forward's session holds none: its external port is the
+//!   forward's, which no mapping holds;
 //! - `len` = live slots = index entries;
 //! - the index never reallocates, and never needs a rebuild (`index.rs`).
 //!
@@ -56,6 +58,16 @@
 //! right after creation but queued behind an unanswered one then lived almost twice its
 //! timeout, holding its slot and its NAT port.
 //!
+//! # Port forwards' sessions
+//!
+//! A port forward's session (`Session::is_forwarded`) was opened from the reply side (an
+//! Internet client). Its counters keep the table's directions (out: from the LAN side), but
+//! the TCP state machine and the window tracker see its directions swapped
+//! ([`Dir::tracked`]): in `touch`, in lock-free hits and in `insert` (whose packet, the
+//! client's, is the opener's), so the client's SYN opens it, the target's SYN-ACK answers,
+//! and the client's SYN on a TimeWait or Closed session recycles it, as for any other
+//! session. It holds no mapping reference, and its host counts it apart (`hosts.rs`).
+//!
 //! # Hits without the lock
 //!
 //! A fast-path packet first tries [`Shard::peek`]: it reads the shard's sequence number, probes
@@ -93,7 +105,7 @@ use crate::index::{HomeEntry, SlotIndex};
 use crate::key::Proto::Tcp;
 use crate::key::{Endpoint, KeyHasher, Proto};
 use crate::lru::{List, NIL};
-use crate::session::{Glance, NewSession, PacketInfo, Session};
+use crate::session::{Glance, PacketInfo, Session};
 use crate::stats::{add, bump};
 use crate::table::{Shared, EVICTION_CANDIDATES};
 use crate::tcp::{Dir, Step, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
@@ -321,7 +333,8 @@ impl Shard {
         }
         s.proto != Proto::Tcp
             || (pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
-                && s.tcp().unchanged_by(dir, pkt.tcp_flags))
+                && s.tcp()
+                    .unchanged_by(dir.tracked(s.is_forwarded()), pkt.tcp_flags))
     }
 
     /// A hit without the lock on the session `s` that [`peek`](Self::peek) found in `found`,
@@ -347,7 +360,7 @@ impl Shard {
         if s.proto == Proto::Tcp
             && !found.window.step_lock_free(
                 found.window_words,
-                dir,
+                dir.tracked(s.is_forwarded()),
                 pkt.tcp_flags,
                 &pkt.seg,
                 s.tcp().state(),
@@ -470,7 +483,8 @@ impl Locked<'_> {
     }
 
     /// Applies one packet travelling in `dir` to live session `slot` (flow hash `h`): expiry
-    /// check, TCP window and state, counters, refresh. Writes this session only, unless the
+    /// check, TCP window and state (in the direction the tracker sees, [`Dir::tracked`]),
+    /// counters, refresh. Writes this session only, unless the
     /// packet is the first of a later second than the session's previous one (the session then
     /// moves to its list's head) or changes its timeout class (it then moves to the head of its
     /// new class's list): see the module docs. The session may be gone instead (expired, or
@@ -502,7 +516,8 @@ impl Locked<'_> {
             return Touch::Gone;
         };
         if s.proto == Proto::Tcp {
-            match s.tcp.step(dir, pkt.tcp_flags) {
+            let tracked = dir.tracked(s.is_forwarded());
+            match s.tcp.step(tracked, pkt.tcp_flags) {
                 Step::Recycle => {
                     self.remove(sh, slot, h);
                     bump(&sh.stats.recycled);
@@ -512,8 +527,8 @@ impl Locked<'_> {
                     if let Some(w) = self.shard.windows.get(slot as usize) {
                         let mut window = w.load();
                         let state = s.tcp.state();
-                        if !window.segment(dir, pkt.tcp_flags, &pkt.seg, state) {
-                            return if dir == Dir::Original && lost_connection(pkt.tcp_flags) {
+                        if !window.segment(tracked, pkt.tcp_flags, &pkt.seg, state) {
+                            return if tracked == Dir::Original && lost_connection(pkt.tcp_flags) {
                                 Touch::Unchanged
                             } else {
                                 Touch::OutOfWindow
@@ -547,9 +562,9 @@ impl Locked<'_> {
     }
 
     /// Removes live session `slot` (flow hash `h`): index, class list, mapping reference (taking
-    /// the mapping shard's lock; the mapping and its port binding go with the last reference),
-    /// its host's counts (then taking the host shard's lock), slot to the free list, live
-    /// counters.
+    /// the mapping shard's lock; the mapping and its port binding go with the last reference;
+    /// a port forward's session holds none), its host's counts (then taking the host shard's
+    /// lock), slot to the free list, live counters.
     pub(crate) fn remove(&mut self, sh: &Shared, slot: u32, h: u64) {
         let Some(s) = self.session(slot) else {
             return;
@@ -564,10 +579,14 @@ impl Locked<'_> {
             c.vacate(self.st.free);
         }
         self.write_end();
-        let released = sh
-            .mappings_of(s.endpoint_word())
-            .unref(sh, s.proto, s.internal(), s.wan());
-        sh.hosts.release(s.internal().ip, s.wan(), released);
+        if s.is_forwarded() {
+            sh.hosts.release_forwarded(s.internal().ip, s.wan());
+        } else {
+            let released =
+                sh.mappings_of(s.endpoint_word())
+                    .unref(sh, s.proto, s.internal(), s.wan());
+            sh.hosts.release(s.internal().ip, s.wan(), released);
+        }
         self.set_free(slot);
         self.st.len = self.st.len.saturating_sub(1);
         if let Some(c) = sh.counts.get(self.st.id) {
@@ -600,25 +619,27 @@ impl Locked<'_> {
     }
 
     /// Evicts one session: of the [`EVICTION_CANDIDATES`] longest-idle sessions of each class
-    /// list, the one whose host has the most live sessions, and of those the longest-idle
-    /// (see `OnFull::EvictOldest`). Reads each candidate host's count under its host shard's
-    /// lock (once per run of candidates of one host). Returns whether a session was evicted.
+    /// list, the one whose host has the most live sessions of its kind (a port forward's
+    /// session is weighed by its target's forwarded sessions, any other by the sessions its
+    /// host opened), and of those the longest-idle (see `OnFull::EvictOldest`). Reads each
+    /// candidate host's count under its host shard's lock (once per run of candidates of one
+    /// host and kind). Returns whether a session was evicted.
     pub(crate) fn evict(&mut self, sh: &Shared) -> bool {
         let sessions = &self.shard.sessions;
         // (host's sessions, last packet, slot) of the best victim so far
         let mut victim: Option<(u32, u64, u32)> = None;
-        let mut host: Option<(Ipv4Addr, u32)> = None;
+        let mut host: Option<(Ipv4Addr, bool, u32)> = None;
         for l in &self.st.lists {
             for t in l.iter_from_tail(sessions).take(EVICTION_CANDIDATES) {
                 let Some(s) = sessions.get(t as usize).map(SessionCell::load) else {
                     continue;
                 };
-                let ip = s.internal().ip;
+                let (ip, fwd) = (s.internal().ip, s.is_forwarded());
                 let n = match host {
-                    Some((last, n)) if last == ip => n,
+                    Some((last, f, n)) if last == ip && f == fwd => n,
                     _ => {
-                        let n = sh.hosts.sessions(ip);
-                        host = Some((ip, n));
+                        let n = sh.hosts.sessions(ip, fwd);
+                        host = Some((ip, fwd, n));
                         n
                     }
                 };
@@ -636,25 +657,24 @@ impl Locked<'_> {
         true
     }
 
-    /// Inserts a session for `new` (flow hash `h`) created by `pkt`, on WAN `wan` with external
-    /// port `ext_port` (the caller has taken its mapping reference, made room and checked that
-    /// no session with this key exists). Returns its slot; `None`, changing nothing, when the
+    /// Inserts session `s` (links and counters unset; flow hash `h`), created by `pkt` (from
+    /// the LAN side, or for a port forward's session from the Internet client) at `now` (the
+    /// caller has taken its mapping reference if it needs one, made room and checked that no
+    /// session with this key exists). Returns its slot; `None`, changing nothing, when the
     /// shard has no free slot.
     pub(crate) fn insert(
         &mut self,
         sh: &Shared,
-        new: &NewSession,
+        mut s: Session,
         h: u64,
-        (wan, ext_port): (u8, u16),
         pkt: PacketInfo,
-        now: u64,
     ) -> Option<u32> {
         let slot = self.st.free;
         let next_free = self.session(slot)?.next();
+        let wan = s.wan();
         sh.wans.get(usize::from(wan))?;
-        let mut s = Session::create(new, wan, ext_port, pkt.tcp_flags, now);
         if !pkt.icmp_error {
-            s.count(true, pkt.len);
+            s.count(!s.is_forwarded(), pkt.len);
         }
         let class = s.class();
         self.set_free(next_free);
@@ -666,7 +686,7 @@ impl Locked<'_> {
         if let Some(w) = self.shard.windows.get(slot as usize) {
             let mut window = Window::default();
             if s.proto == Proto::Tcp && !pkt.icmp_error {
-                // the first segment is always in the window: it sets up its side
+                // the first segment, the opener's, is always in the window: it sets up its side
                 window.segment(Dir::Original, pkt.tcp_flags, &pkt.seg, s.tcp.state());
             }
             w.store(&window);
@@ -680,6 +700,29 @@ impl Locked<'_> {
             c.inserted(wan);
         }
         Some(slot)
+    }
+
+    /// Removes every live session for which `f` is true; returns how many (control plane:
+    /// visits every session, and collects the slots to remove).
+    pub(crate) fn remove_where(
+        &mut self,
+        sh: &Shared,
+        mut f: impl FnMut(&Session) -> bool,
+    ) -> usize {
+        let sessions = &self.shard.sessions;
+        let mut doomed = Vec::new();
+        for l in &self.st.lists {
+            for slot in l.iter(sessions) {
+                if sessions.get(slot as usize).is_some_and(|c| f(&c.load())) {
+                    doomed.push(slot);
+                }
+            }
+        }
+        for &slot in &doomed {
+            let h = session_hash(&self.shard.sessions, &sh.hasher, slot);
+            self.remove(sh, slot, h);
+        }
+        doomed.len()
     }
 
     /// Calls `f` on every live session, class by class, most recently (re)inserted first.
@@ -746,7 +789,12 @@ impl Locked<'_> {
                     return Err(format!("slot {slot} not indexed"));
                 }
                 let w = sh.wans.get(usize::from(s.wan())).ok_or("bad wan")?;
-                if w.ports.owner(s.proto, s.ext_port) != Some(s.internal()) {
+                let owner = w.ports.owner(s.proto, s.ext_port);
+                if s.is_forwarded() {
+                    if s.is_hairpin() || owner.is_some() {
+                        return Err(format!("slot {slot}: forwarded, port {owner:?}"));
+                    }
+                } else if owner != Some(s.internal()) {
                     return Err(format!("slot {slot}: port {} not bound", s.ext_port));
                 }
                 listed += 1;

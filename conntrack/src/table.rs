@@ -28,7 +28,7 @@ use crate::index::SlotIndex;
 use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, KeyHasher, Proto};
 use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
-use crate::session::{NewSession, PacketInfo, Rewrite, SessionInfo};
+use crate::session::{NewForwarded, NewSession, PacketInfo, Rewrite, Session, SessionInfo};
 use crate::shard::{HomeSession, Locked, Peek, Shard, Touch};
 use crate::stats::{bump, Counters, ShardCounts, TableStats};
 use crate::tcp::{Dir, TcpState};
@@ -290,6 +290,9 @@ pub enum CreateError {
     /// The flow needs a new mapping on the WAN and its internal host holds
     /// [`TableConfig::max_ports_per_host`] ports there (another WAN may have room).
     HostPortLimit,
+    /// A port forward's session ([`ConnTable::create_forwarded`]) cannot be made: the flow's
+    /// key is another session's, or a mapping of dynamic NAT holds the forward's port.
+    Conflict,
 }
 
 impl fmt::Display for CreateError {
@@ -301,6 +304,7 @@ impl fmt::Display for CreateError {
             CreateError::OutOfWindow => "TCP segment out of its session's window",
             CreateError::HostSessionLimit => "the LAN host is at its session limit",
             CreateError::HostPortLimit => "the LAN host is at its NAT port limit on the WAN",
+            CreateError::Conflict => "the flow or the forward's port is another session's",
         })
     }
 }
@@ -748,7 +752,11 @@ impl ConnTable {
                     bump(&self.shared.stats.ended_by_wan_down);
                     return Lookup::Ended { wan, tcp };
                 }
-                if tcp.is_none() && live.outranked.contains(wan) && (live.recall)(wan, s.rule) {
+                if tcp.is_none()
+                    && !s.is_forwarded()
+                    && live.outranked.contains(wan)
+                    && (live.recall)(wan, s.rule)
+                {
                     shard.remove(&self.shared, slot, h);
                     bump(&self.shared.stats.recalled);
                     return Lookup::Recalled { wan };
@@ -800,7 +808,7 @@ impl ConnTable {
             QuickIn::Hit(rw) => Lookup::Hit(rw),
             QuickIn::Miss => Lookup::Miss,
             QuickIn::Locked { internal, h } => {
-                self.lookup_inbound_locked(wan, key, internal, h, pkt, now)
+                self.lookup_inbound_locked((wan, false), key, internal, h, pkt, now)
             }
         }
     }
@@ -830,7 +838,7 @@ impl ConnTable {
         let (proto, internal, remote) = flow.endpoints()?;
         let words = (flow.ep, flow.remote);
         let found = (internal, remote, words, flow.h);
-        match self.quick_inbound_peek(wan, dst.port, proto, found, slot, pkt, nanos(now)) {
+        match self.quick_inbound_peek((wan, dst.port, false), proto, found, slot, pkt, nanos(now)) {
             QuickIn::Hit(rw) => Some(rw),
             QuickIn::Miss | QuickIn::Locked { .. } => None,
         }
@@ -859,8 +867,7 @@ impl ConnTable {
         let h = self.hash_of(words.0, words.1, hint);
         let found = (internal, key.src, words, h);
         self.quick_inbound_peek(
-            wan,
-            key.dst.port,
+            (wan, key.dst.port, false),
             key.proto,
             found,
             SlotHint::NONE,
@@ -870,14 +877,14 @@ impl ConnTable {
     }
 
     /// The peek of [`quick_inbound`](Self::quick_inbound), once the internal endpoint owning
-    /// `wan`'s port `ext_port` is known: `(internal, remote, words, h)` are the flow's
-    /// endpoints, their words and its hash, `slot` where the look-ahead found its session.
+    /// `wan`'s port `ext_port` is known (or of [`lookup_forwarded`](Self::lookup_forwarded),
+    /// with `forwarded`: a port forward's session is looked for, and only that):
+    /// `(internal, remote, words, h)` are the flow's endpoints, their words and its hash,
+    /// `slot` where the look-ahead found its session.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
     fn quick_inbound_peek(
         &self,
-        wan: u8,
-        ext_port: u16,
+        (wan, ext_port, forwarded): (u8, u16, bool),
         proto: Proto,
         (internal, remote, (ep_word, remote_word), h): (Endpoint, Endpoint, (u64, u64), u64),
         slot: SlotHint,
@@ -889,9 +896,7 @@ impl ConnTable {
             .peek(h, proto, ep_word, remote_word, slot.0)
         {
             Peek::Absent => QuickIn::Miss,
-            Peek::Found(_, s) if s.wan() != wan || s.ext_port() != ext_port || s.is_hairpin() => {
-                QuickIn::Miss
-            }
+            Peek::Found(_, s) if !s.reached_by(wan, ext_port, forwarded) => QuickIn::Miss,
             Peek::Found(found, s)
                 if Shard::try_hit(&self.shared, &found, &s, Dir::Reply, pkt, now) =>
             {
@@ -902,11 +907,13 @@ impl ConnTable {
     }
 
     /// The part of [`lookup_inbound_hinted`](Self::lookup_inbound_hinted) under the shard's
-    /// lock (`internal`: the endpoint owning the port; flow hash `h`; time in table units).
+    /// lock (`internal`: the endpoint owning the port; flow hash `h`; time in table units), or
+    /// with `forwarded` of [`lookup_forwarded`](Self::lookup_forwarded) (`internal`: the
+    /// forward's target).
     #[inline(never)]
     fn lookup_inbound_locked(
         &self,
-        wan: u8,
+        (wan, forwarded): (u8, bool),
         key: &FlowKey,
         internal: Endpoint,
         h: u64,
@@ -918,7 +925,7 @@ impl ConnTable {
             return Lookup::Miss;
         };
         match shard.session(slot) {
-            Some(s) if s.wan() == wan && s.ext_port == key.dst.port && !s.is_hairpin() => {}
+            Some(s) if s.reached_by(wan, key.dst.port, forwarded) => {}
             _ => return Lookup::Miss,
         }
         match shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
@@ -929,6 +936,42 @@ impl ConnTable {
         match shard.session(slot) {
             Some(s) => Lookup::Hit(s.rewrite_in()),
             None => Lookup::Miss,
+        }
+    }
+
+    /// Packet that arrived on WAN `wan` for a port forward (dst = that WAN's address : the
+    /// forward's external port; the engine, which owns the forwards, found the forward and its
+    /// target): looks up the canonical key (proto, `target`, remote = `key.src`) and hits only
+    /// a port forward's session ([`create_forwarded`](Self::create_forwarded)) on that WAN and
+    /// external port. As [`lookup_inbound`](Self::lookup_inbound) otherwise: a hit that
+    /// changes nothing but `last_seen` and counters takes no lock; a hit returns the
+    /// reply-direction rewrite (dst → `target`, egress = the target's LAN interface);
+    /// [`Lookup::OutOfWindow`] for a TCP segment outside the window; a miss for no session, or
+    /// one that ended on this packet (expired, or recycled by the client's SYN: the engine
+    /// then creates a fresh one).
+    #[inline]
+    pub fn lookup_forwarded(
+        &self,
+        wan: u8,
+        key: &FlowKey,
+        target: Endpoint,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Lookup {
+        if self.wan_address(wan) != Some(key.dst.ip) {
+            return Lookup::Miss;
+        }
+        let now = nanos(now);
+        let words = (endpoint_word(key.proto, target), remote_word(key.src));
+        let h = self.shared.hasher.flow(words.0, words.1);
+        let found = (target, key.src, words, h);
+        let at = (wan, key.dst.port, true);
+        match self.quick_inbound_peek(at, key.proto, found, SlotHint::NONE, pkt, now) {
+            QuickIn::Hit(rw) => Lookup::Hit(rw),
+            QuickIn::Miss => Lookup::Miss,
+            QuickIn::Locked { internal, h } => {
+                self.lookup_inbound_locked((wan, true), key, internal, h, pkt, now)
+            }
         }
     }
 
@@ -1036,6 +1079,51 @@ impl ConnTable {
             .owner(proto, ext_port)
     }
 
+    /// Keeps external port `port` of `proto` on WAN `wan` from dynamic NAT: the port of a
+    /// port forward ([`create_forwarded`](Self::create_forwarded)). A reserved port has no
+    /// owner ([`binding`](Self::binding) is `None`) and no allocation hands it out, so no
+    /// mapping ever shares it with the forward. `true` when the port is reserved now (or was
+    /// already), and for a port outside the WAN's NAT range (dynamic NAT never uses it: there
+    /// is nothing to reserve). `false`, changing nothing, for an unknown WAN, and when a
+    /// mapping holds the port: that mapping's flows keep it, and the port can be reserved once
+    /// they have ended (the engine tries again later; meanwhile `create_forwarded` refuses
+    /// sessions on the port, [`CreateError::Conflict`]). Lock-free (one compare-and-swap);
+    /// reservations are independent of each other, so a reload reserves its new forwards'
+    /// ports and releases its removed forwards' ones.
+    pub fn reserve_port(&self, wan: u8, proto: Proto, port: u16) -> bool {
+        self.shared
+            .wans
+            .get(usize::from(wan))
+            .is_some_and(|w| w.ports.reserve(proto, port))
+    }
+
+    /// Ends the reservation of `port` of `proto` on WAN `wan` ([`reserve_port`]): dynamic NAT
+    /// may hand it out again. Returns whether it was reserved. The forward's live sessions are
+    /// not touched: end them first with [`remove_forwarded`](Self::remove_forwarded), else a
+    /// mapping may get the port while they still use it.
+    ///
+    /// [`reserve_port`]: Self::reserve_port
+    pub fn release_port(&self, wan: u8, proto: Proto, port: u16) -> bool {
+        self.shared
+            .wans
+            .get(usize::from(wan))
+            .is_some_and(|w| w.ports.unreserve(proto, port))
+    }
+
+    /// Removes every port forward session on WAN `wan` with protocol `proto` and external
+    /// port `port` (a forward that was removed or changed); returns how many. Locks one
+    /// session shard at a time and visits its every session: for the control plane, not the
+    /// packet path.
+    pub fn remove_forwarded(&self, wan: u8, proto: Proto, port: u16) -> usize {
+        let mut n = 0;
+        for i in 0..self.shards.len() {
+            n += self.lock(i).remove_where(&self.shared, |s| {
+                s.is_forwarded() && s.wan() == wan && s.proto == proto && s.ext_port == port
+            });
+        }
+        n
+    }
+
     /// The address of WAN `wan`.
     pub fn wan_address(&self, wan: u8) -> Option<Ipv4Addr> {
         self.shared.wans.get(usize::from(wan)).map(|w| w.address)
@@ -1090,13 +1178,60 @@ impl ConnTable {
                 Touch::OutOfWindow => return Err(CreateError::OutOfWindow),
             }
         }
+        // (With room in the shard, the claim below checks the host's cap.)
+        self.make_room(&mut shard, now, Some(key.src.ip))?;
+        // lock order: the mapping shard is taken (and released) under the session shard's lock
+        let claimed = self.shared.mappings_of(ep).claim(&self.shared, &new);
+        let (wan, ext_port) = match claimed {
+            Ok(c) => c,
+            Err(e) => {
+                let stats = &self.shared.stats;
+                match e {
+                    CreateError::PortsExhausted => bump(&stats.ports_exhausted),
+                    CreateError::TableFull => bump(&stats.refused_full),
+                    CreateError::HostSessionLimit => bump(&stats.host_session_limit),
+                    CreateError::HostPortLimit => bump(&stats.host_port_limit),
+                    CreateError::UnknownWan | CreateError::OutOfWindow | CreateError::Conflict => {}
+                }
+                return Err(e);
+            }
+        };
+        let session = Session::create(&new, wan, ext_port, pkt.tcp_flags, now);
+        let Some(slot) = shard.insert(&self.shared, session, h, pkt) else {
+            // unreachable: the shard has a free slot. Give the mapping reference and the host's
+            // counts back.
+            let released = self
+                .shared
+                .mappings_of(ep)
+                .unref(&self.shared, key.proto, key.src, wan);
+            self.shared.hosts.release(key.src.ip, wan, released);
+            bump(&self.shared.stats.refused_full);
+            return Err(CreateError::TableFull);
+        };
+        match shard.session(slot) {
+            Some(s) => {
+                let (ip, iface) = self.shared.wan_nat(s.wan());
+                Ok(s.rewrite_out(ip, iface))
+            }
+            None => Err(CreateError::TableFull),
+        }
+    }
+
+    /// Makes room for a new session in `shard` if it is full: reaps expired sessions; if it is
+    /// still full, refuses the flow of a host at its session cap (`capped`, the internal host
+    /// of a flow that counts against the caps: a host at its cap takes no other host's
+    /// session), then applies [`OnFull`].
+    fn make_room(
+        &self,
+        shard: &mut Locked<'_>,
+        now: u64,
+        capped: Option<Ipv4Addr>,
+    ) -> Result<(), CreateError> {
         if shard.is_full() {
             shard.expire(&self.shared, now, REAP_ON_FULL);
         }
         if shard.is_full() {
-            // A host at its cap takes no other host's session: refused before eviction. (With
-            // room in the shard, the claim below checks the cap.)
-            if self.shared.hosts.at_session_cap(key.src.ip) {
+            if capped.is_some_and(|ip| self.shared.hosts.at_session_cap(ip)) {
                 bump(&self.shared.stats.host_session_limit);
                 return Err(CreateError::HostSessionLimit);
             }
@@ -1115,40 +1250,93 @@ impl ConnTable {
             bump(&self.shared.stats.refused_full);
             return Err(CreateError::TableFull);
         }
-        // lock order: the mapping shard is taken (and released) under the session shard's lock
-        let claimed = self.shared.mappings_of(ep).claim(&self.shared, &new);
-        let (wan, ext_port) = match claimed {
-            Ok(c) => c,
-            Err(e) => {
-                let stats = &self.shared.stats;
-                match e {
-                    CreateError::PortsExhausted => bump(&stats.ports_exhausted),
-                    CreateError::TableFull => bump(&stats.refused_full),
-                    CreateError::HostSessionLimit => bump(&stats.host_session_limit),
-                    CreateError::HostPortLimit => bump(&stats.host_port_limit),
-                    CreateError::UnknownWan | CreateError::OutOfWindow => {}
-                }
-                return Err(e);
+        Ok(())
+    }
+
+    /// Slow path of a port forward: the session of a connection from an Internet client to
+    /// WAN `new.wan`'s address and the forward's external port `new.ext_port`, forwarded to
+    /// the target `new.key.src` on the LAN (the engine decides that the packet matches a
+    /// forward: it owns the forwards). `pkt` is the client's packet, travelling in the reply
+    /// direction; the returned rewrite is that direction's (dst → the target, egress =
+    /// `new.lan_iface`). Takes the flow's session-shard lock, then its host shard's.
+    ///
+    /// The session ([`SessionInfo::forwarded`]) is the canonical key's like any other:
+    /// [`lookup_outbound`](Self::lookup_outbound) finds it for the target's packets and
+    /// rewrites their source to the WAN's address and `new.ext_port`, out of the WAN's
+    /// interface, whatever WAN the balancer would pick (and ends it as any other when its WAN
+    /// is in [`Liveness::ended`]; it is never recalled, its WAN being the forward's);
+    /// [`lookup_forwarded`](Self::lookup_forwarded) finds it for the client's. It holds no
+    /// mapping and no port of the port table: the engine keeps the forward's port from dynamic
+    /// NAT with [`reserve_port`](Self::reserve_port). Its TCP state is tracked with the client
+    /// as the opener: a SYN without ACK creates it in SynSent, the target's SYN-ACK moves it
+    /// on, and the client's SYN on a TimeWait or Closed session recycles it.
+    ///
+    /// Not held to the target's per-host caps ([`TableConfig::max_sessions_per_host`],
+    /// [`TableConfig::max_ports_per_host`]): the target does not open these sessions, the
+    /// Internet does, and a forward's visitors must not use up the host's own flows (nor a
+    /// flood of them lock it out). They are counted apart for eviction, which weighs a
+    /// forward's sessions by their target's forwarded sessions (`hosts.rs`). A full shard
+    /// reaps, then applies [`OnFull`] as [`create`](Self::create) does.
+    ///
+    /// If the flow's session exists (another worker created it meanwhile, or a connection was
+    /// recycled) and is this forward's, on `new.wan` and `new.ext_port`, the packet is applied
+    /// to it as a hit. Errors: [`CreateError::UnknownWan`]; [`CreateError::Conflict`] when the
+    /// flow's session is another (an ordinary session of the target with the same client
+    /// endpoint, or another forward's), or when a mapping holds `new.ext_port` on the WAN's
+    /// port table (a port the engine could not reserve); [`CreateError::OutOfWindow`] and
+    /// [`CreateError::TableFull`] as for `create`. Each changes nothing.
+    pub fn create_forwarded(
+        &self,
+        new: NewForwarded,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Result<Rewrite, CreateError> {
+        let w = self
+            .shared
+            .wans
+            .get(usize::from(new.wan))
+            .ok_or(CreateError::UnknownWan)?;
+        let key = new.key;
+        if w.ports.owner(key.proto, new.ext_port).is_some() {
+            return Err(CreateError::Conflict);
+        }
+        let now = nanos(now);
+        let h = self
+            .shared
+            .hasher
+            .flow(endpoint_word(key.proto, key.src), remote_word(key.dst));
+        let mut shard = self.lock_flow(h);
+        if let Some(slot) = shard.find(h, key.proto, key.src, key.dst) {
+            match shard.session(slot) {
+                Some(s) if s.reached_by(new.wan, new.ext_port, true) => {}
+                _ => return Err(CreateError::Conflict),
             }
-        };
-        let Some(slot) = shard.insert(&self.shared, &new, h, (wan, ext_port), pkt, now) else {
-            // unreachable: the shard has a free slot. Give the mapping reference and the host's
-            // counts back.
-            let released = self
-                .shared
-                .mappings_of(ep)
-                .unref(&self.shared, key.proto, key.src, wan);
-            self.shared.hosts.release(key.src.ip, wan, released);
+            match shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
+                Touch::Live | Touch::Unchanged => {
+                    if let Some(s) = shard.session(slot) {
+                        return Ok(s.rewrite_in());
+                    }
+                }
+                Touch::Gone => {}
+                Touch::OutOfWindow => return Err(CreateError::OutOfWindow),
+            }
+        }
+        self.make_room(&mut shard, now, None)?;
+        if let Err(e) = self.shared.hosts.admit_forwarded(key.src.ip, new.wan) {
+            bump(&self.shared.stats.refused_full);
+            return Err(e);
+        }
+        let session = Session::forwarded(&new, pkt.tcp_flags, now);
+        let Some(slot) = shard.insert(&self.shared, session, h, pkt) else {
+            // unreachable: the shard has a free slot
+            self.shared.hosts.release_forwarded(key.src.ip, new.wan);
             bump(&self.shared.stats.refused_full);
             return Err(CreateError::TableFull);
         };
-        match shard.session(slot) {
-            Some(s) => {
-                let (ip, iface) = self.shared.wan_nat(s.wan());
-                Ok(s.rewrite_out(ip, iface))
-            }
-            None => Err(CreateError::TableFull),
-        }
+        shard
+            .session(slot)
+            .map(|s| s.rewrite_in())
+            .ok_or(CreateError::TableFull)
     }
 
     /// Removes expired sessions, at most `budget` of them; returns how many. Pops the tails of
@@ -1279,13 +1467,18 @@ impl ConnTable {
     /// structure; every session in the shard its canonical flow hashes to; each mapping shard's
     /// structure, with every mapping in the shard its endpoint hashes to; every mapping's
     /// reference count equal to the sessions of its (proto, endpoint, WAN), and every session's
-    /// external port equal to its mapping's; each host shard's structure, with one entry per
-    /// (host, WAN) that has sessions, counting exactly its sessions and its mappings.
+    /// external port equal to its mapping's (port forward sessions hold no mapping, and their
+    /// external port is bound to none: see `Shard::check`); each host shard's structure, with
+    /// one entry per (host, WAN) that has sessions it opened, counting exactly those and its
+    /// mappings, and one per (host, WAN) that has port forward sessions, counting exactly
+    /// those.
     #[cfg(test)]
     pub(crate) fn check(&self) -> Result<(), String> {
         use std::collections::HashMap;
         let mut n = 0;
         let mut refs: HashMap<(Proto, Endpoint, u8), (u32, u16)> = HashMap::new();
+        // per (target host, WAN): port forward sessions
+        let mut forwarded: HashMap<(Ipv4Addr, u8), u32> = HashMap::new();
         for i in 0..self.shards.len() {
             let s = self.lock(i);
             s.check(&self.shared)?;
@@ -1295,6 +1488,10 @@ impl ConnTable {
                 let h = self.shared.hasher.flow(x.endpoint_word(), x.remote_word());
                 if shard_index(h, self.shared.mask) != i {
                     err = Some(format!("{:?} in session shard {i}", x.key()));
+                }
+                if x.is_forwarded() {
+                    *forwarded.entry((x.internal().ip, x.wan())).or_default() += 1;
+                    return;
                 }
                 let r = refs
                     .entry((x.proto, x.internal(), x.wan()))
@@ -1337,23 +1534,26 @@ impl ConnTable {
         if mapped != refs.len() {
             return Err(format!("{mapped} mappings for {} endpoints", refs.len()));
         }
-        // per (host, WAN): sessions, and mappings (one per endpoint with references)
-        let mut hosts: HashMap<(Ipv4Addr, u8), (u32, u32)> = HashMap::new();
+        // per (host, WAN, forwarded): sessions, and mappings (one per endpoint with references)
+        let mut hosts: HashMap<(Ipv4Addr, u8, bool), (u32, u32)> = HashMap::new();
         for (&(_, internal, wan), &(count, _)) in &refs {
-            let e = hosts.entry((internal.ip, wan)).or_default();
+            let e = hosts.entry((internal.ip, wan, false)).or_default();
             e.0 += count;
             e.1 += 1;
+        }
+        for (&(ip, wan), &count) in &forwarded {
+            hosts.insert((ip, wan, true), (count, 0));
         }
         self.shared.hosts.check()?;
         let mut err = None;
         let mut entries = 0;
-        self.shared.hosts.for_each(|ip, wan, sessions, ports| {
+        self.shared.hosts.for_each(|ip, wan, fwd, sessions, ports| {
             entries += 1;
-            if hosts.get(&(ip, wan)) != Some(&(sessions, ports)) {
+            if hosts.get(&(ip, wan, fwd)) != Some(&(sessions, ports)) {
                 err = Some(format!(
-                    "host {ip} on {wan}: {sessions} sessions, {ports} ports counted; \
-                     the table has {:?}",
-                    hosts.get(&(ip, wan))
+                    "host {ip} on {wan} (forwarded: {fwd}): {sessions} sessions, {ports} \
+                     ports counted; the table has {:?}",
+                    hosts.get(&(ip, wan, fwd))
                 ));
             }
         });
@@ -1369,7 +1569,7 @@ impl ConnTable {
     /// Live sessions of internal host `ip` as its host shard counts them (tests).
     #[cfg(test)]
     pub(crate) fn host_sessions(&self, ip: Ipv4Addr) -> u32 {
-        self.shared.hosts.sessions(ip)
+        self.shared.hosts.sessions(ip, false)
     }
 
     /// Slots of each host shard (tests).

@@ -1,7 +1,8 @@
 //! TCP connection tracking: states, transitions, and the timeout class of each state.
 //!
 //! The state machine reads flags, one packet at a time, from the *original* direction (the
-//! side that opened the session, on the LAN) or the *reply* direction. Sequence numbers are
+//! side that opened the session: on the LAN, or for a port forward's session the Internet
+//! client, see [`Dir::tracked`]) or the *reply* direction. Sequence numbers are
 //! `window.rs`'s: a segment reaches the state machine only once it is found in its
 //! connection's window (or, for a SYN that recycles a TimeWait or Closed session, opens a new
 //! one), so an off-path host cannot move a connection's state. "O" and "R" below name the direction, `+` joins flags that must be set, and
@@ -21,8 +22,8 @@
 //! | TimeWait, Closed | O: SYN without ACK          | *recycle*: the session is removed and the lookup misses, so the slow path creates a fresh one |
 //! | anything else | —                              | unchanged                              |
 //!
-//! A reply-direction SYN on a TimeWait or Closed session does not recycle it (the LAN side
-//! alone opens sessions); the packet is forwarded and the state is unchanged.
+//! A reply-direction SYN on a TimeWait or Closed session does not recycle it (the opener's
+//! side alone opens sessions); the packet is forwarded and the state is unchanged.
 //!
 //! A session starts from the packet that creates it: SYN without ACK → SynSent, any other
 //! packet → Established (the engine only creates TCP sessions from SYNs; anything else is
@@ -105,13 +106,30 @@ impl TcpState {
     }
 }
 
-/// Direction of a packet relative to the session.
+/// Direction of a packet relative to the session. The table names directions by the
+/// canonical key (`Original`: from the LAN side, `Reply`: to it); the state machine and
+/// `window.rs` by who opened the connection (`Original`: from the opener). They agree except
+/// for a port forward's session, opened from the Internet: [`Dir::tracked`] turns one into
+/// the other.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dir {
-    /// From the side that opened the session (the LAN side).
+    /// From the side that opened the session (for the table: the LAN side).
     Original,
     /// From the other side.
     Reply,
+}
+
+impl Dir {
+    /// The direction the tracker sees for a packet the table sees travelling in `self`: the
+    /// same, except for a `forwarded` session, whose opener is the reply side.
+    #[inline]
+    pub(crate) fn tracked(self, forwarded: bool) -> Dir {
+        match (self, forwarded) {
+            (d, false) => d,
+            (Dir::Original, true) => Dir::Reply,
+            (Dir::Reply, true) => Dir::Original,
+        }
+    }
 }
 
 const STATE_MASK: u8 = 0x07;

@@ -285,6 +285,7 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                         prop_assert!(was_present && p == Proto::Tcp);
                         prop_assert!(present(&t, &key, now));
                     }
+                    Err(e @ CreateError::Conflict) => prop_assert!(false, "{e}: not a forward"),
                     Err(e @ (CreateError::HostSessionLimit | CreateError::HostPortLimit)) => {
                         prop_assert!(false, "{e}: the default caps are above the table's size");
                     }

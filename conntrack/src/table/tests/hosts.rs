@@ -327,7 +327,7 @@ proptest! {
                 prop_assert!(t.host_sessions(host(h)) <= per_host);
             }
             let mut per_wan: HashMap<(Ipv4Addr, u8), u32> = HashMap::new();
-            t.shared.hosts.for_each(|ip, wan, _, p| {
+            t.shared.hosts.for_each(|ip, wan, _, _, p| {
                 per_wan.insert((ip, wan), p);
             });
             prop_assert!(per_wan.values().all(|&p| p <= ports), "{per_wan:?}");
