@@ -1,7 +1,7 @@
 //! Behaviour of the whole table through its public operations.
 
 use super::*;
-use crate::session::Hairpin;
+use crate::session::{Hairpin, NewForwarded};
 use crate::tcp::{TcpState, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN};
 use crate::window::Segment;
 
@@ -2310,3 +2310,5 @@ fn distinct_flows_fill_most_of_the_table_before_a_shard_refuses() {
 }
 
 mod hosts;
+
+mod forwards;
