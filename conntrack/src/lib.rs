@@ -27,6 +27,18 @@
 //!   of `create` and for eviction, which takes a session of the host with the most. Only
 //!   `create`, eviction and session removal touch them.
 //!
+//! Port forwards: the engine owns the forwards (WAN w, protocol, external port E → LAN target
+//! T) and decides that a packet from the Internet matches one; the table keeps their sessions
+//! ([`ConnTable::create_forwarded`]). A forwarded session has the canonical key (proto, T,
+//! client) like any other, so the target's packets are outbound lookups that leave by w from
+//! w's address:E; the client's packets are looked up by [`ConnTable::lookup_forwarded`], which
+//! is told T (the port table does not hold forwards). Such a session is flagged (bit 0x40 of
+//! its WAN byte, `session.rs`), holds no mapping, counts against no per-host cap (its target
+//! did not open it) but is counted apart per host for eviction (`hosts.rs`), and has its TCP
+//! tracked with the client as the opener (`shard.rs`). E, when it lies in w's NAT range, is
+//! kept from dynamic NAT by a reserved entry in w's port table ([`ConnTable::reserve_port`]):
+//! no allocation hands it out, and no endpoint owns it.
+//!
 //! Lock order: a session shard, then a mapping shard, then a host shard, never the other way
 //! round and never two of a kind at once; a host shard's lock is held for a few reads and
 //! writes and nothing is locked under it. `create` locks the flow's session shard (race check,
@@ -49,15 +61,20 @@
 //! - a session lives in the session shard its canonical key hashes to, a mapping in the
 //!   mapping shard its (proto, internal endpoint) hashes to, a host's counts in the host shard
 //!   its address hashes to;
-//! - each (internal host, WAN) with live sessions has one host entry, counting exactly its
-//!   sessions there and its mappings there; no other entry exists. No host holds more than
-//!   [`TableConfig::max_sessions_per_host`] sessions, nor more than
-//!   [`TableConfig::max_ports_per_host`] mappings on a WAN;
-//! - every live session holds one reference to the mapping of its internal endpoint on its WAN
-//!   and has that mapping's external port; a mapping lives exactly as long as it has references,
-//!   and its external port is bound to its internal endpoint in the WAN's port table exactly as
-//!   long as the mapping lives;
-//! - an external port of a WAN and protocol is bound to at most one internal endpoint;
+//! - each (internal host, WAN) with live sessions it opened has one host entry, counting
+//!   exactly those sessions and its mappings there; each (host, WAN) with live port forward
+//!   sessions has one more, counting exactly those (no ports); no other entry exists. No host
+//!   holds more than [`TableConfig::max_sessions_per_host`] sessions it opened, nor more than
+//!   [`TableConfig::max_ports_per_host`] mappings on a WAN; port forward sessions are held
+//!   to no cap;
+//! - every live session but a port forward's holds one reference to the mapping of its
+//!   internal endpoint on its WAN and has that mapping's external port; a mapping lives exactly
+//!   as long as it has references, and its external port is bound to its internal endpoint in
+//!   the WAN's port table exactly as long as the mapping lives. A port forward's session holds
+//!   no reference, and its external port is bound to no endpoint (reserved, or outside the NAT
+//!   range, while the engine keeps the forward: see [`ConnTable::release_port`]);
+//! - an external port of a WAN and protocol is bound to at most one internal endpoint, and a
+//!   reserved one to none;
 //! - within a session shard each timeout class keeps its sessions in a list in order of last
 //!   packet to within one second: a lookup hit moves its session to the list's head only at
 //!   its first packet in a later second (or on a change of timeout class), so a busy flow
@@ -65,7 +82,11 @@
 //!   never scans, never removes a session before its timeout, and removes every session more
 //!   than one second past its deadline in a pass over its shard; eviction weighs a bounded
 //!   number of sessions from the class tails ([`EVICTION_CANDIDATES`] each) and takes one of
-//!   the host with the most live sessions, the longest-idle of those (see `shard.rs`);
+//!   the host with the most live sessions of the candidate's kind (opened by the host, or
+//!   forwarded to it), the longest-idle of those (see `shard.rs`);
+//! - `ConnTable::check` (tests) verifies all of the above that a quiescent table shows: each
+//!   shard's structure and placement, mapping reference counts against the sessions, every
+//!   session's port binding (none for a port forward's), and every host entry's counts;
 //! - no input panics: failures are typed errors ([`CreateError`], [`TableConfigError`]) or
 //!   counted events ([`TableStats`]); there is no `unsafe`.
 //!
