@@ -9,9 +9,9 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use conntrack::{
-    ConnTable, CreateError, Endpoint, FlowKey, Hairpin, Liveness, Lookup, NewSession, OnFull,
-    PacketInfo, Proto, SessionInfo, TableConfig, TableStats, Timeouts, WanNat, WanSet, TCP_ACK,
-    TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN,
+    ConnTable, CreateError, Endpoint, FlowKey, Hairpin, Liveness, Lookup, NewForwarded, NewSession,
+    OnFull, PacketInfo, Proto, Rewrite, SessionInfo, TableConfig, TableStats, Timeouts, WanNat,
+    WanSet, TCP_ACK, TCP_FIN, TCP_PSH, TCP_RST, TCP_SYN,
 };
 use proptest::prelude::*;
 
@@ -24,6 +24,11 @@ const LAN_IFACE: u8 = 1;
 const HAIRPIN_IFACE: u8 = 2;
 /// Interface of WAN w is `WAN_IFACE + w`.
 const WAN_IFACE: u8 = 10;
+/// The external port of the port forward of every WAN, UDP and TCP: inside both NAT ranges,
+/// reserved before anything else.
+const FWD_PORT: u16 = 50002;
+/// The forwards' target: an endpoint that `Create` and `Out` use too.
+const FWD_TARGET: Endpoint = Endpoint::new(Ipv4Addr::new(192, 168, 1, 3), 123);
 const FLAGS: [u8; 7] = [
     TCP_SYN,
     TCP_SYN | TCP_ACK,
@@ -64,6 +69,16 @@ enum Op {
         ext: u8,
         flags: u8,
     },
+    /// A packet from an Internet client to the forward on `wan` (2: no such WAN): its
+    /// creation (`create_forwarded`) or its lookup (`lookup_forwarded`).
+    Forward {
+        wan: u8,
+        remote: u8,
+        /// UDP or TCP.
+        proto: u8,
+        flags: u8,
+        create: bool,
+    },
     Expire {
         budget: u8,
     },
@@ -90,6 +105,9 @@ fn op() -> impl Strategy<Value = Op> {
             }),
         3 => (0..3u8, 0..3u8, 0..3u8, 0..7u8, 0..7u8).prop_map(
             |(wan, remote, proto, ext, flags)| Op::In { wan, remote, proto, ext, flags }
+        ),
+        2 => (0..3u8, 0..3u8, 0..2u8, 0..7u8, any::<bool>()).prop_map(
+            |(wan, remote, proto, flags, create)| Op::Forward { wan, remote, proto, flags, create }
         ),
         1 => (0..6u8).prop_map(|budget| Op::Expire { budget }),
         2 => (0..40_000u32).prop_map(|ms| Op::Advance { ms }),
@@ -179,6 +197,14 @@ fn check(t: &ConnTable, now: Duration) -> Result<(), TestCaseError> {
         prop_assert!(keys.insert(i.key), "duplicate session {:?}", i.key);
         let w = i.wan;
         prop_assert_eq!(i.external.ip, WANS[usize::from(w)]);
+        if i.forwarded {
+            // no mapping, and its port is none's
+            prop_assert_eq!((i.key.src, i.external.port), (FWD_TARGET, FWD_PORT));
+            prop_assert_eq!(t.binding(w, i.key.proto, FWD_PORT), None);
+            prop_assert_eq!((i.egress, i.dst_rewrite), (WAN_IFACE + w, None));
+            prop_assert_eq!(i.lan_iface, LAN_IFACE);
+            continue;
+        }
         prop_assert_eq!(
             t.binding(w, i.key.proto, i.external.port),
             Some(i.key.src),
@@ -210,6 +236,14 @@ fn check(t: &ConnTable, now: Duration) -> Result<(), TestCaseError> {
 
 fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), TestCaseError> {
     let t = table(max_sessions, shards, refuse);
+    for (wan, p) in [
+        (0, Proto::Udp),
+        (0, Proto::Tcp),
+        (1, Proto::Udp),
+        (1, Proto::Tcp),
+    ] {
+        prop_assert!(t.reserve_port(wan, p, FWD_PORT));
+    }
     let mut now = Duration::from_secs(1);
     for op in ops {
         match *op {
@@ -238,12 +272,13 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                 };
                 // The WAN `create` must choose if it removes no session first (no race hit, no
                 // reaping or eviction): the endpoint's mapping on `wan`, else on the lowest other
-                // eligible WAN (not for hairpin), else a new one on `wan` (`None`).
+                // eligible WAN (not for hairpin), else a new one on `wan` (`None`). Port forward
+                // sessions hold no mapping.
                 let before = sessions(&t, now);
                 let was_present = before.iter().any(|i| i.key == key);
                 let mapped = before
                     .iter()
-                    .filter(|i| i.key.proto == p && i.key.src == key.src)
+                    .filter(|i| i.key.proto == p && i.key.src == key.src && !i.forwarded)
                     .fold(0u64, |m, i| m | 1 << i.wan);
                 let preferred = 1u64 << wan;
                 let others = mapped & u64::from(eligible) & !preferred;
@@ -263,7 +298,16 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                 };
                 let result = t.create(new, pkt, now);
                 let undisturbed = !was_present && !removed_any(&stats, &t.stats());
+                let forwarded = sessions(&t, now)
+                    .into_iter()
+                    .find(|i| i.key == key && i.forwarded);
                 match result {
+                    Ok(rw) if forwarded.is_some() => {
+                        // a race hit on a forward's session: the target's packet
+                        let i = forwarded.unwrap();
+                        prop_assert_eq!(rw.src, i.external);
+                        prop_assert_eq!(rw.egress, WAN_IFACE + i.wan);
+                    }
                     Ok(rw) => {
                         prop_assert!(wan < 2);
                         let w = WANS.iter().position(|&a| a == rw.src.ip).unwrap() as u8;
@@ -386,6 +430,82 @@ fn run(ops: &[Op], max_sessions: u32, shards: u16, refuse: bool) -> Result<(), T
                     }
                     Lookup::Ended { .. } | Lookup::Recalled { .. } => {
                         prop_assert!(false, "inbound lookups end nothing")
+                    }
+                }
+            }
+            Op::Forward {
+                wan,
+                remote: r,
+                proto: p,
+                flags,
+                create,
+            } => {
+                let p = proto(p % 2);
+                let client = remote(p, r);
+                let key = FlowKey::new(p, FWD_TARGET, client);
+                let was = sessions(&t, now).into_iter().find(|i| i.key == key);
+                let ours = was.is_some_and(|i| i.forwarded && i.wan == wan);
+                let pkt = PacketInfo {
+                    tcp_flags: FLAGS[usize::from(flags)],
+                    len: 100,
+                    icmp_error: false,
+                    ..PacketInfo::default()
+                };
+                let to_target = Rewrite {
+                    src: client,
+                    dst: FWD_TARGET,
+                    egress: LAN_IFACE,
+                };
+                let result = if create {
+                    let new = NewForwarded {
+                        key,
+                        wan,
+                        ext_port: FWD_PORT,
+                        lan_iface: LAN_IFACE,
+                        forward: 9,
+                    };
+                    match t.create_forwarded(new, pkt, now) {
+                        Ok(rw) => Lookup::Hit(rw),
+                        Err(CreateError::UnknownWan) => {
+                            prop_assert_eq!(wan, 2);
+                            Lookup::Miss
+                        }
+                        Err(CreateError::Conflict) => {
+                            prop_assert!(was.is_some() && !ours);
+                            Lookup::Miss
+                        }
+                        Err(CreateError::TableFull) => {
+                            prop_assert!(refuse);
+                            Lookup::Miss
+                        }
+                        Err(CreateError::OutOfWindow) => Lookup::OutOfWindow,
+                        Err(e) => {
+                            prop_assert!(false, "{e}: not for a forward");
+                            Lookup::Miss
+                        }
+                    }
+                } else {
+                    let dst = Endpoint::new(WANS[usize::from(wan).min(1)], FWD_PORT);
+                    let wire = FlowKey::new(p, client, dst);
+                    t.lookup_forwarded(wan, &wire, FWD_TARGET, pkt, now)
+                };
+                let is = sessions(&t, now).into_iter().find(|i| i.key == key);
+                match result {
+                    Lookup::Hit(rw) => {
+                        prop_assert_eq!(rw, to_target);
+                        prop_assert!(create || ours);
+                        let i = is.unwrap();
+                        prop_assert!(i.forwarded && i.wan == wan && wan < 2);
+                    }
+                    Lookup::Miss => {
+                        prop_assert!(create || !is.is_some_and(|i| i.forwarded && i.wan == wan));
+                    }
+                    Lookup::OutOfWindow => {
+                        prop_assert!(ours && p == Proto::Tcp);
+                        prop_assert_eq!(is, was);
+                    }
+                    Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+                        prop_assert!(false, "forward lookups end nothing")
                     }
                 }
             }
