@@ -32,7 +32,7 @@ pub mod server;
 
 pub use client::{Client, ClientError, DEFAULT_TIMEOUT};
 pub use protocol::{
-    Counter, CountersReply, EventList, EventRecord, ExplainReply, Flow, FlowsReply,
+    Counter, CountersReply, EventList, EventRecord, ExplainReply, Flow, FlowsReply, ForwardEntry,
     ParseProtoError, Proto, ReloadReply, Reply, Request, Response, RuleEntry, RulesReply,
     StatusReply, Totals, WanAdminResult, WanHealth, WanStatus, DEFAULT_FLOW_LIMIT,
     DEFAULT_SOCKET_PATH, MAX_REQUEST_BYTES,

@@ -409,6 +409,26 @@ pub struct Flow {
 pub struct RulesReply {
     /// Rules in file order (first match wins).
     pub rules: Vec<RuleEntry>,
+    /// Port forwards in file order.
+    #[serde(default)]
+    pub forwards: Vec<ForwardEntry>,
+}
+
+/// One port forward.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardEntry {
+    /// Configured name.
+    pub name: String,
+    /// The WANs it takes connections on.
+    pub wans: Vec<String>,
+    /// `tcp`, `udp` or `tcp+udp`.
+    pub proto: String,
+    /// External port or range, e.g. `8080` or `6881-6889`.
+    pub ports: String,
+    /// The server, e.g. `192.168.1.10:80` or `192.168.1.20:6881-6889`.
+    pub to: String,
+    /// Connections it has taken.
+    pub hits: u64,
 }
 
 /// One policy rule.
@@ -601,6 +621,17 @@ pub(crate) mod tests {
         }
     }
 
+    pub(crate) fn sample_forward() -> ForwardEntry {
+        ForwardEntry {
+            name: "web".into(),
+            wans: vec!["isp1".into(), "isp2".into()],
+            proto: "tcp".into(),
+            ports: "8080".into(),
+            to: "192.168.1.10:80".into(),
+            hits: 42,
+        }
+    }
+
     pub(crate) fn sample_flow() -> Flow {
         Flow {
             proto: "tcp".into(),
@@ -764,6 +795,7 @@ pub(crate) mod tests {
                     sticky_secs: Some(300),
                     hits: 9,
                 }],
+                forwards: vec![sample_forward()],
             })),
             Response::Ok(Reply::Counters(CountersReply {
                 drops: vec![Counter {

@@ -268,8 +268,29 @@ pub fn render_flows(reply: &FlowsReply) -> String {
     out
 }
 
-/// `fwdctl rules`: the rules in evaluation order.
+/// `fwdctl rules`: the rules in evaluation order, then the port forwards.
 pub fn render_rules(reply: &RulesReply) -> String {
+    let mut out = policy_rules(reply);
+    if !reply.forwards.is_empty() {
+        let mut table =
+            Table::new(&["FORWARD", "WANS", "PROTO", "PORTS", "TO", "HITS"]).right(&[5]);
+        for f in &reply.forwards {
+            table.row(vec![
+                f.name.clone(),
+                f.wans.join(","),
+                f.proto.clone(),
+                f.ports.clone(),
+                f.to.clone(),
+                f.hits.to_string(),
+            ]);
+        }
+        out.push('\n');
+        out.push_str(&table.render());
+    }
+    out
+}
+
+fn policy_rules(reply: &RulesReply) -> String {
     if reply.rules.is_empty() {
         return "no rules: all traffic follows the main table\n".to_owned();
     }
@@ -533,7 +554,9 @@ fn plural(n: u64) -> &'static str {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::protocol::tests::{sample_events, sample_flow, sample_status, sample_wans};
+    use crate::protocol::tests::{
+        sample_events, sample_flow, sample_forward, sample_status, sample_wans,
+    };
     use crate::protocol::RuleEntry;
 
     #[test]
@@ -653,6 +676,7 @@ udp    192.168.1.10:51000  198.51.100.2:40001  93.184.216.34:443  isp1  -       
     #[test]
     fn rules_view() {
         let reply = RulesReply {
+            forwards: vec![],
             rules: vec![
                 RuleEntry {
                     index: 1,
@@ -678,10 +702,25 @@ udp    192.168.1.10:51000  198.51.100.2:40001  93.184.216.34:443  isp1  -       
 2  default  any                 group all       10m 00s      7
 ";
         assert_eq!(render_rules(&reply), expected);
+        let none = RulesReply {
+            rules: vec![],
+            forwards: vec![],
+        };
         assert_eq!(
-            render_rules(&RulesReply { rules: vec![] }),
+            render_rules(&none),
             "no rules: all traffic follows the main table\n"
         );
+        let forwards = RulesReply {
+            forwards: vec![sample_forward()],
+            ..none
+        };
+        let expected = "\
+no rules: all traffic follows the main table
+
+FORWARD  WANS       PROTO  PORTS  TO               HITS
+web      isp1,isp2  tcp    8080   192.168.1.10:80    42
+";
+        assert_eq!(render_rules(&forwards), expected);
     }
 
     #[test]

@@ -9,15 +9,16 @@
  *   LAN: unicast IPv4 goes to fwd, unless its destination is in `kernel_dst` (the router's
  *        addresses, LAN and extra subnets, multicast, broadcast: what the kernel routes or
  *        delivers itself). To a WAN's address (`wan_ports`), only TCP or UDP to a port of
- *        its NAT range and later fragments go to fwd (hairpin through a mapping); the rest
- *        is the router's own.
+ *        its NAT range or to a forwarded port (`fwd_ports`), and later fragments, go to fwd
+ *        (hairpin through a mapping or a port forward); the rest is the router's own.
  *   WAN: IPv4 to a LAN's subnets closed to the WANs (`kernel_dst` entries marked
  *        DST_CLOSED_LAN; the router's own addresses in them are host entries, the longer
  *        prefix) is dropped and counted: nothing reaches such a LAN from a WAN but what fwd
  *        translates.
  *        IPv4 to the WAN's address goes to fwd only when fwd owns it: TCP or UDP to a port
- *        in the WAN's NAT range; an ICMP echo reply whose identifier is in that range; an
- *        ICMP error quoting a packet that left from a port (or identifier) in that range;
+ *        in the WAN's NAT range or forwarded to a LAN server (`fwd_ports`); an ICMP echo
+ *        reply whose identifier is in that range; an ICMP error quoting a packet that left
+ *        from such a port (or an identifier in the range);
  *        a later fragment (it carries no port: fwd gives back the ones it does not own).
  *        Everything else passes: the router's own connections, pings to the router, the
  *        prober's replies, DHCP.
@@ -59,6 +60,7 @@ static long (*bpf_redirect_map)(void *map, __u64 key, __u64 flags) = (void *)BPF
 #define DST_CLOSED_LAN 2 /* a LAN's subnet or extra subnet closed to the WANs */
 
 #define MAX_SOCKETS 1024
+#define MAX_FORWARDED_PORTS 65536
 
 #define ICMP_ECHOREPLY 0
 #define ICMP_DEST_UNREACH 3
@@ -79,6 +81,14 @@ struct iface_config {
 struct nat_ports {
 	__u16 lo;
 	__u16 hi;
+};
+
+/* A forwarded port of a WAN address. Mirrored by `ForwardKey` in program.rs. */
+struct forward_key {
+	__u32 addr;  /* the WAN's address, network byte order */
+	__u16 port;  /* host byte order */
+	__u8 proto;  /* IPPROTO_TCP or IPPROTO_UDP */
+	__u8 pad;
 };
 
 struct lpm_v4 {
@@ -121,6 +131,14 @@ struct {
 } wan_ports SEC(".maps");
 
 struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_FORWARDED_PORTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct forward_key);
+	__type(value, __u8);
+} fwd_ports SEC(".maps");
+
+struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 4096);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -161,6 +179,21 @@ INLINE int owned(const struct iface_config *cfg, __u16 port_be)
 	return in_range(cfg->port_lo, cfg->port_hi, port_be);
 }
 
+/* Whether TCP or UDP (`proto`) to port `port_be` of WAN address `addr` is forwarded. */
+INLINE int forwarded(__u32 addr, __u8 proto, __u16 port_be)
+{
+	struct forward_key key = {
+		.addr = addr, .port = ntohs(port_be), .proto = proto, .pad = 0
+	};
+	return bpf_map_lookup_elem(&fwd_ports, &key) != 0;
+}
+
+/* A WAN port fwd owns: one of its NAT ports, or a forwarded one. */
+INLINE int fwds_port(const struct iface_config *cfg, __u8 proto, __u16 port_be)
+{
+	return owned(cfg, port_be) || forwarded(cfg->address, proto, port_be);
+}
+
 /* An ICMP error to the WAN's address: fwd's when the packet it quotes left from one of
  * fwd's ports (TCP, UDP) or identifiers (echo request). */
 INLINE int quoted_is_ours(const struct iface_config *cfg, void *icmp, void *end)
@@ -177,7 +210,7 @@ INLINE int quoted_is_ours(const struct iface_config *cfg, void *icmp, void *end)
 	switch (inner->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
-		return owned(cfg, words[0]); /* source port */
+		return fwds_port(cfg, inner->protocol, words[0]); /* source port */
 	case IPPROTO_ICMP:
 		return l4[0] == 8 && owned(cfg, words[2]); /* echo request, its identifier */
 	}
@@ -217,7 +250,8 @@ int fwd_xdp(struct xdp_md *ctx)
 			if ((void *)(ports + 2) > end)
 				return count(STAT_KERNEL_MALFORMED, XDP_PASS);
 			if ((ip->protocol == IPPROTO_TCP || ip->protocol == IPPROTO_UDP) &&
-			    in_range(wan->lo, wan->hi, ports[1]))
+			    (in_range(wan->lo, wan->hi, ports[1]) ||
+			     forwarded(daddr, ip->protocol, ports[1])))
 				return to_fwd(ctx, cfg);
 			return count(STAT_KERNEL_LOCAL, XDP_PASS);
 		}
@@ -246,7 +280,7 @@ int fwd_xdp(struct xdp_md *ctx)
 	switch (ip->protocol) {
 	case IPPROTO_TCP:
 	case IPPROTO_UDP:
-		if (owned(cfg, words[1])) /* destination port */
+		if (fwds_port(cfg, ip->protocol, words[1])) /* destination port */
 			return to_fwd(ctx, cfg);
 		break;
 	case IPPROTO_ICMP:

@@ -8,10 +8,11 @@
 //! WAN addresses, NAT port ranges, conntrack limits) cannot change without a restart;
 //! [`reload_blockers`] lists such differences.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use balancer::{LinkState, PolicyError};
-use conntrack::TableConfigError;
+use conntrack::{Proto, TableConfigError};
 
 use crate::config::Config;
 use crate::health::HealthBoard;
@@ -46,11 +47,56 @@ impl DataPlane {
         let plan = Plan::from_config(config)?;
         let tables = Tables::new(config, &plan, hash_seed)?;
         let health = HealthBoard::new(plan.wans.len(), initial);
-        Ok(DataPlane {
+        let dataplane = DataPlane {
             plan,
             tables: Arc::new(tables),
             health: Arc::new(health),
-        })
+        };
+        // the table is empty: no NAT mapping holds a port yet, every reservation succeeds
+        dataplane.sync_forwards(&BTreeSet::new());
+        Ok(dataplane)
+    }
+
+    /// Every (WAN, protocol, external port) the plan forwards.
+    pub fn forwarded_ports(&self) -> BTreeSet<(u8, u8, u16)> {
+        let mut out = BTreeSet::new();
+        for (wan, proto, ports) in self.plan.forwards.ports() {
+            let wan = u8::try_from(wan).unwrap_or(u8::MAX);
+            out.extend(ports.map(|port| (wan, proto as u8, port)));
+        }
+        out
+    }
+
+    /// Brings the connection table's reserved ports from `before` (what the plan before a
+    /// reload forwarded) to this plan's forwards: a port no longer forwarded loses its
+    /// sessions (connections through a removed forward end) and its reservation; a newly
+    /// forwarded one inside its WAN's NAT range is reserved, so dynamic NAT never hands it
+    /// out. Returns one line per port that could not be reserved because a NAT mapping holds
+    /// it: connections to it are refused (`forward_conflict`) until a later reload (which
+    /// tries again) finds that mapping ended.
+    pub fn sync_forwards(&self, before: &BTreeSet<(u8, u8, u16)>) -> Vec<String> {
+        let now = self.forwarded_ports();
+        let table = &self.tables.conntrack;
+        for &(wan, proto, port) in before.difference(&now) {
+            if let Some(proto) = Proto::from_ip_number(proto) {
+                table.remove_forwarded(wan, proto, port);
+                table.release_port(wan, proto, port);
+            }
+        }
+        let mut held = Vec::new();
+        // every forwarded port, not only the new ones: one a mapping held at an earlier
+        // reload may be free now (reserving a reserved port changes nothing)
+        for &(wan, proto, port) in &now {
+            if let Some(p) = Proto::from_ip_number(proto) {
+                if !table.reserve_port(wan, p, port) {
+                    held.push(format!(
+                        "{} port {port} of WAN #{wan} is held by a NAT mapping",
+                        p.name()
+                    ));
+                }
+            }
+        }
+        held
     }
 
     /// The data plane of `config` around this one's tables and link states. The caller has

@@ -2,7 +2,8 @@
 //!
 //! The top layer of fwd. It owns:
 //! - [`config`]: the TOML configuration, parsed and validated whole;
-//! - [`plan`]: the config compiled for the data plane (numbered interfaces, balancer policy);
+//! - [`plan`]: the config compiled for the data plane (numbered interfaces, balancer policy,
+//!   [`forwards`]: the port forwards);
 //! - [`tables`]: the long-lived shared state (connection, fragment and sticky tables);
 //! - [`dataplane`]: plan, tables and link-state board together, as workers share them;
 //! - [`packet`]: parsing, validation, in-place NAT rewriting, router-generated ICMP errors;
@@ -24,6 +25,7 @@ pub mod dataplane;
 pub mod demo;
 pub mod device;
 pub mod forwarder;
+pub mod forwards;
 pub mod health;
 pub mod neighbors;
 pub mod packet;

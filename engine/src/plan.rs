@@ -13,6 +13,7 @@ use balancer::{
 use ipnet::Ipv4Net;
 
 use crate::config::{self, Config, OnWanDown};
+use crate::forwards::Forwards;
 use crate::neighbors::Neighbors;
 
 /// What an interface is to the router.
@@ -89,6 +90,8 @@ pub struct Plan {
     /// The first octets some prefix of `destinations` covers (bit n: octet n).
     destination_octets: [u64; 4],
     rule_hits: Box<[AtomicU64]>,
+    /// Port forwards from the WANs to LAN servers.
+    pub forwards: Forwards,
 }
 
 /// Rule number shown for hairpin sessions (they are created by no rule).
@@ -147,6 +150,7 @@ impl Plan {
             destinations,
             destination_octets,
             rule_hits,
+            forwards: Forwards::new(&cfg.forwards),
         })
     }
 

@@ -67,6 +67,7 @@ fn spec() -> SteeringSpec {
                 address: Ipv4Addr::new(10, 0, 0, 2),
                 gateway: Ipv4Addr::new(10, 0, 0, 1),
                 nat_ports: 20000..=29999,
+                forwards: Vec::new(),
             },
             WanSteer {
                 device: "wan1".into(),
@@ -74,6 +75,7 @@ fn spec() -> SteeringSpec {
                 address: Ipv4Addr::new(10, 1, 0, 2),
                 gateway: Ipv4Addr::new(10, 1, 0, 1),
                 nat_ports: 30000..=39999,
+                forwards: Vec::new(),
             },
         ],
         ..SteeringSpec::default()

@@ -40,8 +40,8 @@ use std::path::Path;
 
 pub use error::{ConfigError, ConfigErrors, LoadError};
 pub use model::{
-    Backend, Config, ConntrackConfig, ControlConfig, DataplaneConfig, Group, GroupMember, Health,
-    Inbound, Lan, LastResort, OnFull, OnWanDown, Rule, RuleAction, Timeouts, Wan, XdpMode,
+    Backend, Config, ConntrackConfig, ControlConfig, DataplaneConfig, Forward, Group, GroupMember,
+    Health, Inbound, Lan, LastResort, OnFull, OnWanDown, Rule, RuleAction, Timeouts, Wan, XdpMode,
 };
 
 impl Config {

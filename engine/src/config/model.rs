@@ -19,6 +19,8 @@ pub struct Config {
     pub groups: Vec<Group>,
     /// Policy rules, evaluated in this order; the first match wins, no match → main table.
     pub rules: Vec<Rule>,
+    /// Port forwards (`[[forward]]`), in file order; no two share a WAN, protocol and port.
+    pub forwards: Vec<Forward>,
     /// Connection tracking limits and timeouts (`[conntrack]`).
     pub conntrack: ConntrackConfig,
     /// Link health: what happens to flows of a WAN that went down, the event hook (`[health]`).
@@ -210,6 +212,35 @@ pub struct Rule {
     pub action: RuleAction,
     /// Keep a source address on one WAN for this idle time; only with `Group` / `Wan`.
     pub sticky: Option<Duration>,
+}
+
+/// A port forward (`[[forward]]`): a connection from the Internet to one of `wans`'
+/// addresses on an external port of `ports` reaches the server `to`, and its replies leave by
+/// the WAN it came in on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Forward {
+    /// Unique among forwards.
+    pub name: String,
+    /// Indices into [`Config::wans`] it applies on (at least one).
+    pub wans: Vec<usize>,
+    /// IP protocol numbers: TCP (6), UDP (17), or both.
+    pub protos: Vec<u8>,
+    /// External ports (none is 0).
+    pub ports: RangeInclusive<u16>,
+    /// The internal server: an address in the subnets of LAN `lan` (not the router's).
+    pub to: Ipv4Addr,
+    /// The server's port for the first external port; the others follow in order.
+    pub to_port: u16,
+    /// Index into [`Config::lans`] of the LAN whose subnets hold `to`.
+    pub lan: usize,
+}
+
+impl Forward {
+    /// The server's port for external port `port` (which must be one of `ports`).
+    pub fn internal_port(&self, port: u16) -> u16 {
+        self.to_port
+            .wrapping_add(port.wrapping_sub(*self.ports.start()))
+    }
 }
 
 /// The action of a rule.

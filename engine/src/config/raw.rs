@@ -25,6 +25,8 @@ pub(crate) struct RawConfig {
     pub group: Vec<Spanned<RawGroup>>,
     #[serde(default)]
     pub rule: Vec<Spanned<RawRule>>,
+    #[serde(default)]
+    pub forward: Vec<Spanned<RawForward>>,
     pub conntrack: Option<Spanned<RawConntrack>>,
     pub health: Option<Spanned<RawHealth>>,
     pub dataplane: Option<Spanned<RawDataplane>>,
@@ -89,6 +91,20 @@ pub(crate) struct RawRule {
     pub wan: Option<Spanned<String>>,
     pub action: Option<Spanned<String>>,
     pub sticky: Option<Spanned<IntOrStr>>,
+}
+
+/// `[[forward]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawForward {
+    pub name: Option<Spanned<String>>,
+    pub wan: Option<Spanned<String>>,
+    pub wans: Option<List<String>>,
+    pub group: Option<Spanned<String>>,
+    pub proto: Option<Spanned<String>>,
+    pub port: Option<Spanned<IntOrStr>>,
+    pub to: Option<Spanned<String>>,
+    pub to_port: Option<Spanned<i64>>,
 }
 
 /// `[conntrack]`

@@ -17,13 +17,16 @@
 //! socket on every interface to send from. A socket's slot in the program's map is
 //! `iface * MAX_QUEUES + queue`.
 
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 
 use ipnet::Ipv4Net;
 
 use crate::config::{Inbound, XdpMode};
-use crate::device::afxdp::program::{AttachMode, DstKind, IfaceConfig, XdpProgram, MAX_SOCKETS};
+use crate::device::afxdp::program::{
+    AttachMode, DstKind, ForwardKey, IfaceConfig, XdpProgram, MAX_SOCKETS,
+};
 use crate::device::afxdp::socket::XskSocket;
 use crate::device::afxdp::{AfXdpDevice, QueueSpec};
 use crate::device::{FrameMemory, FramePool, CHUNK_SIZE, HEADROOM};
@@ -277,12 +280,27 @@ pub fn prepare(plan: &Plan, wanted: usize) -> Result<AfXdp, String> {
             .pass_to_kernel(prefix, kind)
             .map_err(|e| e.to_string())?;
     }
+    program
+        .set_forwards(&forward_keys(plan))
+        .map_err(|e| e.to_string())?;
     Ok(AfXdp {
         program: Arc::new(Mutex::new(program)),
         links,
         workers,
         modes: Vec::new(),
     })
+}
+
+/// Every forwarded (WAN address, protocol, port) of `plan`, as the program's `fwd_ports`
+/// map keys them.
+pub fn forward_keys(plan: &Plan) -> BTreeSet<ForwardKey> {
+    let mut keys = BTreeSet::new();
+    for (wan, proto, ports) in plan.forwards.ports() {
+        if let Some(w) = plan.wans.get(wan) {
+            keys.extend(ports.map(|port| ForwardKey::new(w.address, proto as u8, port)));
+        }
+    }
+    keys
 }
 
 /// The slot of (plan interface, queue) in the program's socket map.

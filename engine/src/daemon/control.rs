@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use balancer::{DecisionKind, FlowInfo, Selector};
 use ctl::protocol::{
-    Counter, CountersReply, ExplainReply, Flow, FlowsReply, Reply, Request, Response, RuleEntry,
-    RulesReply, StatusReply, Totals, WanStatus,
+    Counter, CountersReply, ExplainReply, Flow, FlowsReply, ForwardEntry, Reply, Request, Response,
+    RuleEntry, RulesReply, StatusReply, Totals, WanStatus,
 };
 use ctl::server::ControlServer;
 
@@ -17,7 +17,7 @@ use crate::config::{Config, Rule, RuleAction};
 use crate::device::afxdp::program::STATS;
 use crate::pipeline::counters::MAX_WANS;
 use crate::pipeline::{DropReason, Event};
-use crate::plan::HAIRPIN_RULE;
+use crate::plan::{Destination, Plan, HAIRPIN_RULE};
 
 use super::health_requests;
 use super::reload::reload;
@@ -144,6 +144,14 @@ fn rule_name(config: &Config, rule: u16) -> String {
         .map_or_else(|| format!("#{rule}"), |r| r.name.clone())
 }
 
+/// How `flows` names the forward that opened a session: `forward NAME`.
+fn forward_name(config: &Config, forward: u16) -> String {
+    config.forwards.get(usize::from(forward)).map_or_else(
+        || format!("forward #{forward}"),
+        |f| format!("forward {}", f.name),
+    )
+}
+
 /// A page of flows: the matches from `offset` on, at most [`Request::flow_limit`] of them.
 /// Under each shard's lock the matching sessions are only copied (a few dozen bytes each);
 /// names and strings are made after, with no lock held.
@@ -193,7 +201,11 @@ fn flows(
             state: s
                 .tcp_state
                 .map_or_else(|| "-".to_string(), |t| t.name().to_string()),
-            rule: rule_name(&config, s.rule),
+            rule: if s.forwarded {
+                forward_name(&config, s.rule)
+            } else {
+                rule_name(&config, s.rule)
+            },
             age_secs: s.age.as_secs(),
             idle_secs: s.idle.as_secs(),
             packets_out: s.packets_out,
@@ -226,6 +238,41 @@ fn rules(shared: &Shared) -> RulesReply {
                 hits: dp.plan.rule_hits(i),
             })
             .collect(),
+        forwards: config
+            .forwards
+            .iter()
+            .enumerate()
+            .map(|(i, f)| ForwardEntry {
+                name: f.name.clone(),
+                wans: f
+                    .wans
+                    .iter()
+                    .filter_map(|&w| config.wans.get(w).map(|w| w.name.clone()))
+                    .collect(),
+                proto: f
+                    .protos
+                    .iter()
+                    .map(|&p| proto_name(p))
+                    .collect::<Vec<_>>()
+                    .join("+"),
+                ports: port_span(f.ports.clone()),
+                to: format!(
+                    "{}:{}",
+                    f.to,
+                    port_span(f.to_port..=f.internal_port(*f.ports.end()))
+                ),
+                hits: dp.plan.forwards.hits(i),
+            })
+            .collect(),
+    }
+}
+
+/// `80`, or `6881-6889`.
+fn port_span(ports: std::ops::RangeInclusive<u16>) -> String {
+    if ports.start() == ports.end() {
+        ports.start().to_string()
+    } else {
+        format!("{}-{}", ports.start(), ports.end())
     }
 }
 
@@ -435,10 +482,7 @@ fn explain(shared: &Shared, q: FlowQuery) -> Result<ExplainReply, String> {
     let (dp, _) = shared.dataplane();
     let config = shared.config();
     let Some(lan) = dp.plan.lan_for(q.src) else {
-        return Err(format!(
-            "{} is not in any LAN subnet: fwd only routes traffic from its LANs",
-            q.src
-        ));
+        return explain_inbound(&dp.plan, &config, &q);
     };
     let flow = FlowInfo {
         src: q.src,
@@ -479,6 +523,120 @@ fn explain(shared: &Shared, q: FlowQuery) -> Result<ExplainReply, String> {
         decision: decision.to_string(),
         reasons: e.reasons,
     })
+}
+
+/// `explain` of a flow from the Internet: to a WAN's address (a port forward, a session's
+/// port, or the router's own), or into a LAN.
+fn explain_inbound(plan: &Plan, config: &Config, q: &FlowQuery) -> Result<ExplainReply, String> {
+    let proto = match q.proto {
+        6 => Some(conntrack::Proto::Tcp),
+        17 => Some(conntrack::Proto::Udp),
+        _ => None,
+    };
+    let reply = |decision: &str, rule: Option<String>, wan: Option<String>, reasons| {
+        Ok(ExplainReply {
+            decision: decision.to_owned(),
+            rule,
+            group: None,
+            wan,
+            reasons,
+        })
+    };
+    let arrives = |w: &str| {
+        format!(
+            "{} {}:{} → {}:{} arrives on WAN {w}",
+            proto_name(q.proto),
+            q.src,
+            q.sport,
+            q.dst,
+            q.dport
+        )
+    };
+    match plan.destination(q.dst) {
+        Destination::WanAddress(w) => {
+            let name = config
+                .wans
+                .get(w)
+                .map_or_else(|| format!("#{w}"), |w| w.name.clone());
+            let forward = proto.and_then(|p| plan.forwards.find(w, p, q.dport));
+            if let Some(fw) = forward {
+                let f = config.forwards.get(usize::from(fw.forward));
+                let fname = f.map_or_else(|| format!("#{}", fw.forward), |f| f.name.clone());
+                return reply(
+                    "forward",
+                    Some(fname.clone()),
+                    Some(name.clone()),
+                    vec![
+                        arrives(&name),
+                        format!("forward {fname:?} takes it: the server is {}", fw.target),
+                        format!(
+                            "the server's replies leave by {name}, the WAN the connection came \
+                             in on"
+                        ),
+                    ],
+                );
+            }
+            let nat = plan.wans.get(w).map(|wan| wan.nat_ports.clone());
+            if proto.is_some() && nat.is_some_and(|n| n.contains(&q.dport)) {
+                return reply(
+                    "drop",
+                    None,
+                    Some(name.clone()),
+                    vec![
+                        arrives(&name),
+                        format!(
+                            "port {} is one of {name}'s NAT ports and no forward takes it: only \
+                             the remote end of a session using it gets through \
+                             (no_session_inbound otherwise)",
+                            q.dport
+                        ),
+                    ],
+                );
+            }
+            reply(
+                "router",
+                None,
+                Some(name.clone()),
+                vec![
+                    arrives(&name),
+                    "no forward takes it and it is no NAT port: it is for the router itself \
+                     (the kernel decides)"
+                        .to_owned(),
+                ],
+            )
+        }
+        Destination::Lan(l) => {
+            let lan = config.lans.get(l).map_or("?", |l| l.name.as_str());
+            match plan.lans.get(l).map(|l| l.inbound) {
+                Some(crate::config::Inbound::Allow) => reply(
+                    "main table",
+                    None,
+                    None,
+                    vec![format!(
+                        "{} is in LAN {lan}, open to the WANs (inbound = \"allow\"): the \
+                         kernel routes it",
+                        q.dst
+                    )],
+                ),
+                _ => reply(
+                    "drop",
+                    None,
+                    None,
+                    vec![format!(
+                        "{} is in LAN {lan}, closed to the WANs: dropped (inbound_to_lan); a \
+                         [[forward]] opens a port of a WAN address to a server in it",
+                        q.dst
+                    )],
+                ),
+            }
+        }
+        Destination::Router | Destination::Beyond => Err(format!(
+            "{} is not in any LAN subnet and {} is none of fwd's WAN addresses or LANs: fwd \
+             explains flows from its LANs, and flows from the Internet to its WANs' addresses \
+             and LANs",
+            q.src, q.dst
+        )),
+    }
 }
 
 #[cfg(test)]

@@ -298,6 +298,15 @@ fn start_backend(
     }
 }
 
+/// A connection table protocol as a rule selects it.
+fn steer_proto(proto: conntrack::Proto) -> crate::steering::Proto {
+    match proto {
+        conntrack::Proto::Tcp => crate::steering::Proto::Tcp,
+        conntrack::Proto::Udp => crate::steering::Proto::Udp,
+        conntrack::Proto::Icmp => crate::steering::Proto::Icmp,
+    }
+}
+
 /// What the kernel must route into which TUN (or, with AF_XDP, what the router's own
 /// traffic and the kernel sinks need), from the plan.
 fn steering_spec(
@@ -329,6 +338,12 @@ fn steering_spec(
                         address: wan.address,
                         gateway: wan.gateway,
                         nat_ports: wan.nat_ports.clone(),
+                        forwards: plan
+                            .forwards
+                            .ports()
+                            .filter(|(fw, ..)| *fw == w)
+                            .map(|(_, proto, ports)| (steer_proto(proto), ports))
+                            .collect(),
                     });
                 }
             }

@@ -2,10 +2,21 @@
 //! nothing the tables were built from changed, and publish a new data plane around the same
 //! tables. Anything wrong leaves the running config in place and says why.
 
+use std::sync::PoisonError;
+
 use crate::config::{Config, LoadError};
 use crate::dataplane::reload_blockers;
+use crate::forwards::Forwards;
 
+use super::afxdp::forward_keys;
 use super::shared::Shared;
+
+/// The (WAN, protocol, external ports) a config's forwards take.
+fn forwarded_ports(
+    config: &Config,
+) -> Vec<(usize, conntrack::Proto, std::ops::RangeInclusive<u16>)> {
+    Forwards::new(&config.forwards).ports().collect()
+}
 
 /// Reloads `shared.config_path`. Ok: a summary of what is now running; Err: why the running
 /// config stays.
@@ -31,20 +42,49 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
             blockers.join("; ")
         ));
     }
+    // With TUN devices the kernel's rules steer forwarded ports to fwd; they are installed
+    // once. With AF_XDP the program's map follows the reload (below).
+    if shared.xdp_program.is_none() && forwarded_ports(&old) != forwarded_ports(&new) {
+        return Err(
+            "reload refused, the running config stays (these changes need a restart with \
+             TUN devices): the ports [[forward]] tables take (a forward's target and name \
+             reload; with AF_XDP its ports do too)"
+                .to_owned(),
+        );
+    }
     let (current, _) = shared.dataplane();
     let dataplane = current
         .reloaded(&new)
         .map_err(|e| format!("reload refused, the running config stays: {e}"))?;
     let summary = format!(
-        "reloaded {path}: {} WANs, {} groups, {} rules; {} sessions kept",
+        "reloaded {path}: {} WANs, {} groups, {} rules, {} forwards; {} sessions kept",
         new.wans.len(),
         new.groups.len(),
         new.rules.len(),
+        new.forwards.len(),
         dataplane.tables.conntrack.len()
     );
     let specs = super::link_health::probe_specs(&new);
     let hook = new.health.hook.clone();
+    let forwards = forward_keys(&dataplane.plan);
+    let forwarded_before = current.forwarded_ports();
     shared.publish(dataplane, new);
+    let (published, _) = shared.dataplane();
+    let held = published.sync_forwards(&forwarded_before);
+    let summary = if held.is_empty() {
+        summary
+    } else {
+        let held = held.join(", ");
+        log::warn!("reload: forwarded ports not yet free: {held}");
+        format!("{summary}; not yet forwarded (reload again once free): {held}")
+    };
+    if let Some(program) = &shared.xdp_program {
+        let mut program = program.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = program.set_forwards(&forwards) {
+            log::error!("reload: the XDP program's forwarded ports: {e}");
+            return Ok(format!("{summary}; forwarded ports not updated: {e}"));
+        }
+    }
     // Probing (and the hook) follow the new config; WANs whose probe did not change keep
     // their state.
     if let Some(Err(e)) = shared.with_link_health(|p| p.reconfigure(specs, hook)) {

@@ -80,10 +80,14 @@ pub enum DropReason {
     /// without the rest of the datagram (fwd does not reassemble), so it may not change a
     /// connection's state.
     TcpControlFragment,
+    /// A connection to a forwarded port that cannot be tracked: its flow is another
+    /// session's (the server reaches the same remote endpoint from the same port), or a NAT
+    /// mapping still holds the port (a forward added by a reload on a port in use).
+    ForwardConflict,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 31] = [
+    pub const ALL: [DropReason; 32] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -115,6 +119,7 @@ impl DropReason {
         DropReason::TcpOutOfWindow,
         DropReason::TcpBadChecksum,
         DropReason::TcpControlFragment,
+        DropReason::ForwardConflict,
     ];
 
     pub fn name(self) -> &'static str {
@@ -150,6 +155,7 @@ impl DropReason {
             DropReason::TcpOutOfWindow => "tcp_out_of_window",
             DropReason::TcpBadChecksum => "tcp_bad_checksum",
             DropReason::TcpControlFragment => "tcp_control_fragment",
+            DropReason::ForwardConflict => "forward_conflict",
         }
     }
 }

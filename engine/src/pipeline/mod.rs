@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use balancer::{LinkState, Selector};
-use conntrack::{FlowHash, SlotHint, TcpState, WanSet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
+use conntrack::{
+    FlowHash, Lookup, NewForwarded, SlotHint, TcpState, WanSet, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN,
+};
 
 use crate::config::{Inbound, OnWanDown};
 use crate::device::prefetch::prefetch;
@@ -503,6 +505,9 @@ impl Pipeline {
             fast_path::Inbound::Forward(outcome) => outcome,
             fast_path::Inbound::TtlExpired => self.time_exceeded(ctx, frame, pkt, ingress),
             fast_path::Inbound::NoSession => {
+                if let Some(outcome) = self.forwarded(ctx, frame, pkt, wan, ingress) {
+                    return outcome;
+                }
                 let nat_port = flow::flow_key(pkt)
                     .filter(|k| k.proto != conntrack::Proto::Icmp)
                     .map(|k| k.dst.port);
@@ -514,6 +519,60 @@ impl Pipeline {
                 }
             }
         }
+    }
+
+    /// A packet from WAN `wan` to its address that no NAT session took: if a port forward
+    /// takes its port, the forward's session carries it to the server, found or (for a bare
+    /// SYN or a UDP datagram) opened; `None` when no forward takes it. The server's answers
+    /// then hit that session from the LAN, and leave by `wan` whatever the balancer picks.
+    fn forwarded(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame<'_>,
+        pkt: &Ipv4Packet,
+        wan: usize,
+        ingress: u8,
+    ) -> Option<Outcome> {
+        if ctx.plan.forwards.is_empty() {
+            return None;
+        }
+        let key = flow::flow_key(pkt)?;
+        let fw = ctx.plan.forwards.find(wan, key.proto, key.dst.port)?;
+        if pkt.ttl <= 1 {
+            return Some(self.time_exceeded(ctx, frame, pkt, ingress));
+        }
+        let wan_u8 = u8::try_from(wan).ok()?;
+        let table = &ctx.tables.conntrack;
+        let info = flow::packet_info(pkt, frame.data());
+        let rw = match table.lookup_forwarded(wan_u8, &key, fw.target, info, ctx.now) {
+            Lookup::Hit(rw) => rw,
+            Lookup::OutOfWindow => return Some(Outcome::Drop(DropReason::TcpOutOfWindow)),
+            Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
+                if !flow::may_open_session(pkt) {
+                    return Some(Outcome::Drop(DropReason::NoSessionInbound));
+                }
+                let Some(lan) = ctx.plan.lans.get(fw.lan) else {
+                    return Some(Outcome::Drop(DropReason::UnknownInterface));
+                };
+                let new = NewForwarded {
+                    key: conntrack::FlowKey::new(key.proto, fw.target, key.src),
+                    wan: wan_u8,
+                    ext_port: key.dst.port,
+                    lan_iface: lan.iface,
+                    forward: fw.forward,
+                };
+                match table.create_forwarded(new, info, ctx.now) {
+                    Ok(rw) => {
+                        ctx.plan.forwards.count_hit(fw.forward);
+                        self.counters.event(Event::SessionsCreated);
+                        rw
+                    }
+                    Err(e) => return Some(Outcome::Drop(slow_path::create_drop(e))),
+                }
+            }
+        };
+        self.counters.wan_rx(wan, pkt.total_len());
+        Some(fast_path::apply(ctx, &self.counters, frame, pkt, rw))
     }
 
     /// The TTL ran out here: the packet is dropped and a time exceeded goes back.

@@ -205,12 +205,20 @@ impl Pipeline {
                 self.counters.event(Event::SessionsCreated);
                 apply(ctx, &self.counters, frame, pkt, rw)
             }
-            Err(CreateError::TableFull) => Outcome::Drop(DropReason::TableFull),
-            Err(CreateError::PortsExhausted) => Outcome::Drop(DropReason::PortsExhausted),
-            Err(CreateError::HostSessionLimit) => Outcome::Drop(DropReason::HostSessionLimit),
-            Err(CreateError::HostPortLimit) => Outcome::Drop(DropReason::HostPortLimit),
-            Err(CreateError::UnknownWan) => Outcome::Drop(DropReason::UnknownInterface),
-            Err(CreateError::OutOfWindow) => Outcome::Drop(DropReason::TcpOutOfWindow),
+            Err(e) => Outcome::Drop(create_drop(e)),
         }
+    }
+}
+
+/// The drop reason of a session that could not be created.
+pub(super) fn create_drop(e: CreateError) -> DropReason {
+    match e {
+        CreateError::TableFull => DropReason::TableFull,
+        CreateError::PortsExhausted => DropReason::PortsExhausted,
+        CreateError::HostSessionLimit => DropReason::HostSessionLimit,
+        CreateError::HostPortLimit => DropReason::HostPortLimit,
+        CreateError::UnknownWan => DropReason::UnknownInterface,
+        CreateError::OutOfWindow => DropReason::TcpOutOfWindow,
+        CreateError::Conflict => DropReason::ForwardConflict,
     }
 }

@@ -115,6 +115,7 @@ use netlink_packet_route::AddressFamily;
 use netlink::Netlink;
 pub use netlink::NetlinkError;
 use plan::{Observed, Step};
+pub use rules::Proto;
 use rules::TABLE_LOCAL;
 use sysctl::Key;
 
@@ -178,6 +179,9 @@ pub struct WanSteer {
     pub address: Ipv4Addr,
     pub gateway: Ipv4Addr,
     pub nat_ports: RangeInclusive<u16>,
+    /// Ports forwarded to LAN servers (`[[forward]]`), by protocol: fwd's, like the NAT
+    /// ports, from the WAN and (hairpin) from the LANs.
+    pub forwards: Vec<(Proto, RangeInclusive<u16>)>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -84,7 +84,13 @@ impl SteeringSpec {
             .iter()
             .map(|w| kernel_port_ranges(&w.nat_ports).count())
             .sum();
+        let forwards: usize = self
+            .wans
+            .iter()
+            .map(|w| w.forwards.len() * (1 + self.lans.len()))
+            .sum();
         kernel_ports
+            + forwards
             + self.wans.len() * EARLY_PER_WAN
             + self.lans.len() * self.wans.len() * EARLY_PER_LAN_WAN
     }
@@ -374,7 +380,28 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         ..RuleSpec::lookup(0, table)
     };
     for (j, wan) in spec.wans.iter().enumerate() {
-        // The kernel's own ports on the address first, from any interface; then the rest
+        // Forwarded ports first, from the WAN and (hairpin) from each LAN: they may lie
+        // among the kernel's own.
+        for (proto, ports) in &wan.forwards {
+            // 65535 goes to fwd anyway (see `kernel_port_ranges`)
+            let ports = *ports.start()..=(*ports.end()).min(MAX_RULE_PORT);
+            if ports.is_empty() {
+                continue;
+            }
+            let dev = std::iter::once((wan.device.as_str(), spec.wan_inbound_table(j)));
+            let lans = spec
+                .lans
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.device.as_str(), spec.lan_table(i)));
+            for (iif, table) in dev.chain(lans) {
+                rule(RuleSpec {
+                    dports: Some(ports.clone()),
+                    ..to_fwd(iif, wan.address, *proto, table)
+                });
+            }
+        }
+        // The kernel's own ports on the address next, from any interface; then the rest
         // of TCP, UDP and ICMP from the WAN: NAT ports and port-less later fragments.
         for ports in kernel_port_ranges(&wan.nat_ports) {
             rule(RuleSpec {

@@ -37,6 +37,7 @@ fn spec() -> SteeringSpec {
                 address: ip("10.0.0.2"),
                 gateway: ip("10.0.0.1"),
                 nat_ports: 20000..=29999,
+                forwards: Vec::new(),
             },
             WanSteer {
                 device: "wan1".into(),
@@ -44,6 +45,7 @@ fn spec() -> SteeringSpec {
                 address: ip("10.1.0.2"),
                 gateway: ip("10.1.0.1"),
                 nat_ports: 30000..=39999,
+                forwards: Vec::new(),
             },
         ],
         ..SteeringSpec::default()
@@ -173,6 +175,29 @@ fn the_kernel_keeps_the_ports_around_each_nat_range_up_to_65534() {
 }
 
 #[test]
+fn forwarded_ports_go_to_fwd_from_the_wan_and_the_lans_before_the_kernels_ports() {
+    let mut spec = spec();
+    spec.wans[0].forwards = vec![(Proto::Tcp, 80..=80), (Proto::Udp, 65000..=65535)];
+    plan::validate(&spec).unwrap();
+    let first: Vec<String> = lines(&plan::plan(&spec, &pristine(&spec)))
+        .into_iter()
+        .filter(|l| l.starts_with("rule pref 10"))
+        .take(6)
+        .collect();
+    assert_eq!(
+        first,
+        [
+            "rule pref 100 iif wan0 to 10.0.0.2/32 ipproto tcp dport 80-80 lookup 4300",
+            "rule pref 101 iif lan0 to 10.0.0.2/32 ipproto tcp dport 80-80 lookup 4200",
+            "rule pref 102 iif wan0 to 10.0.0.2/32 ipproto udp dport 65000-65534 lookup 4300",
+            "rule pref 103 iif lan0 to 10.0.0.2/32 ipproto udp dport 65000-65534 lookup 4200",
+            "rule pref 104 to 10.0.0.2/32 dport 1-19999 lookup local",
+            "rule pref 105 to 10.0.0.2/32 dport 30000-65534 lookup local",
+        ]
+    );
+}
+
+#[test]
 fn ten_wans_and_five_lans_fit_the_default_prefs() {
     let mut spec = spec();
     spec.lans = (0..5)
@@ -189,6 +214,7 @@ fn ten_wans_and_five_lans_fit_the_default_prefs() {
             address: Ipv4Addr::new(10, j, 0, 2),
             gateway: Ipv4Addr::new(10, j, 0, 1),
             nat_ports: 20000..=29999,
+            forwards: Vec::new(),
         })
         .collect();
     plan::validate(&spec).unwrap();

@@ -7,6 +7,7 @@ mod conntrack;
 mod control;
 mod dataplane;
 mod example;
+mod forwards;
 mod groups;
 mod health;
 mod lan_wan;

@@ -8,6 +8,7 @@
 mod conntrack;
 mod control;
 mod dataplane;
+mod forward;
 mod group;
 mod health;
 mod interface;
@@ -66,6 +67,41 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
         .collect();
     let rule_names: Vec<_> = raw.rule.iter().map(|r| r.get_ref().name.as_ref()).collect();
     unique_names("rule", &rule_names, |i| rule::path(i, &raw.rule[i]), report);
+    let group_models: Vec<_> = groups.iter().map(|g| g.group.as_ref()).collect();
+    let forward_refs = forward::Refs {
+        wans: &wan_names,
+        wan_count: wans.len(),
+        groups: &group_names,
+        group_members: &group_models,
+        lans: &lans,
+    };
+    let forwards: Vec<_> = raw
+        .forward
+        .iter()
+        .enumerate()
+        .map(|(i, f)| forward::validate(i, f, &forward_refs, report))
+        .collect();
+    let forward_names: Vec<_> = raw
+        .forward
+        .iter()
+        .map(|f| f.get_ref().name.as_ref())
+        .collect();
+    unique_names(
+        "forward",
+        &forward_names,
+        |i| forward::path(i, &raw.forward[i]),
+        report,
+    );
+    let wan_labels: Vec<String> = wans
+        .iter()
+        .map(|w| {
+            w.common
+                .name
+                .map_or_else(String::new, |n| n.get_ref().clone())
+        })
+        .collect();
+    forward::check_overlaps(&forwards, &raw.forward, &wan_labels, report);
+    forward::check_total(&forwards, &raw.forward, report);
     let conntrack = conntrack::validate(raw.conntrack.as_ref(), report);
     let dataplane = dataplane::validate(raw.dataplane.as_ref(), report);
     let control = control::validate(raw.control.as_ref(), report);
@@ -85,6 +121,7 @@ pub(crate) fn validate(raw: &RawConfig, report: &mut Report<'_>) -> Option<Confi
                 .collect::<Option<_>>()?,
             groups: groups.into_iter().map(|g| g.group).collect::<Option<_>>()?,
             rules: rules.into_iter().collect::<Option<_>>()?,
+            forwards: forwards.into_iter().collect::<Option<_>>()?,
             conntrack: conntrack?,
             health: health?,
             dataplane: dataplane?,

@@ -71,6 +71,39 @@ pub struct NatPorts {
 #[allow(unsafe_code)]
 unsafe impl aya::Pod for NatPorts {}
 
+/// Most forwarded (WAN address, protocol, port)s the program holds (`MAX_FORWARDED_PORTS`
+/// in the C source).
+pub const MAX_FORWARDED_PORTS: usize = 65536;
+
+/// A forwarded port of a WAN address, as the program's `fwd_ports` map keys it
+/// (`struct forward_key`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ForwardKey {
+    /// The WAN's address, network byte order.
+    pub addr: u32,
+    pub port: u16,
+    /// IP protocol number (TCP or UDP).
+    pub proto: u8,
+    pub pad: u8,
+}
+
+impl ForwardKey {
+    pub fn new(address: Ipv4Addr, proto: u8, port: u16) -> ForwardKey {
+        ForwardKey {
+            addr: u32::from_ne_bytes(address.octets()),
+            port,
+            proto,
+            pad: 0,
+        }
+    }
+}
+
+// SAFETY: `repr(C)` of a `u32`, a `u16` and two `u8`s (8 bytes, each field at its
+// alignment, no padding): every bit pattern is a value.
+#[allow(unsafe_code)]
+unsafe impl aya::Pod for ForwardKey {}
+
 // SAFETY: `IfaceConfig` is `repr(C)` of plain integers with no padding (4 + 4 + 2 + 2 + 4
 // bytes, each field at its alignment): every bit pattern is a value.
 #[allow(unsafe_code)]
@@ -265,6 +298,39 @@ impl XdpProgram {
         };
         wans.insert(u32::from_ne_bytes(address.octets()), value, 0)
             .map_err(map_error("wan_ports"))
+    }
+
+    /// Makes `ports` the forwarded ports (TCP or UDP to them, on their WAN's address, from
+    /// the WAN or a LAN, goes to fwd): entries not in it are removed, the missing ones
+    /// added. At most [`MAX_FORWARDED_PORTS`].
+    pub fn set_forwards(
+        &mut self,
+        ports: &std::collections::BTreeSet<ForwardKey>,
+    ) -> Result<(), ProgramError> {
+        if ports.len() > MAX_FORWARDED_PORTS {
+            return Err(ProgramError::Map {
+                map: "fwd_ports",
+                why: format!(
+                    "{} forwarded ports; the program holds {MAX_FORWARDED_PORTS}",
+                    ports.len()
+                ),
+            });
+        }
+        let map = self.map("fwd_ports")?;
+        let mut forwards: HashMap<&mut MapData, ForwardKey, u8> =
+            HashMap::try_from(map).map_err(map_error("fwd_ports"))?;
+        let stale: Vec<ForwardKey> = forwards
+            .keys()
+            .filter_map(Result::ok)
+            .filter(|k| !ports.contains(k))
+            .collect();
+        for key in &stale {
+            forwards.remove(key).map_err(map_error("fwd_ports"))?;
+        }
+        for key in ports {
+            forwards.insert(key, 1, 0).map_err(map_error("fwd_ports"))?;
+        }
+        Ok(())
     }
 
     /// A destination the kernel handles itself (LAN frames to it pass), and what it is.

@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod express;
+mod forwards;
 mod golden;
 mod harness;
 mod host_caps;
