@@ -121,6 +121,17 @@ fn example_values_reach_the_model() {
     assert_eq!(c.rules[4].ingress, vec![1]);
     assert_eq!(c.rules[5].sticky, Some(Duration::from_secs(600)));
     assert_eq!(c.rules[5].proto, None);
+    let [nas] = &c.forwards[..] else {
+        panic!("{:?}", c.forwards);
+    };
+    assert_eq!(
+        (nas.name.as_str(), &nas.wans, &nas.protos),
+        ("nas-https", &vec![0, 1], &vec![6])
+    );
+    assert_eq!(
+        (nas.ports.clone(), nas.to_port, nas.lan),
+        (8443..=8443, 443, 0)
+    );
 }
 
 #[test]
