@@ -176,6 +176,7 @@ pub(crate) struct Found<'a> {
 pub(crate) struct HomeSession<'a> {
     entry: HomeEntry<'a>,
     sessions: &'a [SessionCell],
+    windows: &'a [WindowCell],
 }
 
 impl HomeSession<'_> {
@@ -192,6 +193,14 @@ impl HomeSession<'_> {
         let slot = self.entry.slot()?;
         let cell = self.sessions.get(slot as usize)?;
         Some((std::ptr::from_ref(cell).cast(), slot))
+    }
+
+    /// The address of the TCP window cell of slot `slot` (for a prefetch: a TCP hit reads
+    /// it with the session).
+    #[inline]
+    pub(crate) fn window_line(self, slot: u32) -> Option<*const u8> {
+        let cell = self.windows.get(slot as usize)?;
+        Some(std::ptr::from_ref(cell).cast())
     }
 }
 
@@ -296,6 +305,7 @@ impl Shard {
         Some(HomeSession {
             entry: self.index.locate_home(h)?,
             sessions: &self.sessions,
+            windows: &self.windows,
         })
     }
 

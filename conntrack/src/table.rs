@@ -1038,6 +1038,14 @@ impl ConnTable {
                 Some((line, found)) => {
                     prefetch(line);
                     *slot = SlotHint(found);
+                    let tcp = hashes
+                        .get(i)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|h| h.ep as u8 == Proto::Tcp as u8);
+                    if let Some(window) = home.filter(|_| tcp).and_then(|h| h.window_line(found)) {
+                        prefetch(window);
+                    }
                 }
                 None if home.is_some() => absent |= 1 << i,
                 None => {}

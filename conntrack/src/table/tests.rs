@@ -2219,6 +2219,12 @@ fn both_directions_of_a_flow_hash_alike_and_prefetch_points_at_its_session() {
         u64::MAX
     );
     assert_eq!(SEEN.with(Cell::get), (9 + 64 * 2, 0));
+    // a TCP flow's session comes with its window cell
+    let tk = key(Proto::Tcp, lan(5, 40000), remote(9, 443));
+    t.create(new(tk, 1), tcp(TCP_SYN), s(1)).unwrap();
+    let th = t.outbound_hash(&tk);
+    assert_eq!(t.prefetch_sessions(&[Some(th)], &mut slots, count), 0);
+    assert_eq!(SEEN.with(Cell::get), (9 + 64 * 2 + 3, 0));
 }
 
 #[test]
