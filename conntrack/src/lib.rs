@@ -39,6 +39,16 @@
 //! kept from dynamic NAT by a reserved entry in w's port table ([`ConnTable::reserve_port`]):
 //! no allocation hands it out, and no endpoint owns it.
 //!
+//! Hairpin through a port forward: a LAN host C reaching w's address:E. C's packets make an
+//! ordinary hairpin session ([`ConnTable::create`] with the forward's target T as
+//! [`Hairpin::target`]): C is translated to its own mapping w:m and T receives from w:m.
+//! T's answers to w:m make T's side ([`ConnTable::create_forwarded_hairpin`]): a session
+//! keyed (proto, T, w:m) that is a port forward's (bit 0x40: external port E, no mapping,
+//! counted apart per host, no per-host cap, removed with the forward) and a hairpin (bit
+//! 0x80: rewritten to C, out of C's LAN, never matched inbound), so that C sees the answers
+//! come from w:E, where it sent its packets. It sees T's packets only, and is TCP-tracked
+//! from that one side like any hairpin session.
+//!
 //! Lock order: a session shard, then a mapping shard, then a host shard, never the other way
 //! round and never two of a kind at once; a host shard's lock is held for a few reads and
 //! writes and nothing is locked under it. `create` locks the flow's session shard (race check,
@@ -70,7 +80,8 @@
 //! - every live session but a port forward's holds one reference to the mapping of its
 //!   internal endpoint on its WAN and has that mapping's external port; a mapping lives exactly
 //!   as long as it has references, and its external port is bound to its internal endpoint in
-//!   the WAN's port table exactly as long as the mapping lives. A port forward's session holds
+//!   the WAN's port table exactly as long as the mapping lives. A port forward's session (one
+//!   opened from the Internet, or the target's side of a hairpin through the forward) holds
 //!   no reference, and its external port is bound to no endpoint (reserved, or outside the NAT
 //!   range, while the engine keeps the forward: see [`ConnTable::release_port`]);
 //! - an external port of a WAN and protocol is bound to at most one internal endpoint, and a

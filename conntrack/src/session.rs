@@ -8,7 +8,11 @@
 //!
 //! A port forward's session ([`NewForwarded`]) has a canonical key of the same shape: source =
 //! the forward's target on the LAN, destination = the Internet client that opened it; its
-//! external port is the forward's.
+//! external port is the forward's. A hairpin through a port forward (a LAN host reaching a
+//! forward's port on a WAN address) gives the target a session of both kinds at once, see
+//! [`ConnTable::create_forwarded_hairpin`](crate::ConnTable::create_forwarded_hairpin):
+//! source = the target, destination = the LAN client's external endpoint (its mapping on the
+//! WAN), external port the forward's, rewritten to the LAN client.
 
 use std::net::Ipv4Addr;
 use std::time::Duration;
@@ -114,7 +118,9 @@ pub struct SessionInfo {
     /// Rule that created the session; for a forwarded session, the forward's id.
     pub rule: u16,
     /// A session of a port forward: opened from the Internet to `external`, its target is the
-    /// internal endpoint (`key.src`).
+    /// internal endpoint (`key.src`). With `dst_rewrite`, the target's side of a hairpin
+    /// through the forward (opened by a LAN host to `external`; see
+    /// [`ConnTable::create_forwarded_hairpin`](crate::ConnTable::create_forwarded_hairpin)).
     pub forwarded: bool,
     /// Time since creation (whole-second resolution).
     pub age: Duration,
@@ -139,8 +145,9 @@ pub struct SessionInfo {
 /// so they never reach this bit.
 const HAIRPIN: u8 = 0x80;
 
-/// Bit of [`Session::wan_hp`]: the session is a port forward's (opened from the Internet;
-/// its external port is the forward's, held by no mapping). Above every WAN index too.
+/// Bit of [`Session::wan_hp`]: the session is a port forward's (opened from the Internet, or
+/// with [`HAIRPIN`] the target's side of a hairpin through the forward; its external port is
+/// the forward's, held by no mapping). Above every WAN index too.
 const FORWARDED: u8 = 0x40;
 
 /// The WAN index's bits of [`Session::wan_hp`].
@@ -167,6 +174,11 @@ const WAN_BITS: u8 = 0x3f;
 ///   `ext_port` as a mapping's would be, and its target is the internal endpoint of its
 ///   canonical key. Its opener is the reply side (the Internet client), which `shard.rs`
 ///   accounts for when it tracks TCP;
+/// - the target's side of a hairpin through a port forward has both bits: `FORWARDED` (the
+///   forward's external port, no mapping, counted apart per host) and `HAIRPIN` (its
+///   rewrite to the LAN client in `in_word`, never matched inbound). It sees the target's
+///   packets only, so its opener, for TCP tracking, is the LAN side as for any hairpin
+///   session ([`Session::opened_by_reply`]);
 /// - packet counters are `u32` and saturate (they are statistics for display); byte counters
 ///   stay `u64`.
 #[derive(Clone, Copy, Debug)]
@@ -181,7 +193,7 @@ pub(crate) struct Session {
     /// Last packet, table time units. Its whole second is also the second the session last
     /// moved to its class list's head (see `shard.rs`): no separate stamp is needed.
     pub(crate) last_seen: u64,
-    /// WAN index (below 64, bits `WAN_BITS`), plus `HAIRPIN` or `FORWARDED`.
+    /// WAN index (below 64, bits `WAN_BITS`), plus `HAIRPIN`, `FORWARDED` or both.
     wan_hp: u8,
     lan_iface: u8,
     pub(crate) rule: u16,
@@ -222,6 +234,13 @@ fn inbound_wan_hp(wan: u8, forwarded: bool) -> u8 {
     } else {
         wan
     }
+}
+
+/// Whether a session with `wan_hp` byte `wan_hp` was opened from the reply side: a port
+/// forward's session, not a hairpin (see [`Session::opened_by_reply`]).
+#[inline]
+fn opened_by_reply(wan_hp: u8) -> bool {
+    wan_hp & (FORWARDED | HAIRPIN) == FORWARDED
 }
 
 /// The timeout class of a session of `proto` with TCP tracker `tcp`.
@@ -293,9 +312,10 @@ impl Glance {
         self.wan_hp() & HAIRPIN != 0
     }
 
+    /// As [`Session::opened_by_reply`].
     #[inline]
-    pub(crate) fn is_forwarded(&self) -> bool {
-        self.wan_hp() & FORWARDED != 0
+    pub(crate) fn opened_by_reply(&self) -> bool {
+        opened_by_reply(self.wan_hp())
     }
 
     /// Whether a packet from WAN `wan` to its external port `ext_port` may reach this session:
@@ -465,15 +485,22 @@ impl Session {
     }
 
     /// A live session for the port forward connection `new`, created at `now` by a packet
-    /// from the client with TCP flags `tcp_flags`. Links and counters are left for the caller.
-    pub(crate) fn forwarded(new: &NewForwarded, tcp_flags: u8, now: u64) -> Session {
+    /// with TCP flags `tcp_flags`: the client's, or with `hairpin` (the target's side of a
+    /// hairpin through the forward, rewritten to the LAN client) the target's. Links and
+    /// counters are left for the caller.
+    pub(crate) fn forwarded(
+        new: &NewForwarded,
+        hairpin: Option<Hairpin>,
+        tcp_flags: u8,
+        now: u64,
+    ) -> Session {
         debug_assert!(usize::from(new.wan) < crate::MAX_WANS);
         let opened = NewSession {
             key: new.key,
             wan: new.wan,
             eligible: 0,
             lan_iface: new.lan_iface,
-            hairpin: None,
+            hairpin,
             rule: new.forward,
         };
         let mut s = Session::create(&opened, new.wan, new.ext_port, tcp_flags, now);
@@ -493,10 +520,29 @@ impl Session {
         self.wan_hp & FORWARDED != 0
     }
 
+    /// Whether the session was opened from the reply side: a port forward's, opened by an
+    /// Internet client (not the target's side of a hairpin through a forward, which sees the
+    /// target's packets only, as any hairpin session sees its opener's). The TCP state
+    /// machine and the window tracker see such a session's directions swapped
+    /// ([`Dir::tracked`](crate::tcp::Dir::tracked)), and its first packet is a reply's.
+    #[inline]
+    pub(crate) fn opened_by_reply(&self) -> bool {
+        opened_by_reply(self.wan_hp)
+    }
+
     /// As [`Glance::reached_by`].
     #[inline]
     pub(crate) fn reached_by(&self, wan: u8, ext_port: u16, forwarded: bool) -> bool {
         self.wan_hp == inbound_wan_hp(wan, forwarded) && self.ext_port == ext_port
+    }
+
+    /// Whether this is a session of the port forward on WAN `wan` and external port
+    /// `ext_port`: one opened from the Internet, or with `hairpin` the target's side of a
+    /// hairpin through it.
+    #[inline]
+    pub(crate) fn of_forward(&self, wan: u8, ext_port: u16, hairpin: bool) -> bool {
+        let hp = if hairpin { HAIRPIN } else { 0 };
+        self.wan_hp == wan | FORWARDED | hp && self.ext_port == ext_port
     }
 
     #[inline]

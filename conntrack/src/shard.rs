@@ -66,7 +66,12 @@
 //! ([`Dir::tracked`]): in `touch`, in lock-free hits and in `insert` (whose packet, the
 //! client's, is the opener's), so the client's SYN opens it, the target's SYN-ACK answers,
 //! and the client's SYN on a TimeWait or Closed session recycles it, as for any other
-//! session. It holds no mapping reference, and its host counts it apart (`hosts.rs`).
+//! session (`Session::opened_by_reply`). It holds no mapping reference, and its host counts it
+//! apart (`hosts.rs`). The target's side of a hairpin through a port forward is a port
+//! forward's session too (no mapping reference, counted apart) but sees the target's packets
+//! only: its directions are not swapped, and it is tracked as any hairpin session is, from
+//! its one side (the target's SYN-ACK or data creates it Established, the target's FIN moves
+//! it to FinWait, a RST closes it; the window tracker, with one side only, checks nothing).
 //!
 //! # Hits without the lock
 //!
@@ -344,7 +349,7 @@ impl Shard {
         s.proto != Proto::Tcp
             || (pkt.tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST) == 0
                 && s.tcp()
-                    .unchanged_by(dir.tracked(s.is_forwarded()), pkt.tcp_flags))
+                    .unchanged_by(dir.tracked(s.opened_by_reply()), pkt.tcp_flags))
     }
 
     /// A hit without the lock on the session `s` that [`peek`](Self::peek) found in `found`,
@@ -370,7 +375,7 @@ impl Shard {
         if s.proto == Proto::Tcp
             && !found.window.step_lock_free(
                 found.window_words,
-                dir.tracked(s.is_forwarded()),
+                dir.tracked(s.opened_by_reply()),
                 pkt.tcp_flags,
                 &pkt.seg,
                 s.tcp().state(),
@@ -526,7 +531,7 @@ impl Locked<'_> {
             return Touch::Gone;
         };
         if s.proto == Proto::Tcp {
-            let tracked = dir.tracked(s.is_forwarded());
+            let tracked = dir.tracked(s.opened_by_reply());
             match s.tcp.step(tracked, pkt.tcp_flags) {
                 Step::Recycle => {
                     self.remove(sh, slot, h);
@@ -668,7 +673,7 @@ impl Locked<'_> {
     }
 
     /// Inserts session `s` (links and counters unset; flow hash `h`), created by `pkt` (from
-    /// the LAN side, or for a port forward's session from the Internet client) at `now` (the
+    /// the LAN side, or for a session opened by the reply side from the Internet client) at `now` (the
     /// caller has taken its mapping reference if it needs one, made room and checked that no
     /// session with this key exists). Returns its slot; `None`, changing nothing, when the
     /// shard has no free slot.
@@ -684,7 +689,7 @@ impl Locked<'_> {
         let wan = s.wan();
         sh.wans.get(usize::from(wan))?;
         if !pkt.icmp_error {
-            s.count(!s.is_forwarded(), pkt.len);
+            s.count(!s.opened_by_reply(), pkt.len);
         }
         let class = s.class();
         self.set_free(next_free);
@@ -801,7 +806,7 @@ impl Locked<'_> {
                 let w = sh.wans.get(usize::from(s.wan())).ok_or("bad wan")?;
                 let owner = w.ports.owner(s.proto, s.ext_port);
                 if s.is_forwarded() {
-                    if s.is_hairpin() || owner.is_some() {
+                    if owner.is_some() {
                         return Err(format!("slot {slot}: forwarded, port {owner:?}"));
                     }
                 } else if owner != Some(s.internal()) {

@@ -28,7 +28,9 @@ use crate::index::SlotIndex;
 use crate::key::{endpoint_word, remote_word, shard_index, Endpoint, FlowKey, KeyHasher, Proto};
 use crate::mapping::{self, Mappings};
 use crate::ports::PortTable;
-use crate::session::{NewForwarded, NewSession, PacketInfo, Rewrite, Session, SessionInfo};
+use crate::session::{
+    Hairpin, NewForwarded, NewSession, PacketInfo, Rewrite, Session, SessionInfo,
+};
 use crate::shard::{HomeSession, Locked, Peek, Shard, Touch};
 use crate::stats::{bump, Counters, ShardCounts, TableStats};
 use crate::tcp::{Dir, TcpState};
@@ -1299,6 +1301,56 @@ impl ConnTable {
         pkt: PacketInfo,
         now: Duration,
     ) -> Result<Rewrite, CreateError> {
+        self.forward_session(new, None, pkt, now)
+    }
+
+    /// Slow path of a hairpin through a port forward, the target's side: a LAN host C
+    /// connected to WAN `new.wan`'s address and the forward's external port `new.ext_port`
+    /// (its own hairpin session, made by [`create`](Self::create) with the forward's target
+    /// as [`Hairpin::target`], translates C to its mapping on the
+    /// WAN, m), and the target's answer (`pkt`, travelling from the LAN: the original
+    /// direction) found no session. The session made is keyed `new.key` = (proto, the target,
+    /// remote = the WAN's address : m), and rewrites the target's packets to src = the WAN's
+    /// address : `new.ext_port` (the forward's port, where C sent its packets: else C's stack
+    /// would not take the answers as its connection's) and dst = `hairpin.target` (C), out
+    /// of `hairpin.egress` (C's LAN); the returned rewrite is that one. `new.lan_iface` is
+    /// the target's LAN (shown as the session's; no packet goes that way through it).
+    ///
+    /// The session ([`SessionInfo::forwarded`] with a [`SessionInfo::dst_rewrite`]) is a port
+    /// forward's: it holds no mapping and no port of the port table, is not held to the
+    /// target's per-host caps and is counted apart per host, and goes with the forward
+    /// ([`remove_forwarded`](Self::remove_forwarded)). It is a hairpin session too: it never
+    /// matches inbound (nor [`lookup_forwarded`](Self::lookup_forwarded)), never ends with its
+    /// WAN (it does not leave by it) and sees the target's packets only, so its TCP state is
+    /// tracked from that one side, as any hairpin session's: created by the target's SYN-ACK
+    /// or data it is Established, the target's FIN moves it to FinWait, a RST closes it (its
+    /// class then times it out), and the window tracker, with one side, checks nothing.
+    ///
+    /// If the flow's session exists (a racing worker) and is the same (a hairpin session of
+    /// this forward, on `new.wan` and `new.ext_port`) the packet is applied to it as a hit;
+    /// errors as for [`create_forwarded`](Self::create_forwarded) (a flow whose session is
+    /// another, an ordinary hairpin session of the target say, is a
+    /// [`CreateError::Conflict`]). Takes the flow's session-shard lock, then its host shard's.
+    pub fn create_forwarded_hairpin(
+        &self,
+        new: NewForwarded,
+        hairpin: Hairpin,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Result<Rewrite, CreateError> {
+        self.forward_session(new, Some(hairpin), pkt, now)
+    }
+
+    /// [`create_forwarded`](Self::create_forwarded), or with `hairpin`
+    /// [`create_forwarded_hairpin`](Self::create_forwarded_hairpin): `pkt` travels in the
+    /// reply direction (the client's) without, in the original one (the target's) with.
+    fn forward_session(
+        &self,
+        new: NewForwarded,
+        hairpin: Option<Hairpin>,
+        pkt: PacketInfo,
+        now: Duration,
+    ) -> Result<Rewrite, CreateError> {
         let w = self
             .shared
             .wans
@@ -1309,6 +1361,15 @@ impl ConnTable {
             return Err(CreateError::Conflict);
         }
         let now = nanos(now);
+        let dir = if hairpin.is_some() {
+            Dir::Original
+        } else {
+            Dir::Reply
+        };
+        let rewrite = |s: &Session| match dir {
+            Dir::Original => s.rewrite_out(w.address, w.iface),
+            Dir::Reply => s.rewrite_in(),
+        };
         let h = self
             .shared
             .hasher
@@ -1316,13 +1377,13 @@ impl ConnTable {
         let mut shard = self.lock_flow(h);
         if let Some(slot) = shard.find(h, key.proto, key.src, key.dst) {
             match shard.session(slot) {
-                Some(s) if s.reached_by(new.wan, new.ext_port, true) => {}
+                Some(s) if s.of_forward(new.wan, new.ext_port, hairpin.is_some()) => {}
                 _ => return Err(CreateError::Conflict),
             }
-            match shard.touch(&self.shared, slot, h, Dir::Reply, pkt, now) {
+            match shard.touch(&self.shared, slot, h, dir, pkt, now) {
                 Touch::Live | Touch::Unchanged => {
                     if let Some(s) = shard.session(slot) {
-                        return Ok(s.rewrite_in());
+                        return Ok(rewrite(&s));
                     }
                 }
                 Touch::Gone => {}
@@ -1334,7 +1395,7 @@ impl ConnTable {
             bump(&self.shared.stats.refused_full);
             return Err(e);
         }
-        let session = Session::forwarded(&new, pkt.tcp_flags, now);
+        let session = Session::forwarded(&new, hairpin, pkt.tcp_flags, now);
         let Some(slot) = shard.insert(&self.shared, session, h, pkt) else {
             // unreachable: the shard has a free slot
             self.shared.hosts.release_forwarded(key.src.ip, new.wan);
@@ -1343,7 +1404,7 @@ impl ConnTable {
         };
         shard
             .session(slot)
-            .map(|s| s.rewrite_in())
+            .map(|s| rewrite(&s))
             .ok_or(CreateError::TableFull)
     }
 

@@ -121,10 +121,12 @@ pub(crate) enum Dir {
 
 impl Dir {
     /// The direction the tracker sees for a packet the table sees travelling in `self`: the
-    /// same, except for a `forwarded` session, whose opener is the reply side.
+    /// same, except for a session `opened_by_reply` (a port forward's, opened by an Internet
+    /// client; not the target's side of a hairpin through a forward, which sees the LAN side
+    /// only), whose opener is the reply side.
     #[inline]
-    pub(crate) fn tracked(self, forwarded: bool) -> Dir {
-        match (self, forwarded) {
+    pub(crate) fn tracked(self, opened_by_reply: bool) -> Dir {
+        match (self, opened_by_reply) {
             (d, false) => d,
             (Dir::Original, true) => Dir::Reply,
             (Dir::Reply, true) => Dir::Original,

@@ -105,6 +105,21 @@ impl Forwards {
         })
     }
 
+    /// The external port of WAN `wan` and `proto` that a forward leads to `target`: the first
+    /// (lowest) one if several do. The inverse of [`find`](Self::find), for the answers of a
+    /// forward's target to a LAN host that reached it through the WAN's address (a hairpin):
+    /// they must come from that port. A scan of the forwards, for a hairpin's first answer.
+    pub fn port_of(&self, wan: usize, proto: Proto, target: Endpoint) -> Option<u16> {
+        self.entries
+            .iter()
+            .filter(|e| e.wan == wan && e.proto == proto && e.to == target.ip)
+            .find_map(|e| {
+                let offset = target.port.checked_sub(e.to_port)?;
+                let port = e.ports.start().checked_add(offset)?;
+                e.ports.contains(&port).then_some(port)
+            })
+    }
+
     /// The (WAN, protocol, external ports) forwarded: what steering sends to fwd.
     pub fn ports(&self) -> impl Iterator<Item = (usize, Proto, RangeInclusive<u16>)> + '_ {
         self.entries
@@ -172,6 +187,39 @@ mod tests {
         f.count_hit(1);
         f.count_hit(9);
         assert_eq!((f.hits(0), f.hits(1), f.hits(9)), (0, 2, 0));
+    }
+
+    #[test]
+    fn port_of_finds_the_external_port_leading_to_a_target() {
+        let f = Forwards::new(&[
+            forward(vec![0, 1], vec![6], 8080..=8080, 80),
+            forward(vec![1], vec![6, 17], 6881..=6889, 7881),
+            forward(vec![0], vec![6], 80..=80, 80),
+        ]);
+        let host = Ipv4Addr::new(10, 0, 0, 5);
+        let of = |wan, proto, port| f.port_of(wan, proto, Endpoint::new(host, port));
+        assert_eq!(of(0, Proto::Tcp, 80), Some(80), "the first of two ports");
+        assert_eq!(of(1, Proto::Tcp, 80), Some(8080));
+        assert_eq!(of(1, Proto::Udp, 7885), Some(6885), "within a range");
+        assert_eq!(of(1, Proto::Udp, 7889), Some(6889));
+        assert_eq!(of(1, Proto::Udp, 7890), None, "past the range");
+        assert_eq!(of(1, Proto::Udp, 7880), None, "before it");
+        assert_eq!(of(0, Proto::Udp, 7885), None, "another WAN");
+        assert_eq!(of(0, Proto::Udp, 80), None, "another protocol");
+        assert_eq!(
+            f.port_of(0, Proto::Tcp, Endpoint::new(Ipv4Addr::new(10, 0, 0, 6), 80)),
+            None,
+            "another host"
+        );
+        // each found port leads back to the target
+        for (wan, proto, port) in [(0, Proto::Tcp, 80), (1, Proto::Udp, 7885)] {
+            let back = of(wan, proto, port).and_then(|ext| f.find(wan, proto, ext));
+            assert_eq!(back.map(|b| b.target), Some(Endpoint::new(host, port)));
+        }
+        assert_eq!(
+            Forwards::new(&[]).port_of(0, Proto::Tcp, Endpoint::new(host, 80)),
+            None
+        );
     }
 
     #[test]

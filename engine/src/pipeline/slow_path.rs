@@ -1,11 +1,13 @@
-//! The slow path: the first packet of a flow. Hairpin check, policy rules, WAN choice, session
-//! creation (where the connection table keeps an endpoint on an eligible WAN it is already
-//! mapped on, under the same shard lock), then the fast path's rewrite. Also a packet without
-//! a session that may not open one: it goes where the rules send its flow, or gets a reset.
-//! Allocates nothing: the connection table is preallocated.
+//! The slow path: the first packet of a flow. Hairpin check (to the LAN endpoint owning the
+//! addressed external port, or a port forward's target, answered from the forward's port),
+//! policy rules, WAN choice, session creation (where the connection table keeps an endpoint
+//! on an eligible WAN it is already mapped on, under the same shard lock), then the fast
+//! path's rewrite. Also a packet without a session that may not open one: it goes where the
+//! rules send its flow, or gets a reset. Allocates nothing: the connection table is
+//! preallocated.
 
 use balancer::{Decision, FlowInfo};
-use conntrack::{CreateError, Hairpin, NewSession};
+use conntrack::{CreateError, Hairpin, NewForwarded, NewSession};
 
 use super::fast_path::apply;
 use super::flow::{flow_key, may_open_session, packet_info};
@@ -143,7 +145,22 @@ impl Pipeline {
 
     /// A LAN host addressing a WAN address: if a LAN endpoint owns that external port, the
     /// packet is turned around to it (with the sender translated to its own mapping on that
-    /// WAN, so the receiver answers through fwd); otherwise it is for the box itself.
+    /// WAN, so the receiver answers through fwd); if a port forward takes the port (reserved
+    /// from dynamic NAT, it has no owner), to the forward's target, the same way (a hit on
+    /// the forward); otherwise it is for the box itself.
+    ///
+    /// A sender that is a port forward's target on that WAN is translated to the forward's
+    /// port instead of a mapping of its own ([`ConnTable::create_forwarded_hairpin`]): a
+    /// hairpin through a forward. C reaches w:E, forwarded to S, and S receives from C's
+    /// mapping w:m; S's answers to w:m find C as the owner of m and leave from w:E, where C
+    /// sent its packets (else C's stack would not take them as its connection's). So a
+    /// forward's target is seen on the LAN at the forward's port, as from the Internet (also
+    /// when it opens a hairpin itself, whose answers then come back through the forward);
+    /// where several ports of the WAN are forwarded to it, at the lowest
+    /// ([`Forwards::port_of`]).
+    ///
+    /// [`ConnTable::create_forwarded_hairpin`]: conntrack::ConnTable::create_forwarded_hairpin
+    /// [`Forwards::port_of`]: crate::forwards::Forwards::port_of
     fn hairpin(
         &mut self,
         ctx: &Context<'_>,
@@ -154,41 +171,53 @@ impl Pipeline {
         ingress: u8,
     ) -> Outcome {
         let wan_u8 = u8::try_from(wan).unwrap_or(u8::MAX);
-        let Some(target) = ctx
-            .tables
-            .conntrack
-            .binding(wan_u8, key.proto, key.dst.port)
-        else {
+        let table = &ctx.tables.conntrack;
+        let forwards = &ctx.plan.forwards;
+        // where the packet goes, and the forward that took it if one did
+        let (target, lan, reached) = match table.binding(wan_u8, key.proto, key.dst.port) {
+            Some(target) => (target, ctx.plan.lan_for(target.ip), None),
+            None => match forwards.find(wan, key.proto, key.dst.port) {
+                Some(fw) => (fw.target, ctx.plan.lans.get(fw.lan), Some(fw.forward)),
+                None => return Outcome::Kernel,
+            },
+        };
+        let Some(lan) = lan else {
             return Outcome::Kernel;
         };
-        let Some(lan) = ctx.plan.lan_for(target.ip) else {
-            return Outcome::Kernel;
+        let hairpin = Hairpin {
+            target,
+            egress: lan.iface,
         };
-        let new = NewSession {
-            key,
-            wan: wan_u8,
-            eligible: 0,
-            lan_iface: ingress,
-            hairpin: Some(Hairpin {
-                target,
-                egress: lan.iface,
-            }),
-            rule: HAIRPIN_RULE,
+        let info = packet_info(pkt, frame.data());
+        let sender_forwarded = forwards
+            .port_of(wan, key.proto, key.src)
+            .and_then(|port| Some((port, forwards.find(wan, key.proto, port)?.forward)));
+        let created = match sender_forwarded {
+            Some((ext_port, forward)) => {
+                let new = NewForwarded {
+                    key,
+                    wan: wan_u8,
+                    ext_port,
+                    lan_iface: ingress,
+                    forward,
+                };
+                table.create_forwarded_hairpin(new, hairpin, info, ctx.now)
+            }
+            None => {
+                let new = NewSession {
+                    key,
+                    wan: wan_u8,
+                    eligible: 0,
+                    lan_iface: ingress,
+                    hairpin: Some(hairpin),
+                    rule: HAIRPIN_RULE,
+                };
+                table.create(new, info, ctx.now)
+            }
         };
-        self.create(ctx, frame, pkt, new)
-    }
-
-    fn create(
-        &mut self,
-        ctx: &Context<'_>,
-        frame: &mut Frame<'_>,
-        pkt: &Ipv4Packet,
-        new: NewSession,
-    ) -> Outcome {
-        let created = ctx
-            .tables
-            .conntrack
-            .create(new, packet_info(pkt, frame.data()), ctx.now);
+        if let (Ok(_), Some(forward)) = (&created, reached) {
+            forwards.count_hit(forward);
+        }
         self.created(ctx, frame, pkt, created)
     }
 

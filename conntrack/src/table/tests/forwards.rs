@@ -401,3 +401,251 @@ fn a_forwarded_session_on_an_ended_wan_ends_on_the_targets_next_packet() {
     assert_eq!((t.wan_sessions(0), t.stats().ended_by_wan_down), (0, 2));
     t.check().unwrap();
 }
+
+/// A LAN client of the forward's port (a hairpin through the forward).
+fn lan_client() -> Endpoint {
+    lan(10, 50000)
+}
+
+/// Interface id of the LAN client's LAN (the target's is 1).
+const CLIENT_LAN: u8 = 2;
+
+/// The LAN client's hairpin session to the forward's port on WAN 0, reaching the target (what
+/// the engine makes of its first packet: an ordinary hairpin session, `create`); returns its
+/// external endpoint on WAN 0 (its mapping).
+fn hairpin_in(t: &ConnTable, proto: Proto, flags: u8, now: Duration) -> Endpoint {
+    let k = key(proto, lan_client(), Endpoint::new(WAN0, EXT));
+    let hp = NewSession {
+        lan_iface: CLIENT_LAN,
+        hairpin: Some(Hairpin {
+            target: target(),
+            egress: 1,
+        }),
+        ..new(k, 0)
+    };
+    let rw = t.create(hp, data(flags, 1000, 0, 0), now).unwrap();
+    assert_eq!((rw.src.ip, rw.dst, rw.egress), (WAN0, target(), 1));
+    rw.src
+}
+
+/// The target's side of the hairpin: its session toward the client's external endpoint
+/// `mapped`, from the forward's port.
+fn hairpin_out(proto: Proto, mapped: Endpoint) -> (NewForwarded, Hairpin) {
+    let n = NewForwarded {
+        key: key(proto, target(), mapped),
+        ..fwd(proto, mapped)
+    };
+    let hp = Hairpin {
+        target: lan_client(),
+        egress: CLIENT_LAN,
+    };
+    (n, hp)
+}
+
+/// The target's packets to the LAN client: from the forward's external endpoint, out of the
+/// client's LAN.
+fn to_lan_client() -> Rewrite {
+    Rewrite {
+        src: Endpoint::new(WAN0, EXT),
+        dst: lan_client(),
+        egress: CLIENT_LAN,
+    }
+}
+
+#[test]
+fn a_hairpin_through_a_forward_answers_from_the_forwards_port() {
+    let t = table(64, 4, OnFull::Refuse);
+    assert!(t.reserve_port(0, Proto::Tcp, EXT));
+    // the client's SYN reaches the target from the client's own mapping
+    let mapped = hairpin_in(&t, Proto::Tcp, TCP_SYN, s(0));
+    assert_eq!(t.binding(0, Proto::Tcp, mapped.port), Some(lan_client()));
+    // the target's SYN-ACK finds no session: the engine makes the target's side
+    let (n, hp) = hairpin_out(Proto::Tcp, mapped);
+    let k = n.key;
+    let syn_ack = data(TCP_SYN | TCP_ACK, 5000, 1001, 0);
+    assert_eq!(t.lookup_outbound(&k, syn_ack, s(1)), Lookup::Miss);
+    assert_eq!(
+        t.create_forwarded_hairpin(n, hp, syn_ack, s(1)).unwrap(),
+        to_lan_client()
+    );
+    let i = info(&t, &k, s(1)).unwrap();
+    assert!(i.forwarded);
+    assert_eq!(i.dst_rewrite, Some(lan_client()));
+    assert_eq!(i.external, Endpoint::new(WAN0, EXT));
+    assert_eq!(
+        (i.wan, i.egress, i.lan_iface, i.rule),
+        (0, CLIENT_LAN, 1, FORWARD)
+    );
+    assert_eq!(i.tcp_state, Some(TcpState::Established));
+    assert_eq!((i.packets_out, i.bytes_out, i.packets_in), (1, 40, 0));
+    // no mapping of its own, no port: the client's mapping is the only one
+    assert_eq!((t.mapping_count(), t.bound_ports()), (1, 1));
+    t.check().unwrap();
+    // the handshake ends and data goes both ways (later packets in a second take no lock)
+    let ck = key(Proto::Tcp, lan_client(), Endpoint::new(WAN0, EXT));
+    for round in 0..3u32 {
+        let (cs, ts) = (1001 + 100 * round, 5001 + 500 * round);
+        let up = data(TCP_ACK | TCP_PSH, cs, ts, 100);
+        let rw = hit(t.lookup_outbound(&ck, up, s(2)));
+        assert_eq!((rw.src, rw.dst), (mapped, target()));
+        let down = data(TCP_ACK | TCP_PSH, ts, cs + 100, 500);
+        assert_eq!(hit(t.lookup_outbound(&k, down, s(2))), to_lan_client());
+    }
+    let flow = t.outbound_hash(&k);
+    let down = data(TCP_ACK | TCP_PSH, 6501, 1301, 500);
+    assert_eq!(
+        t.hit_outbound(&flow, SlotHint::NONE, down, s(2), WanSet::EMPTY),
+        Some(to_lan_client())
+    );
+    let i = info(&t, &k, s(2)).unwrap();
+    assert_eq!(i.tcp_state, Some(TcpState::Established));
+    assert_eq!(
+        (i.packets_out, i.bytes_out, i.packets_in),
+        (5, 40 + 4 * 540, 0)
+    );
+    assert_eq!(
+        i.dst_rewrite,
+        Some(lan_client()),
+        "counting kept the rewrite"
+    );
+    // it never matches inbound: not through the port table, nor as the forward's session
+    let spoof = key(Proto::Tcp, mapped, Endpoint::new(WAN0, EXT));
+    let ack = data(TCP_ACK, 1301, 7001, 0);
+    assert_eq!(t.lookup_inbound(0, &spoof, ack, s(3)), Lookup::Miss);
+    assert_eq!(
+        t.lookup_forwarded(0, &spoof, target(), ack, s(3)),
+        Lookup::Miss
+    );
+    // nor does it end with its WAN: it does not leave by it
+    let down_wan = Liveness {
+        ended: WanSet::EMPTY.with(0),
+        ..Liveness::ALL_LIVE
+    };
+    let more = data(TCP_ACK | TCP_PSH, 7001, 1301, 10);
+    assert_eq!(
+        hit(t.lookup_outbound_live(&k, more, s(3), &down_wan)),
+        to_lan_client()
+    );
+    // the target closes: FinWait, then its class's timeout takes it
+    hit(t.lookup_outbound(&k, data(TCP_FIN | TCP_ACK, 7011, 1301, 0), s(4)));
+    assert_eq!(
+        info(&t, &k, s(4)).unwrap().tcp_state,
+        Some(TcpState::FinWait)
+    );
+    t.check().unwrap();
+    let transitory = timeouts().tcp_transitory.as_secs();
+    assert_eq!(t.expire(s(4 + transitory + 2), 100), 1);
+    assert!(info(&t, &k, s(4 + transitory + 2)).is_none());
+    assert_eq!(t.len(), 1, "the client's own session stays (established)");
+    t.check().unwrap();
+}
+
+#[test]
+fn a_reset_closes_a_hairpin_through_a_forward_and_a_race_is_a_hit() {
+    let t = table(64, 4, OnFull::Refuse);
+    let mapped = hairpin_in(&t, Proto::Tcp, TCP_SYN, s(0));
+    let (n, hp) = hairpin_out(Proto::Tcp, mapped);
+    let syn_ack = data(TCP_SYN | TCP_ACK, 5000, 1001, 0);
+    t.create_forwarded_hairpin(n, hp, syn_ack, s(0)).unwrap();
+    // a racing worker's creation is a hit
+    assert_eq!(
+        t.create_forwarded_hairpin(n, hp, syn_ack, s(0)).unwrap(),
+        to_lan_client()
+    );
+    assert_eq!(info(&t, &n.key, s(0)).unwrap().packets_out, 2);
+    // the flow as a forward's session from the Internet, or another forward's, is refused
+    for (other, hairpin) in [
+        (n, None),
+        (
+            NewForwarded {
+                ext_port: EXT + 1,
+                ..n
+            },
+            Some(hp),
+        ),
+        (NewForwarded { wan: 1, ..n }, Some(hp)),
+    ] {
+        let made = match hairpin {
+            Some(hp) => t.create_forwarded_hairpin(other, hp, syn_ack, s(0)),
+            None => t.create_forwarded(other, syn_ack, s(0)),
+        };
+        assert_eq!(made, Err(CreateError::Conflict));
+    }
+    // and so is a hairpin through a forward whose port a mapping holds, or on no WAN
+    let on_mapped = NewForwarded {
+        key: key(Proto::Tcp, target(), remote(1, 1)),
+        ext_port: mapped.port,
+        ..n
+    };
+    assert_eq!(
+        t.create_forwarded_hairpin(on_mapped, hp, syn_ack, s(0)),
+        Err(CreateError::Conflict)
+    );
+    assert_eq!(
+        t.create_forwarded_hairpin(NewForwarded { wan: 2, ..n }, hp, syn_ack, s(0)),
+        Err(CreateError::UnknownWan)
+    );
+    // the target's reset closes it; a closed session times out as one
+    hit(t.lookup_outbound(&n.key, data(TCP_RST, 5001, 0, 0), s(1)));
+    assert_eq!(
+        info(&t, &n.key, s(1)).unwrap().tcp_state,
+        Some(TcpState::Closed)
+    );
+    assert_eq!(t.stats().closed_by_rst, 1);
+    t.check().unwrap();
+    let closed = timeouts().tcp_closed.as_secs();
+    assert_eq!(t.expire(s(1 + closed + 2), 100), 1);
+    assert!(info(&t, &n.key, s(1 + closed + 2)).is_none());
+    t.check().unwrap();
+}
+
+#[test]
+fn a_udp_hairpin_through_a_forward_holds_no_cap_and_goes_with_the_forward() {
+    // the target's host may open one session of its own, and has it
+    let c = TableConfig {
+        max_sessions_per_host: 1,
+        max_ports_per_host: 1,
+        ..config(64, 4, OnFull::Refuse)
+    };
+    let t = ConnTable::new(&c, &two_wans()).unwrap();
+    t.create(new(udp(target(), remote(1, 53)), 0), pkt(1), s(0))
+        .unwrap();
+    let mapped = hairpin_in(&t, Proto::Udp, 0, s(0));
+    let (n, hp) = hairpin_out(Proto::Udp, mapped);
+    assert_eq!(
+        t.create_forwarded_hairpin(n, hp, pkt(200), s(1)).unwrap(),
+        to_lan_client()
+    );
+    assert_eq!(
+        hit(t.lookup_outbound(&n.key, pkt(100), s(2))),
+        to_lan_client()
+    );
+    let i = info(&t, &n.key, s(2)).unwrap();
+    assert_eq!((i.tcp_state, i.forwarded), (None, true));
+    assert_eq!(
+        (i.packets_out, i.bytes_out, i.packets_in, i.bytes_in),
+        (2, 300, 0, 0)
+    );
+    assert_eq!(
+        t.host_sessions(target().ip),
+        1,
+        "counted apart from its own"
+    );
+    t.check().unwrap();
+    // expiry takes it with the rest, and every host entry with them
+    let udp_timeout = timeouts().udp.as_secs();
+    assert_eq!(t.expire(s(2 + udp_timeout + 2), 100), 3);
+    let mut entries = 0;
+    t.shared.hosts.for_each(|_, _, _, _, _| entries += 1);
+    assert_eq!((t.len(), entries, t.mapping_count()), (0, 0, 0));
+    t.check().unwrap();
+    // made again, it goes when its forward does (the one from the Internet too)
+    let mapped = hairpin_in(&t, Proto::Udp, 0, s(1000));
+    let (n, hp) = hairpin_out(Proto::Udp, mapped);
+    t.create_forwarded_hairpin(n, hp, pkt(1), s(1000)).unwrap();
+    t.create_forwarded(fwd(Proto::Udp, client(1)), pkt(1), s(1000))
+        .unwrap();
+    assert_eq!(t.remove_forwarded(0, Proto::Udp, EXT), 2);
+    assert_eq!(t.len(), 1, "the client's hairpin session is its own");
+    t.check().unwrap();
+}

@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod express;
+mod forward_hairpin;
 mod forwards;
 mod golden;
 mod harness;
