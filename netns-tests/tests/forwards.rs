@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use ctl::protocol::{Reply, Request};
@@ -20,9 +21,21 @@ const SERVER_PORT: u16 = 5301;
 /// (bound to the internet server's address) against WAN `wan`'s forwarded port: the
 /// client's JSON and the server's.
 fn through(topo: &Topology, wan: usize, client_args: &[&str]) -> (String, String) {
-    let log = topo
-        .workdir()
-        .join(format!("server-{wan}-{}.json", client_args.len()));
+    through_port(topo, None, wan, FORWARDED, client_args)
+}
+
+/// [`through`] to external port `forwarded`, the client in the internet namespace (`None`)
+/// or on LAN host `k` (`Some(k)`: a hairpin through the forward).
+fn through_port(
+    topo: &Topology,
+    from: Option<usize>,
+    wan: usize,
+    forwarded: u16,
+    client_args: &[&str],
+) -> (String, String) {
+    static RUN: AtomicUsize = AtomicUsize::new(0);
+    let run = RUN.fetch_add(1, Ordering::Relaxed);
+    let log = topo.workdir().join(format!("server-{run}.json"));
     let port = SERVER_PORT.to_string();
     let server = topo
         .host(0)
@@ -31,26 +44,17 @@ fn through(topo: &Topology, wan: usize, client_args: &[&str]) -> (String, String
     std::thread::sleep(Duration::from_millis(300));
     let (addr, fport, bind) = (
         plan::wan_router(wan).to_string(),
-        FORWARDED.to_string(),
+        forwarded.to_string(),
         SERVER.to_string(),
     );
-    let mut args = vec![
-        "iperf3",
-        "-J",
-        "-c",
-        &addr,
-        "-p",
-        &fport,
-        "-B",
-        &bind,
-        "-t",
-        "1",
-        "--connect-timeout",
-        "3000",
-    ];
+    let mut args = vec!["iperf3", "-J", "-c", &addr, "-p", &fport];
+    if from.is_none() {
+        args.extend_from_slice(&["-B", &bind]);
+    }
+    args.extend_from_slice(&["-t", "1", "--connect-timeout", "3000"]);
     args.extend_from_slice(client_args);
-    let client = topo
-        .internet()
+    let client_ns = from.map_or_else(|| topo.internet(), |k| topo.host(k));
+    let client = client_ns
         .exec_timeout(&args, Duration::from_secs(20))
         .unwrap_or_else(|e| panic!("through isp{wan}: {e}"));
     topo.host(0).wait_exit(server, Duration::from_secs(10));
@@ -74,7 +78,7 @@ fn a_port_forward_is_reached_through_each_wan_and_answers_by_it() {
     ) {
         return;
     }
-    let topo = Topology::builder().wans(2).build().unwrap();
+    let topo = Topology::builder().wans(2).hosts(2).build().unwrap();
     // isp0 weighs 100: the balancer sends nearly every new LAN flow there
     let config = format!(
         "{}\n[[forward]]\nname = \"iperf\"\nproto = \"both\"\nport = {FORWARDED}\nto = \"{}\"\n\
@@ -124,5 +128,41 @@ fn a_port_forward_is_reached_through_each_wan_and_answers_by_it() {
         unforwarded.is_err(),
         "port 8081 is not forwarded: {unforwarded:?}"
     );
+
+    // a reload moves the forward to port 8081 of isp1 alone: the old port closes, the new
+    // one opens (the kernel's rules or the XDP program's map follow)
+    fwd.write_config(&config.replace(
+        &format!("port = {FORWARDED}"),
+        "port = 8081\nwan = \"isp1\"",
+    ))
+    .unwrap();
+    let out = fwd.fwdctl(&["reload"]).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    // the daemon's main loop applies the steering within 50 ms of the reload
+    std::thread::sleep(Duration::from_millis(500));
+    let (client, _) = through_port(&topo, None, 1, 8081, &[]);
+    let mbps = parse_iperf3_tcp(&client).unwrap_or_else(|e| panic!("after reload: {e}\n{client}"));
+    assert!(mbps > 1.0, "after reload: {mbps} Mbit/s");
+    let closed = topo.internet().exec_timeout(
+        &[
+            "iperf3",
+            "-c",
+            &plan::wan_router(1).to_string(),
+            "-p",
+            &FORWARDED.to_string(),
+            "-t",
+            "1",
+            "--connect-timeout",
+            "1000",
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(closed.is_err(), "the old port is closed: {closed:?}");
+    // hairpin: LAN host 1 reaches the server through isp1's address and forwarded port,
+    // the server seeing it at isp1's address
+    let (client, server) = through_port(&topo, Some(1), 1, 8081, &[]);
+    let mbps = parse_iperf3_tcp(&client).unwrap_or_else(|e| panic!("hairpin: {e}\n{client}"));
+    assert!(mbps > 1.0, "hairpin: {mbps} Mbit/s");
+    assert_eq!(remote_host(&server), plan::wan_router(1).to_string());
     fwd.stop().unwrap();
 }

@@ -24,6 +24,7 @@ pub mod tcp_nudge;
 pub mod tuns;
 pub mod worker;
 
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -298,6 +299,19 @@ fn start_backend(
     }
 }
 
+/// The forwarded ports of each WAN of `plan`, in the plan's order, as steering takes them.
+fn steered_forwards(
+    plan: &crate::plan::Plan,
+) -> Vec<Vec<(crate::steering::Proto, RangeInclusive<u16>)>> {
+    let mut out = vec![Vec::new(); plan.wans.len()];
+    for (wan, proto, ports) in plan.forwards.ports() {
+        if let Some(w) = out.get_mut(wan) {
+            w.push((steer_proto(proto), ports));
+        }
+    }
+    out
+}
+
 /// A connection table protocol as a rule selects it.
 fn steer_proto(proto: conntrack::Proto) -> crate::steering::Proto {
     match proto {
@@ -338,12 +352,7 @@ fn steering_spec(
                         address: wan.address,
                         gateway: wan.gateway,
                         nat_ports: wan.nat_ports.clone(),
-                        forwards: plan
-                            .forwards
-                            .ports()
-                            .filter(|(fw, ..)| *fw == w)
-                            .map(|(_, proto, ports)| (steer_proto(proto), ports))
-                            .collect(),
+                        forwards: steered_forwards(plan).get(w).cloned().unwrap_or_default(),
                     });
                 }
             }
@@ -440,8 +449,18 @@ fn serve(
             })?;
         log::info!("fwd running: {} workers", shared.counters.len());
         let mut routes = RouteKeeper::new(installed, Instant::now());
+        let mut forwards = steered_forwards(&shared.dataplane().0.plan);
         while !shared.stopping() {
             routes.tick(Instant::now());
+            // a reload changed the forwarded ports: their kernel rules follow (TUN)
+            let now = steered_forwards(&shared.dataplane().0.plan);
+            if now != forwards {
+                match routes.steering().set_forwards(&now) {
+                    Ok(n) => log::info!("steering: {n} forwarded-port rules changed"),
+                    Err(e) => log::error!("steering: forwarded ports: {e}"),
+                }
+                forwards = now;
+            }
 
             for signal in signals.pending() {
                 match signal {

@@ -6,17 +6,9 @@ use std::sync::PoisonError;
 
 use crate::config::{Config, LoadError};
 use crate::dataplane::reload_blockers;
-use crate::forwards::Forwards;
 
 use super::afxdp::forward_keys;
 use super::shared::Shared;
-
-/// The (WAN, protocol, external ports) a config's forwards take.
-fn forwarded_ports(
-    config: &Config,
-) -> Vec<(usize, conntrack::Proto, std::ops::RangeInclusive<u16>)> {
-    Forwards::new(&config.forwards).ports().collect()
-}
 
 /// Reloads `shared.config_path`. Ok: a summary of what is now running; Err: why the running
 /// config stays.
@@ -41,16 +33,6 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
             "reload refused, the running config stays (these changes need a restart): {}",
             blockers.join("; ")
         ));
-    }
-    // With TUN devices the kernel's rules steer forwarded ports to fwd; they are installed
-    // once. With AF_XDP the program's map follows the reload (below).
-    if shared.xdp_program.is_none() && forwarded_ports(&old) != forwarded_ports(&new) {
-        return Err(
-            "reload refused, the running config stays (these changes need a restart with \
-             TUN devices): the ports [[forward]] tables take (a forward's target and name \
-             reload; with AF_XDP its ports do too)"
-                .to_owned(),
-        );
     }
     let (current, _) = shared.dataplane();
     let dataplane = current

@@ -32,6 +32,11 @@ impl<'a> RouteKeeper<'a> {
         }
     }
 
+    /// The steering it keeps, for the daemon's other changes to it.
+    pub fn steering(&mut self) -> &mut Installed {
+        self.installed
+    }
+
     /// Checks the routes if a check is due at `now`.
     pub fn tick(&mut self, now: Instant) {
         if now < self.next {

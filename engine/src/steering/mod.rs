@@ -116,7 +116,7 @@ use netlink::Netlink;
 pub use netlink::NetlinkError;
 use plan::{Observed, Step};
 pub use rules::Proto;
-use rules::TABLE_LOCAL;
+use rules::{RuleSpec, TABLE_LOCAL};
 use sysctl::Key;
 
 /// The route and rule protocol number that marks fwd's own (`proto 245`).
@@ -271,6 +271,8 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
         done: Vec::new(),
         local_moved: false,
         nl: None,
+        spec: spec.clone(),
+        forwards: Vec::new(),
     };
     for step in plan::plan(spec, &observed) {
         match apply(&mut nl, &step, &links, local_at_zero.as_ref()) {
@@ -293,6 +295,11 @@ fn install_inner(spec: &SteeringSpec) -> Result<Installed, SteeringError> {
                 return Err(e);
             }
         }
+    }
+    if let Err(e) = installed.add_forward_rules(&mut nl, &plan::forward_rules(spec)) {
+        // Dropping `installed` undoes what was done (failures logged).
+        drop(installed);
+        return Err(e);
     }
     if local_at_zero.is_none() && !spec.wans.is_empty() && !spec.xdp {
         log::info!(
@@ -486,6 +493,11 @@ pub struct Installed {
     local_moved: bool,
     /// The socket [`Installed::restore_routes`] keeps between calls.
     nl: Option<Netlink>,
+    /// The spec installed, with the forwarded ports of the last [`Installed::set_forwards`].
+    spec: SteeringSpec,
+    /// The rules of the forwarded ports in place (`plan::forward_rules`), kept apart from
+    /// `done` so that a reload can change them.
+    forwards: Vec<(RuleSpec, RuleMessage)>,
 }
 
 /// What [`Installed::restore_routes`] did.
@@ -547,6 +559,61 @@ impl Installed {
         repair
     }
 
+    /// Makes the forwarded ports' rules those of `forwards` (per WAN of the spec, in its
+    /// order: the protocol and ports of each forward on it): rules no longer wanted are
+    /// deleted, new ones added; the others stay. Returns how many rules changed. On an error
+    /// the rules changed so far stay changed and are tracked (a stop removes them).
+    pub fn set_forwards(
+        &mut self,
+        forwards: &[Vec<(Proto, RangeInclusive<u16>)>],
+    ) -> Result<usize, SteeringError> {
+        for (wan, f) in self.spec.wans.iter_mut().zip(forwards) {
+            wan.forwards.clone_from(f);
+        }
+        let wanted = plan::forward_rules(&self.spec);
+        let mut nl = Netlink::open().map_err(nl_err("open a netlink socket"))?;
+        let mut changed = 0;
+        let mut kept = Vec::new();
+        for (rule, msg) in std::mem::take(&mut self.forwards) {
+            if wanted.contains(&rule) {
+                kept.push((rule, msg));
+                continue;
+            }
+            match nl.rule_del(msg.clone()) {
+                Ok(()) => changed += 1,
+                Err(e) if e.is_absent() => changed += 1,
+                Err(e) => {
+                    kept.push((rule.clone(), msg));
+                    self.forwards = kept;
+                    return Err(nl_err(format!("delete {rule}"))(e));
+                }
+            }
+        }
+        self.forwards = kept;
+        let new: Vec<RuleSpec> = wanted
+            .into_iter()
+            .filter(|r| !self.forwards.iter().any(|(k, _)| k == r))
+            .collect();
+        changed += new.len();
+        self.add_forward_rules(&mut nl, &new)?;
+        Ok(changed)
+    }
+
+    /// Adds forwarded-port rules, tracking each one added.
+    fn add_forward_rules(
+        &mut self,
+        nl: &mut Netlink,
+        rules: &[RuleSpec],
+    ) -> Result<(), SteeringError> {
+        for rule in rules {
+            let msg = rule.message();
+            nl.rule_add(msg.clone())
+                .map_err(nl_err(format!("add {rule}")))?;
+            self.forwards.push((rule.clone(), msg));
+        }
+        Ok(())
+    }
+
     /// Undoes every change, last first, going on past failures; returns the failures.
     /// Something already gone (a route whose TUN the engine closed) is not a failure.
     pub fn remove(mut self) -> Vec<SteeringError> {
@@ -555,7 +622,7 @@ impl Installed {
 
     fn undo_all(&mut self) -> Vec<SteeringError> {
         let mut errors = Vec::new();
-        if self.done.is_empty() {
+        if self.done.is_empty() && self.forwards.is_empty() {
             return errors;
         }
         let mut nl = match Netlink::open() {
@@ -565,6 +632,12 @@ impl Installed {
                 None
             }
         };
+        for (rule, msg) in std::mem::take(&mut self.forwards) {
+            self.done.push(Done {
+                line: rule.to_string(),
+                undo: Undo::DelRule(msg),
+            });
+        }
         let count = self.done.len();
         while let Some(done) = self.done.pop() {
             if let Err(e) = undo(nl.as_mut(), done) {

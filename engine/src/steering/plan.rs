@@ -84,13 +84,7 @@ impl SteeringSpec {
             .iter()
             .map(|w| kernel_port_ranges(&w.nat_ports).count())
             .sum();
-        let forwards: usize = self
-            .wans
-            .iter()
-            .map(|w| w.forwards.len() * (1 + self.lans.len()))
-            .sum();
         kernel_ports
-            + forwards
             + self.wans.len() * EARLY_PER_WAN
             + self.lans.len() * self.wans.len() * EARLY_PER_LAN_WAN
     }
@@ -126,6 +120,52 @@ fn kernel_port_ranges(nat: &RangeInclusive<u16>) -> impl Iterator<Item = RangeIn
     let below = (first > 1).then(|| 1..=first - 1);
     let above = (last < MAX_RULE_PORT).then(|| last + 1..=MAX_RULE_PORT);
     below.into_iter().chain(above)
+}
+
+/// `iif IIF to TO ipproto PROTO lookup TABLE`.
+fn to_fwd(iif: &str, to: Ipv4Addr, proto: Proto, table: u32) -> RuleSpec {
+    RuleSpec {
+        iif: Some(iif.to_string()),
+        to: Some(Ipv4Net::from(to)),
+        proto: Some(proto),
+        ..RuleSpec::lookup(0, table)
+    }
+}
+
+/// The rules that send forwarded ports to fwd (with TUN devices; none with AF_XDP, whose
+/// program does): per WAN and forwarded port range, one from the WAN to its inbound table
+/// and one from each LAN (hairpin) to the LAN's table, all at `early_pref - 1`, before the
+/// rules that keep a WAN address's other ports the kernel's. Rules of one priority are
+/// tried in the order added; these never overlap (no two forwards share a WAN, protocol and
+/// port), so a reload can add and remove them one by one.
+pub(super) fn forward_rules(spec: &SteeringSpec) -> Vec<RuleSpec> {
+    let mut out = Vec::new();
+    if spec.xdp {
+        return out;
+    }
+    for (j, wan) in spec.wans.iter().enumerate() {
+        for (proto, ports) in &wan.forwards {
+            // 65535 goes to fwd anyway (see `kernel_port_ranges`)
+            let ports = *ports.start()..=(*ports.end()).min(MAX_RULE_PORT);
+            if ports.is_empty() {
+                continue;
+            }
+            let dev = std::iter::once((wan.device.as_str(), spec.wan_inbound_table(j)));
+            let lans = spec
+                .lans
+                .iter()
+                .enumerate()
+                .map(|(i, l)| (l.device.as_str(), spec.lan_table(i)));
+            for (iif, table) in dev.chain(lans) {
+                out.push(RuleSpec {
+                    pref: spec.early_pref - 1,
+                    dports: Some(ports.clone()),
+                    ..to_fwd(iif, wan.address, *proto, table)
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Rejects a spec whose names, numbers or ranges cannot work.
@@ -186,10 +226,10 @@ pub fn validate(spec: &SteeringSpec) -> Result<(), SteeringError> {
         ));
     }
     let early_end = u64::from(spec.early_pref) + u64::try_from(spec.early_count()).unwrap_or(0);
-    if spec.early_pref == 0 || early_end > u64::from(spec.local_pref) {
+    if spec.early_pref < 2 || early_end > u64::from(spec.local_pref) {
         return bad(format!(
-            "early rules take prefs {}..{early_end}: they need early_pref > 0 and to end \
-             at or before local_pref {}",
+            "early rules take prefs {}..{early_end} (and the forwarded ports' rules the one \
+             before): they need early_pref > 1 and to end at or before local_pref {}",
             spec.early_pref, spec.local_pref
         ));
     }
@@ -368,41 +408,16 @@ pub fn plan(spec: &SteeringSpec, observed: &Observed) -> Vec<Step> {
         steps.push(Step::DeleteLocalAtZero);
     }
 
+    // the forwarded ports' rules come just before, at `early_pref - 1` (`forward_rules`)
     let mut pref = spec.early_pref;
     let mut rule = |r: RuleSpec| {
         steps.push(Step::Rule(RuleSpec { pref, ..r }));
         pref += 1;
     };
-    let to_fwd = |iif: &str, to: Ipv4Addr, proto: Proto, table: u32| RuleSpec {
-        iif: Some(iif.to_string()),
-        to: Some(Ipv4Net::from(to)),
-        proto: Some(proto),
-        ..RuleSpec::lookup(0, table)
-    };
     for (j, wan) in spec.wans.iter().enumerate() {
-        // Forwarded ports first, from the WAN and (hairpin) from each LAN: they may lie
-        // among the kernel's own.
-        for (proto, ports) in &wan.forwards {
-            // 65535 goes to fwd anyway (see `kernel_port_ranges`)
-            let ports = *ports.start()..=(*ports.end()).min(MAX_RULE_PORT);
-            if ports.is_empty() {
-                continue;
-            }
-            let dev = std::iter::once((wan.device.as_str(), spec.wan_inbound_table(j)));
-            let lans = spec
-                .lans
-                .iter()
-                .enumerate()
-                .map(|(i, l)| (l.device.as_str(), spec.lan_table(i)));
-            for (iif, table) in dev.chain(lans) {
-                rule(RuleSpec {
-                    dports: Some(ports.clone()),
-                    ..to_fwd(iif, wan.address, *proto, table)
-                });
-            }
-        }
-        // The kernel's own ports on the address next, from any interface; then the rest
-        // of TCP, UDP and ICMP from the WAN: NAT ports and port-less later fragments.
+        // The kernel's own ports on the address first, from any interface (but the
+        // forwarded ones, whose rules come before); then the rest of TCP, UDP and ICMP
+        // from the WAN: NAT ports and port-less later fragments.
         for ports in kernel_port_ranges(&wan.nat_ports) {
             rule(RuleSpec {
                 to: Some(Ipv4Net::from(wan.address)),
