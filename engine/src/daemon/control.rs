@@ -688,6 +688,14 @@ wan = "isp2"
 [[rule]]
 name = "all"
 group = "both"
+
+[[forward]]
+name = "web"
+wan = "isp2"
+proto = "tcp"
+port = 8080
+to = "192.168.1.10"
+to_port = 80
 "#;
 
     /// A daemon state around `CONFIG` written to a fresh file, with `flows` UDP flows to
@@ -828,6 +836,58 @@ group = "both"
                 ("all", "any", "group both", 2)
             ]
         );
+        let web = &r.forwards[0];
+        assert_eq!(
+            (
+                web.name.as_str(),
+                web.proto.as_str(),
+                web.ports.as_str(),
+                web.to.as_str()
+            ),
+            ("web", "tcp", "8080", "192.168.1.10:80")
+        );
+        assert_eq!((web.wans.clone(), web.hits), (vec!["isp2".to_owned()], 0));
+        std::fs::remove_file(path).unwrap();
+    }
+
+    #[test]
+    fn explain_has_an_inbound_form() {
+        let (shared, path) = daemon("explain-inbound", 0);
+        let explain = |dst: [u8; 4], proto, dport| {
+            handle(
+                &shared,
+                Request::Explain {
+                    src: [198, 51, 100, 7].into(),
+                    dst: dst.into(),
+                    proto,
+                    sport: Some(50_000),
+                    dport: Some(dport),
+                },
+            )
+        };
+        let decision = |r: Response| match ok(r) {
+            Reply::Explain(e) => (e.decision, e.rule, e.wan, e.reasons.join(" / ")),
+            other => panic!("{other:?}"),
+        };
+        let (d, rule, wan, why) = decision(explain([10, 2, 0, 2], Proto::Tcp, 8080));
+        assert_eq!(
+            (d.as_str(), rule.as_deref(), wan.as_deref()),
+            ("forward", Some("web"), Some("isp2"))
+        );
+        assert!(why.contains("192.168.1.10:80"), "{why}");
+        // not on isp1, nor for UDP
+        let (d, ..) = decision(explain([10, 1, 0, 2], Proto::Tcp, 8080));
+        assert_eq!(d, "router");
+        let (d, _, _, why) = decision(explain([10, 2, 0, 2], Proto::Udp, 30_000));
+        assert_eq!(d, "drop");
+        assert!(why.contains("NAT ports"), "{why}");
+        let (d, _, _, why) = decision(explain([192, 168, 1, 10], Proto::Tcp, 22));
+        assert_eq!(d, "drop");
+        assert!(why.contains("inbound_to_lan"), "{why}");
+        assert!(matches!(
+            explain([8, 8, 8, 8], Proto::Tcp, 80),
+            Response::Error { .. }
+        ));
         std::fs::remove_file(path).unwrap();
     }
 
