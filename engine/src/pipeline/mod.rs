@@ -493,12 +493,18 @@ impl Pipeline {
             }
         }
         if let Some(reason) = unverified_control_segment(frame.data(), pkt) {
-            // only for a NAT port: the box's own connections are the kernel's to check
-            let nat_port = flow::flow_key(pkt).map(|k| k.dst.port);
-            if let (Some(port), Some(w)) = (nat_port, ctx.plan.wans.get(wan)) {
-                if w.nat_ports.contains(&port) {
-                    return Outcome::Drop(reason);
-                }
+            // only for fwd's ports (NAT and forwarded): the box's own connections are the
+            // kernel's to check
+            let key = flow::flow_key(pkt);
+            let ours = key.is_some_and(|k| {
+                ctx.plan
+                    .wans
+                    .get(wan)
+                    .is_some_and(|w| w.nat_ports.contains(&k.dst.port))
+                    || ctx.plan.forwards.find(wan, k.proto, k.dst.port).is_some()
+            });
+            if ours {
+                return Outcome::Drop(reason);
             }
         }
         match fast_path::inbound(ctx, &self.counters, frame, pkt, wan, hint) {

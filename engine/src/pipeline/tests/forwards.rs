@@ -144,3 +144,14 @@ fn a_spoofed_reset_on_a_forwarded_connection_changes_nothing() {
     let data = tcp((HOST_A, 80), (CLIENT, 40002), PSH_ACK).payload(b"still here");
     assert_eq!(r.forward(LAN, &data.bytes()).0, ISP1);
 }
+
+#[test]
+fn a_corrupt_syn_to_a_forwarded_port_opens_nothing() {
+    let mut r = router(WEB);
+    let mut syn = tcp((CLIENT, 40003), (ISP1_ADDR, 8080), SYN).bytes();
+    // the TCP checksum is at offset 20 + 16
+    syn[36] ^= 0x55;
+    r.expect_drop(ISP1, &syn, DropReason::TcpBadChecksum);
+    assert_eq!(r.dp.plan.forwards.hits(0), 0);
+    assert!(r.dp.tables.conntrack.is_empty());
+}
