@@ -357,7 +357,7 @@ impl Shard {
     /// window and its window words could be stored ([`WindowCell::step_lock_free`]): stores
     /// `last_seen` and the counters of the packet's direction, and says yes. `false` stores
     /// nothing: the locked path decides.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn try_hit(
         sh: &Shared,
         found: &Found<'_>,

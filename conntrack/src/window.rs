@@ -282,7 +282,7 @@ impl WindowCell {
     /// `old`. `false` when the segment is out of the window, when it would change the other
     /// direction's words, or when a swap fails (the slot has changed hands, or another packet
     /// got there first): the caller then takes the shard's lock and decides there.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn step_lock_free(
         &self,
         old: [u64; 4],
@@ -291,20 +291,87 @@ impl WindowCell {
         seg: &Segment,
         state: TcpState,
     ) -> bool {
-        let mut w = Window::unpack(old);
-        if !w.segment(dir, flags, seg, state) {
+        let Some(new) = own_words(old, dir, flags, seg, state) else {
             return false;
-        }
-        let new = w.pack();
+        };
         let d = ix(dir);
-        let (own_sent, own_meta) = (d, 2 + d);
-        let (other_sent, other_meta) = (1 - d, 3 - d);
-        if new[other_sent] != old[other_sent] || new[other_meta] != old[other_meta] {
-            return false;
-        }
-        swap(&self.meta[d], old[own_meta], new[own_meta])
-            && swap(&self.sent[d], old[own_sent], new[own_sent])
+        swap(&self.meta[d], old[2 + d], new[2 + d]) && swap(&self.sent[d], old[d], new[d])
     }
+}
+
+/// The cell's words after the segment, as [`Window::segment`] makes them, when it is in the
+/// window and changes no word of the other direction's; `None` otherwise. The common
+/// segment (both sides seen, no SYN, FIN or RST, not a fragment: data and acks of an open
+/// connection) is decided on the words themselves, without unpacking both sides; anything
+/// else goes through [`Window::segment`].
+#[inline(always)]
+fn own_words(
+    old: [u64; 4],
+    dir: Dir,
+    flags: u8,
+    seg: &Segment,
+    state: TcpState,
+) -> Option<[u64; 4]> {
+    let d = ix(dir);
+    let (own_sent, other_sent, own_meta, other_meta) = (old[d], old[1 - d], old[2 + d], old[3 - d]);
+    if flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 || own_meta & SEEN == 0 || seg.truncated {
+        return general_words(old, dir, flags, seg, state);
+    }
+    if other_meta & SEEN == 0 {
+        // one side seen: nothing to check against, and nothing changes
+        return Some(old);
+    }
+    let (s_end, r_maxend) = (own_sent as u32, (own_sent >> 32) as u32);
+    let (r_end, s_maxend) = (other_sent as u32, (other_sent >> 32) as u32);
+    let (s_maxwin, s_scale, r_maxwin) =
+        (own_meta as u32, (own_meta >> 32) as u8, other_meta as u32);
+    let has_ack = flags & TCP_ACK != 0;
+    let ack = if has_ack { seg.ack } else { r_end };
+    let window = u32::from(seg.window) << s_scale;
+    let (mut seq, mut end) = (seg.seq, seg.seq.wrapping_add(u32::from(seg.payload)));
+    if seq == end {
+        (seq, end) = (s_end, s_end);
+    }
+    let in_window = !after(seq, s_maxend)
+        && !before(end, s_end.wrapping_sub(r_maxwin))
+        && !after(ack, r_end)
+        && !before(ack, r_end.wrapping_sub(s_maxwin));
+    if !in_window {
+        return None;
+    }
+    let end = if after(end, s_end) { end } else { s_end };
+    let mut maxend = r_maxend;
+    if has_ack {
+        let reach = ack
+            .wrapping_add(window)
+            .wrapping_add(u32::from(window == 0));
+        if after(reach, r_maxend) {
+            maxend = reach;
+        }
+    }
+    let mut new = old;
+    new[d] = u64::from(end) | u64::from(maxend) << 32;
+    new[2 + d] = (own_meta & !0xffff_ffff) | u64::from(s_maxwin.max(window));
+    Some(new)
+}
+
+/// [`own_words`] through [`Window::segment`]: the reference for every segment.
+#[cold]
+fn general_words(
+    old: [u64; 4],
+    dir: Dir,
+    flags: u8,
+    seg: &Segment,
+    state: TcpState,
+) -> Option<[u64; 4]> {
+    let mut w = Window::unpack(old);
+    if !w.segment(dir, flags, seg, state) {
+        return None;
+    }
+    let new = w.pack();
+    let d = ix(dir);
+    let other = [1 - d, 3 - d];
+    other.iter().all(|&i| new[i] == old[i]).then_some(new)
 }
 
 /// Stores `new` in `cell` if it still holds `old` (nothing to do when they are equal).

@@ -11,14 +11,14 @@
 //! The pipeline tests send every frame through [`Pipeline::process`] (so through here), and a
 //! differential property test holds the two paths to the same verdicts, bytes and counters.
 
-use conntrack::{FlowHash, SlotHint};
+use conntrack::{FlowHash, SlotHint, TCP_FIN, TCP_RST, TCP_SYN};
 
 use super::fast_path;
 use super::flow::{flow_key, packet_info};
 use super::{Context, Pipeline, Verdict};
 use crate::device::Frame;
 use crate::packet::parse::ParseError;
-use crate::packet::{Fragment, Ipv4Packet};
+use crate::packet::{Fragment, Ipv4Packet, Transport};
 use crate::plan::{Destination, Role};
 
 impl Pipeline {
@@ -41,6 +41,13 @@ impl Pipeline {
             || pkt.total_len() > usize::from(self.smallest_mtu)
         {
             return None;
+        }
+        // a segment that opens or closes a connection takes the lock (and its checksum is
+        // verified first): the general path's
+        if let Transport::Tcp { flags, .. } = pkt.transport {
+            if flags & (TCP_SYN | TCP_FIN | TCP_RST) != 0 {
+                return None;
+            }
         }
         let table = &ctx.tables.conntrack;
         let info = packet_info(pkt, frame.data());
