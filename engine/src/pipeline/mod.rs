@@ -3,7 +3,8 @@
 //! ```text
 //! frame → parse → express lane (a lock-free session hit: rewrite, count, done) or
 //!       → from a LAN: local? kernel : fast path (session hit) | slow path (new flow)
-//!       → from a WAN: fast path (reply of a session) | kernel (the box's own traffic)
+//!       → from a WAN: fast path (reply of a session) | a port forward's session (found, or
+//!                     opened by a bare SYN or a datagram) | kernel (the box's own traffic)
 //!       → rewrite in place (NAT, TTL, checksums) → Ethernet header → verdict
 //! ```
 //! The express lane ([`express`]) takes the common packet without the general path's layers;
