@@ -84,10 +84,12 @@ pub enum DropReason {
     /// session's (the server reaches the same remote endpoint from the same port), or a NAT
     /// mapping still holds the port (a forward added by a reload on a port in use).
     ForwardConflict,
+    /// A UDP datagram that would open a session, with a wrong checksum.
+    UdpBadChecksum,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 32] = [
+    pub const ALL: [DropReason; 33] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -120,6 +122,7 @@ impl DropReason {
         DropReason::TcpBadChecksum,
         DropReason::TcpControlFragment,
         DropReason::ForwardConflict,
+        DropReason::UdpBadChecksum,
     ];
 
     pub fn name(self) -> &'static str {
@@ -156,6 +159,7 @@ impl DropReason {
             DropReason::TcpBadChecksum => "tcp_bad_checksum",
             DropReason::TcpControlFragment => "tcp_control_fragment",
             DropReason::ForwardConflict => "forward_conflict",
+            DropReason::UdpBadChecksum => "udp_bad_checksum",
         }
     }
 }

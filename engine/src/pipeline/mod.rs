@@ -90,6 +90,28 @@ fn unverified_control_segment(frame: &[u8], pkt: &Ipv4Packet) -> Option<DropReas
     (sum != 0).then_some(DropReason::TcpBadChecksum)
 }
 
+/// Whether a UDP datagram that would open a session carries a wrong checksum
+/// (`udp_bad_checksum`). A checksum of 0 (none: RFC 768) and a fragment (its checksum covers
+/// the whole datagram) are not verified.
+fn bad_new_datagram(frame: &[u8], pkt: &Ipv4Packet) -> Option<DropReason> {
+    if !matches!(pkt.transport, crate::packet::Transport::Udp { .. })
+        || pkt.fragment != crate::packet::Fragment::Whole
+    {
+        return None;
+    }
+    let datagram = frame.get(pkt.l4()..pkt.end())?;
+    if datagram.get(6..8)? == [0, 0] {
+        return None;
+    }
+    let sum = checksum::l4_verify_sum(
+        pkt.src.octets(),
+        pkt.dst.octets(),
+        parse::IPPROTO_UDP,
+        datagram,
+    );
+    (sum != 0).then_some(DropReason::UdpBadChecksum)
+}
+
 /// Frames whose flows are hashed, and their table reads prefetched, ahead of their processing
 /// (see [`Pipeline::process`]).
 const AHEAD: usize = 64;
@@ -557,6 +579,9 @@ impl Pipeline {
             Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
                 if !flow::may_open_session(pkt) {
                     return Some(Outcome::Drop(DropReason::NoSessionInbound));
+                }
+                if let Some(reason) = bad_new_datagram(frame.data(), pkt) {
+                    return Some(Outcome::Drop(reason));
                 }
                 let Some(lan) = ctx.plan.lans.get(fw.lan) else {
                     return Some(Outcome::Drop(DropReason::UnknownInterface));

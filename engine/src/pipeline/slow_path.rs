@@ -30,6 +30,9 @@ impl Pipeline {
         let Some(key) = flow_key(pkt) else {
             return Outcome::Drop(DropReason::NoSessionOutbound);
         };
+        if let Some(reason) = super::bad_new_datagram(frame.data(), pkt) {
+            return Outcome::Drop(reason);
+        }
         // Hairpin first: the answering host's packets (a SYN-ACK, say) start its own hairpin
         // session, so any packet to a LAN endpoint's external port may open one.
         if let Destination::WanAddress(wan) = destination {

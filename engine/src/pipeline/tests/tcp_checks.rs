@@ -1,6 +1,7 @@
 //! TCP validation: segments outside a connection's sequence window are dropped and change
 //! nothing (an off-path host that knows the addresses and ports cannot reset or close the
-//! connection); segments that could open or close a connection need a valid checksum.
+//! connection); segments that could open or close a connection, and datagrams that would
+//! open one, need a valid checksum.
 
 use std::net::Ipv4Addr;
 
@@ -155,4 +156,23 @@ fn a_fragmented_reset_cannot_be_verified_and_is_dropped() {
     reset[10..12].copy_from_slice(&sum.to_be_bytes());
     r.expect_drop(wan, &reset, DropReason::TcpControlFragment);
     assert_eq!(state(&r, 40005), Some(TcpState::Established));
+}
+
+#[test]
+fn a_datagram_with_a_bad_checksum_opens_no_session() {
+    let mut r = Router::new(Medium::Ip);
+    let mut bad = udp((HOST_A, 40100), (SERVER, 53)).bytes();
+    // the UDP checksum is at offset 20 + 6
+    bad[26] ^= 0x55;
+    r.expect_drop(LAN, &bad, DropReason::UdpBadChecksum);
+    assert!(r.dp.tables.conntrack.is_empty());
+    // no checksum at all is allowed (RFC 768)
+    let mut none = udp((HOST_A, 40101), (SERVER, 53)).bytes();
+    none[26] = 0;
+    none[27] = 0;
+    assert!(matches!(r.send(LAN, &none).0, Verdict::Forward(_)));
+    // a session's later datagrams are not checked: the host drops a corrupt one
+    let mut later = udp((HOST_A, 40101), (SERVER, 53)).bytes();
+    later[26] ^= 0x55;
+    assert!(matches!(r.send(LAN, &later).0, Verdict::Forward(_)));
 }
