@@ -88,6 +88,41 @@ fn after(a: u32, b: u32) -> bool {
     before(b, a)
 }
 
+/// Whether a segment from side S spanning `seq..end` and acknowledging `ack` is in the
+/// window: the four conditions of the module docs, given S's end, maxend and maxwin and the
+/// receiver R's end and maxwin.
+#[inline(always)]
+fn in_window(
+    (seq, end, ack): (u32, u32, u32),
+    (s_end, s_maxend, s_maxwin): (u32, u32, u32),
+    (r_end, r_maxwin): (u32, u32),
+) -> bool {
+    !after(seq, s_maxend)
+        && !before(end, s_end.wrapping_sub(r_maxwin))
+        && !after(ack, r_end)
+        && !before(ack, r_end.wrapping_sub(s_maxwin))
+}
+
+/// The later of two sequence numbers.
+#[inline(always)]
+fn latest(a: u32, b: u32) -> u32 {
+    if after(a, b) {
+        a
+    } else {
+        b
+    }
+}
+
+/// R's maxend once S acknowledged `ack` advertising `window` (scaled): as far as that
+/// acknowledgement lets R send (one byte past a zero window, for window probes), never back.
+#[inline(always)]
+fn acked_maxend(r_maxend: u32, ack: u32, window: u32) -> u32 {
+    let reach = ack
+        .wrapping_add(window)
+        .wrapping_add(u32::from(window == 0));
+    latest(reach, r_maxend)
+}
+
 /// One side's window state, unpacked.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 struct Side {
@@ -188,24 +223,17 @@ impl Window {
         if seg.truncated && after(s.maxend, end) {
             end = s.maxend;
         }
-        let in_window = !after(seq, s.maxend)
-            && !before(end, s.end.wrapping_sub(r.maxwin))
-            && !after(ack, r.end)
-            && !before(ack, r.end.wrapping_sub(s.maxwin));
-        if !in_window {
+        if !in_window(
+            (seq, end, ack),
+            (s.end, s.maxend, s.maxwin),
+            (r.end, r.maxwin),
+        ) {
             return false;
         }
         s.maxwin = s.maxwin.max(window);
-        if after(end, s.end) {
-            s.end = end;
-        }
+        s.end = latest(end, s.end);
         if has_ack {
-            let reach = ack
-                .wrapping_add(window)
-                .wrapping_add(u32::from(window == 0));
-            if after(reach, r.maxend) {
-                r.maxend = reach;
-            }
+            r.maxend = acked_maxend(r.maxend, ack, window);
         }
         self.sides[si] = s;
         self.sides[ri] = r;
@@ -332,23 +360,19 @@ fn own_words(
     if seq == end {
         (seq, end) = (s_end, s_end);
     }
-    let in_window = !after(seq, s_maxend)
-        && !before(end, s_end.wrapping_sub(r_maxwin))
-        && !after(ack, r_end)
-        && !before(ack, r_end.wrapping_sub(s_maxwin));
-    if !in_window {
+    if !in_window(
+        (seq, end, ack),
+        (s_end, s_maxend, s_maxwin),
+        (r_end, r_maxwin),
+    ) {
         return None;
     }
-    let end = if after(end, s_end) { end } else { s_end };
-    let mut maxend = r_maxend;
-    if has_ack {
-        let reach = ack
-            .wrapping_add(window)
-            .wrapping_add(u32::from(window == 0));
-        if after(reach, r_maxend) {
-            maxend = reach;
-        }
-    }
+    let end = latest(end, s_end);
+    let maxend = if has_ack {
+        acked_maxend(r_maxend, ack, window)
+    } else {
+        r_maxend
+    };
     let mut new = old;
     new[d] = u64::from(end) | u64::from(maxend) << 32;
     new[2 + d] = (own_meta & !0xffff_ffff) | u64::from(s_maxwin.max(window));

@@ -59,12 +59,11 @@ impl DataPlane {
 
     /// Every (WAN, protocol, external port) the plan forwards.
     pub fn forwarded_ports(&self) -> BTreeSet<(u8, u8, u16)> {
-        let mut out = BTreeSet::new();
-        for (wan, proto, ports) in self.plan.forwards.ports() {
-            let wan = u8::try_from(wan).unwrap_or(u8::MAX);
-            out.extend(ports.map(|port| (wan, proto as u8, port)));
-        }
-        out
+        self.plan
+            .forwards
+            .each_port()
+            .map(|(wan, proto, port)| (u8::try_from(wan).unwrap_or(u8::MAX), proto as u8, port))
+            .collect()
     }
 
     /// Brings the connection table's reserved ports from `before` (what the plan before a

@@ -127,6 +127,12 @@ impl Forwards {
             .map(|e| (e.wan, e.proto, e.ports.clone()))
     }
 
+    /// Every forwarded (WAN, protocol, external port), port by port.
+    pub fn each_port(&self) -> impl Iterator<Item = (usize, Proto, u16)> + '_ {
+        self.ports()
+            .flat_map(|(wan, proto, ports)| ports.map(move |port| (wan, proto, port)))
+    }
+
     /// Counts a connection forward `forward` took.
     #[inline]
     pub fn count_hit(&self, forward: u16) {
@@ -183,6 +189,7 @@ mod tests {
         assert_eq!(at(2, Proto::Udp, 53), None, "no such WAN");
         assert_eq!(at(0, Proto::Icmp, 53), None);
         assert_eq!(f.ports().count(), 5);
+        assert_eq!(f.each_port().count(), 2 + 9 + 9 + 1);
         f.count_hit(1);
         f.count_hit(1);
         f.count_hit(9);

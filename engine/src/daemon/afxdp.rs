@@ -294,13 +294,13 @@ pub fn prepare(plan: &Plan, wanted: usize) -> Result<AfXdp, String> {
 /// Every forwarded (WAN address, protocol, port) of `plan`, as the program's `fwd_ports`
 /// map keys them.
 pub fn forward_keys(plan: &Plan) -> BTreeSet<ForwardKey> {
-    let mut keys = BTreeSet::new();
-    for (wan, proto, ports) in plan.forwards.ports() {
-        if let Some(w) = plan.wans.get(wan) {
-            keys.extend(ports.map(|port| ForwardKey::new(w.address, proto as u8, port)));
-        }
-    }
-    keys
+    plan.forwards
+        .each_port()
+        .filter_map(|(wan, proto, port)| {
+            let w = plan.wans.get(wan)?;
+            Some(ForwardKey::new(w.address, proto as u8, port))
+        })
+        .collect()
 }
 
 /// The slot of (plan interface, queue) in the program's socket map.

@@ -330,6 +330,7 @@ fn steering_spec(
     xdp: bool,
 ) -> SteeringSpec {
     let plan = &dataplane.plan;
+    let mut forwards = steered_forwards(plan);
     let mut lans = Vec::new();
     let mut wans = Vec::new();
     for (iface, tun) in plan.interfaces.iter().zip(names) {
@@ -352,7 +353,7 @@ fn steering_spec(
                         address: wan.address,
                         gateway: wan.gateway,
                         nat_ports: wan.nat_ports.clone(),
-                        forwards: steered_forwards(plan).get(w).cloned().unwrap_or_default(),
+                        forwards: forwards.get_mut(w).map(std::mem::take).unwrap_or_default(),
                     });
                 }
             }
@@ -449,17 +450,22 @@ fn serve(
             })?;
         log::info!("fwd running: {} workers", shared.counters.len());
         let mut routes = RouteKeeper::new(installed, Instant::now());
-        let mut forwards = steered_forwards(&shared.dataplane().0.plan);
+        let (dataplane, mut generation) = shared.dataplane();
+        let mut forwards = steered_forwards(&dataplane.plan);
         while !shared.stopping() {
             routes.tick(Instant::now());
-            // a reload changed the forwarded ports: their kernel rules follow (TUN)
-            let now = steered_forwards(&shared.dataplane().0.plan);
-            if now != forwards {
-                match routes.steering().set_forwards(&now) {
-                    Ok(n) => log::info!("steering: {n} forwarded-port rules changed"),
-                    Err(e) => log::error!("steering: forwarded ports: {e}"),
+            // a reload published a new plan: the kernel rules of its forwarded ports follow
+            if shared.generation() != generation {
+                let (dataplane, now) = shared.dataplane();
+                generation = now;
+                let wanted = steered_forwards(&dataplane.plan);
+                if wanted != forwards {
+                    match routes.steering().set_forwards(&wanted) {
+                        Ok(n) => log::info!("steering: {n} forwarded-port rules changed"),
+                        Err(e) => log::error!("steering: forwarded ports: {e}"),
+                    }
+                    forwards = wanted;
                 }
-                forwards = now;
             }
 
             for signal in signals.pending() {

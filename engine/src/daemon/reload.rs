@@ -48,7 +48,6 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
     );
     let specs = super::link_health::probe_specs(&new);
     let hook = new.health.hook.clone();
-    let forwards = forward_keys(&dataplane.plan);
     let forwarded_before = current.forwarded_ports();
     shared.publish(dataplane, new);
     let (published, _) = shared.dataplane();
@@ -61,6 +60,7 @@ pub fn reload(shared: &Shared) -> Result<String, String> {
         format!("{summary}; not yet forwarded (reload again once free): {held}")
     };
     if let Some(program) = &shared.xdp_program {
+        let forwards = forward_keys(&published.plan);
         let mut program = program.lock().unwrap_or_else(PoisonError::into_inner);
         if let Err(e) = program.set_forwards(&forwards) {
             log::error!("reload: the XDP program's forwarded ports: {e}");

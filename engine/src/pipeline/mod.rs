@@ -81,13 +81,13 @@ fn unverified_control_segment(frame: &[u8], pkt: &Ipv4Packet) -> Option<DropReas
         return Some(DropReason::TcpControlFragment);
     }
     let segment = frame.get(pkt.l4()..pkt.end())?;
-    let sum = checksum::l4_verify_sum(
-        pkt.src.octets(),
-        pkt.dst.octets(),
-        parse::IPPROTO_TCP,
-        segment,
-    );
-    (sum != 0).then_some(DropReason::TcpBadChecksum)
+    (!l4_checksum_ok(pkt, parse::IPPROTO_TCP, segment)).then_some(DropReason::TcpBadChecksum)
+}
+
+/// Whether the TCP or UDP checksum (protocol `proto`) of a whole datagram's transport part
+/// `l4` is right.
+fn l4_checksum_ok(pkt: &Ipv4Packet, proto: u8, l4: &[u8]) -> bool {
+    checksum::l4_verify_sum(pkt.src.octets(), pkt.dst.octets(), proto, l4) == 0
 }
 
 /// Whether a UDP datagram that would open a session carries a wrong checksum
@@ -103,13 +103,7 @@ fn bad_new_datagram(frame: &[u8], pkt: &Ipv4Packet) -> Option<DropReason> {
     if datagram.get(6..8)? == [0, 0] {
         return None;
     }
-    let sum = checksum::l4_verify_sum(
-        pkt.src.octets(),
-        pkt.dst.octets(),
-        parse::IPPROTO_UDP,
-        datagram,
-    );
-    (sum != 0).then_some(DropReason::UdpBadChecksum)
+    (!l4_checksum_ok(pkt, parse::IPPROTO_UDP, datagram)).then_some(DropReason::UdpBadChecksum)
 }
 
 /// Frames whose flows are hashed, and their table reads prefetched, ahead of their processing
