@@ -1,12 +1,18 @@
-//! Packets on the wire: parsing and validation ([`parse`]), checksum arithmetic
-//! ([`checksum`]), in-place NAT rewriting ([`rewrite`]), router-originated ICMP errors
-//! ([`icmp_error`]) and TCP resets ([`tcp_reset`]). Pure functions over byte slices: no state, no I/O, no allocation.
+//! Packets on the wire: checked views of each format ([`wire`]), parsing and validation
+//! ([`parse`]), checksum arithmetic ([`checksum`]), in-place NAT rewriting ([`rewrite`]),
+//! router-originated ICMP errors ([`icmp_error`]) and TCP resets ([`tcp_reset`]). Pure
+//! functions over byte slices: no state, no I/O, no allocation.
+//!
+//! Every read of a received packet's bytes, and every change to them, goes through a
+//! [`wire`] view; the headers of a packet the router builds itself (an ICMP error, a reset)
+//! are emitted with etherparse's header types, which compute their checksums.
 
 pub mod checksum;
 pub mod icmp_error;
 pub mod parse;
 pub mod rewrite;
 pub mod tcp_reset;
+pub mod wire;
 
 pub use parse::{Embedded, Fragment, Ipv4Packet, Medium, ParseError, Transport};
 

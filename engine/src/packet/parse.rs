@@ -1,6 +1,6 @@
 //! Parsing and validation of received frames into [`Ipv4Packet`]: where each header starts,
 //! the addresses, ports and flags the pipeline needs, and for ICMP errors the same facts about
-//! the embedded packet. Built on etherparse's checked header slices; nothing is copied.
+//! the embedded packet. Read through the checked views of [`super::wire`]; nothing is copied.
 //!
 //! Validation is what a router must do before touching a packet (RFC 1812 5.2.2): version,
 //! header length, total length against the frame, the header checksum; for the transport the
@@ -9,12 +9,10 @@
 
 use std::net::Ipv4Addr;
 
-use etherparse::{
-    EtherType, Ethernet2HeaderSlice, Icmpv4Slice, Icmpv4Type, Ipv4HeaderSlice, TcpHeaderSlice,
-    UdpHeaderSlice,
+use super::wire::{
+    ethernet, icmpv4, ip_proto, EthernetFrame, Icmpv4Message, Ipv4Packet as Ipv4View, TcpSegment,
+    UdpDatagram,
 };
-
-use super::checksum;
 
 /// What kind of link-layer framing a device delivers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +23,10 @@ pub enum Medium {
     Ip,
 }
 
-pub const ETHERNET_HEADER_LEN: usize = 14;
-pub const IPPROTO_ICMP: u8 = 1;
-pub const IPPROTO_TCP: u8 = 6;
-pub const IPPROTO_UDP: u8 = 17;
+pub const ETHERNET_HEADER_LEN: usize = ethernet::HEADER_LEN;
+pub const IPPROTO_ICMP: u8 = ip_proto::ICMP;
+pub const IPPROTO_TCP: u8 = ip_proto::TCP;
+pub const IPPROTO_UDP: u8 = ip_proto::UDP;
 
 /// Why a frame is not an IPv4 packet the pipeline can handle.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,12 +54,11 @@ pub enum ParseError {
 pub fn l3_offset(medium: Medium, frame: &[u8]) -> Result<usize, ParseError> {
     match medium {
         Medium::Ethernet => {
-            let eth =
-                Ethernet2HeaderSlice::from_slice(frame).map_err(|_| ParseError::TruncatedL2)?;
+            let eth = EthernetFrame::new_checked(frame).map_err(|_| ParseError::TruncatedL2)?;
             match eth.ether_type() {
-                EtherType::IPV4 => Ok(ETHERNET_HEADER_LEN),
-                EtherType::IPV6 => Err(ParseError::Ipv6),
-                EtherType::ARP => Err(ParseError::Arp),
+                ethernet::ether_type::IPV4 => Ok(ETHERNET_HEADER_LEN),
+                ethernet::ether_type::IPV6 => Err(ParseError::Ipv6),
+                ethernet::ether_type::ARP => Err(ParseError::Arp),
                 _ => Err(ParseError::OtherEtherType),
             }
         }
@@ -193,48 +190,41 @@ impl Ipv4Packet {
 }
 
 /// Parses the IPv4 packet starting at `l3` in `frame`.
-#[inline]
+#[inline(always)]
 pub fn parse_ipv4(frame: &[u8], l3: usize) -> Result<Ipv4Packet, ParseError> {
     let l3_offset = u16::try_from(l3).map_err(|_| ParseError::BadIpv4Header)?;
     let bytes = frame.get(l3..).ok_or(ParseError::BadIpv4Header)?;
-    let ip = Ipv4HeaderSlice::from_slice(bytes).map_err(|_| ParseError::BadIpv4Header)?;
-    let header_len = usize::from(ip.ihl()) * 4;
-    let total_len = usize::from(ip.total_len());
-    if total_len < header_len || total_len > bytes.len() {
-        return Err(ParseError::BadIpv4Header);
-    }
-    if !checksum::ipv4_header_is_valid(ip.slice()) {
+    let ip = Ipv4View::new_checked(bytes).map_err(|_| ParseError::BadIpv4Header)?;
+    if !ip.verify_checksum() {
         return Err(ParseError::BadIpv4Checksum);
     }
-    let offset = ip.fragments_offset().value();
-    let fragment = match (offset, ip.more_fragments()) {
+    let fragment = match (ip.fragment_offset(), ip.more_fragments()) {
         (0, false) => Fragment::Whole,
         (0, true) => Fragment::First,
         _ => Fragment::Later,
     };
-    let proto = ip.protocol().0;
-    let payload = &bytes[header_len..total_len];
+    let header_len = ip.header_len();
     let transport = if fragment == Fragment::Later {
         Transport::None
     } else {
-        parse_transport(proto, payload, l3 + header_len, fragment)?
+        parse_transport(ip.protocol(), ip.payload(), l3 + header_len, fragment)?
     };
     Ok(Ipv4Packet {
         l3: l3_offset,
         // At most 60 (ihl is 4 bits) and 65535 (a 16-bit field).
         header_len: header_len as u8,
-        total_len: total_len as u16,
-        proto,
-        src: ip.source_addr(),
-        dst: ip.destination_addr(),
+        total_len: ip.total_len() as u16,
+        proto: ip.protocol(),
+        src: ip.src(),
+        dst: ip.dst(),
         ttl: ip.ttl(),
-        id: ip.identification(),
+        id: ip.ident(),
         fragment,
         transport,
     })
 }
 
-#[inline]
+#[inline(always)]
 fn parse_transport(
     proto: u8,
     payload: &[u8],
@@ -243,24 +233,23 @@ fn parse_transport(
 ) -> Result<Transport, ParseError> {
     match proto {
         IPPROTO_TCP => {
-            let tcp = TcpHeaderSlice::from_slice(payload).map_err(|_| ParseError::BadTransport)?;
+            let tcp = TcpSegment::new_checked(payload).map_err(|_| ParseError::BadTransport)?;
             Ok(Transport::Tcp {
-                src_port: tcp.source_port(),
-                dst_port: tcp.destination_port(),
-                flags: tcp.slice()[13],
+                src_port: tcp.src_port(),
+                dst_port: tcp.dst_port(),
+                flags: tcp.flags(),
             })
         }
         IPPROTO_UDP => {
-            let udp = UdpHeaderSlice::from_slice(payload).map_err(|_| ParseError::BadTransport)?;
-            let len = usize::from(udp.length());
+            let udp = UdpDatagram::new_checked(payload).map_err(|_| ParseError::BadTransport)?;
             // A whole datagram's UDP length must fit the IP payload; a first fragment's
             // covers fragments still to come.
-            if len < 8 || (fragment == Fragment::Whole && len > payload.len()) {
+            if fragment == Fragment::Whole && !udp.is_whole() {
                 return Err(ParseError::BadTransport);
             }
             Ok(Transport::Udp {
-                src_port: udp.source_port(),
-                dst_port: udp.destination_port(),
+                src_port: udp.src_port(),
+                dst_port: udp.dst_port(),
             })
         }
         IPPROTO_ICMP => parse_icmp(payload, l4, fragment),
@@ -269,55 +258,58 @@ fn parse_transport(
 }
 
 fn parse_icmp(payload: &[u8], l4: usize, fragment: Fragment) -> Result<Transport, ParseError> {
-    let icmp = Icmpv4Slice::from_slice(payload).map_err(|_| ParseError::BadTransport)?;
-    match icmp.icmp_type() {
-        Icmpv4Type::EchoRequest(echo) => Ok(Transport::IcmpEcho {
-            id: echo.id,
-            request: true,
-        }),
-        Icmpv4Type::EchoReply(echo) => Ok(Transport::IcmpEcho {
-            id: echo.id,
-            request: false,
-        }),
-        Icmpv4Type::DestinationUnreachable(_)
-        | Icmpv4Type::TimeExceeded(_)
-        | Icmpv4Type::ParameterProblem(_) => {
-            // An error about a fragment of an error makes no sense to translate.
-            if fragment != Fragment::Whole {
-                return Err(ParseError::BadIcmpError);
-            }
-            parse_embedded(&payload[8..], l4 + 8).map(|_| Transport::IcmpError)
-        }
-        _ => Ok(Transport::IcmpOther),
+    let icmp = Icmpv4Message::new_checked(payload).map_err(|_| ParseError::BadTransport)?;
+    if icmp.is_echo() {
+        return Ok(Transport::IcmpEcho {
+            id: icmp.echo_ident(),
+            request: icmp.msg_type() == icmpv4::msg_type::ECHO_REQUEST,
+        });
     }
+    if !icmp.is_error() {
+        return Ok(Transport::IcmpOther);
+    }
+    // An error about a fragment of an error makes no sense to translate.
+    if fragment != Fragment::Whole {
+        return Err(ParseError::BadIcmpError);
+    }
+    parse_embedded(icmp.data(), l4 + icmpv4::HEADER_LEN).map(|_| Transport::IcmpError)
 }
 
 fn parse_embedded(quoted: &[u8], l3: usize) -> Result<Embedded, ParseError> {
-    let ip = Ipv4HeaderSlice::from_slice(quoted).map_err(|_| ParseError::BadIcmpError)?;
-    let header_len = usize::from(ip.ihl()) * 4;
-    let l4 = &quoted[header_len..];
+    let ip = Ipv4View::new_checked_quote(quoted).map_err(|_| ParseError::BadIcmpError)?;
+    let header_len = ip.header_len();
+    let l4 = quoted.get(header_len..).unwrap_or_default();
     // RFC 792: the error quotes the IP header and at least 8 bytes of what followed it.
     // Only a first (or whole) fragment carries the ports we need.
-    if l4.len() < 8 || ip.fragments_offset().value() != 0 {
+    if l4.len() < 8 || ip.fragment_offset() != 0 {
         return Err(ParseError::BadIcmpError);
     }
-    let word = |at: usize| u16::from_be_bytes([l4[at], l4[at + 1]]);
-    let (src_port, dst_port) = match ip.protocol().0 {
-        IPPROTO_TCP | IPPROTO_UDP => (word(0), word(2)),
+    let (src_port, dst_port) = match ip.protocol() {
+        IPPROTO_TCP => {
+            let tcp = TcpSegment::new_unchecked(l4);
+            (tcp.src_port(), tcp.dst_port())
+        }
+        IPPROTO_UDP => {
+            let udp = UdpDatagram::new_unchecked(l4);
+            (udp.src_port(), udp.dst_port())
+        }
         // Embedded echo: the identifier belongs to the host that sent the echo.
-        IPPROTO_ICMP => match l4[0] {
-            8 => (word(4), 0),
-            0 => (0, word(4)),
-            _ => return Err(ParseError::BadIcmpError),
-        },
+        IPPROTO_ICMP => {
+            let echo = Icmpv4Message::new_unchecked(l4);
+            match (echo.msg_type(), echo.code()) {
+                (icmpv4::msg_type::ECHO_REQUEST, _) => (echo.echo_ident(), 0),
+                (icmpv4::msg_type::ECHO_REPLY, _) => (0, echo.echo_ident()),
+                _ => return Err(ParseError::BadIcmpError),
+            }
+        }
         _ => return Err(ParseError::BadIcmpError),
     };
     Ok(Embedded {
         l3,
         header_len,
-        proto: ip.protocol().0,
-        src: ip.source_addr(),
-        dst: ip.destination_addr(),
+        proto: ip.protocol(),
+        src: ip.src(),
+        dst: ip.dst(),
         src_port,
         dst_port,
         l4_len: l4.len(),

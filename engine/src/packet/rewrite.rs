@@ -10,116 +10,50 @@ use std::net::Ipv4Addr;
 
 use super::checksum::Delta;
 use super::parse::{
-    Embedded, Ipv4Packet, Medium, Transport, ETHERNET_HEADER_LEN, IPPROTO_ICMP, IPPROTO_TCP,
-    IPPROTO_UDP,
+    Embedded, Ipv4Packet, Medium, Transport, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+};
+use super::wire::{
+    ethernet, tcp, udp, EthernetFrame, Icmpv4Message, Ipv4Packet as Ipv4View, TcpSegment,
+    UdpDatagram,
 };
 
 /// An address and port (or ICMP identifier) a packet is given.
 pub use conntrack::Endpoint;
 
-const IP_TTL: usize = 8;
-const IP_CHECKSUM: usize = 10;
-const IP_SRC: usize = 12;
-const IP_DST: usize = 16;
-const TCP_CHECKSUM: usize = 16;
-const UDP_CHECKSUM: usize = 6;
-const ICMP_CHECKSUM: usize = 2;
-const ICMP_ECHO_ID: usize = 4;
-
-#[inline]
-fn read16(frame: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([frame[at], frame[at + 1]])
+/// The delta of an address change, for every checksum that covers the address.
+#[inline(always)]
+fn addr_delta(old: Ipv4Addr, new: Ipv4Addr) -> Delta {
+    Delta::ZERO.words(u32::from(old), u32::from(new))
 }
 
-#[inline]
-fn write16(frame: &mut [u8], at: usize, value: u16) {
-    frame[at..at + 2].copy_from_slice(&value.to_be_bytes());
-}
-
-/// Writes a 16-bit field and returns the checksum delta of that change.
-#[inline]
-fn set16(frame: &mut [u8], at: usize, value: u16) -> Delta {
-    let old = read16(frame, at);
-    write16(frame, at, value);
-    Delta::ZERO.word(old, value)
-}
-
-/// Writes a 32-bit address and returns the checksum delta of that change.
-#[inline]
-fn set_addr(frame: &mut [u8], at: usize, value: Ipv4Addr) -> Delta {
-    let mut old = [0u8; 4];
-    old.copy_from_slice(&frame[at..at + 4]);
-    let new = value.octets();
-    frame[at..at + 4].copy_from_slice(&new);
-    Delta::ZERO.addr(old, new)
-}
-
-/// Applies `delta` to the 16-bit checksum at `at`; returns the delta the checksum field's own
-/// change causes in any checksum that covers it.
-#[inline]
-fn adjust_checksum(frame: &mut [u8], at: usize, delta: Delta, udp: bool) -> Delta {
-    let old = read16(frame, at);
-    let new = if udp {
-        delta.apply_udp(old)
-    } else {
-        delta.apply(old)
-    };
-    write16(frame, at, new);
-    Delta::of_checksum_change(old, new)
+/// The delta of the TTL/protocol word when the TTL moves from `old` to `new`.
+#[inline(always)]
+fn ttl_delta(protocol: u8, old: u8, new: u8) -> Delta {
+    Delta::ZERO.word(
+        u16::from_be_bytes([old, protocol]),
+        u16::from_be_bytes([new, protocol]),
+    )
 }
 
 /// Rewrites the IPv4 addresses, decrements the TTL and fixes the header checksum. Returns the
-/// pseudo-header delta (address changes only) for the transport checksum. Does nothing
-/// (returning no change) if the frame is too short for a header at `l3`, which a parsed
-/// packet's frame never is.
-#[inline]
+/// pseudo-header delta (address changes only) for the transport checksum. A frame too short
+/// for a header at `l3`, which a parsed packet's frame never is, is left alone.
+#[inline(always)]
 fn rewrite_ip_header(frame: &mut [u8], l3: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Delta {
-    let Some(header) = frame.get_mut(l3..).and_then(|h| h.first_chunk_mut::<20>()) else {
+    let Some(bytes) = frame.get_mut(l3..) else {
         return Delta::ZERO;
     };
-    let old_src = u32::from_be_bytes([header[12], header[13], header[14], header[15]]);
-    let old_dst = u32::from_be_bytes([header[16], header[17], header[18], header[19]]);
-    header[IP_SRC..IP_SRC + 4].copy_from_slice(&src.octets());
-    header[IP_DST..IP_DST + 4].copy_from_slice(&dst.octets());
-    let addrs = Delta::ZERO
-        .words(old_src, u32::from(src))
-        .words(old_dst, u32::from(dst));
-    // TTL - 1: the TTL/protocol word drops by 0x0100 (the callers forward only TTL > 1).
-    let ttl_word = u16::from_be_bytes([header[IP_TTL], header[IP_TTL + 1]]);
-    header[IP_TTL] = header[IP_TTL].wrapping_sub(1);
-    let sum = u16::from_be_bytes([header[IP_CHECKSUM], header[IP_CHECKSUM + 1]]);
-    let sum = (addrs.word(ttl_word, ttl_word.wrapping_sub(0x0100))).apply(sum);
-    header[IP_CHECKSUM..IP_CHECKSUM + 2].copy_from_slice(&sum.to_be_bytes());
+    let mut ip = Ipv4View::new_unchecked(bytes);
+    let addrs = addr_delta(ip.src(), src) + addr_delta(ip.dst(), dst);
+    ip.set_src(src);
+    ip.set_dst(dst);
+    // TTL - 1 (the callers forward only TTL > 1)
+    let ttl = ip.ttl();
+    let ttl_change = ttl_delta(ip.protocol(), ttl, ttl.wrapping_sub(1));
+    ip.set_ttl(ttl.wrapping_sub(1));
+    let sum = (addrs + ttl_change).apply(ip.checksum());
+    ip.set_checksum(sum);
     addrs
-}
-
-/// Sets the port pair (source, destination) at the start of a TCP or UDP header and adjusts
-/// the checksum at `checksum_at` for it and for `pseudo` (the addresses' change). `N` is the
-/// header bytes that must be present (through the checksum field).
-#[inline]
-fn rewrite_ports<const N: usize>(
-    transport: &mut [u8],
-    checksum_at: usize,
-    (src, dst): (u16, u16),
-    pseudo: Delta,
-    udp: bool,
-) {
-    let Some(header) = transport.first_chunk_mut::<N>() else {
-        return;
-    };
-    let old = u32::from_be_bytes([header[0], header[1], header[2], header[3]]);
-    let new = u32::from(src) << 16 | u32::from(dst);
-    header[..4].copy_from_slice(&new.to_be_bytes());
-    let delta = pseudo.words(old, new);
-    if let Some(field) = header.get_mut(checksum_at..checksum_at + 2) {
-        let old_sum = u16::from_be_bytes([field[0], field[1]]);
-        let new_sum = if udp {
-            delta.apply_udp(old_sum)
-        } else {
-            delta.apply(old_sum)
-        };
-        field.copy_from_slice(&new_sum.to_be_bytes());
-    }
 }
 
 /// Forwards a whole datagram or first fragment as `src` → `dst`: addresses, TCP/UDP ports or
@@ -131,17 +65,31 @@ pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endp
     let Some(transport) = frame.get_mut(l4..) else {
         return;
     };
+    let ports = |old_src: u16, old_dst: u16| {
+        pseudo.words(
+            u32::from(old_src) << 16 | u32::from(old_dst),
+            u32::from(src.port) << 16 | u32::from(dst.port),
+        )
+    };
     match pkt.transport {
         Transport::Tcp { .. } => {
-            rewrite_ports::<20>(transport, TCP_CHECKSUM, (src.port, dst.port), pseudo, false);
+            let mut seg = TcpSegment::new_unchecked(transport);
+            let delta = ports(seg.src_port(), seg.dst_port());
+            seg.set_ports(src.port, dst.port);
+            seg.set_checksum(delta.apply(seg.checksum()));
         }
         Transport::Udp { .. } => {
-            rewrite_ports::<8>(transport, UDP_CHECKSUM, (src.port, dst.port), pseudo, true);
+            let mut datagram = UdpDatagram::new_unchecked(transport);
+            let delta = ports(datagram.src_port(), datagram.dst_port());
+            datagram.set_ports(src.port, dst.port);
+            datagram.set_checksum(delta.apply_udp(datagram.checksum()));
         }
         Transport::IcmpEcho { request, .. } => {
             let id = if request { src.port } else { dst.port };
-            let delta = set16(transport, ICMP_ECHO_ID, id);
-            adjust_checksum(transport, ICMP_CHECKSUM, delta, false);
+            let mut echo = Icmpv4Message::new_unchecked(transport);
+            let delta = Delta::ZERO.word(echo.echo_ident(), id);
+            echo.set_echo_ident(id);
+            echo.set_checksum(delta.apply(echo.checksum()));
         }
         _ => {}
     }
@@ -166,36 +114,65 @@ pub fn rewrite_icmp_error(
 ) {
     let icmp_delta = rewrite_embedded(frame, emb, inner_src, inner_dst);
     rewrite_ip_header(frame, pkt.l3(), outer.0, outer.1);
-    adjust_checksum(frame, pkt.l4() + ICMP_CHECKSUM, icmp_delta, false);
+    if let Some(bytes) = frame.get_mut(pkt.l4()..pkt.end()) {
+        let mut icmp = Icmpv4Message::new_unchecked(bytes);
+        icmp.set_checksum(icmp_delta.apply(icmp.checksum()));
+    }
 }
 
 /// Rewrites a quoted packet (no TTL change: it is a copy, not a forwarded packet). Returns the
 /// delta of all quoted bytes that changed, for the enclosing ICMP checksum.
 fn rewrite_embedded(frame: &mut [u8], emb: &Embedded, src: Endpoint, dst: Endpoint) -> Delta {
-    let (l3, l4) = (emb.l3, emb.l4());
-    let addrs = set_addr(frame, l3 + IP_SRC, src.ip) + set_addr(frame, l3 + IP_DST, dst.ip);
-    let header_sum = adjust_checksum(frame, l3 + IP_CHECKSUM, addrs, false);
-    let mut quoted = addrs + header_sum;
+    let Some(quote) = frame.get_mut(emb.l3..emb.l4() + emb.l4_len) else {
+        return Delta::ZERO;
+    };
+    let (header, transport) = quote.split_at_mut(emb.header_len.min(quote.len()));
+    let mut ip = Ipv4View::new_unchecked(header);
+    let addrs = addr_delta(ip.src(), src.ip) + addr_delta(ip.dst(), dst.ip);
+    ip.set_src(src.ip);
+    ip.set_dst(dst.ip);
+    let old_sum = ip.checksum();
+    ip.set_checksum(addrs.apply(old_sum));
+    let mut quoted = addrs + Delta::of_checksum_change(old_sum, ip.checksum());
+    // The quoted transport checksum is fixed where it was quoted at all.
+    let quotes_checksum = |at: usize| transport.len() >= at + 2;
+    let ports = |(old_src, old_dst): (u16, u16)| {
+        Delta::ZERO.word(old_src, src.port).word(old_dst, dst.port)
+    };
     match emb.proto {
-        IPPROTO_TCP | IPPROTO_UDP => {
-            let ports = set16(frame, l4, src.port) + set16(frame, l4 + 2, dst.port);
+        IPPROTO_TCP => {
+            let with_checksum = quotes_checksum(tcp::CHECKSUM);
+            let mut seg = TcpSegment::new_unchecked(transport);
+            let ports = ports((seg.src_port(), seg.dst_port()));
+            seg.set_ports(src.port, dst.port);
             quoted = quoted + ports;
-            let (at, udp) = if emb.proto == IPPROTO_UDP {
-                (UDP_CHECKSUM, true)
-            } else {
-                (TCP_CHECKSUM, false)
-            };
-            // The quoted transport checksum is fixed when it was quoted at all.
-            if emb.l4_len >= at + 2 {
-                quoted = quoted + adjust_checksum(frame, l4 + at, addrs + ports, udp);
+            if with_checksum {
+                let old = seg.checksum();
+                seg.set_checksum((addrs + ports).apply(old));
+                quoted = quoted + Delta::of_checksum_change(old, seg.checksum());
+            }
+        }
+        IPPROTO_UDP => {
+            let with_checksum = quotes_checksum(udp::CHECKSUM);
+            let mut datagram = UdpDatagram::new_unchecked(transport);
+            let ports = ports((datagram.src_port(), datagram.dst_port()));
+            datagram.set_ports(src.port, dst.port);
+            quoted = quoted + ports;
+            if with_checksum {
+                let old = datagram.checksum();
+                datagram.set_checksum((addrs + ports).apply_udp(old));
+                quoted = quoted + Delta::of_checksum_change(old, datagram.checksum());
             }
         }
         IPPROTO_ICMP => {
             // The quoted echo's identifier sits with the side that sent the echo.
             let id = if src.port != 0 { src.port } else { dst.port };
-            let id_delta = set16(frame, l4 + ICMP_ECHO_ID, id);
-            let echo_sum = adjust_checksum(frame, l4 + ICMP_CHECKSUM, id_delta, false);
-            quoted = quoted + id_delta + echo_sum;
+            let mut echo = Icmpv4Message::new_unchecked(transport);
+            let id_delta = Delta::ZERO.word(echo.echo_ident(), id);
+            echo.set_echo_ident(id);
+            let old = echo.checksum();
+            echo.set_checksum(id_delta.apply(old));
+            quoted = quoted + id_delta + Delta::of_checksum_change(old, echo.checksum());
         }
         _ => {}
     }
@@ -206,27 +183,26 @@ fn rewrite_embedded(frame: &mut [u8], emb: &Embedded, src: Endpoint, dst: Endpoi
 /// source MAC addresses), for a reply built in the frame of the packet it answers. IP frames
 /// (TUN) have no link header and are left alone.
 pub fn reply_link_header(frame: &mut [u8], medium: Medium, l3: usize) {
-    if medium != Medium::Ethernet || l3 < ETHERNET_HEADER_LEN {
+    if medium != Medium::Ethernet || l3 < ethernet::HEADER_LEN {
         return;
     }
-    if let Some(macs) = frame.get_mut(..12) {
-        let (dst, src) = macs.split_at_mut(6);
-        dst.swap_with_slice(src);
+    if let Ok(mut eth) = EthernetFrame::new_checked(frame) {
+        eth.swap_macs();
     }
 }
 
 /// Moves the TTL of a raw IPv4 packet (no link header) one step up (`up`) or down, fixing
 /// the header checksum incrementally. Does nothing, and returns false, when the bytes are not
-/// an IPv4 header or the TTL is already at the end of its range (255 up, 0 down).
+/// an IPv4 packet or the TTL is already at the end of its range (255 up, 0 down).
 ///
 /// The TUN backend uses it to undo the kernel's extra TTL decrements: a packet routed into a
 /// TUN and back out is forwarded twice by the kernel, so without it every packet through fwd
 /// would lose two hops instead of one.
 pub fn step_ttl(packet: &mut [u8], up: bool) -> bool {
-    if packet.len() < 20 || packet[0] >> 4 != 4 {
+    let Ok(mut ip) = Ipv4View::new_checked(packet) else {
         return false;
-    }
-    let ttl = packet[IP_TTL];
+    };
+    let ttl = ip.ttl();
     let Some(new_ttl) = (if up {
         ttl.checked_add(1)
     } else {
@@ -234,15 +210,9 @@ pub fn step_ttl(packet: &mut [u8], up: bool) -> bool {
     }) else {
         return false;
     };
-    let old_word = read16(packet, IP_TTL);
-    packet[IP_TTL] = new_ttl;
-    let new_word = read16(packet, IP_TTL);
-    adjust_checksum(
-        packet,
-        IP_CHECKSUM,
-        Delta::ZERO.word(old_word, new_word),
-        false,
-    );
+    let sum = ttl_delta(ip.protocol(), ttl, new_ttl).apply(ip.checksum());
+    ip.set_ttl(new_ttl);
+    ip.set_checksum(sum);
     true
 }
 

@@ -14,6 +14,7 @@ use etherparse::{IpNumber, Ipv4Header, TcpHeader};
 
 use super::parse::{Fragment, Ipv4Packet, Medium, Transport};
 use super::rewrite::reply_link_header;
+use super::wire::TcpSegment;
 
 const RESET_TTL: u8 = 64;
 const TCP_HEADER_LEN: usize = 20;
@@ -42,18 +43,17 @@ pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Opti
         return None;
     }
     let l4 = pkt.l4();
-    let segment = buf.get(l4..pkt.end())?;
-    let (seg, _) = TcpHeader::from_slice(segment).ok()?;
-    let seg_len = u32::try_from(segment.len().checked_sub(seg.header_len())?).ok()?
+    let seg = TcpSegment::new_checked(buf.get(l4..pkt.end())?).ok()?;
+    let seg_len = u32::try_from(seg.payload().len()).ok()?
         + u32::from(flags & TCP_SYN != 0)
         + u32::from(flags & TCP_FIN != 0);
     let mut tcp = TcpHeader::new(dst_port, src_port, 0, 0);
     tcp.rst = true;
     if flags & TCP_ACK != 0 {
-        tcp.sequence_number = seg.acknowledgment_number;
+        tcp.sequence_number = seg.ack();
     } else {
         tcp.ack = true;
-        tcp.acknowledgment_number = seg.sequence_number.wrapping_add(seg_len);
+        tcp.acknowledgment_number = seg.seq().wrapping_add(seg_len);
     }
     let mut ip = Ipv4Header::new(
         u16::try_from(TCP_HEADER_LEN).ok()?,

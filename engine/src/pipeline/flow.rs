@@ -2,12 +2,13 @@
 //! the key of the flow the quoted packet belongs to) and per-packet facts; and, for the
 //! look-ahead, a flow key peeked from a frame's bytes before it is parsed.
 
-use std::net::Ipv4Addr;
-
 use conntrack::{Endpoint, FlowKey, FragmentKey, PacketInfo, Proto, Segment};
-use etherparse::{TcpHeaderSlice, TcpOptionElement};
 
 use crate::packet::parse::{ETHERNET_HEADER_LEN, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP};
+use crate::packet::wire::ethernet::ether_type;
+use crate::packet::wire::{
+    icmpv4, EthernetFrame, Icmpv4Message, Ipv4Packet as Ipv4View, TcpSegment, UdpDatagram,
+};
 use crate::packet::{Embedded, Fragment, Ipv4Packet, Medium, Transport};
 
 /// The key of a TCP, UDP or ICMP echo packet as it is on the wire. The echo identifier is the
@@ -36,45 +37,57 @@ pub fn flow_key(pkt: &Ipv4Packet) -> Option<FlowKey> {
     })
 }
 
-const ICMP_ECHO_REQUEST: u8 = 8;
-const ICMP_ECHO_REPLY: u8 = 0;
-
 /// The key [`flow_key`] gives a frame's packet, read straight from the frame's bytes, for the
 /// look-ahead: `None` for anything but a whole TCP, UDP or ICMP echo packet with a 20-byte IP
-/// header. Validates nothing; parsing the frame does.
+/// header. Validates nothing (parsing the frame does): it reads the fields through unchecked
+/// views, which read zeros past the end of a short frame.
 #[inline]
 pub fn peek_flow_key(medium: Medium, frame: &[u8]) -> Option<FlowKey> {
     let l3 = match medium {
         Medium::Ethernet => {
-            if frame.get(12..14)? != [0x08, 0x00] {
+            let eth = EthernetFrame::new_checked(frame).ok()?;
+            if eth.ether_type() != ether_type::IPV4 {
                 return None;
             }
             ETHERNET_HEADER_LEN
         }
         Medium::Ip => 0,
     };
-    let h: &[u8; 28] = frame.get(l3..)?.first_chunk()?;
+    // the 20-byte header and the 8 transport bytes a key is read from
+    let bytes = frame.get(l3..).filter(|b| b.len() >= 28)?;
+    let ip = Ipv4View::new_unchecked(bytes);
     // version 4, IHL 5; neither more fragments nor an offset
-    if h[0] != 0x45 || u16::from_be_bytes([h[6], h[7]]) & 0x3fff != 0 {
+    if ip.version() != 4 || ip.header_len() != 20 || ip.is_fragment() {
         return None;
     }
-    let word = |at: usize| u16::from_be_bytes([h[at], h[at + 1]]);
-    let (proto, src_port, dst_port) = match (h[9], h[20], h[21]) {
-        (IPPROTO_TCP, ..) => (Proto::Tcp, word(20), word(22)),
-        (IPPROTO_UDP, ..) => (Proto::Udp, word(20), word(22)),
-        (IPPROTO_ICMP, ICMP_ECHO_REQUEST, 0) => (Proto::Icmp, word(24), 0),
-        (IPPROTO_ICMP, ICMP_ECHO_REPLY, 0) => (Proto::Icmp, 0, word(24)),
+    let l4 = bytes.get(20..)?;
+    let (proto, src_port, dst_port) = match ip.protocol() {
+        IPPROTO_TCP => {
+            let tcp = TcpSegment::new_unchecked(l4);
+            (Proto::Tcp, tcp.src_port(), tcp.dst_port())
+        }
+        IPPROTO_UDP => {
+            let udp = UdpDatagram::new_unchecked(l4);
+            (Proto::Udp, udp.src_port(), udp.dst_port())
+        }
+        IPPROTO_ICMP => {
+            let icmp = Icmpv4Message::new_unchecked(l4);
+            match (icmp.msg_type(), icmp.code()) {
+                (icmpv4::msg_type::ECHO_REQUEST, 0) => (Proto::Icmp, icmp.echo_ident(), 0),
+                (icmpv4::msg_type::ECHO_REPLY, 0) => (Proto::Icmp, 0, icmp.echo_ident()),
+                _ => return None,
+            }
+        }
         _ => return None,
     };
-    let addr = |at: usize| Ipv4Addr::new(h[at], h[at + 1], h[at + 2], h[at + 3]);
     Some(FlowKey {
         proto,
         src: Endpoint {
-            ip: addr(12),
+            ip: ip.src(),
             port: src_port,
         },
         dst: Endpoint {
-            ip: addr(16),
+            ip: ip.dst(),
             port: dst_port,
         },
     })
@@ -118,37 +131,23 @@ pub fn packet_info(pkt: &Ipv4Packet, frame: &[u8]) -> PacketInfo {
 /// that is not the packet's gives zeros.
 #[inline]
 fn tcp_segment(pkt: &Ipv4Packet, frame: &[u8], flags: u8) -> Segment {
-    let Some(header) = frame.get(pkt.l4()..pkt.end()) else {
+    let Some(bytes) = frame.get(pkt.l4()..pkt.end()) else {
         return Segment::default();
     };
-    let Some(fixed) = header.first_chunk::<20>() else {
-        return Segment::default();
-    };
-    let word =
-        |at: usize| u32::from_be_bytes([fixed[at], fixed[at + 1], fixed[at + 2], fixed[at + 3]]);
-    let header_len = usize::from(fixed[12] >> 4) * 4;
+    let tcp = TcpSegment::new_unchecked(bytes);
     Segment {
-        seq: word(4),
-        ack: word(8),
-        window: u16::from_be_bytes([fixed[14], fixed[15]]),
+        seq: tcp.seq(),
+        ack: tcp.ack(),
+        window: tcp.window(),
         // at most 65535: an IP packet's total length is 16 bits
-        payload: header.len().saturating_sub(header_len) as u16,
+        payload: bytes.len().saturating_sub(tcp.header_len()) as u16,
         wscale: if flags & TCP_SYN != 0 {
-            window_scale(header)
+            tcp.window_scale()
         } else {
             None
         },
         truncated: pkt.fragment == Fragment::First,
     }
-}
-
-/// The window scale option's shift count in a TCP header, if it carries a well-formed one.
-fn window_scale(header: &[u8]) -> Option<u8> {
-    let tcp = TcpHeaderSlice::from_slice(header).ok()?;
-    tcp.options_iterator().find_map(|o| match o {
-        Ok(TcpOptionElement::WindowScale(shift)) => Some(shift),
-        _ => None,
-    })
 }
 
 /// The fragment-table key of a packet's datagram as on the wire.
