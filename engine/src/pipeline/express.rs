@@ -1,13 +1,13 @@
-//! The express lane: the common packet, handled without the general path's layers of
-//! outcomes. A whole TCP, UDP or ICMP echo packet with TTL > 1, from a LAN to beyond the box or
+//! The express lane: the common packet, handled without the general path's branches. A
+//! whole TCP, UDP or ICMP echo packet with TTL > 1, from a LAN to beyond the box or
 //! from a WAN to its address, whose session's lock-free hit changes nothing but the session's
 //! `last_seen` and counters (`ConnTable::hit_outbound`, `ConnTable::hit_inbound`): looked up,
 //! rewritten, counted, done. Anything else it leaves untouched, for the general path
 //! ([`Pipeline::process_parsed`]).
 //!
 //! What it finishes, the general path would have finished the same way: the same checks
-//! (`lan_packet`, `wan_packet`, `fast_path::outbound`/`inbound`; the TTL first, which changes
-//! no outcome), the same lock-free hit, the same rewrite ([`fast_path::apply`]) and counters.
+//! (`lan_packet`, `wan_packet`, `Pipeline::outbound`/`inbound`; the TTL first, which changes
+//! no fate), the same lock-free hit, the same rewrite ([`fast_path::apply`]) and counters.
 //! The pipeline tests send every frame through [`Pipeline::process`] (so through here), and a
 //! differential property test holds the two paths to the same verdicts, bytes and counters.
 
@@ -82,7 +82,7 @@ impl Pipeline {
                 rewrite
             }
         };
-        let outcome = fast_path::apply(ctx, &self.counters, frame, pkt, rewrite);
-        Some(self.settle(ctx, frame, outcome))
+        let fate = fast_path::apply(ctx, &self.counters, frame, pkt, rewrite);
+        Some(self.settle(ctx, frame, fate))
     }
 }

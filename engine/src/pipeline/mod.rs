@@ -36,11 +36,13 @@ use crate::packet::checksum;
 use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind};
 use crate::packet::parse::{self, ParseError};
 use crate::packet::tcp_reset::build_tcp_reset;
+use crate::packet::wire::{EthernetFrame, Ipv4Packet as Ipv4View, UdpDatagram};
 use crate::packet::{Ipv4Packet, Medium};
 use crate::plan::{Destination, Plan, Role};
 use crate::tables::Tables;
 
 pub use counters::{Counters, DropReason, Event};
+use verdict::Fate;
 pub use verdict::{Output, Verdict};
 
 /// Everything a batch is processed against. Built once per batch by the worker.
@@ -100,7 +102,7 @@ fn bad_new_datagram(frame: &[u8], pkt: &Ipv4Packet) -> Option<DropReason> {
         return None;
     }
     let datagram = frame.get(pkt.l4()..pkt.end())?;
-    if datagram.get(6..8)? == [0, 0] {
+    if UdpDatagram::new_checked(datagram).ok()?.checksum() == 0 {
         return None;
     }
     (!l4_checksum_ok(pkt, parse::IPPROTO_UDP, datagram)).then_some(DropReason::UdpBadChecksum)
@@ -116,35 +118,6 @@ const _: () = assert!(AHEAD <= conntrack::PREFETCH_BATCH);
 /// generate, and its burst: a flood that provokes them cannot turn fwd into an amplifier.
 const GENERATED_PER_SECOND: u64 = 1000;
 const GENERATED_BURST: u64 = 50;
-
-/// How a frame leaves the pipeline, before the link layer is filled in.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
-    /// Forwarded: the Ethernet header still needs the egress and next-hop MACs.
-    Forward {
-        egress: u8,
-    },
-    /// The frame now holds an ICMP error for the sender (link header already swapped); the
-    /// original packet counts as dropped for `dropped`.
-    Reply {
-        egress: u8,
-        dropped: DropReason,
-    },
-    /// The frame now holds a TCP reset for the sender (link header already swapped): its
-    /// connection's WAN went down (`wan_down`), or it has no connection (`tcp_not_syn`); the
-    /// original packet counts as dropped for `dropped`.
-    Reset {
-        egress: u8,
-        dropped: DropReason,
-    },
-    Kernel,
-    Drop(DropReason),
-    /// Larger than the MTU of the egress interface its session names (the frame is not
-    /// rewritten yet).
-    TooBig {
-        mtu: u16,
-    },
-}
 
 /// One worker's pipeline state: the medium, its balancer selector, its counters.
 #[derive(Debug)]
@@ -288,33 +261,33 @@ impl Pipeline {
         parsed: Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
     ) -> Verdict {
-        let outcome = self.handle(ctx, frame, parsed, hint);
-        self.settle(ctx, frame, outcome)
+        let fate = self.handle(ctx, frame, parsed, hint);
+        self.settle(ctx, frame, fate)
     }
 
-    /// Turns a frame's outcome into its verdict: fills in the link header of a forward, sets
+    /// Turns a frame's fate into its verdict: fills in the link header of a forward, sets
     /// the frame's egress, counts.
     #[inline(always)]
-    fn settle(&mut self, ctx: &Context<'_>, frame: &mut Frame<'_>, outcome: Outcome) -> Verdict {
-        let verdict = match outcome {
-            Outcome::Forward { egress } => self.finish_forward(ctx, frame, egress),
-            Outcome::Reply { egress, dropped } => {
+    fn settle(&mut self, ctx: &Context<'_>, frame: &mut Frame<'_>, fate: Fate) -> Verdict {
+        let verdict = match fate {
+            Fate::Forward { egress } => self.finish_forward(ctx, frame, egress),
+            Fate::Reply { egress, dropped } => {
                 // The packet is dropped; the frame now carries the router's own ICMP error.
                 self.counters.count_drop(dropped);
                 self.counters.event(Event::IcmpErrorsSent);
                 frame.iface = egress;
                 return Verdict::Forward(egress);
             }
-            Outcome::Reset { egress, dropped } => {
+            Fate::Reset { egress, dropped } => {
                 self.counters.count_drop(dropped);
                 self.counters.event(Event::TcpResetsSent);
                 frame.iface = egress;
                 return Verdict::Forward(egress);
             }
-            Outcome::Kernel => Verdict::Kernel,
-            Outcome::Drop(reason) => Verdict::Drop(reason),
+            Fate::Kernel => Verdict::Kernel,
+            Fate::Drop(reason) => Verdict::Drop(reason),
             // `handle` answers these; one reaching here is dropped
-            Outcome::TooBig { .. } => Verdict::Drop(DropReason::TooBig),
+            Fate::TooBig { .. } => Verdict::Drop(DropReason::TooBig),
         };
         match verdict {
             Verdict::Forward(egress) => {
@@ -333,21 +306,21 @@ impl Pipeline {
         frame: &mut Frame<'_>,
         parsed: Result<Ipv4Packet, ParseError>,
         hint: Option<FlowHash>,
-    ) -> Outcome {
+    ) -> Fate {
         let ingress = frame.iface;
         let Some(role) = ctx.plan.interface(ingress).map(|i| i.role) else {
-            return Outcome::Drop(DropReason::UnknownInterface);
+            return Fate::Drop(DropReason::UnknownInterface);
         };
         let pkt = match parsed {
             Ok(pkt) => pkt,
-            Err(e) => return parse_outcome(e),
+            Err(e) => return parse_fate(e),
         };
-        let outcome = match role {
+        let fate = match role {
             Role::Lan(_) => self.lan_packet(ctx, frame, &pkt, ingress, hint),
             Role::Wan(wan) => self.wan_packet(ctx, frame, &pkt, wan, ingress, hint),
         };
-        match outcome {
-            Outcome::TooBig { mtu } => self.too_big(ctx, frame, &pkt, ingress, mtu),
+        match fate {
+            Fate::TooBig { mtu } => self.too_big(ctx, frame, &pkt, ingress, mtu),
             other => other,
         }
     }
@@ -362,13 +335,10 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         ingress: u8,
         mtu: u16,
-    ) -> Outcome {
-        let dont_fragment = frame
-            .data()
-            .get(pkt.l3() + 6)
-            .is_some_and(|flags| flags & 0x40 != 0);
-        if !dont_fragment {
-            return Outcome::Drop(DropReason::TooBig);
+    ) -> Fate {
+        let header = frame.data().get(pkt.l3()..).unwrap_or_default();
+        if !Ipv4View::new_unchecked(header).dont_fragment() {
+            return Fate::Drop(DropReason::TooBig);
         }
         self.icmp_error(
             ctx,
@@ -390,34 +360,23 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         ingress: u8,
         hint: Option<FlowHash>,
-    ) -> Outcome {
+    ) -> Fate {
         let destination = ctx.plan.destination(pkt.dst);
         match destination {
-            Destination::Router | Destination::Lan(_) => return Outcome::Kernel,
-            _ if pkt.dst.is_broadcast() || pkt.dst.is_multicast() => return Outcome::Kernel,
+            Destination::Router | Destination::Lan(_) => return Fate::Kernel,
+            _ if pkt.dst.is_broadcast() || pkt.dst.is_multicast() => return Fate::Kernel,
             // A packet for the box's WAN address is delivered locally, whatever its TTL.
-            Destination::WanAddress(_) if pkt.ttl <= 1 => return Outcome::Kernel,
+            Destination::WanAddress(_) if pkt.ttl <= 1 => return Fate::Kernel,
             _ if pkt.ttl <= 1 => return self.time_exceeded(ctx, frame, pkt, ingress),
             _ => {}
         }
         if !ctx.plan.lan_source_ok(ingress, pkt.src) {
-            return Outcome::Drop(DropReason::LanSourceInvalid);
+            return Fate::Drop(DropReason::LanSourceInvalid);
         }
         if let Some(reason) = unverified_control_segment(frame.data(), pkt) {
-            return Outcome::Drop(reason);
+            return Fate::Drop(reason);
         }
-        let live = (self.ended, self.outranked);
-        match fast_path::outbound(ctx, &self.counters, frame, pkt, live, hint) {
-            fast_path::Outbound::Done(outcome) => outcome,
-            fast_path::Outbound::Miss => self.new_flow(ctx, frame, pkt, destination, ingress),
-            fast_path::Outbound::Recalled => {
-                self.counters.event(Event::FlowsRecalled);
-                self.new_flow(ctx, frame, pkt, destination, ingress)
-            }
-            fast_path::Outbound::WanDown { tcp } => {
-                self.wan_down(ctx, frame, pkt, destination, ingress, tcp)
-            }
-        }
+        self.outbound(ctx, frame, pkt, destination, ingress, hint)
     }
 
     /// A packet whose session was pinned to a WAN that went down (the session is gone). A
@@ -433,7 +392,7 @@ impl Pipeline {
         destination: Destination,
         ingress: u8,
         tcp: Option<TcpState>,
-    ) -> Outcome {
+    ) -> Fate {
         let syn_only = matches!(
             pkt.transport,
             crate::packet::Transport::Tcp { flags, .. } if flags & (TCP_SYN | TCP_ACK) == TCP_SYN
@@ -465,24 +424,24 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         ingress: u8,
         dropped: DropReason,
-    ) -> Outcome {
+    ) -> Fate {
         // a segment that gets no reset anyway takes no token
         if !crate::packet::tcp_reset::may_reset(pkt) {
-            return Outcome::Drop(dropped);
+            return Fate::Drop(dropped);
         }
         if !self.generated.take(ctx.now) {
             self.counters.event(Event::TcpResetsSuppressed);
-            return Outcome::Drop(dropped);
+            return Fate::Drop(dropped);
         }
         match build_tcp_reset(frame.data_mut(), self.medium, pkt) {
             Some(len) => {
                 frame.set_len(len);
-                Outcome::Reset {
+                Fate::Reset {
                     egress: ingress,
                     dropped,
                 }
             }
-            None => Outcome::Drop(dropped),
+            None => Fate::Drop(dropped),
         }
     }
 
@@ -497,16 +456,16 @@ impl Pipeline {
         wan: usize,
         ingress: u8,
         hint: Option<FlowHash>,
-    ) -> Outcome {
+    ) -> Fate {
         match ctx.plan.wans.get(wan) {
             Some(w) if w.address == pkt.dst => {}
             _ => {
                 if let Destination::Lan(l) = ctx.plan.destination(pkt.dst) {
                     if ctx.plan.lans.get(l).map(|l| l.inbound) == Some(Inbound::Drop) {
-                        return Outcome::Drop(DropReason::InboundToLan);
+                        return Fate::Drop(DropReason::InboundToLan);
                     }
                 }
-                return Outcome::Kernel;
+                return Fate::Kernel;
             }
         }
         if let Some(reason) = unverified_control_segment(frame.data(), pkt) {
@@ -521,26 +480,34 @@ impl Pipeline {
                     || ctx.plan.forwards.find(wan, k.proto, k.dst.port).is_some()
             });
             if ours {
-                return Outcome::Drop(reason);
+                return Fate::Drop(reason);
             }
         }
-        match fast_path::inbound(ctx, &self.counters, frame, pkt, wan, hint) {
-            fast_path::Inbound::Forward(outcome) => outcome,
-            fast_path::Inbound::TtlExpired => self.time_exceeded(ctx, frame, pkt, ingress),
-            fast_path::Inbound::NoSession => {
-                if let Some(outcome) = self.forwarded(ctx, frame, pkt, wan, ingress) {
-                    return outcome;
-                }
-                let nat_port = flow::flow_key(pkt)
-                    .filter(|k| k.proto != conntrack::Proto::Icmp)
-                    .map(|k| k.dst.port);
-                match (nat_port, ctx.plan.wans.get(wan)) {
-                    (Some(port), Some(w)) if w.nat_ports.contains(&port) => {
-                        Outcome::Drop(DropReason::NoSessionInbound)
-                    }
-                    _ => Outcome::Kernel,
-                }
+        self.inbound(ctx, frame, pkt, wan, ingress, hint)
+    }
+
+    /// A packet from WAN `wan` to its address that no session takes: a port forward's (see
+    /// [`forwarded`](Self::forwarded)), else dropped on a NAT port (`no_session_inbound`),
+    /// else the box's own traffic, for the kernel.
+    fn no_session(
+        &mut self,
+        ctx: &Context<'_>,
+        frame: &mut Frame<'_>,
+        pkt: &Ipv4Packet,
+        wan: usize,
+        ingress: u8,
+    ) -> Fate {
+        if let Some(fate) = self.forwarded(ctx, frame, pkt, wan, ingress) {
+            return fate;
+        }
+        let nat_port = flow::flow_key(pkt)
+            .filter(|k| k.proto != conntrack::Proto::Icmp)
+            .map(|k| k.dst.port);
+        match (nat_port, ctx.plan.wans.get(wan)) {
+            (Some(port), Some(w)) if w.nat_ports.contains(&port) => {
+                Fate::Drop(DropReason::NoSessionInbound)
             }
+            _ => Fate::Kernel,
         }
     }
 
@@ -555,7 +522,7 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         wan: usize,
         ingress: u8,
-    ) -> Option<Outcome> {
+    ) -> Option<Fate> {
         if ctx.plan.forwards.is_empty() {
             return None;
         }
@@ -569,16 +536,16 @@ impl Pipeline {
         let info = flow::packet_info(pkt, frame.data());
         let rw = match table.lookup_forwarded(wan_u8, &key, fw.target, info, ctx.now) {
             Lookup::Hit(rw) => rw,
-            Lookup::OutOfWindow => return Some(Outcome::Drop(DropReason::TcpOutOfWindow)),
+            Lookup::OutOfWindow => return Some(Fate::Drop(DropReason::TcpOutOfWindow)),
             Lookup::Miss | Lookup::Ended { .. } | Lookup::Recalled { .. } => {
                 if !flow::may_open_session(pkt) {
-                    return Some(Outcome::Drop(DropReason::NoSessionInbound));
+                    return Some(Fate::Drop(DropReason::NoSessionInbound));
                 }
                 if let Some(reason) = bad_new_datagram(frame.data(), pkt) {
-                    return Some(Outcome::Drop(reason));
+                    return Some(Fate::Drop(reason));
                 }
                 let Some(lan) = ctx.plan.lans.get(fw.lan) else {
-                    return Some(Outcome::Drop(DropReason::UnknownInterface));
+                    return Some(Fate::Drop(DropReason::UnknownInterface));
                 };
                 let new = NewForwarded {
                     key: conntrack::FlowKey::new(key.proto, fw.target, key.src),
@@ -593,7 +560,7 @@ impl Pipeline {
                         self.counters.event(Event::SessionsCreated);
                         rw
                     }
-                    Err(e) => return Some(Outcome::Drop(slow_path::create_drop(e))),
+                    Err(e) => return Some(Fate::Drop(slow_path::create_drop(e))),
                 }
             }
         };
@@ -608,7 +575,7 @@ impl Pipeline {
         frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         ingress: u8,
-    ) -> Outcome {
+    ) -> Fate {
         self.icmp_error(
             ctx,
             frame,
@@ -627,7 +594,7 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         ingress: u8,
         dropped: DropReason,
-    ) -> Outcome {
+    ) -> Fate {
         self.icmp_error(
             ctx,
             frame,
@@ -648,23 +615,23 @@ impl Pipeline {
         kind: IcmpErrorKind,
         ingress: u8,
         dropped: DropReason,
-    ) -> Outcome {
+    ) -> Fate {
         let Some(from) = ctx.plan.interface(ingress).map(|i| i.address) else {
-            return Outcome::Drop(dropped);
+            return Fate::Drop(dropped);
         };
         if !crate::packet::icmp_error::may_answer(pkt) || !self.generated.take(ctx.now) {
             self.counters.event(Event::IcmpErrorsSuppressed);
-            return Outcome::Drop(dropped);
+            return Fate::Drop(dropped);
         }
         let (buf, at, _) = frame.room_mut();
         match build_icmp_error(buf, at, self.medium, pkt, kind, from) {
-            Some((start, len)) if frame.set_span(start, len) => Outcome::Reply {
+            Some((start, len)) if frame.set_span(start, len) => Fate::Reply {
                 egress: ingress,
                 dropped,
             },
             _ => {
                 self.counters.event(Event::IcmpErrorsSuppressed);
-                Outcome::Drop(dropped)
+                Fate::Drop(dropped)
             }
         }
     }
@@ -677,12 +644,11 @@ impl Pipeline {
         if self.medium != Medium::Ethernet {
             return Verdict::Forward(egress);
         }
-        let data = frame.data_mut();
-        let Some(dst) = data.get(parse::ETHERNET_HEADER_LEN + 16..parse::ETHERNET_HEADER_LEN + 20)
-        else {
+        let Ok(mut eth) = EthernetFrame::new_checked(frame.data_mut()) else {
             return Verdict::Drop(DropReason::MalformedL2);
         };
-        let dst = std::net::Ipv4Addr::new(dst[0], dst[1], dst[2], dst[3]);
+        // the packet was parsed: its header is there
+        let dst = Ipv4View::new_unchecked(eth.payload()).dst();
         let macs = ctx
             .plan
             .next_hop(egress, dst, ctx.neighbors)
@@ -694,8 +660,8 @@ impl Pipeline {
             });
         match macs {
             Some((next_hop, own)) => {
-                data[0..6].copy_from_slice(&next_hop);
-                data[6..12].copy_from_slice(&own);
+                eth.set_dst_mac(next_hop);
+                eth.set_src_mac(own);
                 Verdict::Forward(egress)
             }
             None => {
@@ -751,9 +717,9 @@ fn flow_hash(ctx: &Context<'_>, iface: u8, key: &conntrack::FlowKey) -> Option<F
     }
 }
 
-fn parse_outcome(error: ParseError) -> Outcome {
-    Outcome::Drop(match error {
-        ParseError::Arp => return Outcome::Kernel,
+fn parse_fate(error: ParseError) -> Fate {
+    Fate::Drop(match error {
+        ParseError::Arp => return Fate::Kernel,
         ParseError::TruncatedL2 => DropReason::MalformedL2,
         ParseError::Ipv6 => DropReason::UnsupportedIpv6,
         ParseError::OtherEtherType => DropReason::UnsupportedEtherType,

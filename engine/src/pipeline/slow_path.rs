@@ -11,7 +11,7 @@ use conntrack::{CreateError, Hairpin, NewForwarded, NewSession};
 
 use super::fast_path::apply;
 use super::flow::{flow_key, may_open_session, packet_info};
-use super::{Context, DropReason, Event, Outcome, Pipeline};
+use super::{Context, DropReason, Event, Fate, Pipeline};
 use crate::device::Frame;
 use crate::packet::{Ipv4Packet, Transport};
 use crate::plan::{Destination, HAIRPIN_RULE};
@@ -26,12 +26,12 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         destination: Destination,
         ingress: u8,
-    ) -> Outcome {
+    ) -> Fate {
         let Some(key) = flow_key(pkt) else {
-            return Outcome::Drop(DropReason::NoSessionOutbound);
+            return Fate::Drop(DropReason::NoSessionOutbound);
         };
         if let Some(reason) = super::bad_new_datagram(frame.data(), pkt) {
-            return Outcome::Drop(reason);
+            return Fate::Drop(reason);
         }
         // Hairpin first: the answering host's packets (a SYN-ACK, say) start its own hairpin
         // session, so any packet to a LAN endpoint's external port may open one.
@@ -97,11 +97,11 @@ impl Pipeline {
                 if let Some(rule) = rule {
                     ctx.plan.count_rule_hit(rule.0);
                 }
-                Outcome::Kernel
+                Fate::Kernel
             }
             Decision::Blackhole { rule, .. } => {
                 ctx.plan.count_rule_hit(rule.0);
-                Outcome::Drop(DropReason::Blackhole)
+                Fate::Drop(DropReason::Blackhole)
             }
             Decision::Unreachable { rule, .. } => {
                 ctx.plan.count_rule_hit(rule.0);
@@ -130,10 +130,10 @@ impl Pipeline {
         pkt: &Ipv4Packet,
         flow: &FlowInfo,
         ingress: u8,
-    ) -> Outcome {
+    ) -> Fate {
         match ctx.plan.policy.decision_without_pick(ctx.health, flow) {
-            Some(Decision::MainTable { .. }) => Outcome::Kernel,
-            Some(Decision::Blackhole { .. }) => Outcome::Drop(DropReason::Blackhole),
+            Some(Decision::MainTable { .. }) => Fate::Kernel,
+            Some(Decision::Blackhole { .. }) => Fate::Drop(DropReason::Blackhole),
             Some(Decision::Unreachable { .. }) => {
                 self.host_unreachable(ctx, frame, pkt, ingress, DropReason::Unreachable)
             }
@@ -141,7 +141,7 @@ impl Pipeline {
                 Transport::Tcp { .. } => {
                     self.tcp_reset(ctx, frame, pkt, ingress, DropReason::TcpNotSyn)
                 }
-                _ => Outcome::Drop(DropReason::NoSessionOutbound),
+                _ => Fate::Drop(DropReason::NoSessionOutbound),
             },
         }
     }
@@ -172,7 +172,7 @@ impl Pipeline {
         key: conntrack::FlowKey,
         wan: usize,
         ingress: u8,
-    ) -> Outcome {
+    ) -> Fate {
         let wan_u8 = u8::try_from(wan).unwrap_or(u8::MAX);
         let table = &ctx.tables.conntrack;
         let forwards = &ctx.plan.forwards;
@@ -181,11 +181,11 @@ impl Pipeline {
             Some(target) => (target, ctx.plan.lan_for(target.ip), None),
             None => match forwards.find(wan, key.proto, key.dst.port) {
                 Some(fw) => (fw.target, ctx.plan.lans.get(fw.lan), Some(fw.forward)),
-                None => return Outcome::Kernel,
+                None => return Fate::Kernel,
             },
         };
         let Some(lan) = lan else {
-            return Outcome::Kernel;
+            return Fate::Kernel;
         };
         let hairpin = Hairpin {
             target,
@@ -224,20 +224,20 @@ impl Pipeline {
         self.created(ctx, frame, pkt, created)
     }
 
-    /// The outcome of a session's creation: the new session's rewrite applied, or the drop.
+    /// The fate of a session's creation: the new session's rewrite applied, or the drop.
     fn created(
         &mut self,
         ctx: &Context<'_>,
         frame: &mut Frame<'_>,
         pkt: &Ipv4Packet,
         created: Result<conntrack::Rewrite, CreateError>,
-    ) -> Outcome {
+    ) -> Fate {
         match created {
             Ok(rw) => {
                 self.counters.event(Event::SessionsCreated);
                 apply(ctx, &self.counters, frame, pkt, rw)
             }
-            Err(e) => Outcome::Drop(create_drop(e)),
+            Err(e) => Fate::Drop(create_drop(e)),
         }
     }
 }

@@ -1,6 +1,39 @@
-//! What became of each frame of a batch, and the frames grouped by where they go next.
+//! What becomes of a frame: its [`Fate`] inside the pipeline (the one result every stage
+//! returns), its [`Verdict`] when it leaves, and a batch's verdicts grouped by where the
+//! frames go next.
 
 use super::counters::DropReason;
+
+/// What becomes of a packet, as every stage of the pipeline returns it (parsing's errors,
+/// the express lane, the fast and slow paths, the answers the router sends); the pipeline's
+/// last step turns it into the frame's [`Verdict`] and counts it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Fate {
+    /// Forwarded: the Ethernet header still needs the egress and next-hop MACs.
+    Forward {
+        egress: u8,
+    },
+    /// The frame now holds an ICMP error for the sender (link header already swapped); the
+    /// original packet counts as dropped for `dropped`.
+    Reply {
+        egress: u8,
+        dropped: DropReason,
+    },
+    /// The frame now holds a TCP reset for the sender (link header already swapped): its
+    /// connection's WAN went down (`wan_down`), or it has no connection (`tcp_not_syn`); the
+    /// original packet counts as dropped for `dropped`.
+    Reset {
+        egress: u8,
+        dropped: DropReason,
+    },
+    Kernel,
+    Drop(DropReason),
+    /// Larger than the MTU of the egress interface its session names (the frame is not
+    /// rewritten yet): answered before the frame leaves the pipeline.
+    TooBig {
+        mtu: u16,
+    },
+}
 
 /// The fate of one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
