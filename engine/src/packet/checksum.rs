@@ -129,6 +129,21 @@ pub fn l4_verify_sum(src: [u8; 4], dst: [u8; 4], proto: u8, segment: &[u8]) -> u
     wire_order(sum)
 }
 
+/// Full TCP, UDP or ICMPv6 checksum over the IPv6 pseudo-header (RFC 8200 8.1: addresses,
+/// 32-bit upper-layer length, three zero bytes, next header) and the whole upper-layer
+/// `segment` (with its checksum field included as stored). A correct packet sums to 0.
+pub fn l4_verify_sum_v6(src: [u8; 16], dst: [u8; 16], next_header: u8, segment: &[u8]) -> u16 {
+    let len = u32::try_from(segment.len()).unwrap_or(u32::MAX);
+    let sum = Sum16BitWords::new()
+        .add_16bytes(src)
+        .add_16bytes(dst)
+        .add_4bytes(len.to_be_bytes())
+        .add_4bytes([0, 0, 0, next_header])
+        .add_slice(segment)
+        .ones_complement();
+    wire_order(sum)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -17,7 +17,8 @@ pub enum DropReason {
     MalformedTransport,
     /// ICMP error whose quoted packet cannot be read.
     MalformedIcmpError,
-    /// IPv6 (not handled yet).
+    /// A valid IPv6 packet to be forwarded (fwd forwards IPv4 only yet; IPv6 neighbour
+    /// discovery and link-scoped or multicast traffic go to the kernel).
     UnsupportedIpv6,
     /// Link-layer protocol other than IPv4, IPv6 or ARP.
     UnsupportedEtherType,
@@ -86,10 +87,14 @@ pub enum DropReason {
     ForwardConflict,
     /// A UDP datagram that would open a session, with a wrong checksum.
     UdpBadChecksum,
+    /// IPv6 header or extension headers invalid (version, payload length against the frame,
+    /// a truncated or misplaced extension header, more than eight of them), or the upper-layer
+    /// header missing or inconsistent.
+    MalformedIpv6,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 33] = [
+    pub const ALL: [DropReason; 34] = [
         DropReason::MalformedL2,
         DropReason::MalformedIpv4,
         DropReason::BadIpChecksum,
@@ -123,6 +128,7 @@ impl DropReason {
         DropReason::TcpControlFragment,
         DropReason::ForwardConflict,
         DropReason::UdpBadChecksum,
+        DropReason::MalformedIpv6,
     ];
 
     pub fn name(self) -> &'static str {
@@ -160,6 +166,7 @@ impl DropReason {
             DropReason::TcpControlFragment => "tcp_control_fragment",
             DropReason::ForwardConflict => "forward_conflict",
             DropReason::UdpBadChecksum => "udp_bad_checksum",
+            DropReason::MalformedIpv6 => "malformed_ipv6",
         }
     }
 }

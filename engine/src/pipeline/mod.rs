@@ -313,6 +313,7 @@ impl Pipeline {
         };
         let pkt = match parsed {
             Ok(pkt) => pkt,
+            Err(ParseError::Ipv6) => return self.ipv6(frame),
             Err(e) => return parse_fate(e),
         };
         let fate = match role {
@@ -322,6 +323,22 @@ impl Pipeline {
         match fate {
             Fate::TooBig { mtu } => self.too_big(ctx, frame, &pkt, ingress, mtu),
             other => other,
+        }
+    }
+
+    /// An IPv6 packet: parsed in full (header, extension headers, upper-layer header);
+    /// neighbour discovery and link-scoped traffic (link-local or multicast destination:
+    /// DHCPv6, MLD) go to the kernel, a malformed packet is dropped (`malformed_ipv6`), and
+    /// the rest is counted as not forwarded (`unsupported_ipv6`): fwd forwards IPv4 only yet.
+    fn ipv6(&self, frame: &Frame<'_>) -> Fate {
+        let l3 = match self.medium {
+            Medium::Ethernet => parse::ETHERNET_HEADER_LEN,
+            Medium::Ip => 0,
+        };
+        match parse::parse_ipv6(frame.data(), l3) {
+            Ok(pkt) if pkt.is_neighbor_discovery() || pkt.is_link_scoped() => Fate::Kernel,
+            Ok(_) => Fate::Drop(DropReason::UnsupportedIpv6),
+            Err(e) => parse_fate(e),
         }
     }
 
@@ -727,6 +744,7 @@ fn parse_fate(error: ParseError) -> Fate {
         ParseError::BadIpv4Checksum => DropReason::BadIpChecksum,
         ParseError::BadTransport => DropReason::MalformedTransport,
         ParseError::BadIcmpError => DropReason::MalformedIcmpError,
+        ParseError::BadIpv6 => DropReason::MalformedIpv6,
     })
 }
 

@@ -21,9 +21,9 @@
 
 pub mod ethernet;
 pub mod icmpv4;
-// pub mod icmpv6;
+pub mod icmpv6;
 pub mod ipv4;
-// pub mod ipv6;
+pub mod ipv6;
 pub mod tcp;
 pub mod udp;
 
@@ -32,9 +32,9 @@ mod tests;
 
 pub use ethernet::EthernetFrame;
 pub use icmpv4::Icmpv4Message;
-// pub use icmpv6::Icmpv6Message;
+pub use icmpv6::Icmpv6Message;
 pub use ipv4::Ipv4Packet;
-// pub use ipv6::Ipv6Packet;
+pub use ipv6::Ipv6Packet;
 pub use tcp::TcpSegment;
 pub use udp::UdpDatagram;
 

@@ -464,7 +464,7 @@ fn malformed_inputs() {
     router.expect_drop(LAN, &IHL_TOO_SMALL, DropReason::MalformedIpv4);
     router.expect_drop(LAN, &TOTAL_LEN_TOO_BIG, DropReason::MalformedIpv4);
     router.expect_drop(LAN, &TCP_TRUNCATED, DropReason::MalformedTransport);
-    router.expect_drop(LAN, &IPV6, DropReason::UnsupportedIpv6);
+    router.expect_drop(LAN, &IPV6, DropReason::MalformedIpv6);
 
     let mut bad_sum = udp((HOST_A, 1000), (SERVER, 53)).bytes();
     bad_sum[10] ^= 0xff;

@@ -9,6 +9,7 @@ mod forwards;
 mod golden;
 mod harness;
 mod host_caps;
+mod ipv6;
 mod packets;
 mod props;
 mod tcp_checks;
