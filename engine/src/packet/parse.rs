@@ -343,6 +343,16 @@ pub struct Ipv6Packet {
 }
 
 impl Ipv6Packet {
+    /// The packet an ICMPv6 error quotes (`None` for other packets, or if `frame` is not the
+    /// frame this packet was parsed from).
+    pub fn embedded(&self, frame: &[u8]) -> Option<Embedded6> {
+        if self.transport != Transport::IcmpError {
+            return None;
+        }
+        let quote = self.l4() + icmpv6::HEADER_LEN;
+        parse_embedded_v6(frame.get(quote..self.end())?, quote).ok()
+    }
+
     /// Offset of the IPv6 header in the frame.
     pub fn l3(&self) -> usize {
         usize::from(self.l3)
@@ -432,14 +442,75 @@ fn parse_icmpv6(payload: &[u8], fragment: Fragment) -> Result<(Transport, Option
         | icmpv6::msg_type::PACKET_TOO_BIG
         | icmpv6::msg_type::TIME_EXCEEDED
         | icmpv6::msg_type::PARAM_PROBLEM => {
-            let quote = Ipv6View::new_checked_quote(icmp.data());
-            let quotes_enough = quote.is_ok_and(|q| q.payload().len() >= 8);
-            if fragment != Fragment::Whole || !quotes_enough {
+            // An error about a fragment of an error makes no sense to translate.
+            if fragment != Fragment::Whole {
                 return Err(ParseError::BadIcmpError);
             }
+            parse_embedded_v6(icmp.data(), 0)?;
             Transport::IcmpError
         }
         _ => Transport::IcmpOther,
     };
     Ok((transport, Some(kind)))
+}
+
+/// The packet quoted inside an ICMPv6 error: the head of a packet that went the other way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Embedded6 {
+    /// Offset of the embedded IPv6 header in the frame.
+    pub l3: usize,
+    /// Offset of its upper-layer header in the frame (after any extension headers).
+    pub l4: usize,
+    pub proto: u8,
+    pub src: Ipv6Addr,
+    pub dst: Ipv6Addr,
+    /// TCP/UDP ports, or for an echo the identifier in the port of the side that sent it.
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// Bytes of the embedded upper-layer header present in the frame (at least 8).
+    pub l4_len: usize,
+}
+
+/// Reads the packet an ICMPv6 error quotes (`quoted`, found at `l3` in the frame): an IPv6
+/// header, its extension headers as far as the quote holds them, and at least 8 bytes of a
+/// TCP, UDP or ICMPv6 echo header of a first (or whole) fragment.
+fn parse_embedded_v6(quoted: &[u8], l3: usize) -> Result<Embedded6, ParseError> {
+    let ip = Ipv6View::new_checked_quote(quoted).map_err(|_| ParseError::BadIcmpError)?;
+    let upper = ip.upper_layer().map_err(|_| ParseError::BadIcmpError)?;
+    if upper.fragment.is_some_and(|f| !f.is_first()) {
+        return Err(ParseError::BadIcmpError);
+    }
+    let l4 = quoted.get(upper.offset..).unwrap_or_default();
+    if l4.len() < 8 {
+        return Err(ParseError::BadIcmpError);
+    }
+    let (src_port, dst_port) = match upper.protocol {
+        IPPROTO_TCP => {
+            let tcp = TcpSegment::new_unchecked(l4);
+            (tcp.src_port(), tcp.dst_port())
+        }
+        IPPROTO_UDP => {
+            let udp = UdpDatagram::new_unchecked(l4);
+            (udp.src_port(), udp.dst_port())
+        }
+        ip_proto::ICMPV6 => {
+            let echo = Icmpv6Message::new_unchecked(l4);
+            match echo.msg_type() {
+                icmpv6::msg_type::ECHO_REQUEST => (echo.echo_ident(), 0),
+                icmpv6::msg_type::ECHO_REPLY => (0, echo.echo_ident()),
+                _ => return Err(ParseError::BadIcmpError),
+            }
+        }
+        _ => return Err(ParseError::BadIcmpError),
+    };
+    Ok(Embedded6 {
+        l3,
+        l4: l3 + upper.offset,
+        proto: upper.protocol,
+        src: ip.src(),
+        dst: ip.dst(),
+        src_port,
+        dst_port,
+        l4_len: l4.len(),
+    })
 }

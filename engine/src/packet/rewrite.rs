@@ -6,15 +6,16 @@
 //! All functions take a packet already validated by [`super::parse`], so every offset they
 //! touch lies inside the frame; they never allocate.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checksum::Delta;
 use super::parse::{
-    Embedded, Ipv4Packet, Medium, Transport, IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP,
+    Embedded, Embedded6, Ipv4Packet, Ipv6Packet, Medium, Transport, IPPROTO_ICMP, IPPROTO_TCP,
+    IPPROTO_UDP,
 };
 use super::wire::{
-    ethernet, tcp, udp, EthernetFrame, Icmpv4Message, Ipv4Packet as Ipv4View, TcpSegment,
-    UdpDatagram,
+    ethernet, ip_proto, tcp, udp, EthernetFrame, Icmpv4Message, Icmpv6Message,
+    Ipv4Packet as Ipv4View, Ipv6Packet as Ipv6View, TcpSegment, UdpDatagram,
 };
 
 /// An address and port (or ICMP identifier) a packet is given.
@@ -56,42 +57,92 @@ fn rewrite_ip_header(frame: &mut [u8], l3: usize, src: Ipv4Addr, dst: Ipv4Addr) 
     addrs
 }
 
+/// How an echo's checksum relates to the addresses: ICMP's covers the message alone,
+/// ICMPv6's an IPv6 pseudo-header too (RFC 4443 2.3).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum EchoSum {
+    MessageOnly,
+    WithPseudoHeader,
+}
+
+/// Sets a TCP or UDP header's ports, or an echo's identifier (the requester's side, `src`
+/// for a request, carries it), at the start of `transport`, and adjusts its checksum for
+/// that change and for `pseudo` (the addresses' change, which every TCP and UDP checksum
+/// and an ICMPv6 one covers). Returns the delta of every byte it changed, the checksum
+/// included, for a checksum that covers them all (an ICMP error's around a quote).
+/// `quoted`: the header is an ICMP error's quote, cut where the error's sender cut it; a
+/// checksum outside the quote is left alone.
+#[inline(always)]
+fn rewrite_transport(
+    transport: &mut [u8],
+    kind: Transport,
+    (src, dst): (u16, u16),
+    pseudo: Delta,
+    echo_sum: EchoSum,
+) -> Delta {
+    let len = transport.len();
+    let ports = |old_src: u16, old_dst: u16| {
+        Delta::ZERO.words(
+            u32::from(old_src) << 16 | u32::from(old_dst),
+            u32::from(src) << 16 | u32::from(dst),
+        )
+    };
+    match kind {
+        Transport::Tcp { .. } => {
+            let mut seg = TcpSegment::new_unchecked(transport);
+            let ports = ports(seg.src_port(), seg.dst_port());
+            seg.set_ports(src, dst);
+            if len < tcp::CHECKSUM + 2 {
+                return ports;
+            }
+            let old = seg.checksum();
+            seg.set_checksum((pseudo + ports).apply(old));
+            ports + Delta::of_checksum_change(old, seg.checksum())
+        }
+        Transport::Udp { .. } => {
+            let mut datagram = UdpDatagram::new_unchecked(transport);
+            let ports = ports(datagram.src_port(), datagram.dst_port());
+            datagram.set_ports(src, dst);
+            if len < udp::CHECKSUM + 2 {
+                return ports;
+            }
+            let old = datagram.checksum();
+            datagram.set_checksum((pseudo + ports).apply_udp(old));
+            ports + Delta::of_checksum_change(old, datagram.checksum())
+        }
+        Transport::IcmpEcho { request, .. } => {
+            let id = if request { src } else { dst };
+            // ICMPv4 and ICMPv6 echoes share their layout
+            let mut echo = Icmpv4Message::new_unchecked(transport);
+            let id_delta = Delta::ZERO.word(echo.echo_ident(), id);
+            echo.set_echo_ident(id);
+            let covered = match echo_sum {
+                EchoSum::MessageOnly => id_delta,
+                EchoSum::WithPseudoHeader => pseudo + id_delta,
+            };
+            let old = echo.checksum();
+            echo.set_checksum(covered.apply(old));
+            id_delta + Delta::of_checksum_change(old, echo.checksum())
+        }
+        _ => Delta::ZERO,
+    }
+}
+
 /// Forwards a whole datagram or first fragment as `src` → `dst`: addresses, TCP/UDP ports or
 /// the ICMP echo identifier (the requester's side carries it), TTL - 1, all checksums.
 #[inline(always)]
 pub fn rewrite_flow(frame: &mut [u8], pkt: &Ipv4Packet, src: Endpoint, dst: Endpoint) {
     let l4 = pkt.l4();
     let pseudo = rewrite_ip_header(frame, pkt.l3(), src.ip, dst.ip);
-    let Some(transport) = frame.get_mut(l4..) else {
-        return;
-    };
-    let ports = |old_src: u16, old_dst: u16| {
-        pseudo.words(
-            u32::from(old_src) << 16 | u32::from(old_dst),
-            u32::from(src.port) << 16 | u32::from(dst.port),
-        )
-    };
-    match pkt.transport {
-        Transport::Tcp { .. } => {
-            let mut seg = TcpSegment::new_unchecked(transport);
-            let delta = ports(seg.src_port(), seg.dst_port());
-            seg.set_ports(src.port, dst.port);
-            seg.set_checksum(delta.apply(seg.checksum()));
-        }
-        Transport::Udp { .. } => {
-            let mut datagram = UdpDatagram::new_unchecked(transport);
-            let delta = ports(datagram.src_port(), datagram.dst_port());
-            datagram.set_ports(src.port, dst.port);
-            datagram.set_checksum(delta.apply_udp(datagram.checksum()));
-        }
-        Transport::IcmpEcho { request, .. } => {
-            let id = if request { src.port } else { dst.port };
-            let mut echo = Icmpv4Message::new_unchecked(transport);
-            let delta = Delta::ZERO.word(echo.echo_ident(), id);
-            echo.set_echo_ident(id);
-            echo.set_checksum(delta.apply(echo.checksum()));
-        }
-        _ => {}
+    if let Some(transport) = frame.get_mut(l4..) {
+        let ports = (src.port, dst.port);
+        rewrite_transport(
+            transport,
+            pkt.transport,
+            ports,
+            pseudo,
+            EchoSum::MessageOnly,
+        );
     }
 }
 
@@ -135,48 +186,130 @@ fn rewrite_embedded(frame: &mut [u8], emb: &Embedded, src: Endpoint, dst: Endpoi
     ip.set_checksum(addrs.apply(old_sum));
     let mut quoted = addrs + Delta::of_checksum_change(old_sum, ip.checksum());
     // The quoted transport checksum is fixed where it was quoted at all.
-    let quotes_checksum = |at: usize| transport.len() >= at + 2;
-    let ports = |(old_src, old_dst): (u16, u16)| {
-        Delta::ZERO.word(old_src, src.port).word(old_dst, dst.port)
+    let Some(kind) = quoted_transport(emb.proto, src.port != 0) else {
+        return quoted;
     };
-    match emb.proto {
-        IPPROTO_TCP => {
-            let with_checksum = quotes_checksum(tcp::CHECKSUM);
-            let mut seg = TcpSegment::new_unchecked(transport);
-            let ports = ports((seg.src_port(), seg.dst_port()));
-            seg.set_ports(src.port, dst.port);
-            quoted = quoted + ports;
-            if with_checksum {
-                let old = seg.checksum();
-                seg.set_checksum((addrs + ports).apply(old));
-                quoted = quoted + Delta::of_checksum_change(old, seg.checksum());
-            }
-        }
-        IPPROTO_UDP => {
-            let with_checksum = quotes_checksum(udp::CHECKSUM);
-            let mut datagram = UdpDatagram::new_unchecked(transport);
-            let ports = ports((datagram.src_port(), datagram.dst_port()));
-            datagram.set_ports(src.port, dst.port);
-            quoted = quoted + ports;
-            if with_checksum {
-                let old = datagram.checksum();
-                datagram.set_checksum((addrs + ports).apply_udp(old));
-                quoted = quoted + Delta::of_checksum_change(old, datagram.checksum());
-            }
-        }
-        IPPROTO_ICMP => {
-            // The quoted echo's identifier sits with the side that sent the echo.
-            let id = if src.port != 0 { src.port } else { dst.port };
-            let mut echo = Icmpv4Message::new_unchecked(transport);
-            let id_delta = Delta::ZERO.word(echo.echo_ident(), id);
-            echo.set_echo_ident(id);
-            let old = echo.checksum();
-            echo.set_checksum(id_delta.apply(old));
-            quoted = quoted + id_delta + Delta::of_checksum_change(old, echo.checksum());
-        }
-        _ => {}
-    }
+    quoted = quoted
+        + rewrite_transport(
+            transport,
+            kind,
+            (src.port, dst.port),
+            addrs,
+            EchoSum::MessageOnly,
+        );
     quoted
+}
+
+/// An IPv6 address and port (or ICMPv6 echo identifier) a packet is given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint6 {
+    pub ip: Ipv6Addr,
+    pub port: u16,
+}
+
+/// The delta of an IPv6 address change, for every checksum whose pseudo-header covers it.
+#[inline(always)]
+fn addr6_delta(old: Ipv6Addr, new: Ipv6Addr) -> Delta {
+    let (old, new) = (old.octets(), new.octets());
+    (0..4).fold(Delta::ZERO, |delta, i| {
+        let word =
+            |a: &[u8; 16]| u32::from_be_bytes([a[4 * i], a[4 * i + 1], a[4 * i + 2], a[4 * i + 3]]);
+        delta.words(word(&old), word(&new))
+    })
+}
+
+/// Rewrites the IPv6 addresses and decrements the hop limit (IPv6 has no header checksum).
+/// Returns the pseudo-header delta for the upper-layer checksum.
+#[inline(always)]
+fn rewrite_ipv6_header(frame: &mut [u8], l3: usize, src: Ipv6Addr, dst: Ipv6Addr) -> Delta {
+    let Some(bytes) = frame.get_mut(l3..) else {
+        return Delta::ZERO;
+    };
+    let mut ip = Ipv6View::new_unchecked(bytes);
+    let pseudo = addr6_delta(ip.src(), src) + addr6_delta(ip.dst(), dst);
+    ip.set_src(src);
+    ip.set_dst(dst);
+    ip.set_hop_limit(ip.hop_limit().wrapping_sub(1));
+    pseudo
+}
+
+/// Forwards a whole IPv6 datagram or first fragment as `src` → `dst` (NAT66): addresses,
+/// TCP/UDP ports or the ICMPv6 echo identifier, hop limit - 1, the upper-layer checksum
+/// (whose pseudo-header covers the addresses, ICMPv6's too).
+pub fn rewrite_flow_v6(frame: &mut [u8], pkt: &Ipv6Packet, src: Endpoint6, dst: Endpoint6) {
+    let pseudo = rewrite_ipv6_header(frame, pkt.l3(), src.ip, dst.ip);
+    if let Some(transport) = frame.get_mut(pkt.l4()..pkt.end()) {
+        let ports = (src.port, dst.port);
+        rewrite_transport(
+            transport,
+            pkt.transport,
+            ports,
+            pseudo,
+            EchoSum::WithPseudoHeader,
+        );
+    }
+}
+
+/// Forwards a later IPv6 fragment: addresses and hop limit only (its datagram's checksum was
+/// fixed in the first fragment).
+pub fn rewrite_fragment_v6(frame: &mut [u8], pkt: &Ipv6Packet, src: Ipv6Addr, dst: Ipv6Addr) {
+    rewrite_ipv6_header(frame, pkt.l3(), src, dst);
+}
+
+/// Forwards an ICMPv6 error: the outer header becomes `outer` (source, destination; hop
+/// limit - 1), the quoted packet becomes `inner_src` → `inner_dst` with its upper-layer
+/// checksum fixed where it is quoted; the ICMPv6 checksum absorbs the outer pseudo-header's
+/// change and every change inside the quote (RFC 4443 2.3: it covers both).
+pub fn rewrite_icmpv6_error(
+    frame: &mut [u8],
+    pkt: &Ipv6Packet,
+    emb: &Embedded6,
+    outer: (Ipv6Addr, Ipv6Addr),
+    inner_src: Endpoint6,
+    inner_dst: Endpoint6,
+) {
+    let quoted = rewrite_embedded_v6(frame, emb, inner_src, inner_dst);
+    let pseudo = rewrite_ipv6_header(frame, pkt.l3(), outer.0, outer.1);
+    if let Some(bytes) = frame.get_mut(pkt.l4()..pkt.end()) {
+        let mut icmp = Icmpv6Message::new_unchecked(bytes);
+        icmp.set_checksum((pseudo + quoted).apply(icmp.checksum()));
+    }
+}
+
+/// Rewrites a quoted IPv6 packet (no hop limit change: it is a copy). Returns the delta of
+/// all quoted bytes that changed, for the enclosing ICMPv6 checksum.
+fn rewrite_embedded_v6(frame: &mut [u8], emb: &Embedded6, src: Endpoint6, dst: Endpoint6) -> Delta {
+    let Some(quote) = frame.get_mut(emb.l3..emb.l4 + emb.l4_len) else {
+        return Delta::ZERO;
+    };
+    let (header, transport) = quote.split_at_mut((emb.l4 - emb.l3).min(quote.len()));
+    let mut ip = Ipv6View::new_unchecked(header);
+    let addrs = addr6_delta(ip.src(), src.ip) + addr6_delta(ip.dst(), dst.ip);
+    ip.set_src(src.ip);
+    ip.set_dst(dst.ip);
+    let Some(kind) = quoted_transport(emb.proto, src.port != 0) else {
+        return addrs;
+    };
+    let ports = (src.port, dst.port);
+    addrs + rewrite_transport(transport, kind, ports, addrs, EchoSum::WithPseudoHeader)
+}
+
+/// The transport of a quoted packet of protocol `proto` as [`rewrite_transport`] takes it;
+/// for an echo, `request`: whether the identifier sits with the quote's source (a quoted
+/// request, whose sender is the quote's source).
+#[inline]
+fn quoted_transport(proto: u8, request: bool) -> Option<Transport> {
+    let (src_port, dst_port) = (0, 0);
+    match proto {
+        IPPROTO_TCP => Some(Transport::Tcp {
+            src_port,
+            dst_port,
+            flags: 0,
+        }),
+        IPPROTO_UDP => Some(Transport::Udp { src_port, dst_port }),
+        IPPROTO_ICMP | ip_proto::ICMPV6 => Some(Transport::IcmpEcho { id: 0, request }),
+        _ => None,
+    }
 }
 
 /// Points an Ethernet frame back at the neighbour that sent it (swaps the destination and

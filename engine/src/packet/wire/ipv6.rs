@@ -210,10 +210,16 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// (`(len + 2) * 4` bytes, RFC 4302; a length of 0, too short for its fixed fields, is
     /// Malformed). Any other header is the upper layer. After a fragment header with a
     /// non-zero offset the walk stops there, as [`UpperLayer`] describes. A header that does
-    /// not fit the payload is Truncated; more than [`MAX_EXTENSION_HEADERS`] extension
-    /// headers, Malformed.
+    /// not fit the payload (or, in a quote, what the quote holds of it) is Truncated; more
+    /// than [`MAX_EXTENSION_HEADERS`] extension headers, Malformed.
     pub fn upper_layer(&self) -> Result<UpperLayer, Error> {
-        let packet = self.b().get(..self.total_len()).ok_or(Error::Truncated)?;
+        // a checked packet holds its total length; a quote (`new_checked_quote`) is walked as
+        // far as it goes
+        let b = self.b();
+        if b.len() < HEADER_LEN {
+            return Err(Error::Truncated);
+        }
+        let packet = b.get(..self.total_len().min(b.len())).unwrap_or(b);
         let mut protocol = self.next_header();
         if protocol == ip_proto::HOP_BY_HOP && self.payload_len() == 0 {
             return Err(Error::Malformed);

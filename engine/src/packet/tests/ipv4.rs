@@ -6,9 +6,9 @@
 
 use std::net::Ipv4Addr;
 
-use super::checksum;
-use super::parse::{parse_ipv4, Fragment, Transport};
-use super::rewrite::{rewrite_flow, rewrite_icmp_error, Endpoint};
+use crate::packet::checksum;
+use crate::packet::parse::{parse_ipv4, Fragment, Transport};
+use crate::packet::rewrite::{rewrite_flow, rewrite_icmp_error, Endpoint};
 
 const A: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 10);
 const S: Ipv4Addr = Ipv4Addr::new(8, 8, 4, 4);
@@ -173,8 +173,8 @@ fn frozen_packets_have_valid_checksums() {
 /// the link header moves), without it the quote moves back; both give the same bytes.
 #[test]
 fn icmp_error_with_and_without_headroom() {
-    use super::icmp_error::{build_icmp_error, IcmpErrorKind, HEADERS_AHEAD};
-    use super::parse::{l3_offset, Medium};
+    use crate::packet::icmp_error::{build_icmp_error, IcmpErrorKind, HEADERS_AHEAD};
+    use crate::packet::parse::{l3_offset, Medium};
     let mut ethernet = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x08, 0x00];
     ethernet.extend_from_slice(&SYN_IN);
     for (medium, packet) in [(Medium::Ip, &SYN_IN[..]), (Medium::Ethernet, &ethernet[..])] {
