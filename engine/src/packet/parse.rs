@@ -288,26 +288,7 @@ fn parse_embedded(quoted: &[u8], l3: usize) -> Result<Embedded, ParseError> {
     if l4.len() < 8 || ip.fragment_offset() != 0 {
         return Err(ParseError::BadIcmpError);
     }
-    let (src_port, dst_port) = match ip.protocol() {
-        IPPROTO_TCP => {
-            let tcp = TcpSegment::new_unchecked(l4);
-            (tcp.src_port(), tcp.dst_port())
-        }
-        IPPROTO_UDP => {
-            let udp = UdpDatagram::new_unchecked(l4);
-            (udp.src_port(), udp.dst_port())
-        }
-        // Embedded echo: the identifier belongs to the host that sent the echo.
-        IPPROTO_ICMP => {
-            let echo = Icmpv4Message::new_unchecked(l4);
-            match (echo.msg_type(), echo.code()) {
-                (icmpv4::msg_type::ECHO_REQUEST, _) => (echo.echo_ident(), 0),
-                (icmpv4::msg_type::ECHO_REPLY, _) => (0, echo.echo_ident()),
-                _ => return Err(ParseError::BadIcmpError),
-            }
-        }
-        _ => return Err(ParseError::BadIcmpError),
-    };
+    let (src_port, dst_port) = quoted_ports(ip.protocol(), l4)?;
     Ok(Embedded {
         l3,
         header_len,
@@ -484,25 +465,7 @@ fn parse_embedded_v6(quoted: &[u8], l3: usize) -> Result<Embedded6, ParseError> 
     if l4.len() < 8 {
         return Err(ParseError::BadIcmpError);
     }
-    let (src_port, dst_port) = match upper.protocol {
-        IPPROTO_TCP => {
-            let tcp = TcpSegment::new_unchecked(l4);
-            (tcp.src_port(), tcp.dst_port())
-        }
-        IPPROTO_UDP => {
-            let udp = UdpDatagram::new_unchecked(l4);
-            (udp.src_port(), udp.dst_port())
-        }
-        ip_proto::ICMPV6 => {
-            let echo = Icmpv6Message::new_unchecked(l4);
-            match echo.msg_type() {
-                icmpv6::msg_type::ECHO_REQUEST => (echo.echo_ident(), 0),
-                icmpv6::msg_type::ECHO_REPLY => (0, echo.echo_ident()),
-                _ => return Err(ParseError::BadIcmpError),
-            }
-        }
-        _ => return Err(ParseError::BadIcmpError),
-    };
+    let (src_port, dst_port) = quoted_ports(upper.protocol, l4)?;
     Ok(Embedded6 {
         l3,
         l4: l3 + upper.offset,
@@ -513,4 +476,27 @@ fn parse_embedded_v6(quoted: &[u8], l3: usize) -> Result<Embedded6, ParseError> 
         dst_port,
         l4_len: l4.len(),
     })
+}
+
+/// The ports of a quoted packet's upper-layer header `l4` (at least 8 bytes) of protocol
+/// `proto`: a TCP or UDP header's, or for an ICMP or ICMPv6 echo its identifier, in the
+/// port of the host that sent the echo (the requester's side of a request, the other of a
+/// reply).
+fn quoted_ports(proto: u8, l4: &[u8]) -> Result<(u16, u16), ParseError> {
+    let echo = Icmpv4Message::new_unchecked(l4); // ICMPv6's echo has the same layout
+    match (proto, echo.msg_type()) {
+        (IPPROTO_TCP, _) => {
+            let tcp = TcpSegment::new_unchecked(l4);
+            Ok((tcp.src_port(), tcp.dst_port()))
+        }
+        (IPPROTO_UDP, _) => {
+            let udp = UdpDatagram::new_unchecked(l4);
+            Ok((udp.src_port(), udp.dst_port()))
+        }
+        (IPPROTO_ICMP, icmpv4::msg_type::ECHO_REQUEST)
+        | (ip_proto::ICMPV6, icmpv6::msg_type::ECHO_REQUEST) => Ok((echo.echo_ident(), 0)),
+        (IPPROTO_ICMP, icmpv4::msg_type::ECHO_REPLY)
+        | (ip_proto::ICMPV6, icmpv6::msg_type::ECHO_REPLY) => Ok((0, echo.echo_ident())),
+        _ => Err(ParseError::BadIcmpError),
+    }
 }
