@@ -5,15 +5,20 @@
 //!
 //! RFC 1812 4.3.2: quote as much of the original as fits in 576 bytes; never answer an ICMP
 //! error, a later fragment, or a packet from/to a broadcast, multicast or unspecified address.
+//!
+//! ICMPv6 errors (RFC 4443: hop limit exceeded, address unreachable, packet too big) are
+//! built the same way: as much of the packet as keeps the error within 1280 bytes, never
+//! about an ICMPv6 error or from a source that names no single node, nor about a packet to
+//! a multicast group unless it is too big.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use etherparse::{
     icmpv4::{DestUnreachableHeader, TimeExceededCode},
-    Icmpv4Header, Icmpv4Type, IpNumber, Ipv4Header,
+    icmpv6, Icmpv4Header, Icmpv4Type, Icmpv6Header, Icmpv6Type, IpNumber, Ipv4Header, Ipv6Header,
 };
 
-use super::parse::{Fragment, Ipv4Packet, Medium, Transport};
+use super::parse::{Fragment, Ipv4Packet, Ipv6Packet, Medium, Transport};
 use super::rewrite::reply_link_header;
 
 /// Which error to send.
@@ -67,20 +72,7 @@ pub fn build_icmp_error(
         .total_len()
         .min(MAX_ERROR_DATAGRAM - IP_AND_ICMP_HEADERS);
     let l3 = pkt.l3();
-    let quote = at.checked_add(l3)?..at.checked_add(l3 + quote_len)?;
-    // where the error starts in `buf`
-    let start = match at.checked_sub(HEADERS_AHEAD) {
-        Some(start) => {
-            buf.get(..quote.end)?;
-            buf.copy_within(at..at + l3, start);
-            start
-        }
-        None => {
-            buf.get(..quote.end + HEADERS_AHEAD)?;
-            buf.copy_within(quote.clone(), quote.start + HEADERS_AHEAD);
-            at
-        }
-    };
+    let start = make_room(buf, at, l3, quote_len, HEADERS_AHEAD)?;
     let frame = buf.get_mut(start..start + l3 + IP_AND_ICMP_HEADERS + quote_len)?;
     let icmp_at = l3 + 20;
     let quote_at = icmp_at + 8;
@@ -112,6 +104,111 @@ pub fn build_icmp_error(
     frame[l3..icmp_at].copy_from_slice(&ip.to_bytes());
     frame[icmp_at..quote_at].copy_from_slice(&icmp.to_bytes());
 
+    reply_link_header(frame, medium, l3);
+    Some((start, frame.len()))
+}
+
+/// Makes room for `headers` bytes of an error's headers in front of the quote of a packet at
+/// `buf[at + l3..]` (`quote_len` bytes of it), after its link header (`l3` bytes at `at`):
+/// with that much headroom before `at` the link header moves into it, without the quote
+/// moves back. Returns where the error's frame now starts, or `None` when `buf` has no room.
+fn make_room(
+    buf: &mut [u8],
+    at: usize,
+    l3: usize,
+    quote_len: usize,
+    headers: usize,
+) -> Option<usize> {
+    let quote = at.checked_add(l3)?..at.checked_add(l3 + quote_len)?;
+    match at.checked_sub(headers) {
+        Some(start) => {
+            buf.get(..quote.end)?;
+            buf.copy_within(at..at + l3, start);
+            Some(start)
+        }
+        None => {
+            buf.get(..quote.end + headers)?;
+            buf.copy_within(quote.clone(), quote.start + headers);
+            Some(at)
+        }
+    }
+}
+
+/// Which ICMPv6 error to send (RFC 4443).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Icmpv6ErrorKind {
+    /// Type 3 code 0: hop limit exceeded in transit.
+    TimeExceeded,
+    /// Type 1 code 3: address unreachable.
+    AddressUnreachable,
+    /// Type 2: packet too big, with the next hop's MTU (RFC 8201 path MTU discovery).
+    PacketTooBig { mtu: u32 },
+}
+
+/// An ICMPv6 error may carry as much of the packet as keeps it within the minimum IPv6 MTU
+/// (RFC 4443 2.4 (c)).
+const MIN_IPV6_MTU: usize = 1280;
+const IPV6_AND_ICMPV6_HEADERS: usize = 40 + 8;
+
+/// Headroom an ICMPv6 error takes in front of the packet it quotes.
+pub const HEADERS_AHEAD_V6: usize = IPV6_AND_ICMPV6_HEADERS;
+
+/// Whether RFC 4443 2.4 (e) allows an ICMPv6 error of `kind` about this packet: never about
+/// an ICMPv6 error, nor from a source that names no single node (unspecified, multicast),
+/// nor about a packet to a multicast address unless it is too big (path MTU discovery for
+/// multicast).
+pub fn may_answer_v6(pkt: &Ipv6Packet, kind: Icmpv6ErrorKind) -> bool {
+    let too_big = matches!(kind, Icmpv6ErrorKind::PacketTooBig { .. });
+    pkt.transport != Transport::IcmpError
+        && !pkt.src.is_unspecified()
+        && !pkt.src.is_multicast()
+        && (!pkt.dst.is_multicast() || too_big)
+}
+
+/// As [`build_icmp_error`], for IPv6: replaces the packet at `buf[at..]` with an ICMPv6
+/// error about it, from `from` to the packet's source, quoting as much of it as keeps the
+/// error within 1280 bytes. Returns where the error lies in `buf`, or `None` when RFC 4443
+/// forbids an answer or `buf` has no room for it.
+pub fn build_icmpv6_error(
+    buf: &mut [u8],
+    at: usize,
+    medium: Medium,
+    pkt: &Ipv6Packet,
+    kind: Icmpv6ErrorKind,
+    from: Ipv6Addr,
+) -> Option<(usize, usize)> {
+    if !may_answer_v6(pkt, kind) {
+        return None;
+    }
+    let l3 = pkt.l3();
+    let quote_len = (pkt.end() - l3).min(MIN_IPV6_MTU - IPV6_AND_ICMPV6_HEADERS);
+    let start = make_room(buf, at, l3, quote_len, HEADERS_AHEAD_V6)?;
+    let frame = buf.get_mut(start..start + l3 + IPV6_AND_ICMPV6_HEADERS + quote_len)?;
+    let icmp_at = l3 + 40;
+    let quote_at = icmp_at + 8;
+    let icmp_type = match kind {
+        Icmpv6ErrorKind::TimeExceeded => {
+            Icmpv6Type::TimeExceeded(icmpv6::TimeExceededCode::HopLimitExceeded)
+        }
+        Icmpv6ErrorKind::AddressUnreachable => {
+            Icmpv6Type::DestinationUnreachable(icmpv6::DestUnreachableCode::Address)
+        }
+        Icmpv6ErrorKind::PacketTooBig { mtu } => Icmpv6Type::PacketTooBig { mtu },
+    };
+    let to = pkt.src.octets();
+    let icmp =
+        Icmpv6Header::with_checksum(icmp_type, from.octets(), to, &frame[quote_at..]).ok()?;
+    let ip = Ipv6Header {
+        traffic_class: 0,
+        flow_label: Default::default(),
+        payload_length: u16::try_from(8 + quote_len).ok()?,
+        next_header: IpNumber::IPV6_ICMP,
+        hop_limit: ERROR_TTL,
+        source: from.octets(),
+        destination: to,
+    };
+    frame[l3..icmp_at].copy_from_slice(&ip.to_bytes());
+    frame[icmp_at..quote_at].copy_from_slice(&icmp.to_bytes());
     reply_link_header(frame, medium, l3);
     Some((start, frame.len()))
 }

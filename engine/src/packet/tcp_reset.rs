@@ -10,9 +10,9 @@
 //! (its RCV.NXT), so even an RFC 5961 stack accepts it without a challenge ACK.
 
 use conntrack::{TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN};
-use etherparse::{IpNumber, Ipv4Header, TcpHeader};
+use etherparse::{IpNumber, Ipv4Header, Ipv6Header, TcpHeader};
 
-use super::parse::{Fragment, Ipv4Packet, Medium, Transport};
+use super::parse::{Fragment, Ipv4Packet, Ipv6Packet, Medium, Transport};
 use super::rewrite::reply_link_header;
 use super::wire::TcpSegment;
 
@@ -26,24 +26,19 @@ pub fn may_reset(pkt: &Ipv4Packet) -> bool {
         && pkt.fragment == Fragment::Whole
 }
 
-/// Replaces the TCP segment in `buf` with a reset from its destination to its source.
-/// Ethernet frames get their MAC addresses swapped so the reset goes back to the neighbour that
-/// sent the segment. Returns the new frame length, or `None` for a segment that must not be
-/// answered (a reset, a fragment, not TCP: see [`may_reset`]) or a `buf` too small.
-pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Option<usize> {
+/// The reset's TCP header for `segment` (the whole segment, header and data) of `transport`
+/// (as parsed; `None` if not TCP), by RFC 9293 3.10.7.1 (see the module docs); its checksum
+/// not yet set.
+fn reset_for(segment: &[u8], transport: Transport) -> Option<TcpHeader> {
     let Transport::Tcp {
         src_port,
         dst_port,
         flags,
-    } = pkt.transport
+    } = transport
     else {
         return None;
     };
-    if !may_reset(pkt) {
-        return None;
-    }
-    let l4 = pkt.l4();
-    let seg = TcpSegment::new_checked(buf.get(l4..pkt.end())?).ok()?;
+    let seg = TcpSegment::new_checked(segment).ok()?;
     let seg_len = u32::try_from(seg.payload().len()).ok()?
         + u32::from(flags & TCP_SYN != 0)
         + u32::from(flags & TCP_FIN != 0);
@@ -55,6 +50,18 @@ pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Opti
         tcp.ack = true;
         tcp.acknowledgment_number = seg.seq().wrapping_add(seg_len);
     }
+    Some(tcp)
+}
+
+/// Replaces the TCP segment in `buf` with a reset from its destination to its source.
+/// Ethernet frames get their MAC addresses swapped so the reset goes back to the neighbour that
+/// sent the segment. Returns the new frame length, or `None` for a segment that must not be
+/// answered (a reset, a fragment, not TCP: see [`may_reset`]) or a `buf` too small.
+pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Option<usize> {
+    if !may_reset(pkt) {
+        return None;
+    }
+    let mut tcp = reset_for(buf.get(pkt.l4()..pkt.end())?, pkt.transport)?;
     let mut ip = Ipv4Header::new(
         u16::try_from(TCP_HEADER_LEN).ok()?,
         RESET_TTL,
@@ -67,15 +74,52 @@ pub fn build_tcp_reset(buf: &mut [u8], medium: Medium, pkt: &Ipv4Packet) -> Opti
     ip.header_checksum = ip.calc_header_checksum();
     tcp.checksum = tcp.calc_checksum_ipv4(&ip, &[]).ok()?;
 
-    let l3 = pkt.l3();
-    let tcp_at = l3 + Ipv4Header::MIN_LEN;
-    let end = tcp_at + TCP_HEADER_LEN;
+    write_reset(buf, medium, pkt.l3(), &ip.to_bytes(), &tcp)
+}
+
+/// Writes a reset's IP header `ip` and TCP header over the segment's packet at `l3` and
+/// points an Ethernet frame back at its sender; returns the frame's new length.
+fn write_reset(
+    buf: &mut [u8],
+    medium: Medium,
+    l3: usize,
+    ip: &[u8],
+    tcp: &TcpHeader,
+) -> Option<usize> {
+    let end = l3 + ip.len() + TCP_HEADER_LEN;
     let out = buf.get_mut(l3..end)?;
-    let (ip_out, tcp_out) = out.split_at_mut(Ipv4Header::MIN_LEN);
-    ip_out.copy_from_slice(&ip.to_bytes());
+    let (ip_out, tcp_out) = out.split_at_mut(ip.len());
+    ip_out.copy_from_slice(ip);
     tcp_out.copy_from_slice(&tcp.to_bytes());
     reply_link_header(buf, medium, l3);
     Some(end)
+}
+
+/// Whether a segment may be answered with a reset (as [`may_reset`], for IPv6).
+pub fn may_reset_v6(pkt: &Ipv6Packet) -> bool {
+    matches!(pkt.transport, Transport::Tcp { flags, .. } if flags & TCP_RST == 0)
+        && pkt.fragment == Fragment::Whole
+}
+
+/// As [`build_tcp_reset`], for a segment over IPv6: the reset replaces it in `buf`, from its
+/// destination to its source (no extension headers), and the frame's length is returned.
+pub fn build_tcp_reset_v6(buf: &mut [u8], medium: Medium, pkt: &Ipv6Packet) -> Option<usize> {
+    if !may_reset_v6(pkt) {
+        return None;
+    }
+    let mut tcp = reset_for(buf.get(pkt.l4()..pkt.end())?, pkt.transport)?;
+    let (from, to) = (pkt.dst.octets(), pkt.src.octets());
+    tcp.checksum = tcp.calc_checksum_ipv6_raw(from, to, &[]).ok()?;
+    let ip = Ipv6Header {
+        traffic_class: 0,
+        flow_label: Default::default(),
+        payload_length: u16::try_from(TCP_HEADER_LEN).ok()?,
+        next_header: IpNumber::TCP,
+        hop_limit: RESET_TTL,
+        source: from,
+        destination: to,
+    };
+    write_reset(buf, medium, pkt.l3(), &ip.to_bytes(), &tcp)
 }
 
 #[cfg(test)]

@@ -10,8 +10,12 @@ use std::net::Ipv6Addr;
 use proptest::prelude::*;
 
 use crate::packet::checksum::l4_verify_sum_v6;
+use crate::packet::icmp_error::{build_icmpv6_error, Icmpv6ErrorKind, HEADERS_AHEAD_V6};
 use crate::packet::parse::{parse_ipv6, Fragment, Transport};
 use crate::packet::rewrite::{rewrite_flow_v6, rewrite_icmpv6_error, Endpoint6};
+use crate::packet::tcp_reset::build_tcp_reset_v6;
+use crate::packet::wire::{icmpv6, Icmpv6Message, Ipv6Packet as Ipv6View, TcpSegment};
+use crate::packet::Medium;
 
 const HOST: Ipv6Addr = Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 0x10);
 const SERVER: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1);
@@ -136,6 +140,105 @@ fn an_icmpv6_error_is_translated_with_its_quote() {
         ep(SERVER, 53),
     );
     assert_eq!(frame, TIME_EXCEEDED_OUT);
+}
+
+/// The router's ICMPv6 error about `packet`, built in a buffer with `at` bytes of headroom;
+/// `None` if refused.
+fn error_about(packet: &[u8], at: usize, kind: Icmpv6ErrorKind) -> Option<Vec<u8>> {
+    let mut buf = vec![0u8; at + packet.len() + HEADERS_AHEAD_V6];
+    buf[at..at + packet.len()].copy_from_slice(packet);
+    let pkt = parse_ipv6(packet, 0).unwrap();
+    let (start, len) = build_icmpv6_error(&mut buf, at, Medium::Ip, &pkt, kind, ROUTER)?;
+    Some(buf[start..start + len].to_vec())
+}
+
+#[test]
+fn an_icmpv6_error_quotes_the_packet_from_the_router_with_or_without_headroom() {
+    for kind in [
+        Icmpv6ErrorKind::TimeExceeded,
+        Icmpv6ErrorKind::AddressUnreachable,
+        Icmpv6ErrorKind::PacketTooBig { mtu: 1280 },
+    ] {
+        let ahead = error_about(&SYN_IN, HEADERS_AHEAD_V6, kind).unwrap();
+        let behind = error_about(&SYN_IN, 0, kind).unwrap();
+        assert_eq!(ahead, behind, "{kind:?}");
+        let ip = Ipv6View::new_checked(&ahead[..]).unwrap();
+        assert_eq!((ip.src(), ip.dst(), ip.hop_limit()), (ROUTER, HOST, 64));
+        let icmp = Icmpv6Message::new_checked(ip.payload()).unwrap();
+        assert!(icmp.verify_checksum(ROUTER, HOST));
+        assert_eq!(icmp.data(), SYN_IN, "the whole packet quoted");
+        let (kind_type, code) = match kind {
+            Icmpv6ErrorKind::TimeExceeded => (icmpv6::msg_type::TIME_EXCEEDED, 0),
+            Icmpv6ErrorKind::AddressUnreachable => (icmpv6::msg_type::DST_UNREACHABLE, 3),
+            Icmpv6ErrorKind::PacketTooBig { .. } => (icmpv6::msg_type::PACKET_TOO_BIG, 0),
+        };
+        assert_eq!((icmp.msg_type(), icmp.code()), (kind_type, code));
+        if let Icmpv6ErrorKind::PacketTooBig { mtu } = kind {
+            assert_eq!(icmp.mtu(), mtu);
+        }
+        // the error parses as one, about the flow of the packet it quotes
+        let parsed = parse_ipv6(&ahead, 0).unwrap();
+        let emb = parsed.embedded(&ahead).unwrap();
+        assert_eq!(
+            (emb.src, emb.dst, emb.src_port, emb.dst_port),
+            (HOST, SERVER, 40000, 443)
+        );
+    }
+}
+
+#[test]
+fn an_icmpv6_error_stays_within_1280_bytes() {
+    let big = packet(1, ep(HOST, 5000), ep(SERVER, 53), &[7; 1400], 64);
+    let error = error_about(&big, 64, Icmpv6ErrorKind::TimeExceeded).unwrap();
+    assert_eq!(error.len(), 1280);
+    assert_eq!(&error[48..], &big[..1232]);
+}
+
+#[test]
+fn no_error_about_an_error_a_multicast_group_or_a_nameless_source() {
+    let kind = Icmpv6ErrorKind::TimeExceeded;
+    assert!(error_about(&TIME_EXCEEDED_IN, 64, kind).is_none());
+    let group = Ipv6Addr::new(0xff0e, 0, 0, 0, 0, 0, 0, 0x101);
+    let to_group = packet(1, ep(HOST, 5000), ep(group, 123), b"ntp", 64);
+    assert!(error_about(&to_group, 64, kind).is_none());
+    let too_big = Icmpv6ErrorKind::PacketTooBig { mtu: 1280 };
+    assert!(
+        error_about(&to_group, 64, too_big).is_some(),
+        "path MTU discovery for groups"
+    );
+    let nameless = packet(1, ep(Ipv6Addr::UNSPECIFIED, 546), ep(SERVER, 547), b"x", 64);
+    assert!(error_about(&nameless, 64, kind).is_none());
+}
+
+#[test]
+fn a_segment_over_ipv6_gets_its_reset_from_its_destination() {
+    let mut frame = SYN_IN.to_vec();
+    let pkt = parse_ipv6(&frame, 0).unwrap();
+    let len = build_tcp_reset_v6(&mut frame, Medium::Ip, &pkt).unwrap();
+    let reset = &frame[..len];
+    assert_eq!(len, 60);
+    assert!(checksum_ok(reset));
+    let ip = Ipv6View::new_checked(reset).unwrap();
+    assert_eq!((ip.src(), ip.dst()), (SERVER, HOST));
+    let tcp = TcpSegment::new_checked(ip.payload()).unwrap();
+    assert_eq!((tcp.src_port(), tcp.dst_port()), (443, 40000));
+    // a SYN without ACK: RST|ACK acknowledging it (seq 1000 + 1)
+    assert_eq!((tcp.flags(), tcp.seq(), tcp.ack()), (0x14, 0, 1001));
+
+    let mut with_ack = packet(0, ep(HOST, 40000), ep(SERVER, 443), b"data", 64);
+    with_ack[40 + 8..40 + 12].copy_from_slice(&77_000u32.to_be_bytes());
+    let pkt = parse_ipv6(&with_ack, 0).unwrap();
+    let len = build_tcp_reset_v6(&mut with_ack, Medium::Ip, &pkt).unwrap();
+    let tcp = TcpSegment::new_checked(&with_ack[40..len]).unwrap();
+    assert_eq!(
+        (tcp.flags(), tcp.seq()),
+        (0x04, 77_000),
+        "RST at the segment's ACK"
+    );
+
+    // a reset is never answered (`frame` holds the SYN's reset, 60 bytes)
+    let pkt = parse_ipv6(&frame[..60], 0).unwrap();
+    assert!(build_tcp_reset_v6(&mut frame, Medium::Ip, &pkt).is_none());
 }
 
 /// A parsed IPv6 packet's upper-layer checksum is right.
