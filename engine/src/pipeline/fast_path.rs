@@ -1,5 +1,8 @@
 //! The fast path: packets of flows the connection table knows. One lookup (which refreshes
 //! the session and advances its TCP state), then the session's rewrite applied in place.
+//! Where the lookup answers otherwise (no session, or a session it ended), the packet goes
+//! on from here to the slow path, the WAN-down handling or the no-session cases, so that
+//! every stage returns the packet's [`Fate`].
 
 use balancer::{RuleId, WanId};
 use conntrack::{FlowHash, Liveness, Lookup, PacketInfo, Rewrite, Segment};
