@@ -9,6 +9,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::checksum::Delta;
+use super::nptv6::Nptv6Map;
 use super::parse::{
     Embedded, Embedded6, Ipv4Packet, Ipv6Packet, Medium, Transport, IPPROTO_ICMP, IPPROTO_TCP,
     IPPROTO_UDP,
@@ -292,6 +293,71 @@ fn rewrite_embedded_v6(frame: &mut [u8], emb: &Embedded6, src: Endpoint6, dst: E
     };
     let ports = (src.port, dst.port);
     addrs + rewrite_transport(transport, kind, ports, addrs, EchoSum::WithPseudoHeader)
+}
+
+/// Which way a packet crosses an NPTv6 WAN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrefixWay {
+    /// Leaving by the WAN: the source moves from the internal prefix to the external one.
+    Out,
+    /// Arriving from the WAN: the destination moves from the external prefix back.
+    In,
+}
+
+/// Forwards an IPv6 packet across an NPTv6 WAN (RFC 6296): the address on the LAN side of
+/// the crossing (the source going out, the destination coming in) is translated by `map`,
+/// the hop limit drops by one. An ICMPv6 error also has the host's address in its quote
+/// translated (the quote crossed the other way: its destination going out, its source
+/// coming in), so that the host the error reaches recognises its own packet. The translation is
+/// checksum-neutral, so no checksum changes, the ICMPv6 one around a quote included.
+/// Returns false, with nothing changed, when an address to translate is outside its prefix
+/// or has no word the translation may adjust (RFC 6296 3.7: the packet is dropped).
+pub fn rewrite_prefix(frame: &mut [u8], pkt: &Ipv6Packet, map: &Nptv6Map, way: PrefixWay) -> bool {
+    let translate = |addr: Ipv6Addr, way: PrefixWay| match way {
+        PrefixWay::Out => map.to_external(addr),
+        PrefixWay::In => map.to_internal(addr),
+    };
+    let outer = match way {
+        PrefixWay::Out => pkt.src,
+        PrefixWay::In => pkt.dst,
+    };
+    let Some(outer) = translate(outer, way) else {
+        return false;
+    };
+    // The quote crossed the other way, so the same host's address is on its other side:
+    // going out, an error from a LAN host quotes a packet it received, to its internal
+    // address (which becomes external again); coming in, an error quotes a packet the host
+    // sent, from its external address (which becomes internal again).
+    let quoted = match pkt.embedded(frame) {
+        Some(emb) => {
+            let addr = match way {
+                PrefixWay::Out => emb.dst,
+                PrefixWay::In => emb.src,
+            };
+            match translate(addr, way) {
+                Some(addr) => Some((emb.l3, addr)),
+                None => return false,
+            }
+        }
+        None => None,
+    };
+    if let Some((l3, addr)) = quoted {
+        let mut quote = Ipv6View::new_unchecked(frame.get_mut(l3..).unwrap_or_default());
+        match way {
+            PrefixWay::Out => quote.set_dst(addr),
+            PrefixWay::In => quote.set_src(addr),
+        }
+    }
+    let Some(bytes) = frame.get_mut(pkt.l3()..) else {
+        return false;
+    };
+    let mut ip = Ipv6View::new_unchecked(bytes);
+    match way {
+        PrefixWay::Out => ip.set_src(outer),
+        PrefixWay::In => ip.set_dst(outer),
+    }
+    ip.set_hop_limit(ip.hop_limit().wrapping_sub(1));
+    true
 }
 
 /// The transport of a quoted packet of protocol `proto` as [`rewrite_transport`] takes it;

@@ -11,8 +11,11 @@ use proptest::prelude::*;
 
 use crate::packet::checksum::l4_verify_sum_v6;
 use crate::packet::icmp_error::{build_icmpv6_error, Icmpv6ErrorKind, HEADERS_AHEAD_V6};
+use crate::packet::nptv6::Nptv6Map;
 use crate::packet::parse::{parse_ipv6, Fragment, Transport};
-use crate::packet::rewrite::{rewrite_flow_v6, rewrite_icmpv6_error, Endpoint6};
+use crate::packet::rewrite::{
+    rewrite_flow_v6, rewrite_icmpv6_error, rewrite_prefix, Endpoint6, PrefixWay,
+};
 use crate::packet::tcp_reset::build_tcp_reset_v6;
 use crate::packet::wire::{icmpv6, Icmpv6Message, Ipv6Packet as Ipv6View, TcpSegment};
 use crate::packet::Medium;
@@ -239,6 +242,120 @@ fn a_segment_over_ipv6_gets_its_reset_from_its_destination() {
     // a reset is never answered (`frame` holds the SYN's reset, 60 bytes)
     let pkt = parse_ipv6(&frame[..60], 0).unwrap();
     assert!(build_tcp_reset_v6(&mut frame, Medium::Ip, &pkt).is_none());
+}
+
+/// RFC 6296 3.6's mapping: fd01:203:405::/48 inside, 2001:db8:1::/48 outside.
+fn rfc6296_map() -> Nptv6Map {
+    Nptv6Map::new(
+        "fd01:203:405::/48".parse().unwrap(),
+        "2001:db8:1::/48".parse().unwrap(),
+    )
+    .unwrap()
+}
+
+const INSIDE: Ipv6Addr = Ipv6Addr::new(0xfd01, 0x203, 0x405, 1, 0, 0, 0, 0x1234);
+const OUTSIDE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 1, 0xd550, 0, 0, 0, 0x1234);
+
+/// `packet` with every `from` address (outer and quoted) replaced by `to`; checksums left.
+fn readdressed(packet: &[u8], from: Ipv6Addr, to: Ipv6Addr) -> Vec<u8> {
+    let mut out = packet.to_vec();
+    for at in (0..out.len().saturating_sub(15)).rev() {
+        if out[at..at + 16] == from.octets() {
+            out[at..at + 16].copy_from_slice(&to.octets());
+        }
+    }
+    out
+}
+
+#[test]
+fn nptv6_translates_the_hosts_address_both_ways_and_keeps_every_checksum() {
+    let map = rfc6296_map();
+    // out: the SYN from the inside address, checksummed for it
+    let syn = packet(0, ep(INSIDE, 40000), ep(SERVER, 443), b"", 64);
+    let mut out = syn.clone();
+    let pkt = parse_ipv6(&out, 0).unwrap();
+    assert!(rewrite_prefix(&mut out, &pkt, &map, PrefixWay::Out));
+    let mut expected = readdressed(&syn, INSIDE, OUTSIDE);
+    expected[7] = 63;
+    assert_eq!(out, expected, "the source and hop limit only");
+    assert!(checksum_ok(&out), "checksum-neutral");
+    // in: the answer to the outside address goes to the inside one
+    let answer = packet(1, ep(SERVER, 53), ep(OUTSIDE, 40001), b"answer", 60);
+    let mut back = answer.clone();
+    let pkt = parse_ipv6(&back, 0).unwrap();
+    assert!(rewrite_prefix(&mut back, &pkt, &map, PrefixWay::In));
+    let mut expected = readdressed(&answer, OUTSIDE, INSIDE);
+    expected[7] = 59;
+    assert_eq!(back, expected);
+    assert!(checksum_ok(&back));
+}
+
+#[test]
+fn nptv6_translates_an_errors_quote_so_the_host_knows_its_packet() {
+    let map = rfc6296_map();
+    // a router on the path answers the SYN as it left (from the outside address)
+    let sent = packet(0, ep(OUTSIDE, 40000), ep(SERVER, 443), b"", 3);
+    let pkt = parse_ipv6(&sent, 0).unwrap();
+    let mut error = vec![0u8; 64 + sent.len() + HEADERS_AHEAD_V6];
+    error[64..64 + sent.len()].copy_from_slice(&sent);
+    let (start, len) = build_icmpv6_error(
+        &mut error,
+        64,
+        Medium::Ip,
+        &pkt,
+        Icmpv6ErrorKind::TimeExceeded,
+        ROUTER,
+    )
+    .unwrap();
+    let error = error[start..start + len].to_vec();
+    assert!(checksum_ok(&error));
+    let mut inside = error.clone();
+    let pkt = parse_ipv6(&inside, 0).unwrap();
+    assert!(rewrite_prefix(&mut inside, &pkt, &map, PrefixWay::In));
+    let mut expected = readdressed(&error, OUTSIDE, INSIDE);
+    expected[7] = 63;
+    assert_eq!(inside, expected, "outer destination and quoted source");
+    assert!(checksum_ok(&inside));
+    let emb = parse_ipv6(&inside, 0).unwrap().embedded(&inside).unwrap();
+    assert_eq!((emb.src, emb.src_port), (INSIDE, 40000));
+}
+
+#[test]
+fn nptv6_refuses_an_address_outside_its_prefix_and_changes_nothing() {
+    let map = rfc6296_map();
+    for (packet, way) in [
+        (
+            packet(1, ep(HOST, 1), ep(SERVER, 53), b"q", 64),
+            PrefixWay::Out,
+        ),
+        (
+            // the WAN's own address lies in the external prefix; this one does not
+            packet(
+                1,
+                ep(SERVER, 53),
+                ep(Ipv6Addr::new(0x2001, 0xdb8, 2, 0, 0, 0, 0, 1), 1),
+                b"a",
+                64,
+            ),
+            PrefixWay::In,
+        ),
+        // a /48 subnet of 0xffff has no word to adjust (RFC 6296 3.7)
+        (
+            packet(
+                1,
+                ep(Ipv6Addr::new(0xfd01, 0x203, 0x405, 0xffff, 0, 0, 0, 1), 1),
+                ep(SERVER, 53),
+                b"q",
+                64,
+            ),
+            PrefixWay::Out,
+        ),
+    ] {
+        let mut frame = packet.clone();
+        let pkt = parse_ipv6(&frame, 0).unwrap();
+        assert!(!rewrite_prefix(&mut frame, &pkt, &map, way));
+        assert_eq!(frame, packet);
+    }
 }
 
 /// A parsed IPv6 packet's upper-layer checksum is right.
