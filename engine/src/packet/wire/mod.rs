@@ -95,11 +95,7 @@ pub(crate) fn get32(b: &[u8], at: usize) -> u32 {
 #[inline(always)]
 pub(crate) fn get_bytes<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
     match at.checked_add(N) {
-        Some(end) if end <= b.len() => {
-            let mut out = [0; N];
-            out.copy_from_slice(&b[at..end]);
-            out
-        }
+        Some(end) if end <= b.len() => <[u8; N]>::try_from(&b[at..end]).unwrap_or([0; N]),
         _ => [0; N],
     }
 }
