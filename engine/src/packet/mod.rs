@@ -16,7 +16,9 @@ pub mod rewrite;
 pub mod tcp_reset;
 pub mod wire;
 
-pub use parse::{Embedded, Fragment, Ipv4Packet, Medium, ParseError, Transport};
+pub use parse::{
+    Embedded, Embedded6, Fragment, Ipv4Packet, Ipv6Packet, Medium, ParseError, Transport,
+};
 
 #[cfg(test)]
 mod tests;

@@ -1,9 +1,11 @@
-//! Parsing and validation of received frames into [`Ipv4Packet`]: where each header starts,
-//! the addresses, ports and flags the pipeline needs, and for ICMP errors the same facts about
-//! the embedded packet. Read through the checked views of [`super::wire`]; nothing is copied.
+//! Parsing and validation of received frames into [`Ipv4Packet`] and [`Ipv6Packet`]: where
+//! each header starts, the addresses, ports and flags the pipeline needs, and for ICMP and
+//! ICMPv6 errors the same facts about the embedded packet ([`Embedded`], [`Embedded6`]).
+//! Read through the checked views of [`super::wire`]; nothing is copied.
 //!
 //! Validation is what a router must do before touching a packet (RFC 1812 5.2.2): version,
-//! header length, total length against the frame, the header checksum; for the transport the
+//! header length, total length against the frame, the header checksum; for IPv6 the payload
+//! length and the extension headers up to the upper layer (RFC 8200 4); for the transport the
 //! header must be present in full. Payload checksums are not verified (the incremental rewrite
 //! keeps a bad checksum bad, so the end host still rejects it).
 
