@@ -42,10 +42,12 @@ fn ttl_delta(protocol: u8, old: u8, new: u8) -> Delta {
 /// for a header at `l3`, which a parsed packet's frame never is, is left alone.
 #[inline(always)]
 fn rewrite_ip_header(frame: &mut [u8], l3: usize, src: Ipv4Addr, dst: Ipv4Addr) -> Delta {
-    let Some(bytes) = frame.get_mut(l3..) else {
+    // the view over the fixed header alone: its length a constant, every field's bounds
+    // test is decided when this compiles
+    let Some(header) = frame.get_mut(l3..).and_then(<[u8]>::first_chunk_mut::<20>) else {
         return Delta::ZERO;
     };
-    let mut ip = Ipv4View::new_unchecked(bytes);
+    let mut ip = Ipv4View::new_unchecked(&mut header[..]);
     let addrs = addr_delta(ip.src(), src) + addr_delta(ip.dst(), dst);
     ip.set_src(src);
     ip.set_dst(dst);
