@@ -73,8 +73,8 @@ enum EchoSum {
 /// that change and for `pseudo` (the addresses' change, which every TCP and UDP checksum
 /// and an ICMPv6 one covers). Returns the delta of every byte it changed, the checksum
 /// included, for a checksum that covers them all (an ICMP error's around a quote).
-/// `quoted`: the header is an ICMP error's quote, cut where the error's sender cut it; a
-/// checksum outside the quote is left alone.
+/// A checksum outside `transport` (an ICMP error's quote, cut where the error's sender cut
+/// it) is left alone.
 #[inline(always)]
 fn rewrite_transport(
     transport: &mut [u8],
